@@ -1,0 +1,30 @@
+package main
+
+import (
+	"context"
+	"fmt"
+)
+
+// The commands below are filled in by later work; until then they say so.
+
+func notBuilt(name string) func(context.Context, *env, []string) error {
+	return func(context.Context, *env, []string) error {
+		return fmt.Errorf("%w (command %s)", errNotBuilt, name)
+	}
+}
+
+var (
+	cmdRun         = notBuilt("run")
+	cmdCamera      = notBuilt("camera")
+	cmdDetectStage = notBuilt("detect")
+	cmdEmbedStage  = notBuilt("embed")
+	cmdMatchStage  = notBuilt("match")
+	cmdAlertStage  = notBuilt("alert")
+	cmdFaces       = notBuilt("faces")
+	cmdWatchlist   = notBuilt("watchlist")
+	cmdEnroll      = notBuilt("enroll")
+	cmdIdentify    = notBuilt("identify")
+	cmdEval        = notBuilt("eval")
+	cmdToken       = notBuilt("token")
+	cmdAudit       = notBuilt("audit")
+)

@@ -1,0 +1,480 @@
+// Package config owns facewatch's one YAML configuration file: its schema,
+// the defaults (filled in one place, Defaults), and validation that names the
+// offending field and why. It reads files and checks values; it must not
+// start anything or touch the network.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Config is the whole facewatch configuration. Each stage reads its own
+// section; the top-level fields are shared by every stage.
+type Config struct {
+	// DataDir holds SQLite databases, JetStream state and face crops.
+	DataDir string `yaml:"data_dir"`
+	// ModelDir is where the dlib model files are looked for (after the
+	// --model-dir flag and the FACEWATCH_MODEL_DIR variable). Empty means the
+	// per-user cache directory.
+	ModelDir string `yaml:"model_dir"`
+	// LogLevel is one of debug, info, warn, error.
+	LogLevel string `yaml:"log_level"`
+	// LogFormat is text or json.
+	LogFormat string `yaml:"log_format"`
+
+	NATS    NATS     `yaml:"nats"`
+	Cameras []Camera `yaml:"cameras"`
+	Detect  Detect   `yaml:"detect"`
+	Embed   Embed    `yaml:"embed"`
+	Match   Match    `yaml:"match"`
+	Alert   Alert    `yaml:"alert"`
+}
+
+// NATS configures the transport between stages.
+type NATS struct {
+	// URL of an external NATS cluster. Empty starts an embedded server with
+	// JetStream whose state lives under DataDir.
+	URL string `yaml:"url"`
+	// Listen is the address the embedded server listens on, so that other
+	// processes can join; empty keeps it in-process only (a random loopback
+	// port).
+	Listen string `yaml:"listen"`
+	// CredsFile is a NATS credentials file for an external cluster.
+	CredsFile string `yaml:"creds_file"`
+	// Replicas is the JetStream replication factor for facewatch's streams.
+	Replicas int `yaml:"replicas"`
+}
+
+// Camera is one stream to ingest.
+type Camera struct {
+	// ID names the camera in subjects, alerts and metrics: letters, digits,
+	// '-' and '_'.
+	ID string `yaml:"id"`
+	// URL is rtsp://, rtsps://, http(s):// (MJPEG) or file:// / a plain path.
+	URL string `yaml:"url"`
+	// Name is a human-readable label (a street corner).
+	Name string `yaml:"name"`
+	// Transport for RTSP: tcp (default) or udp.
+	Transport string `yaml:"transport"`
+	// MaxFPS caps the frames handed to detection; 0 means every frame.
+	MaxFPS float64 `yaml:"max_fps"`
+	// Motion gating: frames whose mean absolute difference from the last
+	// processed frame is below MotionThreshold (0..255) are skipped, but
+	// never for longer than MotionMaxSkip. 0 disables gating.
+	MotionThreshold float64       `yaml:"motion_threshold"`
+	MotionMaxSkip   time.Duration `yaml:"motion_max_skip"`
+	// OpenTimeout and ReadTimeout bound OpenCV's blocking calls.
+	OpenTimeout time.Duration `yaml:"open_timeout"`
+	ReadTimeout time.Duration `yaml:"read_timeout"`
+	// StallTimeout is the frame age after which the watchdog restarts the
+	// capture.
+	StallTimeout time.Duration `yaml:"stall_timeout"`
+	// BackoffMin and BackoffMax bound the reconnect backoff.
+	BackoffMin time.Duration `yaml:"backoff_min"`
+	BackoffMax time.Duration `yaml:"backoff_max"`
+	// QueueSize is the bounded hand-off to detection; the oldest frame is
+	// dropped when full.
+	QueueSize int `yaml:"queue_size"`
+}
+
+// Detect configures face detection.
+type Detect struct {
+	// Detector is hog (CPU) or cnn (dlib MMOD).
+	Detector string `yaml:"detector"`
+	// Upsample is how many times the (downscaled) frame is doubled before
+	// detection, to find smaller faces.
+	Upsample int `yaml:"upsample"`
+	// MaxWidth: frames wider than this are downscaled for detection;
+	// landmarks and chips still come from the full-resolution frame. 0 keeps
+	// the full frame.
+	MaxWidth int `yaml:"max_width"`
+	// MinFaceSize in pixels of the full frame (box side); smaller faces are
+	// ignored.
+	MinFaceSize int `yaml:"min_face_size"`
+	// MaxPixels refuses images larger than this before decoding them.
+	MaxPixels int64 `yaml:"max_pixels"`
+	// Workers is the number of detection workers.
+	Workers int `yaml:"workers"`
+}
+
+// Embed configures descriptor extraction.
+type Embed struct {
+	// Workers is the number of descriptor workers, each with its own network.
+	Workers int `yaml:"workers"`
+	// BatchSize is the most chips run through the network in one call.
+	BatchSize int `yaml:"batch_size"`
+	// Jitter is the number of jittered copies averaged per chip (0 = none).
+	Jitter int `yaml:"jitter"`
+}
+
+// Match configures watchlist matching.
+type Match struct {
+	// DefaultThreshold is the Euclidean distance under which a face matches
+	// an identity, for lists that do not set their own.
+	DefaultThreshold float64 `yaml:"default_threshold"`
+	// Margin is the least distance by which the best identity must beat the
+	// second best.
+	Margin float64 `yaml:"margin"`
+	// TopK is how many nearest identities are reported for review.
+	TopK int `yaml:"top_k"`
+}
+
+// Alert configures the alert service and its API.
+type Alert struct {
+	// Listen is the HTTP address of the API and console.
+	Listen string `yaml:"listen"`
+	// Retention is how long alert rows and crops are kept.
+	Retention time.Duration `yaml:"retention"`
+	// UnmatchedRetention is how long crops of faces that matched nobody are
+	// kept in memory; they are never written to disk.
+	UnmatchedRetention time.Duration `yaml:"unmatched_retention"`
+}
+
+// Defaults returns a Config with every default filled in. It is the one
+// place defaults live: Load starts from it and decodes the file over it.
+func Defaults() Config {
+	return Config{
+		DataDir:   "./facewatch-data",
+		LogLevel:  "info",
+		LogFormat: "text",
+		NATS:      NATS{Replicas: 1},
+		Detect: Detect{
+			Detector:    "hog",
+			Upsample:    0,
+			MaxWidth:    1280,
+			MinFaceSize: 40,
+			MaxPixels:   64 << 20,
+			Workers:     1,
+		},
+		Embed: Embed{Workers: 1, BatchSize: 16, Jitter: 0},
+		Match: Match{DefaultThreshold: 0.5, Margin: 0.05, TopK: 3},
+		Alert: Alert{
+			Listen:             "127.0.0.1:8640",
+			Retention:          90 * 24 * time.Hour,
+			UnmatchedRetention: 5 * time.Minute,
+		},
+	}
+}
+
+// CameraDefaults returns the defaults for one camera entry; Load applies
+// them to every camera before decoding the entry's own keys.
+func CameraDefaults() Camera {
+	return Camera{
+		Transport:       "tcp",
+		MaxFPS:          5,
+		MotionThreshold: 0,
+		MotionMaxSkip:   2 * time.Second,
+		OpenTimeout:     10 * time.Second,
+		ReadTimeout:     5 * time.Second,
+		StallTimeout:    10 * time.Second,
+		BackoffMin:      500 * time.Millisecond,
+		BackoffMax:      30 * time.Second,
+		QueueSize:       4,
+	}
+}
+
+// Load reads, decodes and validates the file at path.
+func Load(path string) (Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return Config{}, fmt.Errorf("reading config: %w", err)
+	}
+	cfg, err := Parse(data)
+	if err != nil {
+		return Config{}, fmt.Errorf("%s: %w", path, err)
+	}
+	return cfg, nil
+}
+
+// Parse decodes YAML over the defaults and validates the result. Unknown
+// keys and wrongly typed values are errors.
+func Parse(data []byte) (Config, error) {
+	cfg := Defaults()
+	// Camera entries get their own defaults: decode the list raw first,
+	// then each entry over CameraDefaults.
+	var raw struct {
+		Cameras []yaml.Node `yaml:"cameras"`
+	}
+	if err := yaml.Unmarshal(data, &raw); err != nil {
+		return Config{}, fmt.Errorf("parsing yaml: %w", cleanYAMLError(err))
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(&cfg); err != nil && !errors.Is(err, io.EOF) {
+		return Config{}, fmt.Errorf("parsing yaml: %w", cleanYAMLError(err))
+	}
+	cfg.Cameras = make([]Camera, len(raw.Cameras))
+	for i := range raw.Cameras {
+		c := CameraDefaults()
+		if err := decodeStrict(&raw.Cameras[i], &c); err != nil {
+			return Config{}, fmt.Errorf("cameras[%d]: %w", i, cleanYAMLError(err))
+		}
+		cfg.Cameras[i] = c
+	}
+	if err := cfg.Validate(); err != nil {
+		return Config{}, err
+	}
+	return cfg, nil
+}
+
+// decodeStrict decodes one node refusing unknown keys (yaml.Node.Decode
+// does not honour KnownFields, so re-encode and decode through a strict
+// decoder).
+func decodeStrict(n *yaml.Node, out any) error {
+	b, err := yaml.Marshal(n)
+	if err != nil {
+		return err
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	if err := dec.Decode(out); err != nil && !errors.Is(err, io.EOF) {
+		return err
+	}
+	return nil
+}
+
+// cleanYAMLError turns yaml.v3's multi-line type errors into one line.
+func cleanYAMLError(err error) error {
+	var te *yaml.TypeError
+	if errors.As(err, &te) {
+		return errors.New(strings.Join(te.Errors, "; "))
+	}
+	return err
+}
+
+var cameraID = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
+
+// Validate checks every field and returns the first problem, naming the
+// field: `cameras[2].url: scheme "ftp" not supported`.
+func (c *Config) Validate() error {
+	if c.DataDir == "" {
+		return errors.New("data_dir: must not be empty")
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		return fmt.Errorf("log_level: %q is not one of debug, info, warn, error", c.LogLevel)
+	}
+	switch c.LogFormat {
+	case "text", "json":
+	default:
+		return fmt.Errorf("log_format: %q is not one of text, json", c.LogFormat)
+	}
+	if c.NATS.URL != "" {
+		for _, u := range strings.Split(c.NATS.URL, ",") {
+			pu, err := url.Parse(strings.TrimSpace(u))
+			if err != nil || pu.Host == "" {
+				return fmt.Errorf("nats.url: %q is not a URL like nats://host:4222", u)
+			}
+			switch pu.Scheme {
+			case "nats", "tls", "ws", "wss":
+			default:
+				return fmt.Errorf("nats.url: scheme %q not supported", pu.Scheme)
+			}
+		}
+	}
+	if c.NATS.Replicas < 1 || c.NATS.Replicas > 5 {
+		return fmt.Errorf("nats.replicas: %d is not between 1 and 5", c.NATS.Replicas)
+	}
+	seen := map[string]int{}
+	for i := range c.Cameras {
+		if err := c.Cameras[i].Validate(); err != nil {
+			return fmt.Errorf("cameras[%d].%w", i, err)
+		}
+		if j, dup := seen[c.Cameras[i].ID]; dup {
+			return fmt.Errorf("cameras[%d].id: %q duplicates cameras[%d]", i, c.Cameras[i].ID, j)
+		}
+		seen[c.Cameras[i].ID] = i
+	}
+	if err := c.Detect.Validate(); err != nil {
+		return fmt.Errorf("detect.%w", err)
+	}
+	if err := c.Embed.Validate(); err != nil {
+		return fmt.Errorf("embed.%w", err)
+	}
+	if err := c.Match.Validate(); err != nil {
+		return fmt.Errorf("match.%w", err)
+	}
+	if err := c.Alert.Validate(); err != nil {
+		return fmt.Errorf("alert.%w", err)
+	}
+	return nil
+}
+
+// Validate checks one camera; the error starts with the field name so that
+// the caller can prefix it with the camera's index.
+func (c *Camera) Validate() error {
+	if !cameraID.MatchString(c.ID) {
+		if c.ID == "" {
+			return errors.New("id: must not be empty")
+		}
+		return fmt.Errorf("id: %q must be 1-64 letters, digits, '-' or '_'", c.ID)
+	}
+	if strings.TrimSpace(c.URL) == "" {
+		return errors.New("url: must not be empty")
+	}
+	u, err := url.Parse(c.URL)
+	if err != nil {
+		return fmt.Errorf("url: not a URL: %s", RedactError(err))
+	}
+	switch u.Scheme {
+	case "rtsp", "rtsps", "http", "https":
+		if u.Host == "" {
+			return fmt.Errorf("url: %s has no host", Redact(c.URL))
+		}
+	case "file", "":
+		// A file source: a path, for tests and replays.
+	default:
+		return fmt.Errorf("url: scheme %q not supported", u.Scheme)
+	}
+	switch c.Transport {
+	case "tcp", "udp":
+	default:
+		return fmt.Errorf("transport: %q is not one of tcp, udp", c.Transport)
+	}
+	if c.MaxFPS < 0 {
+		return fmt.Errorf("max_fps: %g must not be negative", c.MaxFPS)
+	}
+	if c.MotionThreshold < 0 || c.MotionThreshold > 255 {
+		return fmt.Errorf("motion_threshold: %g is not between 0 and 255", c.MotionThreshold)
+	}
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{
+		{"motion_max_skip", c.MotionMaxSkip},
+		{"open_timeout", c.OpenTimeout},
+		{"read_timeout", c.ReadTimeout},
+		{"stall_timeout", c.StallTimeout},
+		{"backoff_min", c.BackoffMin},
+		{"backoff_max", c.BackoffMax},
+	} {
+		if d.v <= 0 {
+			return fmt.Errorf("%s: %v must be positive", d.name, d.v)
+		}
+	}
+	if c.BackoffMax < c.BackoffMin {
+		return fmt.Errorf("backoff_max: %v is less than backoff_min %v", c.BackoffMax, c.BackoffMin)
+	}
+	if c.QueueSize < 1 {
+		return fmt.Errorf("queue_size: %d must be at least 1", c.QueueSize)
+	}
+	return nil
+}
+
+// Validate checks the detect section.
+func (d *Detect) Validate() error {
+	switch d.Detector {
+	case "hog", "cnn":
+	default:
+		return fmt.Errorf("detector: %q is not one of hog, cnn", d.Detector)
+	}
+	if d.Upsample < 0 || d.Upsample > 3 {
+		return fmt.Errorf("upsample: %d is not between 0 and 3", d.Upsample)
+	}
+	if d.MaxWidth < 0 {
+		return fmt.Errorf("max_width: %d must not be negative", d.MaxWidth)
+	}
+	if d.MinFaceSize < 0 {
+		return fmt.Errorf("min_face_size: %d must not be negative", d.MinFaceSize)
+	}
+	if d.MaxPixels <= 0 {
+		return fmt.Errorf("max_pixels: %d must be positive", d.MaxPixels)
+	}
+	if d.Workers < 1 {
+		return fmt.Errorf("workers: %d must be at least 1", d.Workers)
+	}
+	return nil
+}
+
+// Validate checks the embed section.
+func (e *Embed) Validate() error {
+	if e.Workers < 1 {
+		return fmt.Errorf("workers: %d must be at least 1", e.Workers)
+	}
+	if e.BatchSize < 1 || e.BatchSize > 256 {
+		return fmt.Errorf("batch_size: %d is not between 1 and 256", e.BatchSize)
+	}
+	if e.Jitter < 0 || e.Jitter > 100 {
+		return fmt.Errorf("jitter: %d is not between 0 and 100", e.Jitter)
+	}
+	return nil
+}
+
+// Validate checks the match section.
+func (m *Match) Validate() error {
+	if m.DefaultThreshold <= 0 || m.DefaultThreshold > 2 {
+		return fmt.Errorf("default_threshold: %g is not in (0, 2]", m.DefaultThreshold)
+	}
+	if m.Margin < 0 || m.Margin > 1 {
+		return fmt.Errorf("margin: %g is not between 0 and 1", m.Margin)
+	}
+	if m.TopK < 1 || m.TopK > 100 {
+		return fmt.Errorf("top_k: %d is not between 1 and 100", m.TopK)
+	}
+	return nil
+}
+
+// Validate checks the alert section.
+func (a *Alert) Validate() error {
+	if a.Listen == "" {
+		return errors.New("listen: must not be empty")
+	}
+	if a.Retention <= 0 {
+		return fmt.Errorf("retention: %v must be positive", a.Retention)
+	}
+	if a.UnmatchedRetention < 0 {
+		return fmt.Errorf("unmatched_retention: %v must not be negative", a.UnmatchedRetention)
+	}
+	return nil
+}
+
+// Resolve makes relative paths in cfg absolute against base (the directory
+// of the config file), so that a config means the same from any working
+// directory.
+func (c *Config) Resolve(base string) {
+	abs := func(p string) string {
+		if p == "" || filepath.IsAbs(p) {
+			return p
+		}
+		return filepath.Join(base, p)
+	}
+	c.DataDir = abs(c.DataDir)
+	c.ModelDir = abs(c.ModelDir)
+}
+
+// Redact removes the password (and user) from a URL for logs, status,
+// metrics and errors. A string that does not parse as a URL is returned with
+// anything between "//" and "@" masked.
+func Redact(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil || u.User == nil {
+		if i := strings.Index(raw, "//"); i >= 0 {
+			if j := strings.LastIndex(raw[i:], "@"); j > 0 {
+				return raw[:i+2] + "xxxxx@" + raw[i+j+1:]
+			}
+		}
+		return raw
+	}
+	u.User = url.User("xxxxx")
+	return u.String()
+}
+
+// RedactError returns err's text with any URL credentials masked.
+func RedactError(err error) string {
+	s := err.Error()
+	return credentials.ReplaceAllString(s, "${1}xxxxx@")
+}
+
+var credentials = regexp.MustCompile(`([a-zA-Z][a-zA-Z0-9+.-]*://)[^/@\s"]+@`)

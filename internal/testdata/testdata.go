@@ -1,0 +1,136 @@
+// Package testdata finds the real photos and clips that facewatch's tests
+// and benchmarks use: the shared identity-labelled sets ($FACEWATCH_TESTDATA,
+// default ../shared/data from the repository root), Debian's dlib example
+// faces ($FACEWATCH_DLIB_FACES) and OpenCV's sample data
+// ($FACEWATCH_OPENCV_DATA). A test that needs data it cannot find fails: in
+// CI a skipped test counts as a missing one. It never copies data into the
+// repository.
+package testdata
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"testing"
+
+	"github.com/facewatch/facewatch/models"
+)
+
+// Environment variables that override the default locations.
+const (
+	EnvShared     = "FACEWATCH_TESTDATA"
+	EnvDlibFaces  = "FACEWATCH_DLIB_FACES"
+	EnvOpenCVData = "FACEWATCH_OPENCV_DATA"
+)
+
+// Debian's default locations.
+const (
+	defaultDlibFaces  = "/usr/share/doc/libdlib19.1/examples/faces"
+	defaultOpenCVData = "/usr/share/doc/opencv-doc/examples/data"
+)
+
+// RepoRoot is the repository root, found from this source file's location.
+func RepoRoot() string {
+	_, file, _, ok := runtime.Caller(0)
+	if !ok {
+		wd, _ := os.Getwd()
+		return wd
+	}
+	return filepath.Clean(filepath.Join(filepath.Dir(file), "..", ".."))
+}
+
+// SharedDir is the identity-labelled data set: $FACEWATCH_TESTDATA or
+// ../shared/data next to the repository.
+func SharedDir() string {
+	if v := os.Getenv(EnvShared); v != "" {
+		return v
+	}
+	return filepath.Join(RepoRoot(), "..", "shared", "data")
+}
+
+// DlibFacesDir is Debian's dlib example faces directory.
+func DlibFacesDir() string {
+	if v := os.Getenv(EnvDlibFaces); v != "" {
+		return v
+	}
+	return defaultDlibFaces
+}
+
+// OpenCVDataDir is Debian's opencv-doc sample data directory.
+func OpenCVDataDir() string {
+	if v := os.Getenv(EnvOpenCVData); v != "" {
+		return v
+	}
+	return defaultOpenCVData
+}
+
+// Find returns the path of rel under the shared data set, or an error that
+// says which variable to set.
+func Find(rel string) (string, error) {
+	return find(SharedDir(), rel, EnvShared)
+}
+
+// FindDlibFace returns the path of rel under the dlib example faces.
+func FindDlibFace(rel string) (string, error) {
+	return find(DlibFacesDir(), rel, EnvDlibFaces+" (install libdlib19.1)")
+}
+
+// FindOpenCV returns the path of rel under OpenCV's sample data.
+func FindOpenCV(rel string) (string, error) {
+	return find(OpenCVDataDir(), rel, EnvOpenCVData+" (install opencv-doc)")
+}
+
+func find(dir, rel, hint string) (string, error) {
+	p := filepath.Join(dir, rel)
+	if _, err := os.Stat(p); err != nil {
+		return "", fmt.Errorf("test data %s not found: %w (set %s)", rel, err, hint)
+	}
+	return p, nil
+}
+
+// Path returns the shared-data path of rel, failing the test if it is
+// missing.
+func Path(tb testing.TB, rel string) string {
+	tb.Helper()
+	p, err := Find(rel)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return p
+}
+
+// DlibFace returns the path of a dlib example face file, failing the test
+// if it is missing.
+func DlibFace(tb testing.TB, rel string) string {
+	tb.Helper()
+	p, err := FindDlibFace(rel)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return p
+}
+
+// OpenCV returns the path of an OpenCV sample file, failing the test if it
+// is missing.
+func OpenCV(tb testing.TB, rel string) string {
+	tb.Helper()
+	p, err := FindOpenCV(rel)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return p
+}
+
+// ModelDir returns the directory of models for tests, chosen as the binary
+// chooses it without flag or config: $FACEWATCH_MODEL_DIR, else the per-user
+// cache, the place `make setup` fetches to. It does not verify; callers use
+// models.Dir.Path, which names a missing or corrupt file.
+func ModelDir(tb testing.TB) models.Dir {
+	tb.Helper()
+	d, _, err := models.Locate("", "", os.Getenv)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return models.Dir(d)
+}

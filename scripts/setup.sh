@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# facewatch set-up: installs the Debian packages facewatch builds and tests
+# with, fetches and verifies the dlib models, and builds bin/facewatch.
+# Safe to run twice; the second run installs and downloads nothing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# Build and run dependencies, and the packages whose files tests use
+# (libdlib19.1: dlib's example faces; opencv-doc: vtest.avi).
+PKGS=(
+  libopencv-dev libdlib-dev libdlib19.1 libopenblas-dev libatlas-base-dev
+  libjpeg62-turbo-dev pkg-config ffmpeg opencv-doc
+  gcc g++ make ca-certificates sqlite3 bzip2
+)
+# Models come through pip; use the python3 already on PATH if it has pip.
+python3 -m pip --version >/dev/null 2>&1 || PKGS+=(python3 python3-pip)
+
+missing=()
+for p in "${PKGS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "setup: installing Debian packages: ${missing[*]}"
+  SUDO=""
+  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -q
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
+else
+  echo "setup: Debian packages present"
+fi
+
+echo "setup: building bin/facewatch"
+mkdir -p bin
+go build -o bin/facewatch ./cmd/facewatch
+
+echo "setup: fetching and verifying models"
+bin/facewatch models fetch
