@@ -1,0 +1,251 @@
+// Package track follows faces across the frames of one camera, so that a
+// person walking past is one track rather than fifty detections. It
+// associates boxes by overlap (IoU) and centre distance, keeps the best few
+// faces of each track by quality, and reports a track when it has enough
+// faces for an early decision and again when it ends after a gap. It is
+// pure bookkeeping: it must not detect, embed, decode or talk to NATS, and
+// a Tracker serves one camera from one goroutine.
+package track
+
+import (
+	"cmp"
+	"image"
+	"math"
+	"slices"
+	"time"
+)
+
+// Config tunes association and what a track keeps.
+type Config struct {
+	// MaxGap ends a track not seen for this long.
+	MaxGap time.Duration
+	// MinIoU is the least overlap for a detection to continue a track.
+	MinIoU float64
+	// MaxCentre is the largest centre distance, as a fraction of the
+	// track's box side, for a detection to continue a track when the
+	// boxes do not overlap enough (a fast walker at a low frame rate).
+	MaxCentre float64
+	// Keep is how many faces a track keeps (the best by quality).
+	Keep int
+	// EarlyFaces: a track is reported once, not final, when it has been
+	// seen this many times, so that a decision need not wait for the
+	// person to leave. 0 disables early reports.
+	EarlyFaces int
+	// MinFaces: a track seen fewer times than this is dropped when it ends
+	// (a one-frame false detection).
+	MinFaces int
+}
+
+// DefaultConfig suits 5 fps street cameras.
+func DefaultConfig() Config {
+	return Config{MaxGap: 1200 * time.Millisecond, MinIoU: 0.2, MaxCentre: 0.8, Keep: 3, EarlyFaces: 3, MinFaces: 2}
+}
+
+// Detection is one face found in a frame, with what the caller wants kept
+// beside it (a chip, a crop).
+type Detection[P any] struct {
+	Box     image.Rectangle
+	Quality float64
+	Payload P
+}
+
+// Face is a detection kept by a track.
+type Face[P any] struct {
+	Seq     uint64
+	Time    time.Time
+	Box     image.Rectangle
+	Quality float64
+	Payload P
+}
+
+// Track is a report about one track: its best faces, best first.
+type Track[P any] struct {
+	ID         uint64
+	Start, End time.Time
+	// Seen is how many frames the track was detected in.
+	Seen int
+	// Best holds at most Config.Keep faces, highest quality first.
+	Best []Face[P]
+	// Final is set when the track has ended; otherwise this is the early
+	// report.
+	Final bool
+}
+
+type state[P any] struct {
+	Track[P]
+	last       image.Rectangle
+	earlyShown bool
+}
+
+// Tracker associates one camera's detections into tracks.
+type Tracker[P any] struct {
+	cfg    Config
+	nextID uint64
+	open   []*state[P]
+}
+
+// New returns a tracker whose track IDs start at firstID. Starting from a
+// clock reading (see IDBase) keeps IDs unique across restarts of the
+// process.
+func New[P any](cfg Config, firstID uint64) *Tracker[P] {
+	if cfg.Keep < 1 {
+		cfg.Keep = 1
+	}
+	return &Tracker[P]{cfg: cfg, nextID: firstID}
+}
+
+// IDBase is a track-ID start derived from t: microseconds since the Unix
+// epoch. A restarted detector, which cannot have made a million tracks a
+// second, never reuses an ID.
+func IDBase(t time.Time) uint64 { return uint64(t.UnixMicro()) }
+
+// Open returns how many tracks are open.
+func (t *Tracker[P]) Open() int { return len(t.open) }
+
+// Update adds the detections of frame seq captured at `at`, and returns the
+// reports it caused: tracks that ended (their last sighting is more than
+// MaxGap before `at`) and tracks that reached EarlyFaces.
+func (t *Tracker[P]) Update(seq uint64, at time.Time, dets []Detection[P]) []Track[P] {
+	var out []Track[P]
+	// End the tracks that have been gone too long before associating, so a
+	// new person in the same place starts a new track.
+	keep := t.open[:0]
+	for _, s := range t.open {
+		if at.Sub(s.End) > t.cfg.MaxGap {
+			if r, ok := t.finish(s); ok {
+				out = append(out, r)
+			}
+			continue
+		}
+		keep = append(keep, s)
+	}
+	clear(t.open[len(keep):])
+	t.open = keep
+
+	type pair struct {
+		s, d  int
+		iou   float64
+		centr float64
+	}
+	var pairs []pair
+	for si, s := range t.open {
+		for di, d := range dets {
+			iou := IoU(s.last, d.Box)
+			c := centreDist(s.last, d.Box)
+			if iou >= t.cfg.MinIoU || c <= t.cfg.MaxCentre {
+				pairs = append(pairs, pair{si, di, iou, c})
+			}
+		}
+	}
+	slices.SortFunc(pairs, func(a, b pair) int {
+		if c := cmp.Compare(b.iou, a.iou); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.centr, b.centr)
+	})
+	usedS := make([]bool, len(t.open))
+	usedD := make([]bool, len(dets))
+	for _, p := range pairs {
+		if usedS[p.s] || usedD[p.d] {
+			continue
+		}
+		usedS[p.s], usedD[p.d] = true, true
+		s := t.open[p.s]
+		t.add(s, seq, at, dets[p.d])
+		if r, ok := t.early(s); ok {
+			out = append(out, r)
+		}
+	}
+	for di, d := range dets {
+		if usedD[di] {
+			continue
+		}
+		s := &state[P]{Track: Track[P]{ID: t.nextID, Start: at}}
+		t.nextID++
+		t.add(s, seq, at, d)
+		t.open = append(t.open, s)
+		if r, ok := t.early(s); ok {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// Flush ends every open track (at shutdown or end of stream) and returns
+// their final reports.
+func (t *Tracker[P]) Flush() []Track[P] {
+	var out []Track[P]
+	for _, s := range t.open {
+		if r, ok := t.finish(s); ok {
+			out = append(out, r)
+		}
+	}
+	t.open = nil
+	return out
+}
+
+func (t *Tracker[P]) add(s *state[P], seq uint64, at time.Time, d Detection[P]) {
+	s.End = at
+	s.Seen++
+	s.last = d.Box
+	f := Face[P]{Seq: seq, Time: at, Box: d.Box, Quality: d.Quality, Payload: d.Payload}
+	// Insert after every face at least as good, so that ties keep the
+	// earlier face.
+	i := len(s.Best)
+	for j, b := range s.Best {
+		if b.Quality < f.Quality {
+			i = j
+			break
+		}
+	}
+	if i >= t.cfg.Keep {
+		return
+	}
+	s.Best = slices.Insert(s.Best, i, f)
+	if len(s.Best) > t.cfg.Keep {
+		s.Best = s.Best[:t.cfg.Keep]
+	}
+}
+
+func (t *Tracker[P]) early(s *state[P]) (Track[P], bool) {
+	if t.cfg.EarlyFaces <= 0 || s.earlyShown || s.Seen < t.cfg.EarlyFaces {
+		return Track[P]{}, false
+	}
+	s.earlyShown = true
+	r := s.Track
+	r.Best = slices.Clone(s.Best)
+	return r, true
+}
+
+func (t *Tracker[P]) finish(s *state[P]) (Track[P], bool) {
+	if s.Seen < t.cfg.MinFaces {
+		return Track[P]{}, false
+	}
+	r := s.Track
+	r.Best = slices.Clone(s.Best)
+	r.Final = true
+	return r, true
+}
+
+// IoU is the intersection over union of two boxes.
+func IoU(a, b image.Rectangle) float64 {
+	in := a.Intersect(b)
+	if in.Empty() {
+		return 0
+	}
+	ia := float64(in.Dx() * in.Dy())
+	u := float64(a.Dx()*a.Dy()+b.Dx()*b.Dy()) - ia
+	if u <= 0 {
+		return 0
+	}
+	return ia / u
+}
+
+// centreDist is the distance between the boxes' centres divided by the
+// larger side of a.
+func centreDist(a, b image.Rectangle) float64 {
+	ax, ay := float64(a.Min.X+a.Max.X)/2, float64(a.Min.Y+a.Max.Y)/2
+	bx, by := float64(b.Min.X+b.Max.X)/2, float64(b.Min.Y+b.Max.Y)/2
+	side := float64(max(a.Dx(), a.Dy(), 1))
+	return math.Hypot(ax-bx, ay-by) / side
+}

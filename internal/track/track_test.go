@@ -1,0 +1,213 @@
+package track
+
+import (
+	"image"
+	"testing"
+	"time"
+)
+
+var t0 = time.Date(2026, 11, 26, 5, 0, 0, 0, time.UTC)
+
+const step = 200 * time.Millisecond // 5 fps
+
+func box(x, y, side int) image.Rectangle { return image.Rect(x, y, x+side, y+side) }
+
+type frame struct {
+	boxes []image.Rectangle
+	q     []float64
+}
+
+// run feeds frames (one per step) and then Flush, returning every report.
+func run(cfg Config, frames []frame) []Track[int] {
+	tr := New[int](cfg, 100)
+	var out []Track[int]
+	for i, f := range frames {
+		var dets []Detection[int]
+		for j, b := range f.boxes {
+			q := 0.5
+			if j < len(f.q) {
+				q = f.q[j]
+			}
+			dets = append(dets, Detection[int]{Box: b, Quality: q, Payload: i})
+		}
+		out = append(out, tr.Update(uint64(i), t0.Add(time.Duration(i)*step), dets)...)
+	}
+	return append(out, tr.Flush()...)
+}
+
+func finals(rs []Track[int]) []Track[int] {
+	var out []Track[int]
+	for _, r := range rs {
+		if r.Final {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+func TestTracksAcrossFrames(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.EarlyFaces = 0
+	walk := func(n, x0, dx, y int) []image.Rectangle {
+		var bs []image.Rectangle
+		for i := 0; i < n; i++ {
+			bs = append(bs, box(x0+i*dx, y, 100))
+		}
+		return bs
+	}
+	tests := []struct {
+		name   string
+		frames []frame
+		// want is the number of frames in each final track, in order of
+		// start.
+		want []int
+	}{
+		{"one walker", framesOf(walk(10, 0, 30, 50)), []int{10}},
+		{"fast walker without overlap", framesOf(walk(6, 0, 70, 50)), []int{6}},
+		{"two walkers apart", mergeFrames(framesOf(walk(8, 0, 20, 0)), framesOf(walk(8, 500, -20, 250))), []int{8, 8}},
+		{"gone and back is two tracks", append(append(framesOf(walk(5, 0, 10, 0)), make([]frame, 8)...), framesOf(walk(5, 0, 10, 0))...), []int{5, 5}},
+		{"short gap is one track", append(append(framesOf(walk(5, 0, 10, 0)), make([]frame, 3)...), framesOf(walk(5, 50, 10, 0))...), []int{10}},
+		{"one-frame blip dropped", framesOf(walk(1, 0, 0, 0)), nil},
+		{"teleport is a new track", append(framesOf(walk(4, 0, 10, 0)), framesOf(walk(4, 600, 10, 300))...), []int{4, 4}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got := finals(run(cfg, tc.frames))
+			if len(got) != len(tc.want) {
+				t.Fatalf("final tracks = %d, want %d (%+v)", len(got), len(tc.want), got)
+			}
+			ids := map[uint64]bool{}
+			for i, r := range got {
+				if r.Seen != tc.want[i] {
+					t.Errorf("track %d seen %d times, want %d", i, r.Seen, tc.want[i])
+				}
+				if ids[r.ID] {
+					t.Errorf("track ID %d reused", r.ID)
+				}
+				ids[r.ID] = true
+				if r.End.Sub(r.Start) != time.Duration(r.Seen-1)*step && tc.name != "short gap is one track" {
+					t.Errorf("track %d spans %v..%v, want %d frames", i, r.Start, r.End, r.Seen)
+				}
+			}
+		})
+	}
+}
+
+func framesOf(bs []image.Rectangle) []frame {
+	fs := make([]frame, len(bs))
+	for i, b := range bs {
+		fs[i] = frame{boxes: []image.Rectangle{b}}
+	}
+	return fs
+}
+
+func mergeFrames(a, b []frame) []frame {
+	out := make([]frame, max(len(a), len(b)))
+	for i := range out {
+		if i < len(a) {
+			out[i].boxes = append(out[i].boxes, a[i].boxes...)
+		}
+		if i < len(b) {
+			out[i].boxes = append(out[i].boxes, b[i].boxes...)
+		}
+	}
+	return out
+}
+
+func TestKeepsBestFaces(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.EarlyFaces = 0
+	qs := []float64{0.1, 0.9, 0.5, 0.7, 0.3, 0.7}
+	var fs []frame
+	for i, q := range qs {
+		fs = append(fs, frame{boxes: []image.Rectangle{box(i*10, 0, 100)}, q: []float64{q}})
+	}
+	got := finals(run(cfg, fs))
+	if len(got) != 1 {
+		t.Fatalf("tracks = %d, want 1", len(got))
+	}
+	var gotQ []float64
+	var gotSeq []uint64
+	for _, f := range got[0].Best {
+		gotQ = append(gotQ, f.Quality)
+		gotSeq = append(gotSeq, f.Seq)
+	}
+	// Ties keep the earlier face first.
+	want := []float64{0.9, 0.7, 0.7}
+	wantSeq := []uint64{1, 3, 5}
+	for i := range want {
+		if i >= len(gotQ) || gotQ[i] != want[i] || gotSeq[i] != wantSeq[i] {
+			t.Fatalf("best faces = %v (seq %v), want %v (seq %v)", gotQ, gotSeq, want, wantSeq)
+		}
+	}
+	if got[0].Best[0].Payload != 1 {
+		t.Errorf("best face payload = %d, want 1 (frame of quality 0.9)", got[0].Best[0].Payload)
+	}
+}
+
+func TestEarlyReportOnce(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.EarlyFaces = 3
+	var fs []frame
+	for i := 0; i < 7; i++ {
+		fs = append(fs, frame{boxes: []image.Rectangle{box(i*10, 0, 100)}})
+	}
+	rs := run(cfg, fs)
+	if len(rs) != 2 || rs[0].Final || !rs[1].Final {
+		t.Fatalf("reports = %+v, want one early then one final", rs)
+	}
+	if rs[0].Seen != 3 || rs[1].Seen != 7 || rs[0].ID != rs[1].ID {
+		t.Errorf("early seen %d id %d, final seen %d id %d; want 3 and 7 of one track", rs[0].Seen, rs[0].ID, rs[1].Seen, rs[1].ID)
+	}
+}
+
+func TestEndsOnlyAfterGap(t *testing.T) {
+	cfg := DefaultConfig()
+	tr := New[int](cfg, 1)
+	tr.Update(0, t0, []Detection[int]{{Box: box(0, 0, 100)}, {Box: box(300, 0, 100)}})
+	tr.Update(1, t0.Add(step), []Detection[int]{{Box: box(0, 0, 100)}, {Box: box(300, 0, 100)}})
+	if rs := tr.Update(2, t0.Add(cfg.MaxGap), nil); len(rs) != 0 {
+		t.Fatalf("Update(gap %v) ended %d tracks, want 0", cfg.MaxGap-step, len(rs))
+	}
+	rs := tr.Update(3, t0.Add(step+cfg.MaxGap+time.Millisecond), nil)
+	if len(rs) != 2 || !rs[0].Final || rs[0].ID == rs[1].ID {
+		t.Fatalf("Update(after gap) = %+v, want two distinct final tracks", rs)
+	}
+	if tr.Open() != 0 {
+		t.Errorf("Open() = %d after the gap, want 0", tr.Open())
+	}
+}
+
+func TestIDsUniqueAcrossRestarts(t *testing.T) {
+	a := New[int](DefaultConfig(), IDBase(t0))
+	var last uint64
+	for i := 0; i < 5; i++ {
+		rs := a.Update(uint64(i), t0.Add(time.Duration(i)*5*time.Second), []Detection[int]{{Box: box(0, 0, 100)}})
+		_ = rs
+	}
+	for _, r := range a.Flush() {
+		last = max(last, r.ID)
+	}
+	// A restart one millisecond later starts above every ID used before.
+	b := New[int](DefaultConfig(), IDBase(t0.Add(time.Millisecond)))
+	if b.nextID <= last {
+		t.Errorf("restarted tracker starts at %d, want above %d", b.nextID, last)
+	}
+}
+
+func TestIoU(t *testing.T) {
+	tests := []struct {
+		a, b image.Rectangle
+		want float64
+	}{
+		{box(0, 0, 10), box(0, 0, 10), 1},
+		{box(0, 0, 10), box(20, 20, 10), 0},
+		{box(0, 0, 10), box(5, 0, 10), 50.0 / 150},
+		{image.Rect(0, 0, 0, 0), image.Rect(0, 0, 0, 0), 0},
+	}
+	for _, tc := range tests {
+		if got := IoU(tc.a, tc.b); got != tc.want {
+			t.Errorf("IoU(%v, %v) = %g, want %g", tc.a, tc.b, got, tc.want)
+		}
+	}
+}
