@@ -1,0 +1,122 @@
+package synthcam
+
+import (
+	"context"
+	"image"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"gocv.io/x/gocv"
+
+	"github.com/facewatch/facewatch/internal/testdata"
+)
+
+// TestRenderShowsFacesWhereTheTruthSays decodes the rendered clip with
+// OpenCV and checks, frame by frame, that the face is where the truth says
+// and the background is untouched elsewhere.
+func TestRenderShowsFacesWhereTheTruthSays(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	photo := testdata.Path(t, "dlib_johns/John_Salley/000179_02159509.jpg")
+	s := Script{
+		Width: 320, Height: 240, FPS: 5, Duration: 4 * time.Second,
+		Background: testdata.OpenCV(t, "vtest.avi"),
+		Appearances: []Appearance{
+			Walk("John_Salley", photo, 1*time.Second, 2*time.Second, 320, 40, 120, false),
+		},
+	}
+	out := filepath.Join(t.TempDir(), "clip.mp4")
+	truth, err := Render(ctx, s, out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if truth.Frames != 20 {
+		t.Fatalf("Render frames = %d, want 20", truth.Frames)
+	}
+	a := truth.Appearances[0]
+	if a.FirstFrame != 5 || a.LastFrame != 14 {
+		t.Errorf("appearance frames = %d..%d, want 5..14", a.FirstFrame, a.LastFrame)
+	}
+
+	face := gocv.IMRead(photo, gocv.IMReadColor)
+	defer face.Close()
+	want := gocv.NewMat()
+	defer want.Close()
+	gocv.Resize(face, &want, image.Pt(120, 120), 0, 0, gocv.InterpolationCubic)
+
+	vc, err := gocv.VideoCaptureFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer vc.Close()
+	frame := gocv.NewMat()
+	defer frame.Close()
+	var first gocv.Mat
+	n := 0
+	for vc.Read(&frame) {
+		if frame.Cols() != 320 || frame.Rows() != 240 {
+			t.Fatalf("frame %d is %dx%d, want 320x240", n, frame.Cols(), frame.Rows())
+		}
+		if n == 0 {
+			first = frame.Clone()
+			defer first.Close()
+		}
+		box, visible := a.At(truth.FrameTime(n))
+		if visible {
+			roi := frame.Region(box)
+			if d := meanAbsDiff(roi, want); d > 12 {
+				t.Errorf("frame %d: face region differs from the photo by %.1f, want under 12", n, d)
+			}
+			roi.Close()
+		} else if n > 0 {
+			probe := image.Rect(100, 40, 220, 160)
+			r1, r0 := frame.Region(probe), first.Region(probe)
+			if d := meanAbsDiff(r1, r0); d > 6 {
+				t.Errorf("frame %d (no face): background differs from frame 0 by %.1f, want under 6", n, d)
+			}
+			r1.Close()
+			r0.Close()
+		}
+		n++
+	}
+	if n != truth.Frames {
+		t.Errorf("decoded %d frames, want %d", n, truth.Frames)
+	}
+}
+
+func meanAbsDiff(a, b gocv.Mat) float64 {
+	d := gocv.NewMat()
+	defer d.Close()
+	gocv.AbsDiff(a, b, &d)
+	m := d.Mean()
+	return (m.Val1 + m.Val2 + m.Val3) / 3
+}
+
+func TestScriptValidate(t *testing.T) {
+	ok := Script{Width: 320, Height: 240, FPS: 5, Duration: time.Second}
+	face := Appearance{Identity: "a", Photo: "p.jpg", Start: 0, End: time.Second, Size: 100}
+	tests := []struct {
+		name string
+		mod  func(s *Script)
+	}{
+		{"odd width", func(s *Script) { s.Width = 321 }},
+		{"zero fps", func(s *Script) { s.FPS = 0 }},
+		{"no duration", func(s *Script) { s.Duration = 0 }},
+		{"ends after clip", func(s *Script) { f := face; f.End = 2 * time.Second; s.Appearances = []Appearance{f} }},
+		{"outside frame", func(s *Script) { f := face; f.To = image.Pt(300, 0); s.Appearances = []Appearance{f} }},
+		{"no photo", func(s *Script) { f := face; f.Photo = ""; s.Appearances = []Appearance{f} }},
+	}
+	for _, tc := range tests {
+		s := ok
+		tc.mod(&s)
+		if err := s.Validate(); err == nil {
+			t.Errorf("Validate(%s) = nil, want an error", tc.name)
+		}
+	}
+	s := ok
+	s.Appearances = []Appearance{face}
+	if err := s.Validate(); err != nil {
+		t.Errorf("Validate(good script) = %v", err)
+	}
+}
