@@ -1,0 +1,213 @@
+package wire
+
+import (
+	"encoding/binary"
+	"fmt"
+	"math"
+	"time"
+)
+
+// Messages added for the pipeline: a camera frame crossing processes, and a
+// whole track's best descriptors for the matcher.
+
+// KindTrack names a Track message.
+const KindTrack Kind = "track"
+
+// TracksStream is the JetStream work-queue stream that carries Track
+// messages from detect+embed to the matchers, so that a matcher that dies
+// mid-decision gets its tracks redelivered.
+const TracksStream = "FACEWATCH_TRACKS"
+
+// MaxFrameJPEG bounds a frame message's JPEG.
+const MaxFrameJPEG = 6 << 20
+
+// MaxTrackFaces bounds the faces one Track message carries.
+const MaxTrackFaces = 32
+
+// FrameMeta is the metadata of a frame sent from a camera stage to a detect
+// stage in another process.
+type FrameMeta struct {
+	Version int       `json:"v"`
+	Camera  string    `json:"camera"`
+	Seq     uint64    `json:"seq"`
+	Time    time.Time `json:"time"`
+	Width   int       `json:"width"`
+	Height  int       `json:"height"`
+}
+
+// EncodeFrame encodes a frame's metadata and its JPEG bytes.
+func EncodeFrame(m FrameMeta, jpeg []byte) ([]byte, error) {
+	m.Version = Version
+	if err := m.validate(len(jpeg)); err != nil {
+		return nil, fmt.Errorf("encoding frame: %w", err)
+	}
+	return Encode(m, jpeg)
+}
+
+func (m *FrameMeta) validate(payload int) error {
+	if err := checkVersion(m.Version); err != nil {
+		return err
+	}
+	if !ValidToken(m.Camera) {
+		return malformed("camera %q is not a valid ID", m.Camera)
+	}
+	if m.Time.IsZero() {
+		return malformed("time is missing")
+	}
+	if m.Width <= 0 || m.Height <= 0 || m.Width > 16384 || m.Height > 16384 {
+		return malformed("frame size %dx%d is out of range", m.Width, m.Height)
+	}
+	if payload < 4 || payload > MaxFrameJPEG {
+		return malformed("frame payload is %d bytes, want 4..%d", payload, MaxFrameJPEG)
+	}
+	return nil
+}
+
+// DecodeFrame decodes and validates a frame message; the JPEG aliases data
+// (and is not decoded here).
+func DecodeFrame(data []byte) (FrameMeta, []byte, error) {
+	var m FrameMeta
+	p, err := Decode(data, &m)
+	if err != nil {
+		return FrameMeta{}, nil, err
+	}
+	if err := m.validate(len(p)); err != nil {
+		return FrameMeta{}, nil, err
+	}
+	return m, p, nil
+}
+
+// TrackFace is one kept face of a track: when and where it was seen and how
+// good it is. Its descriptor is at the same index in Track.Vectors.
+type TrackFace struct {
+	Seq     uint64    `json:"seq"`
+	Time    time.Time `json:"time"`
+	Box     Box       `json:"box"`
+	Quality float64   `json:"quality"`
+}
+
+// TrackMeta is the metadata of a Track message.
+type TrackMeta struct {
+	Version int       `json:"v"`
+	Camera  string    `json:"camera"`
+	Track   uint64    `json:"track"`
+	Start   time.Time `json:"start"`
+	End     time.Time `json:"end"`
+	// Final is set when the track has ended; an early report (sent when the
+	// track has enough faces, so that the alert need not wait for the person
+	// to leave) has it unset. Both may lead to the same hit, which the hit
+	// ID makes one alert.
+	Final bool        `json:"final"`
+	Seen  int         `json:"seen"`
+	Model Model       `json:"model"`
+	Faces []TrackFace `json:"faces"`
+	// CropLen is the length of the JPEG crop of the best face, after the
+	// descriptors in the payload.
+	CropLen int `json:"crop_len"`
+}
+
+// Track is the matcher's unit of work: the best faces of one track with
+// their descriptors, best first, and a crop of the best face. Carrying the
+// whole track in one message means any matcher of the queue group can
+// decide it alone.
+type Track struct {
+	Meta    TrackMeta
+	Vectors [][DescriptorDim]float32
+	Crop    []byte
+}
+
+// MsgID is the JetStream message ID of t: a redelivered or retried report
+// of the same track state is not stored twice.
+func (t *Track) MsgID() string {
+	kind := "early"
+	if t.Meta.Final {
+		kind = "final"
+	}
+	return fmt.Sprintf("%s/%d/%s", t.Meta.Camera, t.Meta.Track, kind)
+}
+
+func (t *TrackMeta) validate(vectors, payload int) error {
+	if err := checkVersion(t.Version); err != nil {
+		return err
+	}
+	if !ValidToken(t.Camera) {
+		return malformed("camera %q is not a valid ID", t.Camera)
+	}
+	if t.Start.IsZero() || t.End.Before(t.Start) {
+		return malformed("track times %v..%v are invalid", t.Start, t.End)
+	}
+	if len(t.Faces) == 0 || len(t.Faces) > MaxTrackFaces {
+		return malformed("track carries %d faces, want 1..%d", len(t.Faces), MaxTrackFaces)
+	}
+	if t.Seen < len(t.Faces) {
+		return malformed("track seen %d times but carries %d faces", t.Seen, len(t.Faces))
+	}
+	if t.Model.Name == "" || len(t.Model.SHA256) != 64 {
+		return malformed("model identity %q/%q is incomplete", t.Model.Name, t.Model.SHA256)
+	}
+	for i, f := range t.Faces {
+		if f.Time.IsZero() || f.Box.W <= 0 || f.Box.H <= 0 {
+			return malformed("face %d has no time or an empty box", i)
+		}
+		if math.IsNaN(f.Quality) || f.Quality < 0 || f.Quality > 1 {
+			return malformed("face %d quality %g is not in [0,1]", i, f.Quality)
+		}
+	}
+	if t.CropLen < 0 || t.CropLen > MaxCrop {
+		return malformed("crop_len %d is out of range", t.CropLen)
+	}
+	if vectors >= 0 && vectors != len(t.Faces) {
+		return malformed("%d descriptors for %d faces", vectors, len(t.Faces))
+	}
+	if want := len(t.Faces)*DescriptorBytes + t.CropLen; payload != want {
+		return malformed("payload is %d bytes, want %d", payload, want)
+	}
+	return nil
+}
+
+// EncodeTrack encodes t: metadata, then one 128 little-endian float32
+// descriptor per face, then the crop.
+func EncodeTrack(t Track) ([]byte, error) {
+	t.Meta.Version = Version
+	t.Meta.CropLen = len(t.Crop)
+	n := len(t.Vectors) * DescriptorBytes
+	if err := t.Meta.validate(len(t.Vectors), n+len(t.Crop)); err != nil {
+		return nil, fmt.Errorf("encoding track: %w", err)
+	}
+	p := make([]byte, n+len(t.Crop))
+	for i, v := range t.Vectors {
+		if !finite(v[:]) {
+			return nil, fmt.Errorf("encoding track: %w", malformed("descriptor %d holds NaN or Inf", i))
+		}
+		for j, x := range v {
+			binary.LittleEndian.PutUint32(p[i*DescriptorBytes+4*j:], math.Float32bits(x))
+		}
+	}
+	copy(p[n:], t.Crop)
+	return Encode(t.Meta, p)
+}
+
+// DecodeTrack decodes and validates a Track message: a count of
+// descriptors that does not match the faces, NaN or Inf values, or a
+// missing model identity are refused. The crop aliases data.
+func DecodeTrack(data []byte) (Track, error) {
+	var t Track
+	p, err := Decode(data, &t.Meta)
+	if err != nil {
+		return Track{}, err
+	}
+	if err := t.Meta.validate(-1, len(p)); err != nil {
+		return Track{}, err
+	}
+	t.Vectors = make([][DescriptorDim]float32, len(t.Meta.Faces))
+	for i := range t.Vectors {
+		for j := range t.Vectors[i] {
+			t.Vectors[i][j] = math.Float32frombits(binary.LittleEndian.Uint32(p[i*DescriptorBytes+4*j:]))
+		}
+		if !finite(t.Vectors[i][:]) {
+			return Track{}, malformed("descriptor %d holds NaN or Inf", i)
+		}
+	}
+	t.Crop = p[len(t.Vectors)*DescriptorBytes:]
+	return t, nil
+}

@@ -1,0 +1,124 @@
+package wire
+
+import (
+	"bytes"
+	"errors"
+	"math"
+	"testing"
+	"time"
+)
+
+func validTrack() Track {
+	now := time.Unix(1700000000, 0).UTC()
+	t := Track{Meta: TrackMeta{Camera: "cam-1", Track: 42, Start: now, End: now.Add(time.Second), Final: true, Seen: 5, Model: model,
+		Faces: []TrackFace{{Seq: 1, Time: now, Box: Box{W: 80, H: 80}, Quality: 0.9}, {Seq: 3, Time: now.Add(400 * time.Millisecond), Box: Box{X: 10, W: 80, H: 80}, Quality: 0.7}}},
+		Vectors: make([][DescriptorDim]float32, 2), Crop: []byte{0xff, 0xd8, 0xff, 1}}
+	for i := range t.Vectors {
+		for j := range t.Vectors[i] {
+			t.Vectors[i][j] = float32(i*1000+j) / 1e4
+		}
+	}
+	return t
+}
+
+func TestTrackRoundTrip(t *testing.T) {
+	in := validTrack()
+	data, err := EncodeTrack(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := DecodeTrack(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got.Vectors) != 2 || got.Vectors[1] != in.Vectors[1] || got.Vectors[0] != in.Vectors[0] {
+		t.Errorf("DecodeTrack vectors differ from what was encoded")
+	}
+	if !bytes.Equal(got.Crop, in.Crop) || got.Meta.Track != 42 || !got.Meta.Final || got.Meta.Faces[1].Seq != 3 {
+		t.Errorf("DecodeTrack = %+v, want %+v", got.Meta, in.Meta)
+	}
+	if got.MsgID() != "cam-1/42/final" {
+		t.Errorf("MsgID() = %q, want cam-1/42/final", got.MsgID())
+	}
+}
+
+func TestTrackMalformed(t *testing.T) {
+	good, err := EncodeTrack(validTrack())
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw := func(f func(*Track)) []byte {
+		tr := validTrack()
+		f(&tr)
+		tr.Meta.Version = Version
+		tr.Meta.CropLen = len(tr.Crop)
+		p := make([]byte, len(tr.Vectors)*DescriptorBytes)
+		p = append(p, tr.Crop...)
+		b, err := Encode(tr.Meta, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	nan := append([]byte(nil), good...)
+	// The first descriptor starts right after the metadata.
+	metaLen := int(nan[0])<<24 | int(nan[1])<<16 | int(nan[2])<<8 | int(nan[3])
+	bits := math.Float32bits(float32(math.Inf(1)))
+	nan[4+metaLen], nan[5+metaLen], nan[6+metaLen], nan[7+metaLen] = byte(bits), byte(bits>>8), byte(bits>>16), byte(bits>>24)
+	tests := map[string][]byte{
+		"empty":          nil,
+		"truncated":      good[:len(good)-10],
+		"inf descriptor": nan,
+		"no faces":       raw(func(t *Track) { t.Meta.Faces = nil; t.Vectors = nil }),
+		"bad camera":     raw(func(t *Track) { t.Meta.Camera = "a.b" }),
+		"no model":       raw(func(t *Track) { t.Meta.Model = Model{} }),
+		"seen < faces":   raw(func(t *Track) { t.Meta.Seen = 1 }),
+		"end < start":    raw(func(t *Track) { t.Meta.End = t.Meta.Start.Add(-time.Second) }),
+		"quality > 1":    raw(func(t *Track) { t.Meta.Faces[0].Quality = 1.5 }),
+	}
+	for name, data := range tests {
+		if _, err := DecodeTrack(data); !errors.Is(err, ErrMalformed) {
+			t.Errorf("DecodeTrack(%s) = %v, want ErrMalformed", name, err)
+		}
+	}
+}
+
+func TestFrameRoundTripAndMalformed(t *testing.T) {
+	m := FrameMeta{Camera: "c1", Seq: 7, Time: time.Now().UTC(), Width: 640, Height: 360}
+	data, err := EncodeFrame(m, []byte{0xff, 0xd8, 0xff, 0xe0, 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, jpeg, err := DecodeFrame(data)
+	if err != nil || got.Seq != 7 || len(jpeg) != 5 {
+		t.Fatalf("DecodeFrame = %+v, %d bytes, %v; want seq 7, 5 bytes", got, len(jpeg), err)
+	}
+	for name, mod := range map[string]func(*FrameMeta){
+		"no time":   func(m *FrameMeta) { m.Time = time.Time{} },
+		"zero size": func(m *FrameMeta) { m.Width = 0 },
+		"bad cam":   func(m *FrameMeta) { m.Camera = "" },
+	} {
+		bad := m
+		mod(&bad)
+		bad.Version = Version
+		b, _ := Encode(bad, []byte{1, 2, 3, 4})
+		if _, _, err := DecodeFrame(b); !errors.Is(err, ErrMalformed) {
+			t.Errorf("DecodeFrame(%s) = %v, want ErrMalformed", name, err)
+		}
+	}
+}
+
+func FuzzDecodeTrack(f *testing.F) {
+	good, _ := EncodeTrack(validTrack())
+	f.Add(good)
+	f.Add([]byte{0, 0, 0, 2, '{', '}'})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		tr, err := DecodeTrack(data)
+		if err != nil {
+			return
+		}
+		if _, err := EncodeTrack(tr); err != nil {
+			t.Errorf("a decoded track does not encode again: %v", err)
+		}
+	})
+}
