@@ -1,0 +1,284 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/facewatch/facewatch/alert"
+	"github.com/facewatch/facewatch/internal/natsbus"
+	"github.com/facewatch/facewatch/internal/wire"
+	"github.com/facewatch/facewatch/match"
+)
+
+// MatchConsumer is the durable consumer the matchers share on the tracks
+// stream: N match processes split the tracks between them.
+const MatchConsumer = "facewatch-match"
+
+// Decider decides one track; *match.Index is one.
+type Decider interface {
+	DecideTrack(faces []match.Probe, opt match.SearchOptions) (match.Decision, error)
+}
+
+// PhotoLookup finds the enrolled photo behind a decision, shown to the
+// reviewer beside the probe; *match.Gallery is one.
+type PhotoLookup interface {
+	Enrolments(ctx context.Context, identityID int64) ([]match.Enrolment, error)
+}
+
+// MatchOptions configure a MatchStage.
+type MatchOptions struct {
+	Bus     *natsbus.Bus
+	Decider Decider
+	// Ready, when set, is waited on before the first track is taken (the
+	// index's initial load).
+	Ready <-chan struct{}
+	// Photos, when set, fills in the hit's enrolled-photo reference.
+	Photos PhotoLookup
+	// AckWait is how long a taken track may go unacknowledged before it is
+	// redelivered to another matcher (a matcher that died). 0 means 30s.
+	AckWait time.Duration
+	// Replicas for the streams the stage creates.
+	Replicas int
+	Logger   *slog.Logger
+	Metrics  *Metrics
+	// OnHit, when set, is called after a hit is stored in JetStream.
+	OnHit func(h wire.Hit, duplicate bool)
+}
+
+// MatchStage decides tracks and publishes hits.
+type MatchStage struct {
+	opt MatchOptions
+	log *slog.Logger
+	m   *Metrics
+}
+
+// NewMatchStage returns a match stage.
+func NewMatchStage(opt MatchOptions) (*MatchStage, error) {
+	if opt.Bus == nil || opt.Decider == nil {
+		return nil, errors.New("match stage: a NATS bus and a decider are required")
+	}
+	if opt.AckWait <= 0 {
+		opt.AckWait = 30 * time.Second
+	}
+	return &MatchStage{opt: opt, log: orDiscard(opt.Logger).With("component", "match-stage"), m: orMetrics(opt.Metrics)}, nil
+}
+
+// Run takes tracks from the durable consumer until ctx ends. Each track is
+// acknowledged only after its hit (if any) is stored in the hits stream, so
+// a matcher killed mid-track loses nothing: the track is redelivered, and
+// the hit's message ID makes the second publish a duplicate.
+func (s *MatchStage) Run(ctx context.Context) error {
+	js := s.opt.Bus.JS
+	if err := EnsureTracksStream(ctx, js, s.opt.Replicas); err != nil {
+		return err
+	}
+	if err := alert.EnsureStream(ctx, js, s.opt.Replicas); err != nil {
+		return err
+	}
+	cons, err := js.CreateOrUpdateConsumer(ctx, wire.TracksStream, jetstream.ConsumerConfig{
+		Durable:       MatchConsumer,
+		Description:   "facewatch matchers",
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+		FilterSubject: wire.TracksWildcard,
+		AckWait:       s.opt.AckWait,
+		MaxAckPending: 256,
+		MaxDeliver:    -1,
+	})
+	if err != nil {
+		return fmt.Errorf("creating consumer %s on %s: %w", MatchConsumer, wire.TracksStream, err)
+	}
+	if s.opt.Ready != nil {
+		select {
+		case <-s.opt.Ready:
+		case <-ctx.Done():
+			return nil
+		}
+	}
+	s.log.Info("match stage taking tracks", "consumer", MatchConsumer)
+	backoff := 100 * time.Millisecond
+	for ctx.Err() == nil {
+		err := s.consume(ctx, cons)
+		if ctx.Err() != nil {
+			break
+		}
+		s.log.Warn("track consumer interrupted; resuming", "err", err, "backoff", backoff)
+		select {
+		case <-ctx.Done():
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 5*time.Second)
+	}
+	return nil
+}
+
+func (s *MatchStage) consume(ctx context.Context, cons jetstream.Consumer) error {
+	it, err := cons.Messages(jetstream.PullMaxMessages(16))
+	if err != nil {
+		return fmt.Errorf("reading tracks: %w", err)
+	}
+	stop := context.AfterFunc(ctx, it.Stop)
+	defer stop()
+	defer it.Stop()
+	lastInfo := time.Time{}
+	for {
+		msg, err := it.Next()
+		if err != nil {
+			if ctx.Err() != nil || errors.Is(err, jetstream.ErrMsgIteratorClosed) {
+				return nil
+			}
+			return err
+		}
+		if time.Since(lastInfo) > time.Second {
+			lastInfo = time.Now()
+			if md, err := msg.Metadata(); err == nil {
+				s.m.Queue.WithLabelValues(StageMatch).Set(float64(md.NumPending))
+			}
+		}
+		s.handle(ctx, msg)
+	}
+}
+
+// handle decides one track message and acknowledges it once its hit is
+// stored; a malformed message is dead-lettered and terminated, a failure
+// to decide or publish is retried later.
+func (s *MatchStage) handle(ctx context.Context, msg jetstream.Msg) {
+	start := time.Now()
+	defer func() { s.m.Latency.WithLabelValues(StageMatch).Observe(time.Since(start).Seconds()) }()
+	t, err := wire.DecodeTrack(msg.Data())
+	if err == nil && msg.Subject() != wire.TracksSubject(t.Meta.Camera) {
+		err = fmt.Errorf("%w: track of camera %s on subject %s", wire.ErrMalformed, t.Meta.Camera, msg.Subject())
+	}
+	if err != nil {
+		s.opt.Bus.DeadLetter(StageMatch, msg.Subject(), msg.Data(), err)
+		_ = msg.Term()
+		return
+	}
+	hit, crop, ok, err := s.decide(ctx, t)
+	if err != nil {
+		if errors.Is(err, match.ErrInvalid) || errors.Is(err, match.ErrModelMismatch) {
+			s.opt.Bus.DeadLetter(StageMatch, msg.Subject(), msg.Data(), err)
+			_ = msg.Term()
+			return
+		}
+		s.log.Warn("deciding track; will retry", "camera", t.Meta.Camera, "track", t.Meta.Track, "err", err)
+		_ = msg.NakWithDelay(time.Second)
+		return
+	}
+	if ok {
+		data, err := wire.EncodeHit(hit, crop)
+		if err != nil {
+			// Our own hit does not validate: a bug, or an identity that
+			// cannot be carried. Keep the track for a human to look at.
+			s.opt.Bus.DeadLetter(StageMatch, msg.Subject(), msg.Data(), fmt.Errorf("building hit: %w", err))
+			_ = msg.Term()
+			return
+		}
+		ack, err := publishRetry(ctx, s.opt.Bus.JS, wire.HitsSubject(hit.Watchlist), data, hit.ID, s.log)
+		if err != nil {
+			// Shutting down: leave the track unacknowledged for redelivery.
+			return
+		}
+		s.m.FrameToHit.Observe(time.Since(t.Meta.End).Seconds())
+		s.log.Info("hit", "id", hit.ID, "identity", hit.IdentityName, "watchlist", hit.Watchlist, "distance", hit.Distance, "duplicate", ack.Duplicate)
+		if s.opt.OnHit != nil {
+			s.opt.OnHit(hit, ack.Duplicate)
+		}
+	}
+	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	if err := msg.DoubleAck(actx); err != nil {
+		s.log.Warn("acknowledging track", "camera", t.Meta.Camera, "track", t.Meta.Track, "err", err)
+	}
+}
+
+// decide runs the per-track decision and builds the hit.
+func (s *MatchStage) decide(ctx context.Context, t wire.Track) (wire.Hit, []byte, bool, error) {
+	probes := make([]match.Probe, len(t.Vectors))
+	model := match.ModelID{Name: t.Meta.Model.Name, SHA256: t.Meta.Model.SHA256}
+	for i := range t.Vectors {
+		probes[i] = match.Probe{Vector: t.Vectors[i], Model: model, Quality: t.Meta.Faces[i].Quality}
+	}
+	d, err := s.opt.Decider.DecideTrack(probes, match.SearchOptions{})
+	if err != nil {
+		return wire.Hit{}, nil, false, err
+	}
+	if !d.Matched {
+		return wire.Hit{}, nil, false, nil
+	}
+	identity := strconv.FormatInt(d.IdentityID, 10)
+	// The face shown with the hit: the best-quality face that voted for the
+	// winner (faces are best first), else the best face.
+	best := 0
+	for i, fs := range d.Faces {
+		if fs.VoteID == d.IdentityID {
+			best = i
+			break
+		}
+	}
+	h := wire.Hit{
+		ID:             wire.HitID(t.Meta.Camera, t.Meta.Track, identity),
+		Camera:         t.Meta.Camera,
+		Track:          t.Meta.Track,
+		Time:           t.Meta.Faces[best].Time,
+		Watchlist:      watchlistToken(d.Watchlist, d.WatchlistID),
+		WatchlistKind:  string(d.Kind),
+		Priority:       d.Priority,
+		SecondReviewer: d.SecondReviewer,
+		Identity:       identity,
+		IdentityName:   d.Identity,
+		Distance:       clampDist(d.Distance),
+		Threshold:      clampDist(d.Threshold),
+		Model:          t.Meta.Model,
+		Box:            t.Meta.Faces[best].Box,
+	}
+	for _, c := range d.Candidates {
+		if c.IdentityID != d.IdentityID {
+			h.SecondDistance = clampDist(c.Distance)
+			break
+		}
+	}
+	for i, fs := range d.Faces {
+		dist := 4.0
+		for _, c := range fs.Candidates {
+			if c.IdentityID == d.IdentityID {
+				dist = c.Distance
+				break
+			}
+		}
+		h.Faces = append(h.Faces, wire.FaceScore{Time: t.Meta.Faces[i].Time, Distance: clampDist(dist), Quality: t.Meta.Faces[i].Quality})
+	}
+	if s.opt.Photos != nil && d.EnrolmentID != 0 {
+		if es, err := s.opt.Photos.Enrolments(ctx, d.IdentityID); err == nil {
+			for _, e := range es {
+				if e.ID == d.EnrolmentID {
+					h.EnrolledPhoto = e.PhotoSHA256
+				}
+			}
+		}
+	}
+	// Only the best face's crop travels with the track.
+	return h, t.Crop, true, nil
+}
+
+func clampDist(d float64) float64 {
+	if !(d >= 0) {
+		return 0
+	}
+	return min(d, 4)
+}
+
+// watchlistToken is the watchlist as a subject token: its name when the
+// name is one, else its numeric ID.
+func watchlistToken(name string, id int64) string {
+	if wire.ValidToken(name) {
+		return name
+	}
+	return "list-" + strconv.FormatInt(id, 10)
+}

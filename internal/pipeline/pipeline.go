@@ -1,0 +1,162 @@
+// Package pipeline joins facewatch's stages over NATS: the camera stage
+// (camera workers handing frames to detection, in-process or as JPEG
+// messages), the detect+embed stage (detection, tracking, descriptors of
+// each track's best faces, published as one Track message per report to a
+// JetStream work queue), and the match stage (decides each track and
+// publishes hits to JetStream with the hit ID as message ID). The same
+// code runs whether the stages share a process or not. It wires and
+// moves; it must not implement detection, matching or alert storage
+// itself (packages detect, embed, match and alert do), and it never
+// crashes on a malformed message: it dead-letters it.
+//
+// Why whole tracks: the matcher decides per track, so all descriptors of
+// a track must reach the same matcher. The detect stage therefore sends a
+// track's best descriptors in one message (an early report when the track
+// has enough faces, and a final one when it ends), and any matcher of the
+// durable consumer can decide it alone.
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"gocv.io/x/gocv"
+
+	"github.com/facewatch/facewatch/internal/natsbus"
+	"github.com/facewatch/facewatch/internal/wire"
+)
+
+// Frame is a decoded frame handed from the camera stage to the detect
+// stage in the same process. The receiver closes Mat.
+type Frame struct {
+	Camera string
+	Seq    uint64
+	Time   time.Time
+	Mat    gocv.Mat
+}
+
+// Stage names, as used in metrics labels and dead-letter subjects.
+const (
+	StageCamera = "camera"
+	StageDetect = "detect"
+	StageEmbed  = "embed"
+	StageMatch  = "match"
+)
+
+// Metrics are the pipeline's per-stage Prometheus metrics.
+type Metrics struct {
+	// Latency is the time one unit of work takes in a stage: a frame in
+	// detect, a batch of chips in embed, a track in match.
+	Latency *prometheus.HistogramVec
+	// Queue is the number of items waiting for a stage.
+	Queue *prometheus.GaugeVec
+	// Dropped counts frames dropped by reason (queue full: the oldest goes).
+	Dropped *prometheus.CounterVec
+	// Tracks counts reports published, by kind (early, final).
+	Tracks *prometheus.CounterVec
+	// FrameToHit is the time from the capture of the last frame of a
+	// track report to its hit being stored in JetStream.
+	FrameToHit prometheus.Histogram
+}
+
+// NewMetrics creates the metrics and registers them on reg (nil: not
+// registered, still usable).
+func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
+	m := &Metrics{
+		Latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "facewatch_stage_latency_seconds",
+			Help:    "Time one unit of work takes in a stage (detect: a frame; embed: a batch; match: a track).",
+			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
+		}, []string{"stage"}),
+		Queue: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "facewatch_stage_queue_depth",
+			Help: "Items waiting for a stage (detect: frames queued over all cameras; match: tracks pending in the consumer).",
+		}, []string{"stage"}),
+		Dropped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "facewatch_stage_dropped_total",
+			Help: "Frames a stage dropped, by reason.",
+		}, []string{"stage", "reason"}),
+		Tracks: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "facewatch_track_reports_total",
+			Help: "Track reports published to the matchers, by kind (early, final).",
+		}, []string{"kind"}),
+		FrameToHit: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "facewatch_frame_to_hit_seconds",
+			Help:    "Time from capture of a track report's last frame to its hit stored in JetStream.",
+			Buckets: []float64{.05, .1, .2, .3, .5, .75, 1, 1.5, 2, 3, 5, 10},
+		}),
+	}
+	if reg != nil {
+		for _, c := range []prometheus.Collector{m.Latency, m.Queue, m.Dropped, m.Tracks, m.FrameToHit} {
+			if err := reg.Register(c); err != nil {
+				return nil, fmt.Errorf("registering pipeline metrics: %w", err)
+			}
+		}
+	}
+	return m, nil
+}
+
+func orDiscard(log *slog.Logger) *slog.Logger {
+	if log == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return log
+}
+
+func orMetrics(m *Metrics) *Metrics {
+	if m != nil {
+		return m
+	}
+	m, _ = NewMetrics(nil)
+	return m
+}
+
+// TracksDuplicateWindow is how long JetStream remembers a track report's
+// message ID: a retried publish inside it is not stored twice.
+const TracksDuplicateWindow = 10 * time.Minute
+
+// EnsureTracksStream creates or updates the work-queue stream that carries
+// Track messages to the matchers.
+func EnsureTracksStream(ctx context.Context, js jetstream.JetStream, replicas int) error {
+	_, err := natsbus.EnsureStream(ctx, js, jetstream.StreamConfig{
+		Name:        wire.TracksStream,
+		Description: "facewatch track reports (best descriptors of each track), consumed by the matchers",
+		Subjects:    []string{wire.TracksWildcard},
+		Storage:     jetstream.FileStorage,
+		Retention:   jetstream.WorkQueuePolicy,
+		MaxAge:      24 * time.Hour,
+		Duplicates:  TracksDuplicateWindow,
+		Replicas:    max(1, replicas),
+		MaxMsgSize:  wire.MaxMeta + wire.MaxTrackFaces*wire.DescriptorBytes + wire.MaxCrop + 4,
+	})
+	return err
+}
+
+// publishRetry publishes msg to JetStream until it is stored or ctx ends,
+// backing off between tries: a track report is never dropped because NATS
+// blinked.
+func publishRetry(ctx context.Context, js jetstream.JetStream, subject string, data []byte, msgID string, log *slog.Logger) (*jetstream.PubAck, error) {
+	wait := 100 * time.Millisecond
+	for {
+		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		ack, err := js.Publish(pctx, subject, data, jetstream.WithMsgID(msgID))
+		cancel()
+		if err == nil {
+			return ack, nil
+		}
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("publishing %s to %s: %w", msgID, subject, errors.Join(ctx.Err(), err))
+		}
+		log.Warn("publish failed; retrying", "subject", subject, "id", msgID, "err", err, "backoff", wait)
+		select {
+		case <-ctx.Done():
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 3*time.Second)
+	}
+}
