@@ -1,0 +1,149 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"gocv.io/x/gocv"
+
+	"github.com/facewatch/facewatch/camera"
+	"github.com/facewatch/facewatch/internal/config"
+	"github.com/facewatch/facewatch/internal/natsbus"
+	"github.com/facewatch/facewatch/internal/wire"
+)
+
+// CameraOptions configure a CameraStage.
+type CameraOptions struct {
+	Bus     *natsbus.Bus
+	Cameras []config.Camera
+	// Local, when set, receives the frames (a detect stage in the same
+	// process: pixels are passed, never re-encoded). Otherwise each frame is
+	// published as a JPEG message on wire.FramesSubject.
+	Local chan<- Frame
+	// JPEGQuality of published frames; 0 means 90.
+	JPEGQuality int
+	// StatusInterval is how often each camera's health is published on
+	// wire.StatusSubject; 0 means 5s.
+	StatusInterval time.Duration
+	Logger         *slog.Logger
+	CameraMetrics  *camera.Metrics
+	Metrics        *Metrics
+}
+
+// CameraStage runs one camera worker per configured camera and hands
+// their frames on.
+type CameraStage struct {
+	opt     CameraOptions
+	log     *slog.Logger
+	m       *Metrics
+	workers []*camera.Worker
+}
+
+// NewCameraStage creates the workers (nothing runs until Run).
+func NewCameraStage(opt CameraOptions) (*CameraStage, error) {
+	if opt.Bus == nil {
+		return nil, errors.New("camera stage: no NATS bus")
+	}
+	if opt.JPEGQuality <= 0 {
+		opt.JPEGQuality = 90
+	}
+	if opt.StatusInterval <= 0 {
+		opt.StatusInterval = 5 * time.Second
+	}
+	s := &CameraStage{opt: opt, log: orDiscard(opt.Logger).With("component", "camera-stage"), m: orMetrics(opt.Metrics)}
+	for _, c := range opt.Cameras {
+		s.workers = append(s.workers, camera.NewWorker(c, camera.Options{Logger: opt.Logger, Metrics: opt.CameraMetrics}))
+	}
+	return s, nil
+}
+
+// Statuses returns every camera's health.
+func (s *CameraStage) Statuses() []camera.Status {
+	out := make([]camera.Status, len(s.workers))
+	for i, w := range s.workers {
+		out[i] = w.Status()
+	}
+	return out
+}
+
+// Run runs the workers and forwards their frames until ctx ends.
+func (s *CameraStage) Run(ctx context.Context) error {
+	if len(s.workers) == 0 {
+		return errors.New("camera stage: no cameras configured")
+	}
+	var wg sync.WaitGroup
+	for _, w := range s.workers {
+		wg.Go(func() {
+			if err := w.Run(ctx); err != nil {
+				s.log.Error("camera worker", "err", err)
+			}
+		})
+		wg.Go(func() { s.forward(ctx, w) })
+	}
+	wg.Go(func() { s.publishStatus(ctx) })
+	wg.Wait()
+	return nil
+}
+
+// forward hands one worker's frames on until its queue is closed (when its
+// Run returns).
+func (s *CameraStage) forward(ctx context.Context, w *camera.Worker) {
+	for f := range w.Frames() {
+		pf := Frame{Camera: f.CameraID, Seq: f.Seq, Time: f.Time, Mat: f.Mat}
+		if s.opt.Local != nil {
+			select {
+			case s.opt.Local <- pf:
+			case <-ctx.Done():
+				f.Mat.Close()
+			}
+			continue
+		}
+		if err := s.publishFrame(pf); err != nil && ctx.Err() == nil {
+			s.log.Warn("publishing frame", "camera", pf.Camera, "seq", pf.Seq, "err", err)
+		}
+		f.Mat.Close()
+	}
+}
+
+func (s *CameraStage) publishFrame(f Frame) error {
+	start := time.Now()
+	buf, err := gocv.IMEncodeWithParams(gocv.JPEGFileExt, f.Mat, []int{gocv.IMWriteJpegQuality, s.opt.JPEGQuality})
+	if err != nil {
+		return fmt.Errorf("encoding frame: %w", err)
+	}
+	defer buf.Close()
+	data, err := wire.EncodeFrame(wire.FrameMeta{Camera: f.Camera, Seq: f.Seq, Time: f.Time, Width: f.Mat.Cols(), Height: f.Mat.Rows()}, buf.GetBytes())
+	if err != nil {
+		return err
+	}
+	s.m.Latency.WithLabelValues(StageCamera).Observe(time.Since(start).Seconds())
+	// Frames are core NATS: a frame lost in a disconnect is like a frame
+	// dropped under load, counted by the detect side as a sequence gap.
+	return s.opt.Bus.Conn.Publish(wire.FramesSubject(f.Camera), data)
+}
+
+// publishStatus publishes each camera's health every StatusInterval.
+func (s *CameraStage) publishStatus(ctx context.Context) {
+	t := time.NewTicker(s.opt.StatusInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		for _, st := range s.Statuses() {
+			data, err := wire.Encode(st, nil)
+			if err != nil {
+				continue
+			}
+			if err := s.opt.Bus.Conn.Publish(wire.StatusSubject(st.CameraID), data); err != nil && ctx.Err() == nil {
+				s.log.Warn("publishing camera status", "camera", st.CameraID, "err", err)
+			}
+		}
+	}
+}
