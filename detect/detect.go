@@ -41,7 +41,12 @@ type Chip struct{ Pix []byte }
 // Sharpness with the variance of the chip's Laplacian, Frontalness with how
 // centred the nose is between the eyes. Score combines them (their
 // geometric mean) so later stages can pick the best faces of a track.
-type Quality struct{ Score, Size, Sharpness, Frontalness float64 }
+type Quality struct {
+	Score       float64 `json:"score"`
+	Size        float64 `json:"size"`
+	Sharpness   float64 `json:"sharpness"`
+	Frontalness float64 `json:"frontalness"`
+}
 
 // Face is one detected face.
 type Face struct {
