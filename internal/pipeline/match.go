@@ -10,7 +10,6 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/facewatch/facewatch/alert"
 	"github.com/facewatch/facewatch/internal/natsbus"
 	"github.com/facewatch/facewatch/internal/wire"
 	"github.com/facewatch/facewatch/match"
@@ -47,6 +46,10 @@ type MatchOptions struct {
 	Replicas int
 	Logger   *slog.Logger
 	Metrics  *Metrics
+	// EnsureHits creates the hits stream (alert.EnsureStream), so that a
+	// matcher started before the alert service does not publish into
+	// nothing.
+	EnsureHits func(ctx context.Context, js jetstream.JetStream, replicas int) error
 	// OnHit, when set, is called after a hit is stored in JetStream.
 	OnHit func(h wire.Hit, duplicate bool)
 }
@@ -78,8 +81,10 @@ func (s *MatchStage) Run(ctx context.Context) error {
 	if err := EnsureTracksStream(ctx, js, s.opt.Replicas); err != nil {
 		return err
 	}
-	if err := alert.EnsureStream(ctx, js, s.opt.Replicas); err != nil {
-		return err
+	if s.opt.EnsureHits != nil {
+		if err := s.opt.EnsureHits(ctx, js, s.opt.Replicas); err != nil {
+			return err
+		}
 	}
 	cons, err := js.CreateOrUpdateConsumer(ctx, wire.TracksStream, jetstream.ConsumerConfig{
 		Durable:       MatchConsumer,

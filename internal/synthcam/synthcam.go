@@ -159,9 +159,11 @@ func Render(ctx context.Context, s Script, out string) (Truth, error) {
 	args := []string{"-hide_banner", "-loglevel", "error", "-y",
 		"-f", "rawvideo", "-pix_fmt", "bgr24", "-s", fmt.Sprintf("%dx%d", s.Width, s.Height), "-r", fmt.Sprint(s.FPS), "-i", "-",
 		"-c:v", "libx264", "-preset", "veryfast", "-tune", "zerolatency", "-profile:v", "baseline", "-pix_fmt", "yuv420p",
-		"-g", fmt.Sprint(s.FPS), "-keyint_min", fmt.Sprint(s.FPS), "-bf", "0", "-r", fmt.Sprint(s.FPS)}
+		"-g", fmt.Sprint(s.FPS), "-keyint_min", fmt.Sprint(s.FPS), "-sc_threshold", "0", "-bf", "0", "-r", fmt.Sprint(s.FPS)}
 	if filepath.Ext(out) == ".h264" {
-		args = append(args, "-f", "h264")
+		// What rtsptest serves: parameter sets before every keyframe and
+		// one access unit delimiter per frame.
+		args = append(args, "-x264-params", "repeat-headers=1:aud=1", "-f", "h264")
 	}
 	args = append(args, out)
 	cmd := exec.CommandContext(ctx, "ffmpeg", args...)
@@ -268,4 +270,62 @@ func (a Appearance) At(t time.Duration) (image.Rectangle, bool) {
 	x := a.From.X + int(f*float64(a.To.X-a.From.X))
 	y := a.From.Y + int(f*float64(a.To.Y-a.From.Y))
 	return image.Rect(x, y, x+a.Size, y+a.Size), true
+}
+
+// Scenario is the standard script of the end-to-end tests and the demo:
+// person A (the first identity of dlib_johns) crosses the frame twice, as
+// two separate tracks, and four strangers cross several times, sometimes
+// two at once. A's first photo is left out of the clip: it is the one to
+// enrol.
+type Scenario struct {
+	Script Script
+	// Enrolled is A's identity and EnrolPhoto the photo to enrol A from.
+	Enrolled   string
+	EnrolPhoto string
+	Strangers  []string
+}
+
+// Johns builds the Scenario from the dlib_johns folder of the shared data
+// (shared is that data set's root) at the given frame size and rate; the
+// clip lasts 24 s.
+func Johns(shared string, width, height, fps int) (Scenario, error) {
+	root := filepath.Join(shared, "dlib_johns")
+	dirs, err := filepath.Glob(filepath.Join(root, "John_*"))
+	if err != nil || len(dirs) < 5 {
+		return Scenario{}, fmt.Errorf("synthetic scenario: want 5 identities under %s, found %d", root, len(dirs))
+	}
+	sort.Strings(dirs)
+	photos := make([][]string, len(dirs))
+	for i, d := range dirs {
+		ps, _ := filepath.Glob(filepath.Join(d, "*.jpg"))
+		sort.Strings(ps)
+		if len(ps) < 4 {
+			return Scenario{}, fmt.Errorf("synthetic scenario: want at least 4 photos in %s, found %d", d, len(ps))
+		}
+		photos[i] = ps
+	}
+	name := func(i int) string { return filepath.Base(dirs[i]) }
+	size := height / 3
+	row := func(f float64) int { return int(f * float64(height-size)) }
+	sec := func(s float64) time.Duration { return time.Duration(s * float64(time.Second)) }
+	walk := func(id, photo int, start, d float64, y float64, leftward bool) Appearance {
+		return Walk(name(id), photos[id][photo], sec(start), sec(d), width, row(y), size, leftward)
+	}
+	s := Script{Width: width, Height: height, FPS: fps, Duration: 24 * time.Second}
+	s.Appearances = []Appearance{
+		walk(1, 1, 1.0, 3, 0.1, false),
+		walk(2, 1, 3.0, 3, 0.9, true),
+		walk(0, 2, 7.0, 3, 0.4, false), // A, first track
+		walk(3, 1, 11.0, 3, 0.1, false),
+		walk(4, 1, 11.5, 3, 0.9, true),
+		walk(1, 3, 15.5, 3, 0.6, true),
+		walk(0, 3, 19.0, 3, 0.2, true), // A, second track
+		walk(2, 2, 22.0, 1.8, 0.7, false),
+	}
+	return Scenario{
+		Script:     s,
+		Enrolled:   name(0),
+		EnrolPhoto: photos[0][0],
+		Strangers:  []string{name(1), name(2), name(3), name(4)},
+	}, nil
 }

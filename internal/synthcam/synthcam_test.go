@@ -4,11 +4,13 @@ import (
 	"context"
 	"image"
 	"path/filepath"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"gocv.io/x/gocv"
 
+	"github.com/facewatch/facewatch/internal/rtsptest"
 	"github.com/facewatch/facewatch/internal/testdata"
 )
 
@@ -118,5 +120,58 @@ func TestScriptValidate(t *testing.T) {
 	s.Appearances = []Appearance{face}
 	if err := s.Validate(); err != nil {
 		t.Errorf("Validate(good script) = %v", err)
+	}
+}
+
+// TestServeOverRTSP serves the standard scenario and reads it back through
+// OpenCV's RTSP client from the first frame: the frame count and the frame
+// size match the script.
+func TestServeOverRTSP(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	sc, err := Johns(testdata.SharedDir(), 320, 180, 5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := len(sc.Script.Appearances); got != 8 {
+		t.Fatalf("Johns() appearances = %d, want 8", got)
+	}
+	for _, a := range sc.Script.Appearances {
+		if a.Photo == sc.EnrolPhoto {
+			t.Errorf("the enrolment photo %s appears in the clip", a.Photo)
+		}
+	}
+	if err := sc.Script.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	sc.Script.Duration = 5 * time.Second
+	sc.Script.Appearances = sc.Script.Appearances[:1]
+	var sent atomic.Int64
+	served, err := Serve(ctx, sc.Script, t.TempDir(), ServeOptions{StartOnPlay: true, OnFrame: func(rtsptest.FrameEvent) { sent.Add(1) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer served.Server.Close()
+	vc, err := gocv.OpenVideoCapture(served.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer vc.Close()
+	m := gocv.NewMat()
+	defer m.Close()
+	n := 0
+	for vc.Read(&m) && !m.Empty() {
+		if m.Cols() != 320 || m.Rows() != 180 {
+			t.Fatalf("frame %d is %dx%d, want 320x180", n, m.Cols(), m.Rows())
+		}
+		n++
+	}
+	if got := int(sent.Load()); got != served.Truth.Frames {
+		t.Errorf("served %d frames, want %d", got, served.Truth.Frames)
+	}
+	// OpenCV's client may lose the last frame when the server ends the
+	// session; every other frame must arrive.
+	if n < served.Truth.Frames-1 || n > served.Truth.Frames {
+		t.Errorf("read %d frames over RTSP, want %d (or one fewer)", n, served.Truth.Frames)
 	}
 }
