@@ -118,7 +118,7 @@ func verifyAudit(ctx context.Context, r *sql.DB) (int, error) {
 		n++
 		switch {
 		case e.Seq != int64(n):
-			return n - 1, fmt.Errorf("%w at entry %d: sequence jumps from %d (an entry is missing)", ErrAuditBroken, e.Seq, n-1)
+			return n - 1, fmt.Errorf("%w at entry %d: missing (the log jumps from %d to %d)", ErrAuditBroken, n, n-1, e.Seq)
 		case e.PrevHash != prev:
 			return n - 1, fmt.Errorf("%w at entry %d: prev_hash does not match the hash of entry %d", ErrAuditBroken, e.Seq, e.Seq-1)
 		case chainHash(prev, &e) != e.Hash:
