@@ -88,7 +88,9 @@ func TestHistoryPagination(t *testing.T) {
 		{"identity", "identity=person-2", func(h wire.Hit) bool { return h.Identity == "person-2" }},
 		{"watchlist", "watchlist=wanted", func(h wire.Hit) bool { return h.Watchlist == "wanted" }},
 		{"time range", "from=" + url.QueryEscape(base.Add(5*time.Second).Format(time.RFC3339)) + "&to=" + url.QueryEscape(base.Add(15*time.Second).Format(time.RFC3339)),
-			func(h wire.Hit) bool { return !h.Time.Before(base.Add(5*time.Second)) && !h.Time.After(base.Add(15*time.Second)) }},
+			func(h wire.Hit) bool {
+				return !h.Time.Before(base.Add(5*time.Second)) && !h.Time.After(base.Add(15*time.Second))
+			}},
 		{"distance", "min_distance=0.33&max_distance=0.36", func(h wire.Hit) bool { return h.Distance >= 0.33 && h.Distance <= 0.36 }},
 		{"status", "status=pending&camera=cam-2", func(h wire.Hit) bool { return h.Camera == "cam-2" }},
 		{"status none", "status=confirmed", func(wire.Hit) bool { return false }},
