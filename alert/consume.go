@@ -64,7 +64,7 @@ func (s *Service) Run(ctx context.Context, js jetstream.JetStream) error {
 		AckPolicy:     jetstream.AckExplicitPolicy,
 		DeliverPolicy: jetstream.DeliverAllPolicy,
 		FilterSubject: wire.HitsWildcard,
-		AckWait:       30 * time.Second,
+		AckWait:       s.ackWait,
 		MaxAckPending: 4 * s.batch,
 		MaxDeliver:    -1,
 	})

@@ -43,6 +43,10 @@ type Options struct {
 	// BatchSize bounds how many hits are committed in one transaction
 	// (default 128).
 	BatchSize int
+	// AckWait is how long JetStream waits for an acknowledgement before
+	// redelivering a hit to another consumer (default 30s); a restarted
+	// service gets the hits its dead predecessor held after this long.
+	AckWait time.Duration
 }
 
 // Service is the alert service. Its methods are safe for concurrent use.
@@ -55,6 +59,7 @@ type Service struct {
 	reg      *prometheus.Registry
 	now      func() time.Time
 	batch    int
+	ackWait  time.Duration
 	db       *db
 	m        *metrics
 	feed     *feed
@@ -89,6 +94,10 @@ func Open(ctx context.Context, dataDir string, cfg config.Alert, opts Options) (
 	if batch <= 0 {
 		batch = 128
 	}
+	ackWait := opts.AckWait
+	if ackWait <= 0 {
+		ackWait = 30 * time.Second
+	}
 	if err := os.MkdirAll(cropDir(dataDir), 0o750); err != nil {
 		return nil, fmt.Errorf("creating crop directory: %w", err)
 	}
@@ -103,7 +112,7 @@ func Open(ctx context.Context, dataDir string, cfg config.Alert, opts Options) (
 	}
 	s := &Service{
 		cfg: cfg, dataDir: dataDir, crops: cropDir(dataDir), photoDir: opts.PhotoDir,
-		log: log, reg: reg, now: now, batch: batch, db: d, m: m,
+		log: log, reg: reg, now: now, batch: batch, ackWait: ackWait, db: d, m: m,
 		feed: newFeed(), closed: make(chan struct{}),
 	}
 	s.routes = s.routeTable()
