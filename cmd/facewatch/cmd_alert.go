@@ -52,7 +52,7 @@ func cmdAlertStage(ctx context.Context, e *env, args []string) error {
 	if err := alert.EnsureStream(ctx, js, cfg.NATS.Replicas); err != nil {
 		return err
 	}
-	svc, err := alert.Open(ctx, cfg.DataDir, cfg.Alert, alert.Options{Logger: log, PhotoDir: alertPhotoDir(cfg)})
+	svc, err := alert.Open(ctx, cfg.DataDir, cfg.Alert, alert.Options{Logger: log, PhotoDir: alertPhotoDir(cfg), AckWait: cfg.NATS.AckWait})
 	if err != nil {
 		return err
 	}

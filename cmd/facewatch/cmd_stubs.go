@@ -14,13 +14,11 @@ func notBuilt(name string) func(context.Context, *env, []string) error {
 }
 
 var (
-	cmdRun         = notBuilt("run")
-	cmdCamera      = notBuilt("camera")
-	cmdDetectStage = notBuilt("detect")
-	cmdEmbedStage  = notBuilt("embed")
-	cmdMatchStage  = notBuilt("match")
-	cmdWatchlist   = notBuilt("watchlist")
-	cmdEnroll      = notBuilt("enroll")
-	cmdIdentify    = notBuilt("identify")
-	cmdEval        = notBuilt("eval")
+	// cmdCamera runs the camera stage (cmd_pipeline.go) until `camera
+	// probe` joins it.
+	cmdCamera    = cmdCameraStage
+	cmdWatchlist = notBuilt("watchlist")
+	cmdEnroll    = notBuilt("enroll")
+	cmdIdentify  = notBuilt("identify")
+	cmdEval      = notBuilt("eval")
 )

@@ -54,6 +54,10 @@ type NATS struct {
 	CredsFile string `yaml:"creds_file"`
 	// Replicas is the JetStream replication factor for facewatch's streams.
 	Replicas int `yaml:"replicas"`
+	// AckWait is how long a consumer (matcher, alert service) may hold a
+	// message unacknowledged before JetStream hands it to another: the
+	// longest an alert waits after the process holding it dies.
+	AckWait time.Duration `yaml:"ack_wait"`
 }
 
 // Camera is one stream to ingest.
@@ -165,7 +169,7 @@ func Defaults() Config {
 		DataDir:   "./facewatch-data",
 		LogLevel:  "info",
 		LogFormat: "text",
-		NATS:      NATS{Replicas: 1},
+		NATS:      NATS{Replicas: 1, AckWait: 30 * time.Second},
 		Detect: Detect{
 			Detector:    "hog",
 			Upsample:    0,
@@ -307,6 +311,9 @@ func (c *Config) Validate() error {
 	}
 	if c.NATS.Replicas < 1 || c.NATS.Replicas > 5 {
 		return fmt.Errorf("nats.replicas: %d is not between 1 and 5", c.NATS.Replicas)
+	}
+	if c.NATS.AckWait < time.Second || c.NATS.AckWait > time.Hour {
+		return fmt.Errorf("nats.ack_wait: %v is not between 1s and 1h", c.NATS.AckWait)
 	}
 	seen := map[string]int{}
 	for i := range c.Cameras {
