@@ -162,8 +162,8 @@ func connect(ctx context.Context, url string, opts []nats.Option) (*nats.Conn, e
 }
 
 // StartServer starts an embedded nats-server with JetStream storing under
-// dataDir/jetstream, listening on listen (host:port) or, when empty, on a
-// random loopback port. The caller shuts it down.
+// dataDir/jetstream, listening on listen (host:port; port 0 picks a free
+// one) or, when empty, on a random loopback port. The caller shuts it down.
 func StartServer(ctx context.Context, dataDir, listen string, log *slog.Logger) (*server.Server, error) {
 	if log == nil {
 		log = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -179,6 +179,9 @@ func StartServer(ctx context.Context, dataDir, listen string, log *slog.Logger) 
 			return nil, fmt.Errorf("parsing nats.listen %q: port %q is not a number", listen, p)
 		}
 		host, port = h, n
+		if port == 0 {
+			port = -1 // nats-server's "any free port"; 0 would mean 4222
+		}
 		if host == "" {
 			host = "0.0.0.0"
 		}

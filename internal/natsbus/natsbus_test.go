@@ -114,6 +114,9 @@ func TestExternalURL(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer srvBus.Close()
+	if strings.HasSuffix(srvBus.URL(), ":4222") {
+		t.Errorf("listen 127.0.0.1:0 gave %s, want a free port rather than the default 4222", srvBus.URL())
+	}
 	client, err := Open(ctx, config.NATS{URL: srvBus.URL()}, t.TempDir(), Options{Name: "client"})
 	if err != nil {
 		t.Fatal(err)
