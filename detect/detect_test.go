@@ -10,7 +10,7 @@ import (
 	"github.com/facewatch/facewatch/internal/testdata"
 )
 
-func newDetector(t testing.TB, mod func(*config.Detect)) *detect.Detector {
+func newDetector(t testing.TB, mod func(*detectCfg)) *detect.Detector {
 	t.Helper()
 	cfg := config.Defaults().Detect
 	cfg.MinFaceSize = 0
@@ -71,3 +71,5 @@ func TestDetectGroupPhoto(t *testing.T) {
 		})
 	}
 }
+
+type detectCfg = config.Detect
