@@ -9,7 +9,12 @@ package camera
 import "C"
 
 import (
+	"context"
 	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"os"
 	"strings"
 	"time"
 	"unsafe"
@@ -96,4 +101,36 @@ func sourceURL(raw string) string {
 		return rest
 	}
 	return raw
+}
+
+// explainOpenError adds what FFmpeg does not say when it cannot open a
+// source: that a file is missing or is not a video, or what an HTTP server
+// answered instead of a video stream.
+func explainOpenError(src string, timeout time.Duration, err error) error {
+	if !strings.Contains(src, "://") {
+		if _, serr := os.Stat(src); serr != nil {
+			return serr
+		}
+		return fmt.Errorf("%w: not a video FFmpeg can read", err)
+	}
+	u, perr := url.Parse(src)
+	if perr != nil || (u.Scheme != "http" && u.Scheme != "https") {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	req, rerr := http.NewRequestWithContext(ctx, http.MethodGet, src, nil)
+	if rerr != nil {
+		return err
+	}
+	resp, herr := http.DefaultClient.Do(req)
+	if herr != nil {
+		return fmt.Errorf("%w: %s", err, redactMessage(herr.Error()))
+	}
+	resp.Body.Close()
+	ct := resp.Header.Get("Content-Type")
+	if ct == "" {
+		ct = "none"
+	}
+	return fmt.Errorf("%w: the server answered %s with content type %s, not a video stream", err, resp.Status, ct)
 }

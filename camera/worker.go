@@ -353,6 +353,7 @@ func (w *Worker) start() *session {
 func (w *Worker) capture(s *session) {
 	c, err := openCapture(w.src, w.cfg.OpenTimeout, w.cfg.ReadTimeout)
 	if err != nil {
+		err = explainOpenError(w.src, w.cfg.OpenTimeout, err)
 		s.send(event{kind: evEnd, err: fmt.Errorf("opening camera %s (%s): %w", w.cfg.ID, w.redacted, err)})
 		return
 	}
