@@ -32,14 +32,19 @@ type capture struct {
 	p C.fw_capture
 }
 
-// openCapture opens src with the FFmpeg backend and the given timeouts. The
+// openCapture opens src with the FFmpeg backend and the given timeouts,
+// RTSP over UDP when transport is "udp" (see capture.cpp for how). The
 // error carries FFmpeg's own message where it logged one, with credentials
 // masked.
-func openCapture(src string, openTimeout, readTimeout time.Duration) (*capture, error) {
+func openCapture(src, transport string, openTimeout, readTimeout time.Duration) (*capture, error) {
 	cs := C.CString(src)
 	defer C.free(unsafe.Pointer(cs))
 	var cerr *C.char
-	p := C.fw_capture_open(cs, C.int(openTimeout/time.Millisecond), C.int(readTimeout/time.Millisecond), &cerr)
+	udp := C.int(0)
+	if transport == "udp" && (strings.HasPrefix(src, "rtsp://") || strings.HasPrefix(src, "rtsps://")) {
+		udp = 1
+	}
+	p := C.fw_capture_open(cs, udp, C.int(openTimeout/time.Millisecond), C.int(readTimeout/time.Millisecond), &cerr)
 	msg := takeCString(cerr)
 	if p == nil {
 		if msg == "" {

@@ -20,6 +20,8 @@ type ProbeOptions struct {
 	// OpenTimeout and ReadTimeout bound OpenCV's calls; 0 means the camera
 	// defaults.
 	OpenTimeout, ReadTimeout time.Duration
+	// Transport for RTSP: tcp (default) or udp.
+	Transport string
 }
 
 // ProbeResult is what Probe learned about a source.
@@ -77,7 +79,7 @@ func Probe(ctx context.Context, rawURL string, opts ProbeOptions) (ProbeResult, 
 func probe(src, redacted string, opts ProbeOptions, quit <-chan struct{}) (ProbeResult, error) {
 	res := ProbeResult{URL: redacted}
 	start := time.Now()
-	c, err := openCapture(src, opts.OpenTimeout, opts.ReadTimeout)
+	c, err := openCapture(src, opts.Transport, opts.OpenTimeout, opts.ReadTimeout)
 	if err != nil {
 		return res, fmt.Errorf("probing %s: %w", redacted, explainOpenError(src, opts.OpenTimeout, err))
 	}

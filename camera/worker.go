@@ -21,6 +21,12 @@
 // for them. Run therefore returns within ShutdownGrace (1 s by default) of
 // its context ending, even while a read is blocked inside OpenCV; Drained
 // reports when every capture goroutine has finally exited.
+//
+// Transport. OpenCV 4.6 cannot choose the RTSP transport per capture; it
+// reads OPENCV_FFMPEG_CAPTURE_OPTIONS at each open and otherwise prefers
+// TCP. A UDP camera's open sets that variable for its duration under an
+// exclusive lock that every other open holds shared (capture.cpp), so a UDP
+// open briefly delays other cameras' opens, never their reads.
 package camera
 
 import (
@@ -351,7 +357,7 @@ func (w *Worker) start() *session {
 
 // capture is the body of a capture goroutine.
 func (w *Worker) capture(s *session) {
-	c, err := openCapture(w.src, w.cfg.OpenTimeout, w.cfg.ReadTimeout)
+	c, err := openCapture(w.src, w.cfg.Transport, w.cfg.OpenTimeout, w.cfg.ReadTimeout)
 	if err != nil {
 		err = explainOpenError(w.src, w.cfg.OpenTimeout, err)
 		s.send(event{kind: evEnd, err: fmt.Errorf("opening camera %s (%s): %w", w.cfg.ID, w.redacted, err)})

@@ -20,11 +20,12 @@ func cmdCamera(ctx context.Context, e *env, args []string) error {
 // cmdCameraProbe connects to a source, reads a few frames and prints what
 // an integrator needs to know first.
 func cmdCameraProbe(ctx context.Context, e *env, args []string) error {
-	const usage = "camera probe [--frames N] [--open-timeout D] [--read-timeout D] [--json] URL"
+	const usage = "camera probe [--frames N] [--open-timeout D] [--read-timeout D] [--transport tcp|udp] [--json] URL"
 	fs := newFlagSet(e, "camera probe", usage)
 	frames := fs.Int("frames", 50, "frames to read (the rate is measured on those not already buffered)")
 	openTimeout := fs.Duration("open-timeout", 10*time.Second, "how long the open may take")
 	readTimeout := fs.Duration("read-timeout", 5*time.Second, "how long one frame may take")
+	transport := fs.String("transport", "tcp", "RTSP transport: tcp or udp")
 	asJSON := fs.Bool("json", false, "print one JSON object")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -32,11 +33,14 @@ func cmdCameraProbe(ctx context.Context, e *env, args []string) error {
 	if fs.NArg() != 1 {
 		return usageErrorf("want one URL, got %d arguments", fs.NArg())
 	}
+	if *transport != "tcp" && *transport != "udp" {
+		return usageErrorf("--transport %q is not one of tcp, udp", *transport)
+	}
 	if *frames < 1 {
 		return usageErrorf("--frames %d must be at least 1", *frames)
 	}
 	res, err := camera.Probe(ctx, fs.Arg(0), camera.ProbeOptions{
-		Frames: *frames, OpenTimeout: *openTimeout, ReadTimeout: *readTimeout,
+		Frames: *frames, OpenTimeout: *openTimeout, ReadTimeout: *readTimeout, Transport: *transport,
 	})
 	if err != nil {
 		return err
