@@ -78,8 +78,14 @@ func Probe(ctx context.Context, rawURL string, opts ProbeOptions) (ProbeResult, 
 
 func probe(src, redacted string, opts ProbeOptions, quit <-chan struct{}) (ProbeResult, error) {
 	res := ProbeResult{URL: redacted}
+	select {
+	case openGate <- struct{}{}:
+	case <-quit:
+		return res, errors.New("probe abandoned")
+	}
 	start := time.Now()
 	c, err := openCapture(src, opts.Transport, opts.OpenTimeout, opts.ReadTimeout)
+	<-openGate
 	if err != nil {
 		return res, fmt.Errorf("probing %s: %w", redacted, explainOpenError(src, opts.OpenTimeout, err))
 	}
