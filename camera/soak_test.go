@@ -125,7 +125,7 @@ func TestSoak(t *testing.T) {
 		got := float64(st.FramesIn - in0[i])
 		delivered += got
 		expected += fps * elapsed.Seconds()
-		camFloor := 0.9 * fps * max(0, (elapsed - cost[i]).Seconds())
+		camFloor := 0.9 * fps * max(0, (elapsed-cost[i]).Seconds())
 		floor += camFloor
 		if got < camFloor {
 			t.Errorf("camera %s delivered %.0f frames in %v, want ≥ %.0f (faults cost up to %v); state %s, last error %q",
