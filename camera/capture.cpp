@@ -2,6 +2,8 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <mutex>
+#include <shared_mutex>
 #include <string>
 #include <vector>
 
@@ -55,16 +57,44 @@ struct collect {
 	}
 };
 
-fw_capture fw_capture_open(const char* url, int open_ms, int read_ms, char** err) {
+// OpenCV 4.6 has no per-capture way to choose the RTSP transport: it asks
+// FFmpeg to prefer TCP unless OPENCV_FFMPEG_CAPTURE_OPTIONS is set, which it
+// reads at the start of each open. A UDP open therefore sets that variable
+// for its duration under an exclusive lock, and every other open holds the
+// lock shared, so that none sees another's setting. Only a UDP open waits
+// (for opens in flight, each bounded by its open timeout), and TCP opens
+// wait only while a UDP open is in flight.
+static std::shared_mutex env_mu;
+
+static cv::VideoCapture* open_locked(const char* url, int open_ms, int read_ms) {
+	std::vector<int> params = {
+		cv::CAP_PROP_OPEN_TIMEOUT_MSEC, open_ms,
+		cv::CAP_PROP_READ_TIMEOUT_MSEC, read_ms,
+	};
+	return new cv::VideoCapture(std::string(url), cv::CAP_FFMPEG, params);
+}
+
+fw_capture fw_capture_open(const char* url, int udp, int open_ms, int read_ms, char** err) {
 	collect c;
 	*err = nullptr;
 	cv::VideoCapture* cap = nullptr;
 	try {
-		std::vector<int> params = {
-			cv::CAP_PROP_OPEN_TIMEOUT_MSEC, open_ms,
-			cv::CAP_PROP_READ_TIMEOUT_MSEC, read_ms,
-		};
-		cap = new cv::VideoCapture(std::string(url), cv::CAP_FFMPEG, params);
+		if (udp) {
+			std::unique_lock<std::shared_mutex> lock(env_mu);
+			const char* prev = getenv("OPENCV_FFMPEG_CAPTURE_OPTIONS");
+			std::string saved = prev ? prev : "";
+			setenv("OPENCV_FFMPEG_CAPTURE_OPTIONS", "rtsp_transport;udp", 1);
+			try {
+				cap = open_locked(url, open_ms, read_ms);
+			} catch (...) {
+				if (prev) setenv("OPENCV_FFMPEG_CAPTURE_OPTIONS", saved.c_str(), 1); else unsetenv("OPENCV_FFMPEG_CAPTURE_OPTIONS");
+				throw;
+			}
+			if (prev) setenv("OPENCV_FFMPEG_CAPTURE_OPTIONS", saved.c_str(), 1); else unsetenv("OPENCV_FFMPEG_CAPTURE_OPTIONS");
+		} else {
+			std::shared_lock<std::shared_mutex> lock(env_mu);
+			cap = open_locked(url, open_ms, read_ms);
+		}
 		if (!cap->isOpened()) {
 			delete cap;
 			cap = nullptr;

@@ -9,7 +9,12 @@ package camera
 import "C"
 
 import (
+	"context"
 	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"os"
 	"strings"
 	"time"
 	"unsafe"
@@ -27,14 +32,19 @@ type capture struct {
 	p C.fw_capture
 }
 
-// openCapture opens src with the FFmpeg backend and the given timeouts. The
+// openCapture opens src with the FFmpeg backend and the given timeouts,
+// RTSP over UDP when transport is "udp" (see capture.cpp for how). The
 // error carries FFmpeg's own message where it logged one, with credentials
 // masked.
-func openCapture(src string, openTimeout, readTimeout time.Duration) (*capture, error) {
+func openCapture(src, transport string, openTimeout, readTimeout time.Duration) (*capture, error) {
 	cs := C.CString(src)
 	defer C.free(unsafe.Pointer(cs))
 	var cerr *C.char
-	p := C.fw_capture_open(cs, C.int(openTimeout/time.Millisecond), C.int(readTimeout/time.Millisecond), &cerr)
+	udp := C.int(0)
+	if transport == "udp" && (strings.HasPrefix(src, "rtsp://") || strings.HasPrefix(src, "rtsps://")) {
+		udp = 1
+	}
+	p := C.fw_capture_open(cs, udp, C.int(openTimeout/time.Millisecond), C.int(readTimeout/time.Millisecond), &cerr)
 	msg := takeCString(cerr)
 	if p == nil {
 		if msg == "" {
@@ -96,4 +106,36 @@ func sourceURL(raw string) string {
 		return rest
 	}
 	return raw
+}
+
+// explainOpenError adds what FFmpeg does not say when it cannot open a
+// source: that a file is missing or is not a video, or what an HTTP server
+// answered instead of a video stream.
+func explainOpenError(src string, timeout time.Duration, err error) error {
+	if !strings.Contains(src, "://") {
+		if _, serr := os.Stat(src); serr != nil {
+			return serr
+		}
+		return fmt.Errorf("%w: not a video FFmpeg can read", err)
+	}
+	u, perr := url.Parse(src)
+	if perr != nil || (u.Scheme != "http" && u.Scheme != "https") {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	req, rerr := http.NewRequestWithContext(ctx, http.MethodGet, src, nil)
+	if rerr != nil {
+		return err
+	}
+	resp, herr := http.DefaultClient.Do(req)
+	if herr != nil {
+		return fmt.Errorf("%w: %s", err, redactMessage(herr.Error()))
+	}
+	resp.Body.Close()
+	ct := resp.Header.Get("Content-Type")
+	if ct == "" {
+		ct = "none"
+	}
+	return fmt.Errorf("%w: the server answered %s with content type %s, not a video stream", err, resp.Status, ct)
 }

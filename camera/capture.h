@@ -10,10 +10,10 @@ extern "C" {
 
 typedef void* fw_capture;
 
-// fw_capture_open opens url with the FFmpeg backend. On failure it returns
-// NULL; *err (free with free()) holds FFmpeg's or OpenCV's messages, or is
-// NULL.
-fw_capture fw_capture_open(const char* url, int open_ms, int read_ms, char** err);
+// fw_capture_open opens url with the FFmpeg backend (RTSP over UDP when udp
+// is non-zero, else OpenCV's default, TCP). On failure it returns NULL;
+// *err (free with free()) holds FFmpeg's or OpenCV's messages, or is NULL.
+fw_capture fw_capture_open(const char* url, int udp, int open_ms, int read_ms, char** err);
 // fw_capture_read decodes the next frame into mat (a cv::Mat*). It returns 1
 // on success, 0 at the end of the stream or on error (*err as above).
 int fw_capture_read(fw_capture cap, void* mat, char** err);

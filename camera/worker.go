@@ -20,7 +20,22 @@
 // itself: resources are reclaimed, late, but never leaked, and nobody waits
 // for them. Run therefore returns within ShutdownGrace (1 s by default) of
 // its context ending, even while a read is blocked inside OpenCV; Drained
-// reports when every capture goroutine has finally exited.
+// reports when every capture goroutine has finally exited. A worker never
+// has more than one capture in OpenCV: it waits for an abandoned one to
+// return before opening again.
+//
+// Opens are serialised. OpenCV's FFmpeg backend holds a process-wide mutex
+// for the whole of an open (including FFmpeg's stream probing, 1.5 s at 25
+// fps and 3-4 s at 10 fps), so cameras open one after another; the package
+// queues opens on its own gate (openGate) so that a queued open can be
+// abandoned and open_timeout counts from the start of the open itself.
+// Reads are not serialised.
+//
+// Transport. OpenCV 4.6 cannot choose the RTSP transport per capture; it
+// reads OPENCV_FFMPEG_CAPTURE_OPTIONS at each open and otherwise prefers
+// TCP. A UDP camera's open sets that variable for its duration under an
+// exclusive lock that every other open holds shared (capture.cpp), so a UDP
+// open briefly delays other cameras' opens, never their reads.
 package camera
 
 import (
@@ -139,6 +154,14 @@ const (
 )
 
 var dropReasons = [...]string{DropFPSCap, DropNoMotion, DropQueueFull}
+
+// openGate admits one open at a time into OpenCV. OpenCV's FFmpeg backend
+// already serialises opens process-wide behind its own mutex (measured: four
+// concurrent opens finish one after another); waiting here instead, where
+// the wait can be abandoned, lets a queued open be cancelled and lets the
+// watchdog time an open from when it really starts. It is the package's one
+// piece of process-wide state, mirroring OpenCV's.
+var openGate = make(chan struct{}, 1)
 
 // Worker ingests one camera. Create it with NewWorker, run it with Run and
 // read its frames from Frames.
@@ -298,6 +321,10 @@ func (w *Worker) updateRates(now time.Time) {
 type session struct {
 	quit   chan struct{}
 	events chan event
+	exited chan struct{} // closed when the goroutine has released everything
+	// openStarted is the unix time in nanoseconds the open began inside
+	// OpenCV (after the open gate), 0 while queued.
+	openStarted atomic.Int64
 	// opened is set once the source is open; lastRead is the unix time in
 	// nanoseconds of the open or of the last decoded frame.
 	opened   atomic.Bool
@@ -338,12 +365,13 @@ func (s *session) send(ev event) bool {
 // start launches a capture goroutine. It stops when its quit channel is
 // closed (checked between OpenCV calls) or the stream ends.
 func (w *Worker) start() *session {
-	s := &session{quit: make(chan struct{}), events: make(chan event)}
+	s := &session{quit: make(chan struct{}), events: make(chan event), exited: make(chan struct{})}
 	w.live.Add(1)
 	w.nlive.Add(1)
 	go func() {
 		defer w.live.Done()
 		defer w.nlive.Add(-1)
+		defer close(s.exited)
 		w.capture(s)
 	}()
 	return s
@@ -351,8 +379,16 @@ func (w *Worker) start() *session {
 
 // capture is the body of a capture goroutine.
 func (w *Worker) capture(s *session) {
-	c, err := openCapture(w.src, w.cfg.OpenTimeout, w.cfg.ReadTimeout)
+	select {
+	case openGate <- struct{}{}:
+	case <-s.quit:
+		return
+	}
+	s.openStarted.Store(time.Now().UnixNano())
+	c, err := openCapture(w.src, w.cfg.Transport, w.cfg.OpenTimeout, w.cfg.ReadTimeout)
+	<-openGate
 	if err != nil {
+		err = explainOpenError(w.src, w.cfg.OpenTimeout, err)
 		s.send(event{kind: evEnd, err: fmt.Errorf("opening camera %s (%s): %w", w.cfg.ID, w.redacted, err)})
 		return
 	}
@@ -460,6 +496,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	defer tick.Stop()
 	bo := backoff{min: w.cfg.BackoffMin, max: w.cfg.BackoffMax}
 	var seq uint64
+	var prev *session
 	failures := 0
 	for attempt := 0; ; attempt++ {
 		if attempt > 0 {
@@ -470,7 +507,29 @@ func (w *Worker) Run(ctx context.Context) error {
 				w.m.reconnects.Inc()
 			}
 		}
+		if prev != nil {
+			// Never more than one capture per camera: wait for an
+			// abandoned one (blocked in OpenCV) to return first, or
+			// abandoned opens would pile up in OpenCV's queue.
+			select {
+			case <-prev.exited:
+			default:
+				w.log.Warn("camera waiting for its abandoned capture to return from OpenCV")
+			wait0:
+				for {
+					select {
+					case <-ctx.Done():
+						return w.shutdown()
+					case now := <-tick.C:
+						w.updateRates(now)
+					case <-prev.exited:
+						break wait0
+					}
+				}
+			}
+		}
 		s := w.start()
+		prev = s
 		w.setState(StateConnecting, true)
 		startedAt := time.Now()
 		gotFrame, stalled := false, false
@@ -520,7 +579,13 @@ func (w *Worker) Run(ctx context.Context) error {
 			case now := <-tick.C:
 				w.updateRates(now)
 				if !s.opened.Load() {
-					if age := now.Sub(startedAt); age > w.cfg.OpenTimeout+openGrace {
+					// Queued behind other cameras' opens: each of those is
+					// bounded, so only a started open is timed.
+					began := s.openStarted.Load()
+					if began == 0 {
+						continue
+					}
+					if age := now.Sub(time.Unix(0, began)); age > w.cfg.OpenTimeout+openGrace {
 						endErr = fmt.Errorf("opening camera %s (%s): no answer within %v", w.cfg.ID, w.redacted, age.Round(time.Millisecond))
 						w.abandon(s)
 						break session

@@ -14,9 +14,6 @@ func notBuilt(name string) func(context.Context, *env, []string) error {
 }
 
 var (
-	// cmdCamera runs the camera stage (cmd_pipeline.go) until `camera
-	// probe` joins it.
-	cmdCamera    = cmdCameraStage
 	cmdWatchlist = notBuilt("watchlist")
 	cmdEnroll    = notBuilt("enroll")
 	cmdIdentify  = notBuilt("identify")

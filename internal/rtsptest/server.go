@@ -39,6 +39,9 @@ type Options struct {
 	Logger *slog.Logger
 	// Sources are served from the start; more can be added with Add.
 	Sources []Source
+	// UDP also offers RTP over UDP, on a free pair of loopback ports
+	// (TCP interleaving is always offered).
+	UDP bool
 }
 
 // Source is one stream path.
@@ -125,6 +128,15 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		// Short write timeout so that a stalled reader cannot hold a
 		// sender for long.
 		WriteTimeout: 5 * time.Second,
+	}
+	if opts.UDP {
+		rtp, rtcp, err := freeUDPPair()
+		if err != nil {
+			ln.Close()
+			s.cancel()
+			return nil, fmt.Errorf("starting rtsp test server: %w", err)
+		}
+		s.srv.UDPRTPAddress, s.srv.UDPRTCPAddress = rtp, rtcp
 	}
 	if err := s.srv.Start(); err != nil {
 		ln.Close()
@@ -249,6 +261,7 @@ type Path struct {
 	served       uint64
 	plays        int
 	lastServedAt time.Time
+	transport    string
 }
 
 // Name is the path's name.
@@ -340,6 +353,14 @@ func (p *Path) Plays() int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.plays
+}
+
+// Transport is the lower transport of the last SETUP on the path ("TCP",
+// "UDP"), empty before any.
+func (p *Path) Transport() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.transport
 }
 
 // Done is closed when a clip served once has ended.
@@ -527,6 +548,33 @@ func garble(au [][]byte, seq uint64) [][]byte {
 	return out
 }
 
+// freeUDPPair finds two consecutive free loopback UDP ports, the first
+// even, as RTP and RTCP need.
+func freeUDPPair() (string, string, error) {
+	for range 50 {
+		c, err := net.ListenPacket("udp", "127.0.0.1:0")
+		if err != nil {
+			return "", "", err
+		}
+		port := c.LocalAddr().(*net.UDPAddr).Port
+		c.Close()
+		port &^= 1
+		a, b := fmt.Sprintf("127.0.0.1:%d", port), fmt.Sprintf("127.0.0.1:%d", port+1)
+		ca, err := net.ListenPacket("udp", a)
+		if err != nil {
+			continue
+		}
+		cb, err := net.ListenPacket("udp", b)
+		ca.Close()
+		if err != nil {
+			continue
+		}
+		cb.Close()
+		return a, b, nil
+	}
+	return "", "", errors.New("no free pair of udp ports")
+}
+
 func sleepCtx(ctx context.Context, d time.Duration) bool {
 	t := time.NewTimer(d)
 	defer t.Stop()
@@ -576,6 +624,7 @@ func (h *handler) OnSetup(ctx *gortsplib.ServerHandlerOnSetupCtx) (*base.Respons
 	}
 	p.mu.Lock()
 	p.sessions[ctx.Session] = false
+	p.transport = ctx.Transport.String()
 	p.mu.Unlock()
 	return &base.Response{StatusCode: base.StatusOK}, p.stream, nil
 }
