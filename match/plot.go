@@ -5,6 +5,7 @@ import (
 	"image/color"
 	"io"
 	"math"
+	"strconv"
 
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
@@ -83,7 +84,7 @@ func (r *Report) detPlot() (*plot.Plot, error) {
 	p.Title.Text = "DET: false non-match rate against false match rate"
 	p.X.Label.Text = "FMR"
 	p.Y.Label.Text = "FNMR"
-	p.X.Scale, p.X.Tick.Marker = plot.LogScale{}, plot.LogTicks{Prec: -1}
+	p.X.Scale, p.X.Tick.Marker = plot.LogScale{}, decades{}
 	floor := 0.5 / float64(len(r.impostor))
 	var pts plotter.XYs
 	for _, pt := range r.ROC {
@@ -111,7 +112,7 @@ func (r *Report) fpirPlot() (*plot.Plot, error) {
 	p.Title.Text = "Open-set FPIR against gallery size (estimated 1-(1-p)^N)"
 	p.X.Label.Text = "identities enrolled"
 	p.Y.Label.Text = "FPIR"
-	p.X.Scale, p.X.Tick.Marker = plot.LogScale{}, plot.LogTicks{Prec: -1}
+	p.X.Scale, p.X.Tick.Marker = plot.LogScale{}, decades{}
 	cols := []color.Color{colGenuine, colOther, colImpostor}
 	byT := map[float64]plotter.XYs{}
 	var order []float64
@@ -142,6 +143,22 @@ func (r *Report) fpirPlot() (*plot.Plot, error) {
 		p.Add(s)
 		p.Legend.Add(fmt.Sprintf("target %.2g at recommended thresholds", r.TargetFPIR), s)
 	}
-	p.Legend.Left, p.Legend.Top = true, true
+	p.Legend.Left, p.Legend.Top = false, false
+	p.Legend.YOffs = vg.Millimeter * 8
 	return p, nil
+}
+
+// decades ticks a log axis at powers of ten, labelled 1e-05, 0.001, 1, 100.
+type decades struct{}
+
+func (decades) Ticks(lo, hi float64) []plot.Tick {
+	var ts []plot.Tick
+	for e := math.Floor(math.Log10(lo)); e <= math.Ceil(math.Log10(hi)); e++ {
+		v := math.Pow(10, e)
+		if v < lo*0.999 || v > hi*1.001 {
+			continue
+		}
+		ts = append(ts, plot.Tick{Value: v, Label: strconv.FormatFloat(v, 'g', -1, 64)})
+	}
+	return ts
 }

@@ -12,10 +12,3 @@ func notBuilt(name string) func(context.Context, *env, []string) error {
 		return fmt.Errorf("%w (command %s)", errNotBuilt, name)
 	}
 }
-
-var (
-	cmdWatchlist = notBuilt("watchlist")
-	cmdEnroll    = notBuilt("enroll")
-	cmdIdentify  = notBuilt("identify")
-	cmdEval      = notBuilt("eval")
-)

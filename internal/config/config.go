@@ -180,7 +180,7 @@ func Defaults() Config {
 		},
 		Embed: Embed{Workers: 1, BatchSize: 16, Jitter: 0},
 		Match: Match{DefaultThreshold: 0.5, Margin: 0.05, TopK: 3, VoteShare: 0.5,
-			EnrolMinFaceSize: 60, EnrolMinSharpness: 0.2, EnrolMinFrontalness: 0.5},
+			EnrolMinFaceSize: 80, EnrolMinSharpness: 0.1, EnrolMinFrontalness: 0.5},
 		Alert: Alert{
 			Listen:             "127.0.0.1:8640",
 			Retention:          90 * 24 * time.Hour,

@@ -1,0 +1,540 @@
+package match
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"image"
+	"image/png"
+	"log/slog"
+	"math"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"gocv.io/x/gocv"
+
+	"github.com/facewatch/facewatch/detect"
+	"github.com/facewatch/facewatch/embed"
+	"github.com/facewatch/facewatch/internal/config"
+)
+
+// FaceDetector is what enrolment and identification need from
+// detect.Detector.
+type FaceDetector interface {
+	Detect(ctx context.Context, frame gocv.Mat) ([]detect.Face, error)
+}
+
+// FaceEmbedder is what enrolment and identification need from
+// embed.Embedder.
+type FaceEmbedder interface {
+	Embed(ctx context.Context, chips []detect.Chip) ([]embed.Descriptor, error)
+	Model() embed.ModelID
+}
+
+// RefusalReason says why a photo was not enrolled.
+type RefusalReason string
+
+// The reasons a photo is refused.
+const (
+	RefuseUnreadable   RefusalReason = "unreadable photo"
+	RefuseNoFace       RefusalReason = "no face"
+	RefuseSeveralFaces RefusalReason = "several faces"
+	RefuseTooSmall     RefusalReason = "face too small"
+	RefuseTooBlurry    RefusalReason = "face too blurry"
+	RefuseNotFrontal   RefusalReason = "face too far from frontal"
+	RefuseDuplicate    RefusalReason = "photo already enrolled as someone else"
+	RefuseWrongModel   RefusalReason = "descriptor model differs from the gallery's"
+)
+
+// Refusal is the error for a photo that cannot be enrolled: it names the
+// photo and the reason. Match it with errors.As.
+type Refusal struct {
+	Photo  string
+	Reason RefusalReason
+	Detail string
+}
+
+func (r *Refusal) Error() string {
+	if r.Detail == "" {
+		return fmt.Sprintf("photo %s refused: %s", r.Photo, r.Reason)
+	}
+	return fmt.Sprintf("photo %s refused: %s (%s)", r.Photo, r.Reason, r.Detail)
+}
+
+// PhotoFace is one face found in a photo with its descriptor.
+type PhotoFace struct {
+	Face       detect.Face
+	Descriptor embed.Descriptor
+}
+
+// Probe returns the face as a probe for Index.Search and DecideTrack.
+func (f *PhotoFace) Probe() Probe {
+	return Probe{Vector: f.Descriptor.Vector, Model: ModelID(f.Descriptor.Model), Quality: f.Face.Quality.Score}
+}
+
+// Enroller turns photos into enrolments, refusing photos that do not show
+// exactly one usable face, and warns about look-alikes. It is not for
+// concurrent use (the detector and embedder are not).
+type Enroller struct {
+	g         *Gallery
+	det       FaceDetector
+	emb       FaceEmbedder
+	cfg       config.Match
+	maxPixels int64
+	log       *slog.Logger
+	idx       *Index
+}
+
+// EnrollerOptions wire an Enroller.
+type EnrollerOptions struct {
+	// Match gives the enrolment quality limits and thresholds.
+	Match config.Match
+	// MaxPixels refuses larger photos before decoding (config.Detect).
+	MaxPixels int64
+	Logger    *slog.Logger
+}
+
+// NewEnroller returns an enroller writing to g.
+func NewEnroller(g *Gallery, det FaceDetector, emb FaceEmbedder, opt EnrollerOptions) *Enroller {
+	log := opt.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Enroller{g: g, det: det, emb: emb, cfg: opt.Match, maxPixels: opt.MaxPixels, log: log.With("component", "enrol"),
+		idx: NewIndex(opt.Match, IndexOptions{Gallery: g})}
+}
+
+// Faces decodes a photo and returns every face in it with its descriptor,
+// for identification and evaluation. name labels errors.
+func Faces(ctx context.Context, det FaceDetector, emb FaceEmbedder, name string, photo []byte, maxPixels int64) ([]PhotoFace, error) {
+	m, err := detect.Decode(photo, maxPixels)
+	if err != nil {
+		return nil, &Refusal{Photo: name, Reason: RefuseUnreadable, Detail: err.Error()}
+	}
+	defer m.Close()
+	faces, err := det.Detect(ctx, m)
+	if err != nil {
+		return nil, fmt.Errorf("finding faces in %s: %w", name, err)
+	}
+	if len(faces) == 0 {
+		return nil, nil
+	}
+	chips := make([]detect.Chip, len(faces))
+	for i := range faces {
+		chips[i] = faces[i].Chip
+	}
+	descs, err := emb.Embed(ctx, chips)
+	if err != nil {
+		return nil, fmt.Errorf("computing descriptors for %s: %w", name, err)
+	}
+	if len(descs) != len(faces) {
+		return nil, fmt.Errorf("computing descriptors for %s: got %d for %d faces", name, len(descs), len(faces))
+	}
+	out := make([]PhotoFace, len(faces))
+	for i := range faces {
+		out[i] = PhotoFace{Face: faces[i], Descriptor: descs[i]}
+	}
+	return out, nil
+}
+
+// Check finds the one usable face in an enrolment photo or returns a
+// *Refusal naming the photo and the reason.
+func (e *Enroller) Check(ctx context.Context, name string, photo []byte) (PhotoFace, error) {
+	faces, err := Faces(ctx, e.det, e.emb, name, photo, e.maxPixels)
+	if err != nil {
+		return PhotoFace{}, err
+	}
+	switch {
+	case len(faces) == 0:
+		return PhotoFace{}, &Refusal{Photo: name, Reason: RefuseNoFace}
+	case len(faces) > 1:
+		return PhotoFace{}, &Refusal{Photo: name, Reason: RefuseSeveralFaces, Detail: fmt.Sprintf("%d faces; enrol from a photo of the one person", len(faces))}
+	}
+	f := faces[0]
+	q := f.Face.Quality
+	if side := min(f.Face.Box.Dx(), f.Face.Box.Dy()); side < e.cfg.EnrolMinFaceSize {
+		return PhotoFace{}, &Refusal{Photo: name, Reason: RefuseTooSmall, Detail: fmt.Sprintf("%d pixels, at least %d needed", side, e.cfg.EnrolMinFaceSize)}
+	}
+	if q.Sharpness < e.cfg.EnrolMinSharpness {
+		return PhotoFace{}, &Refusal{Photo: name, Reason: RefuseTooBlurry, Detail: fmt.Sprintf("sharpness %.2f, at least %.2f needed", q.Sharpness, e.cfg.EnrolMinSharpness)}
+	}
+	if q.Frontalness < e.cfg.EnrolMinFrontalness {
+		return PhotoFace{}, &Refusal{Photo: name, Reason: RefuseNotFrontal, Detail: fmt.Sprintf("frontalness %.2f, at least %.2f needed", q.Frontalness, e.cfg.EnrolMinFrontalness)}
+	}
+	return f, nil
+}
+
+// Enrolled is the outcome of enrolling one photo.
+type Enrolled struct {
+	Photo       string  `json:"photo"`
+	IdentityID  int64   `json:"identity_id"`
+	Identity    string  `json:"identity"`
+	EnrolmentID int64   `json:"enrolment_id"`
+	Created     bool    `json:"created"`
+	Quality     float64 `json:"quality"`
+	// Warning is set when the photo is closer to another identity than
+	// to its own enrolments (or, for a first photo, within another
+	// identity's threshold).
+	Warning string `json:"warning,omitempty"`
+}
+
+// EnrolPhoto enrols one photo (file name or label name, bytes photo) as the
+// named identity of list, creating the identity if needed. A photo without
+// exactly one usable face is a *Refusal; the same photo again is
+// idempotent.
+func (e *Enroller) EnrolPhoto(ctx context.Context, list string, who IdentitySpec, name string, photo []byte, by string) (Enrolled, error) {
+	if _, err := e.g.Watchlist(ctx, list); err != nil {
+		return Enrolled{}, fmt.Errorf("enrolling %s: %w", name, err)
+	}
+	f, err := e.Check(ctx, name, photo)
+	if err != nil {
+		return Enrolled{}, err
+	}
+	id, _, err := e.g.EnsureIdentity(ctx, list, who)
+	if err != nil {
+		return Enrolled{}, fmt.Errorf("enrolling %s: %w", name, err)
+	}
+	var chip bytes.Buffer
+	if err := png.Encode(&chip, chipImage(f.Face.Chip)); err != nil {
+		return Enrolled{}, fmt.Errorf("enrolling %s: encoding chip: %w", name, err)
+	}
+	warning, err := e.warning(ctx, id, f.Descriptor.Vector)
+	if err != nil {
+		return Enrolled{}, fmt.Errorf("enrolling %s: %w", name, err)
+	}
+	en, created, err := e.g.AddEnrolment(ctx, NewEnrolment{
+		IdentityID: id.ID, Photo: photo, PhotoExt: filepath.Ext(name), ChipPNG: chip.Bytes(),
+		Vector: f.Descriptor.Vector, Model: ModelID(f.Descriptor.Model), Quality: f.Face.Quality.Score, EnrolledBy: by,
+	})
+	if err != nil {
+		switch {
+		case errors.Is(err, ErrExists):
+			return Enrolled{}, &Refusal{Photo: name, Reason: RefuseDuplicate, Detail: err.Error()}
+		case errors.Is(err, ErrModelMismatch):
+			return Enrolled{}, &Refusal{Photo: name, Reason: RefuseWrongModel, Detail: err.Error()}
+		}
+		return Enrolled{}, fmt.Errorf("enrolling %s: %w", name, err)
+	}
+	if !created {
+		warning = ""
+	}
+	return Enrolled{Photo: name, IdentityID: id.ID, Identity: id.Name, EnrolmentID: en.ID, Created: created,
+		Quality: f.Face.Quality.Score, Warning: warning}, nil
+}
+
+// warning compares a new descriptor with the gallery: closer to another
+// identity than to the identity's own enrolments, or (first photo) within
+// another identity's threshold.
+func (e *Enroller) warning(ctx context.Context, id Identity, v Vector) (string, error) {
+	if err := e.idx.catchUp(ctx); err != nil {
+		return "", err
+	}
+	own, other, ok := e.idx.nearestOwnAndOther(id.ID, &v)
+	if !ok {
+		return "", nil
+	}
+	switch {
+	case own.IdentityID != 0 && other.Distance < own.Distance:
+		return fmt.Sprintf("closer to %q on %q (%.3f) than to %q's own photos (%.3f)", other.Identity, other.Watchlist, other.Distance, id.Name, own.Distance), nil
+	case own.IdentityID == 0 && other.Distance <= other.Threshold:
+		return fmt.Sprintf("looks like %q on %q (%.3f, threshold %.3f)", other.Identity, other.Watchlist, other.Distance, other.Threshold), nil
+	}
+	return "", nil
+}
+
+// catchUp brings an index loaded from the gallery up to date from the
+// gallery's own outbox (no NATS needed): used by tools that write and read
+// the same gallery.
+func (x *Index) catchUp(ctx context.Context) error {
+	x.mu.RLock()
+	loaded, seq := x.loaded, x.lastSeq
+	x.mu.RUnlock()
+	if !loaded {
+		return x.Load(ctx)
+	}
+	evs, err := x.gallery.events(ctx, seq)
+	if err != nil {
+		return fmt.Errorf("reading gallery events: %w", err)
+	}
+	for _, ev := range evs {
+		if err := x.Apply(ev); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// nearestOwnAndOther returns the nearest enrolment of identity id and the
+// nearest of any other active identity.
+func (x *Index) nearestOwnAndOther(id int64, v *Vector) (own, other Candidate, ok bool) {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	sc, _ := x.scopeLocked(SearchOptions{})
+	ownSlot, hasOwn := x.slotOf[id]
+	bo, bx := newTopK(1), newTopK(1)
+	for r := range x.rowID {
+		s := x.rowSlot[r]
+		d := sqDist(v[:], x.vecs[r*Dim:r*Dim+Dim])
+		switch {
+		case hasOwn && s == ownSlot:
+			if d < bo.worst {
+				bo.offer(s, r, d)
+			}
+		case sc.active[s]:
+			if d < bx.worst {
+				bx.offer(s, r, d)
+			}
+		}
+	}
+	if len(bx.e) == 0 {
+		return Candidate{}, Candidate{}, false
+	}
+	other = x.candidatesLocked(&bx, &sc)[0]
+	if len(bo.e) > 0 {
+		own = Candidate{IdentityID: id, Distance: sqrt32(bo.e[0].d)}
+	}
+	return own, other, true
+}
+
+// LookAlike is a pair of identities, on any lists, whose nearest
+// enrolments are within the stricter of their lists' thresholds: perhaps
+// the same person enrolled twice.
+type LookAlike struct {
+	A, B     Candidate
+	Distance float64
+}
+
+// LookAlikes lists pairs of identities that look like the same person,
+// among pairs involving the given identities (every identity when ids is
+// empty), nearest first.
+func (x *Index) LookAlikes(ids []int64) []LookAlike {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	sc, _ := x.scopeLocked(SearchOptions{})
+	want := map[int32]bool{}
+	for _, id := range ids {
+		if s, ok := x.slotOf[id]; ok {
+			want[s] = true
+		}
+	}
+	type key struct{ a, b int32 }
+	best := map[key]topEntry{}
+	rows := map[key][2]int{}
+	for r := range x.rowID {
+		sr := x.rowSlot[r]
+		if !sc.active[sr] || (len(want) > 0 && !want[sr]) {
+			continue
+		}
+		for q := range x.rowID {
+			sq := x.rowSlot[q]
+			if sq == sr || !sc.active[sq] || (len(want) == 0 && q < r) {
+				continue
+			}
+			k := key{min(sr, sq), max(sr, sq)}
+			d := sqDist(x.vecs[r*Dim:r*Dim+Dim], x.vecs[q*Dim:q*Dim+Dim])
+			if b, ok := best[k]; !ok || d < b.d {
+				best[k] = topEntry{d: d}
+				if sr < sq {
+					rows[k] = [2]int{r, q}
+				} else {
+					rows[k] = [2]int{q, r}
+				}
+			}
+		}
+	}
+	var out []LookAlike
+	for k, b := range best {
+		d := float64(sqrt32(b.d))
+		t := min(sc.thresh[k.a], sc.thresh[k.b])
+		if d > t {
+			continue
+		}
+		rr := rows[k]
+		ta, tb := topK{e: []topEntry{{k.a, rr[0], b.d}}}, topK{e: []topEntry{{k.b, rr[1], b.d}}}
+		out = append(out, LookAlike{A: x.candidatesLocked(&ta, &sc)[0], B: x.candidatesLocked(&tb, &sc)[0], Distance: d})
+	}
+	slices.SortFunc(out, func(p, q LookAlike) int {
+		if p.Distance != q.Distance {
+			if p.Distance < q.Distance {
+				return -1
+			}
+			return 1
+		}
+		return int(p.A.IdentityID - q.A.IdentityID)
+	})
+	return out
+}
+
+func sqrt32(d float32) float64 {
+	return math.Sqrt(float64(d))
+}
+
+// DirReport summarises enrolling a directory.
+type DirReport struct {
+	Enrolled   []Enrolled  `json:"enrolled"`
+	Refused    []*Refusal  `json:"-"`
+	Identities int         `json:"identities"`
+	LookAlikes []LookAlike `json:"look_alikes,omitempty"`
+}
+
+// Progress reports enrolment progress: done of total photos.
+type Progress func(done, total int, photo string)
+
+// photoExts are the files EnrolDir and LabelledDir read.
+var photoExts = map[string]bool{".jpg": true, ".jpeg": true, ".png": true}
+
+// identityPhotos lists dir's subdirectories (one per identity, named
+// after it) and their photo files, sorted.
+func identityPhotos(dir string) (names []string, photos map[string][]string, err error) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, nil, fmt.Errorf("reading %s: %w", dir, err)
+	}
+	photos = map[string][]string{}
+	for _, ent := range entries {
+		if !ent.IsDir() || strings.HasPrefix(ent.Name(), ".") {
+			continue
+		}
+		files, err := os.ReadDir(filepath.Join(dir, ent.Name()))
+		if err != nil {
+			return nil, nil, fmt.Errorf("reading %s: %w", filepath.Join(dir, ent.Name()), err)
+		}
+		for _, f := range files {
+			if !f.IsDir() && photoExts[strings.ToLower(filepath.Ext(f.Name()))] {
+				photos[ent.Name()] = append(photos[ent.Name()], filepath.Join(dir, ent.Name(), f.Name()))
+			}
+		}
+		if len(photos[ent.Name()]) > 0 {
+			names = append(names, ent.Name())
+		}
+	}
+	if len(names) == 0 {
+		return nil, nil, fmt.Errorf("%s: %w: no identity directories with .jpg or .png photos", dir, ErrEmpty)
+	}
+	return names, photos, nil
+}
+
+// EnrolDir enrols a directory holding one directory per identity (named
+// after the identity) of photos. Refused photos are collected, not fatal;
+// any other error stops the run. The report lists look-alike pairs
+// involving the identities enrolled.
+func (e *Enroller) EnrolDir(ctx context.Context, list, dir, by string, progress Progress) (DirReport, error) {
+	if _, err := e.g.Watchlist(ctx, list); err != nil {
+		return DirReport{}, fmt.Errorf("enrolling %s: %w", dir, err)
+	}
+	names, photos, err := identityPhotos(dir)
+	if err != nil {
+		return DirReport{}, fmt.Errorf("enrolling: %w", err)
+	}
+	total := 0
+	for _, n := range names {
+		total += len(photos[n])
+	}
+	var rep DirReport
+	touched := map[int64]bool{}
+	done := 0
+	for _, who := range names {
+		for _, p := range photos[who] {
+			if err := ctx.Err(); err != nil {
+				return rep, err
+			}
+			data, err := os.ReadFile(p)
+			if err != nil {
+				return rep, fmt.Errorf("enrolling: %w", err)
+			}
+			label := filepath.Join(who, filepath.Base(p))
+			res, err := e.EnrolPhoto(ctx, list, IdentitySpec{Name: who}, label, data, by)
+			var ref *Refusal
+			switch {
+			case errors.As(err, &ref):
+				rep.Refused = append(rep.Refused, ref)
+				e.log.Info("photo refused", "photo", label, "reason", string(ref.Reason), "detail", ref.Detail)
+			case err != nil:
+				return rep, err
+			default:
+				rep.Enrolled = append(rep.Enrolled, res)
+				touched[res.IdentityID] = true
+			}
+			done++
+			if progress != nil {
+				progress(done, total, label)
+			}
+		}
+	}
+	rep.Identities = len(touched)
+	if err := e.idx.catchUp(ctx); err != nil {
+		return rep, err
+	}
+	ids := make([]int64, 0, len(touched))
+	for id := range touched {
+		ids = append(ids, id)
+	}
+	if len(ids) > 0 {
+		rep.LookAlikes = e.idx.LookAlikes(ids)
+	}
+	return rep, nil
+}
+
+// LabelledDir computes a labelled set from a directory of one directory
+// per identity, for Evaluate: each photo's single face (photos with no
+// face or several are skipped and returned as refusals).
+func LabelledDir(ctx context.Context, det FaceDetector, emb FaceEmbedder, dir string, maxPixels int64, progress Progress) (LabelledSet, []*Refusal, error) {
+	names, photos, err := identityPhotos(dir)
+	if err != nil {
+		return LabelledSet{}, nil, fmt.Errorf("reading labelled set: %w", err)
+	}
+	total := 0
+	for _, n := range names {
+		total += len(photos[n])
+	}
+	set := LabelledSet{Model: ModelID(emb.Model())}
+	var refused []*Refusal
+	done := 0
+	for _, who := range names {
+		li := LabelledIdentity{Name: who}
+		for _, p := range photos[who] {
+			if err := ctx.Err(); err != nil {
+				return LabelledSet{}, nil, err
+			}
+			data, err := os.ReadFile(p)
+			if err != nil {
+				return LabelledSet{}, nil, fmt.Errorf("reading labelled set: %w", err)
+			}
+			label := filepath.Join(who, filepath.Base(p))
+			faces, err := Faces(ctx, det, emb, label, data, maxPixels)
+			var ref *Refusal
+			switch {
+			case errors.As(err, &ref):
+				refused = append(refused, ref)
+			case err != nil:
+				return LabelledSet{}, nil, err
+			case len(faces) == 0:
+				refused = append(refused, &Refusal{Photo: label, Reason: RefuseNoFace})
+			case len(faces) > 1:
+				refused = append(refused, &Refusal{Photo: label, Reason: RefuseSeveralFaces, Detail: fmt.Sprintf("%d faces", len(faces))})
+			default:
+				li.Vectors = append(li.Vectors, faces[0].Descriptor.Vector)
+			}
+			done++
+			if progress != nil {
+				progress(done, total, label)
+			}
+		}
+		if len(li.Vectors) > 0 {
+			set.Identities = append(set.Identities, li)
+		}
+	}
+	return set, refused, nil
+}
+
+// chipImage wraps a chip's RGB pixels as an image for PNG encoding.
+func chipImage(c detect.Chip) image.Image {
+	img := image.NewRGBA(image.Rect(0, 0, detect.ChipSize, detect.ChipSize))
+	for i := 0; i < detect.ChipSize*detect.ChipSize && 3*i+2 < len(c.Pix); i++ {
+		img.Pix[4*i], img.Pix[4*i+1], img.Pix[4*i+2], img.Pix[4*i+3] = c.Pix[3*i], c.Pix[3*i+1], c.Pix[3*i+2], 0xff
+	}
+	return img
+}

@@ -1,0 +1,180 @@
+package match
+
+import (
+	"context"
+	"errors"
+	"image"
+	"os"
+	"path/filepath"
+	"sort"
+	"sync"
+	"testing"
+
+	"gocv.io/x/gocv"
+
+	"github.com/facewatch/facewatch/detect"
+	"github.com/facewatch/facewatch/embed"
+	"github.com/facewatch/facewatch/internal/config"
+	"github.com/facewatch/facewatch/internal/testdata"
+)
+
+// The real detector and embedder, loaded once per test binary (loading
+// the ResNet takes a second); tests using them do not run in parallel.
+var (
+	recogOnce sync.Once
+	recogDet  *detect.Detector
+	recogEmb  *embed.Embedder
+	recogErr  error
+)
+
+// EnrolDetectConfig is how the tests (and `facewatch enroll`) configure
+// detection for enrolment: upsampled once so that small faces are found
+// and refused as too small instead of missed.
+func enrolDetectConfig() config.Detect {
+	c := config.Defaults().Detect
+	c.Upsample = 1
+	c.MinFaceSize = 20
+	return c
+}
+
+func recognizer(t *testing.T) (*detect.Detector, *embed.Embedder) {
+	t.Helper()
+	recogOnce.Do(func() {
+		dir := testdata.ModelDir(t)
+		recogDet, recogErr = detect.New(dir, enrolDetectConfig())
+		if recogErr != nil {
+			return
+		}
+		recogEmb, recogErr = embed.New(dir, config.Defaults().Embed)
+	})
+	if recogErr != nil {
+		t.Fatalf("loading the recognition models: %v", recogErr)
+	}
+	return recogDet, recogEmb
+}
+
+func readFile(t *testing.T, path string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// transformed re-encodes a real photo after an OpenCV operation (scaling,
+// blurring): still a real face, made smaller or blurrier.
+func transformed(t *testing.T, path string, op func(src gocv.Mat, dst *gocv.Mat)) []byte {
+	t.Helper()
+	src := gocv.IMRead(path, gocv.IMReadColor)
+	if src.Empty() {
+		t.Fatalf("reading %s with OpenCV failed", path)
+	}
+	defer src.Close()
+	dst := gocv.NewMat()
+	defer dst.Close()
+	op(src, &dst)
+	buf, err := gocv.IMEncode(gocv.JPEGFileExt, dst)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer buf.Close()
+	return append([]byte(nil), buf.GetBytes()...)
+}
+
+// TestEnrolRefusals enrols real photos that must be refused, each for its
+// reason, and checks that nothing but the good photo reached the gallery.
+func TestEnrolRefusals(t *testing.T) {
+	ctx := context.Background()
+	det, emb := recognizer(t)
+	g := openGallery(t, "")
+	mustList(t, g, "l")
+	e := NewEnroller(g, det, emb, EnrollerOptions{Match: testConfig(), MaxPixels: config.Defaults().Detect.MaxPixels})
+
+	good := testdata.Path(t, "compreface/009_C.jpg") // one frontal, sharp face of 150 px
+	goodBytes := readFile(t, good)
+	tests := []struct {
+		name  string
+		photo []byte
+		want  RefusalReason // "" = enrolled
+	}{
+		{"no face", readFile(t, testdata.Path(t, "compreface/017_0.jpg")), RefuseNoFace},
+		{"several faces", readFile(t, testdata.Path(t, "compreface/011_3.jpg")), RefuseSeveralFaces},
+		{"group of eight", readFile(t, testdata.Path(t, "go-face-testdata/images/pristin.jpg")), RefuseSeveralFaces},
+		{"too small", transformed(t, good, func(s gocv.Mat, d *gocv.Mat) {
+			gocv.Resize(s, d, image.Point{}, 0.4, 0.4, gocv.InterpolationArea)
+		}), RefuseTooSmall},
+		{"too blurry", transformed(t, good, func(s gocv.Mat, d *gocv.Mat) {
+			gocv.GaussianBlur(s, d, image.Point{}, 3, 3, gocv.BorderDefault)
+		}), RefuseTooBlurry},
+		{"turned away", readFile(t, testdata.Path(t, "go-face-testdata/images/eunseo2.jpg")), RefuseNotFrontal},
+		{"truncated JPEG", goodBytes[:len(goodBytes)/2], RefuseUnreadable},
+		{"not an image", []byte("GIF89a? no, plain text"), RefuseUnreadable},
+		{"empty", nil, RefuseUnreadable},
+		{"good", goodBytes, ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			res, err := e.EnrolPhoto(ctx, "l", IdentitySpec{Name: "person C"}, tc.name+".jpg", tc.photo, "curator")
+			var ref *Refusal
+			if tc.want == "" {
+				if err != nil || !res.Created {
+					t.Fatalf("EnrolPhoto(%s) = %+v, %v; want enrolled", tc.name, res, err)
+				}
+				return
+			}
+			if !errors.As(err, &ref) || ref.Reason != tc.want {
+				t.Fatalf("EnrolPhoto(%s) = %v, want refusal %q", tc.name, err, tc.want)
+			}
+			if ref.Photo != tc.name+".jpg" {
+				t.Errorf("refusal names photo %q, want %q", ref.Photo, tc.name+".jpg")
+			}
+		})
+	}
+	// The same photo again is idempotent; as another person it is refused.
+	first, err := e.EnrolPhoto(ctx, "l", IdentitySpec{Name: "person C"}, "again.jpg", goodBytes, "curator")
+	if err != nil || first.Created {
+		t.Errorf("EnrolPhoto(same photo) = %+v, %v; want the existing enrolment, not created", first, err)
+	}
+	_, err = e.EnrolPhoto(ctx, "l", IdentitySpec{Name: "someone else"}, "other.jpg", goodBytes, "curator")
+	var ref *Refusal
+	if !errors.As(err, &ref) || ref.Reason != RefuseDuplicate {
+		t.Errorf("EnrolPhoto(same photo, other identity) = %v, want refusal %q", err, RefuseDuplicate)
+	}
+	var n int
+	g.db.QueryRowContext(ctx, "SELECT count(*) FROM enrolments").Scan(&n)
+	if n != 1 {
+		t.Errorf("enrolments after the refusals = %d, want 1", n)
+	}
+	if _, err := e.EnrolPhoto(ctx, "no-such-list", IdentitySpec{Name: "x"}, "x.jpg", goodBytes, "curator"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("EnrolPhoto(unknown list) = %v, want ErrNotFound", err)
+	}
+}
+
+// splitSet copies a labelled directory's photos into enrol/ (the first
+// keep photos of each identity) and returns the held-back ones.
+func splitSet(t *testing.T, src, enrolDir string, keep int) map[string][]string {
+	t.Helper()
+	names, photos, err := identityPhotos(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	held := map[string][]string{}
+	for _, who := range names {
+		ps := photos[who]
+		sort.Strings(ps)
+		if err := os.MkdirAll(filepath.Join(enrolDir, who), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		for i, p := range ps {
+			if i < keep {
+				if err := os.WriteFile(filepath.Join(enrolDir, who, filepath.Base(p)), readFile(t, p), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			} else {
+				held[who] = append(held[who], p)
+			}
+		}
+	}
+	return held
+}
