@@ -152,22 +152,9 @@ func (s *Service) Store(ctx context.Context, hit wire.Hit, crop []byte) (bool, e
 // (one fsync for the batch), then announces the new ones.
 func (s *Service) storeBatch(ctx context.Context, hits []pendingHit) ([]bool, error) {
 	start := time.Now()
-	cropHash := make([]string, len(hits))
-	for i, h := range hits {
-		if len(h.crop) == 0 {
-			continue
-		}
-		if !isJPEG(h.crop) {
-			// Keep the alert, drop the evidence we cannot show safely.
-			s.m.cropsRejected.Inc()
-			s.log.Warn("probe crop is not a JPEG; storing the alert without it", "hit", h.hit.ID, "bytes", len(h.crop))
-			continue
-		}
-		sum, err := s.writeCrop(h.crop)
-		if err != nil {
-			return nil, err
-		}
-		cropHash[i] = sum
+	cropHash, err := s.writeCrops(hits)
+	if err != nil {
+		return nil, err
 	}
 	tx, err := s.db.w.BeginTx(ctx, nil)
 	if err != nil {
@@ -228,9 +215,52 @@ type alertExtra struct {
 
 func isJPEG(b []byte) bool { return len(b) > 3 && bytes.HasPrefix(b, []byte{0xFF, 0xD8, 0xFF}) }
 
-// writeCrop stores crop as <sha256>.jpg, durably (temp file, fsync,
-// rename, fsync of the directory), and returns the hash. An existing file
-// with that name already holds these bytes.
+// cropWriters bounds the crop files written (and fsynced) at once; the
+// file system folds concurrent fsyncs into fewer journal commits.
+const cropWriters = 16
+
+// writeCrops stores the batch's crops (see writeCrop), concurrently, then
+// syncs the directory once. It returns each hit's crop hash ("" when it has
+// none or it was refused). Every crop is durable before any row that
+// refers to it is committed.
+func (s *Service) writeCrops(hits []pendingHit) ([]string, error) {
+	sums := make([]string, len(hits))
+	errs := make([]error, len(hits))
+	sem := make(chan struct{}, cropWriters)
+	var wg sync.WaitGroup
+	for i, h := range hits {
+		if len(h.crop) == 0 {
+			continue
+		}
+		if !isJPEG(h.crop) {
+			// Keep the alert, drop the evidence we cannot show safely.
+			s.m.cropsRejected.Inc()
+			s.log.Warn("probe crop is not a JPEG; storing the alert without it", "hit", h.hit.ID, "bytes", len(h.crop))
+			continue
+		}
+		sem <- struct{}{}
+		wg.Go(func() { // ends when the file is written
+			defer func() { <-sem }()
+			sums[i], errs[i] = s.writeCrop(h.crop)
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	if dir, err := os.Open(s.crops); err == nil {
+		err = dir.Sync()
+		dir.Close()
+		if err != nil {
+			return nil, fmt.Errorf("syncing crop directory: %w", err)
+		}
+	}
+	return sums, nil
+}
+
+// writeCrop stores crop as <sha256>.jpg (temp file, fsync, rename) and
+// returns the hash; the caller syncs the directory. An existing file with
+// that name already holds these bytes.
 func (s *Service) writeCrop(crop []byte) (string, error) {
 	sum := sha256.Sum256(crop)
 	name := hex.EncodeToString(sum[:])
@@ -257,10 +287,6 @@ func (s *Service) writeCrop(crop []byte) (string, error) {
 	}
 	if err := os.Rename(tmp, path); err != nil {
 		return "", fmt.Errorf("placing crop %s: %w", name, err)
-	}
-	if dir, err := os.Open(s.crops); err == nil {
-		dir.Sync()
-		dir.Close()
 	}
 	return name, nil
 }
