@@ -172,6 +172,9 @@ func (s *Service) unauthorized(w http.ResponseWriter, r *http.Request, err error
 		writeError(w, http.StatusInternalServerError, "authentication is unavailable")
 		return
 	}
+	reason := strings.TrimSuffix(strings.Fields(err.Error())[0], ":")
+	s.m.authFailures.WithLabelValues(reason).Inc()
+	s.log.Debug("request refused", "path", r.URL.Path, "remote", r.RemoteAddr, "reason", err.Error())
 	w.Header().Set("WWW-Authenticate", `Bearer realm="facewatch", error="invalid_token"`)
 	// A browser opening the console gets the login form (still a 401:
 	// the form holds no data; it stores the token and reloads).

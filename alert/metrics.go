@@ -23,6 +23,7 @@ type metrics struct {
 	sseDropped    prometheus.Counter
 	requests      *prometheus.CounterVec
 	reviews       *prometheus.CounterVec
+	authFailures  *prometheus.CounterVec
 }
 
 func newMetrics(reg *prometheus.Registry) (*metrics, error) {
@@ -55,9 +56,11 @@ func newMetrics(reg *prometheus.Registry) (*metrics, error) {
 			Help: "API requests by route and status code."}, []string{"route", "code"}),
 		reviews: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "facewatch_alert_reviews_total",
 			Help: "Review decisions recorded."}, []string{"decision"}),
+		authFailures: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "facewatch_alert_auth_failures_total",
+			Help: "Requests refused for their token (401), by reason."}, []string{"reason"}),
 	}
 	for _, c := range []prometheus.Collector{m.received, m.stored, m.duplicates, m.deadLetters, m.cropsRejected, m.storeErrors,
-		m.storeSeconds, m.batchSize, m.hitLatency, m.swept, m.sseClients, m.sseDropped, m.requests, m.reviews} {
+		m.storeSeconds, m.batchSize, m.hitLatency, m.swept, m.sseClients, m.sseDropped, m.requests, m.reviews, m.authFailures} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
