@@ -1,0 +1,105 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/facewatch/facewatch/alert"
+	"github.com/facewatch/facewatch/internal/config"
+)
+
+func runCLI(t *testing.T, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	code = realMain(context.Background(), args, &env{stdout: &out, stderr: &errb, getenv: func(string) string { return "" }})
+	return code, out.String(), errb.String()
+}
+
+func TestTokenCreateAndAuditVerify(t *testing.T) {
+	dir := t.TempDir()
+	cfgPath := filepath.Join(dir, "facewatch.yaml")
+	if err := os.WriteFile(cfgPath, []byte("data_dir: data\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	dataDir := filepath.Join(dir, "data")
+
+	for _, c := range []struct {
+		name string
+		args []string
+		code int
+	}{
+		{"unknown role", []string{"token", "create", "--role", "root", "--config", cfgPath}, 2},
+		{"no role", []string{"token", "create", "--config", cfgPath}, 2},
+		{"bad ttl", []string{"token", "create", "--role", "admin", "--ttl", "-1h", "--config", cfgPath}, 1},
+		{"no subcommand", []string{"token"}, 2},
+		{"audit without verify", []string{"audit", "--config", cfgPath}, 2},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			code, _, stderr := runCLI(t, c.args...)
+			if code != c.code {
+				t.Errorf("facewatch %v = exit %d (%s), want %d", c.args, code, stderr, c.code)
+			}
+			if code == 1 && strings.Count(strings.TrimSpace(stderr), "\n") != 0 {
+				t.Errorf("facewatch %v stderr = %q, want one line", c.args, stderr)
+			}
+		})
+	}
+
+	code, tok, stderr := runCLI(t, "token", "create", "--role", "operator", "--name", "ana", "--ttl", "1h", "--config", cfgPath)
+	tok = strings.TrimSpace(tok)
+	if code != 0 || !regexp.MustCompile(`^fwt_[A-Za-z0-9_-]{43}$`).MatchString(tok) {
+		t.Fatalf("token create = exit %d, stdout %q, stderr %q; want the token alone on stdout", code, tok, stderr)
+	}
+	// The printed token works against the service on the same data dir.
+	svc, err := alert.Open(context.Background(), dataDir, config.Defaults().Alert, alert.Options{Registry: prometheus.NewRegistry()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer svc.Close()
+	srv := httptest.NewServer(svc.Handler())
+	defer srv.Close()
+	for _, path := range []string{"/api/v1/whoami", "/api/v1/queue"} {
+		req, _ := http.NewRequest("GET", srv.URL+path, nil)
+		req.Header.Set("Authorization", "Bearer "+tok)
+		resp, err := srv.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Fatalf("GET %s with the created token = %d, want 200", path, resp.StatusCode)
+		}
+	}
+	code, out, _ := runCLI(t, "token", "list", "--config", cfgPath)
+	if code != 0 || !strings.Contains(out, "operator") || !strings.Contains(out, "ana") || strings.Contains(out, tok) {
+		t.Errorf("token list = exit %d %q, want ana's operator token without its secret", code, out)
+	}
+
+	code, out, stderr = runCLI(t, "audit", "verify", "--config", cfgPath)
+	if code != 0 || !strings.Contains(out, "1 entries") {
+		t.Fatalf("audit verify after one queue view = exit %d %q %q, want ok with 1 entries", code, out, stderr)
+	}
+	// Edit the one entry behind the service's back.
+	db, err := sql.Open("sqlite3", "file:"+alert.DBPath(dataDir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.Exec(`DROP TRIGGER audit_no_update; UPDATE audit SET actor_name = 'mallory' WHERE seq = 1`); err != nil {
+		t.Fatal(err)
+	}
+	code, _, stderr = runCLI(t, "audit", "verify", "--config", cfgPath)
+	if code != 1 || !strings.Contains(stderr, "entry 1:") {
+		t.Errorf("audit verify after an edit = exit %d %q, want exit 1 naming entry 1", code, stderr)
+	}
+}
