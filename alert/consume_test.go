@@ -227,6 +227,31 @@ func TestRunNaksWhenStoreFails(t *testing.T) {
 	}
 }
 
+func TestStoreValidates(t *testing.T) {
+	s := openService(t, t.TempDir(), Options{})
+	good, crop := makeHit(1, time.Now())
+	for _, c := range []struct {
+		name string
+		edit func(*wire.Hit)
+	}{
+		{"wrong id", func(h *wire.Hit) { h.ID = "x" }},
+		{"bad camera", func(h *wire.Hit) { h.Camera = "a b"; h.ID = wire.HitID(h.Camera, h.Track, h.Identity) }},
+		{"no time", func(h *wire.Hit) { h.Time = time.Time{} }},
+		{"no model", func(h *wire.Hit) { h.Model = wire.Model{} }},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			h := good
+			c.edit(&h)
+			if created, err := s.Store(context.Background(), h, crop); err == nil || created {
+				t.Errorf("Store(%s) = %v, %v, want a refusal", c.name, created, err)
+			}
+		})
+	}
+	if n := countAlerts(t, s); n != 0 {
+		t.Errorf("alerts after refused stores = %d, want 0", n)
+	}
+}
+
 func TestOpenRefusesBadConfig(t *testing.T) {
 	cfg := testConfig()
 	cfg.Retention = 0

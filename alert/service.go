@@ -64,6 +64,10 @@ type Service struct {
 	m        *metrics
 	feed     *feed
 	routes   []route
+	// cropMu keeps the retention sweep from removing a crop file between a
+	// batch finding it already on disk and committing a row that refers to
+	// it: batches hold it shared, the sweep exclusively.
+	cropMu sync.RWMutex
 	// consuming is 1 while Run holds a consumer; readyz reports it.
 	consuming atomic.Int32
 	running   atomic.Int32 // Run calls in progress
@@ -141,6 +145,10 @@ type pendingHit struct {
 // new. Storing the same hit ID again is a no-op (created=false), so a
 // redelivered message is never a second alert.
 func (s *Service) Store(ctx context.Context, hit wire.Hit, crop []byte) (bool, error) {
+	// Validate as a receiver would: Store is also called directly.
+	if _, err := wire.EncodeHit(hit, crop); err != nil {
+		return false, fmt.Errorf("storing hit: %w", err)
+	}
 	created, err := s.storeBatch(ctx, []pendingHit{{hit, crop}})
 	if err != nil {
 		return false, err
@@ -152,6 +160,8 @@ func (s *Service) Store(ctx context.Context, hit wire.Hit, crop []byte) (bool, e
 // (one fsync for the batch), then announces the new ones.
 func (s *Service) storeBatch(ctx context.Context, hits []pendingHit) ([]bool, error) {
 	start := time.Now()
+	s.cropMu.RLock()
+	defer s.cropMu.RUnlock()
 	cropHash, err := s.writeCrops(hits)
 	if err != nil {
 		return nil, err
@@ -296,6 +306,8 @@ func (s *Service) writeCrop(crop []byte) (string, error) {
 // number of alerts removed. The audit log is never swept.
 func (s *Service) Sweep(ctx context.Context) (int, error) {
 	cutoff := s.now().Add(-s.cfg.Retention).UnixNano()
+	s.cropMu.Lock()
+	defer s.cropMu.Unlock()
 	tx, err := s.db.w.BeginTx(ctx, nil)
 	if err != nil {
 		return 0, fmt.Errorf("sweeping expired alerts: %w", err)
