@@ -210,11 +210,16 @@ func TestRunNaksWhenStoreFails(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := openService(t, filepath.Join(dir, "data"), Options{})
+	s.depthEvery = 20 * time.Millisecond
 	s.db.w.Close() // every write now fails
 	stop := runService(t, s, js)
 	h, crop := makeHit(7, time.Now())
 	publishHit(t, js, h, crop)
 	waitFor(t, 10*time.Second, "a failed store", func() bool { return testutil.ToFloat64(s.m.storeErrors) >= 1 })
+	// The hit that cannot be stored stays in the queue, and the gauge says so.
+	waitFor(t, 10*time.Second, "queue depth 1", func() bool {
+		return testutil.ToFloat64(s.m.queueDepth.WithLabelValues("pending"))+testutil.ToFloat64(s.m.queueDepth.WithLabelValues("ack_pending")) == 1
+	})
 	stop()
 	s.Close()
 

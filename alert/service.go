@@ -60,10 +60,12 @@ type Service struct {
 	now      func() time.Time
 	batch    int
 	ackWait  time.Duration
-	db       *db
-	m        *metrics
-	feed     *feed
-	routes   []route
+	// depthEvery is how often Run reads the consumer's backlog.
+	depthEvery time.Duration
+	db         *db
+	m          *metrics
+	feed       *feed
+	routes     []route
 	// cropMu keeps the retention sweep from removing a crop file between a
 	// batch finding it already on disk and committing a row that refers to
 	// it: batches hold it shared, the sweep exclusively.
@@ -116,7 +118,7 @@ func Open(ctx context.Context, dataDir string, cfg config.Alert, opts Options) (
 	}
 	s := &Service{
 		cfg: cfg, dataDir: dataDir, crops: cropDir(dataDir), photoDir: opts.PhotoDir,
-		log: log, reg: reg, now: now, batch: batch, ackWait: ackWait, db: d, m: m,
+		log: log, reg: reg, now: now, batch: batch, ackWait: ackWait, depthEvery: 5 * time.Second, db: d, m: m,
 		feed: newFeed(), closed: make(chan struct{}),
 	}
 	s.routes = s.routeTable()
