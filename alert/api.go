@@ -64,7 +64,7 @@ func (s *Service) routeTable() []route {
 	}
 }
 
-// ctxKey carries the matched route pattern to the metrics wrapper.
+// statusWriter records the status code for the request metrics.
 type statusWriter struct {
 	http.ResponseWriter
 	code int

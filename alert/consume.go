@@ -78,8 +78,6 @@ func (s *Service) Run(ctx context.Context, js jetstream.JetStream) error {
 	wg.Go(func() { s.sweepLoop(ctx) })
 	wg.Go(func() { s.depthLoop(ctx, cons) })
 
-	s.running.Add(1)
-	defer s.running.Add(-1)
 	backoff := 100 * time.Millisecond
 	for ctx.Err() == nil {
 		err := s.consume(ctx, cons, js.Conn())

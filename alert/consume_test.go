@@ -40,6 +40,12 @@ func TestStoreIdempotent(t *testing.T) {
 	if created, err := s.Store(context.Background(), h2, crop); err != nil || !created {
 		t.Errorf("Store(%s) = %v, %v, want true, nil", h2.ID, created, err)
 	}
+	// Private files: the database and the crops are the service user's only.
+	for _, p := range []string{DBPath(s.dataDir), DBPath(s.dataDir) + "-wal", filepath.Join(s.crops, sha(crop)+".jpg")} {
+		if st, err := os.Stat(p); err != nil || st.Mode().Perm()&0o077 != 0 {
+			t.Errorf("mode of %s = %v (%v), want no group or other access", filepath.Base(p), st.Mode().Perm(), err)
+		}
+	}
 	// The crop is stored once, by its hash, and readable.
 	ents, _ := os.ReadDir(s.crops)
 	if len(ents) != 1 {

@@ -72,7 +72,6 @@ type Service struct {
 	cropMu sync.RWMutex
 	// consuming is 1 while Run holds a consumer; readyz reports it.
 	consuming atomic.Int32
-	running   atomic.Int32 // Run calls in progress
 
 	closeOnce sync.Once
 	closed    chan struct{}
@@ -208,7 +207,7 @@ func (s *Service) storeBatch(ctx context.Context, hits []pendingHit) ([]bool, er
 			continue
 		}
 		s.m.stored.WithLabelValues(p.hit.Watchlist).Inc()
-		a := alertFromHit(ids[i], p.hit, cropHash[i], s.now(), nowNS)
+		a := alertFromHit(ids[i], p.hit, cropHash[i], nowNS)
 		if n := s.feed.publish(a); n > 0 {
 			s.m.sseDropped.Add(float64(n))
 		}
