@@ -64,7 +64,7 @@ func (s *Service) routeTable() []route {
 	}
 }
 
-// ctxKey carries the matched route pattern to the metrics wrapper.
+// statusWriter records the status code for the request metrics.
 type statusWriter struct {
 	http.ResponseWriter
 	code int
@@ -172,6 +172,9 @@ func (s *Service) unauthorized(w http.ResponseWriter, r *http.Request, err error
 		writeError(w, http.StatusInternalServerError, "authentication is unavailable")
 		return
 	}
+	reason := strings.TrimSuffix(strings.Fields(err.Error())[0], ":")
+	s.m.authFailures.WithLabelValues(reason).Inc()
+	s.log.Debug("request refused", "path", r.URL.Path, "remote", r.RemoteAddr, "reason", err.Error())
 	w.Header().Set("WWW-Authenticate", `Bearer realm="facewatch", error="invalid_token"`)
 	// A browser opening the console gets the login form (still a 401:
 	// the form holds no data; it stores the token and reloads).
@@ -581,7 +584,11 @@ func (s *Service) queue(w http.ResponseWriter, r *http.Request, p principal) {
 		writeError(w, http.StatusInternalServerError, "query failed")
 		return
 	}
-	if !s.auditOr500(w, r, p, "view_queue", "queue", c, map[string]int{"alerts": len(out.Alerts)}) {
+	ids := make([]int64, len(out.Alerts))
+	for i, a := range out.Alerts {
+		ids[i] = a.ID
+	}
+	if !s.auditOr500(w, r, p, "view_queue", "queue", c, map[string][]int64{"ids": ids}) {
 		return
 	}
 	writeJSON(w, http.StatusOK, out)
@@ -760,15 +767,34 @@ func (s *Service) live(w http.ResponseWriter, r *http.Request, p principal) {
 	w.Header().Set("X-Accel-Buffering", "no")
 	w.WriteHeader(http.StatusOK)
 	io.WriteString(w, ": facewatch live alerts\nretry: 2000\n\n")
-	send := func(a Alert) bool {
-		if a.ID <= last {
+	// send shows alerts to the client, after recording that it saw them:
+	// one audit entry per burst, naming every alert in it.
+	send := func(batch []Alert) bool {
+		var ids []int64
+		for _, a := range batch {
+			if a.ID > last {
+				ids = append(ids, a.ID)
+			}
+		}
+		if len(ids) == 0 {
 			return true
 		}
-		last = a.ID
-		b, _ := json.Marshal(a)
-		_, err := fmt.Fprintf(w, "id: %d\nevent: alert\ndata: %s\n\n", a.ID, b)
+		if err := s.audit(r.Context(), p, "live_view", "alerts", c, map[string][]int64{"ids": ids}); err != nil {
+			s.log.Error("audit append failed; live feed closed", "err", err)
+			return false
+		}
+		for _, a := range batch {
+			if a.ID <= last {
+				continue
+			}
+			last = a.ID
+			b, _ := json.Marshal(a)
+			if _, err := fmt.Fprintf(w, "id: %d\nevent: alert\ndata: %s\n\n", a.ID, b); err != nil {
+				return false
+			}
+		}
 		fl.Flush()
-		return err == nil
+		return true
 	}
 	if last > 0 {
 		rows, err := s.db.r.QueryContext(r.Context(), `SELECT `+alertColumns+` FROM alerts WHERE id > ? ORDER BY id LIMIT ?`, last, maxReplay)
@@ -780,10 +806,8 @@ func (s *Service) live(w http.ResponseWriter, r *http.Request, p principal) {
 				}
 			}
 			rows.Close()
-			for _, a := range replay {
-				if !send(a) {
-					return
-				}
+			if !send(replay) {
+				return
 			}
 		}
 	}
@@ -800,7 +824,20 @@ func (s *Service) live(w http.ResponseWriter, r *http.Request, p principal) {
 			if !ok {
 				return // fell behind or shutting down; the client resumes
 			}
-			if !send(a) {
+			batch := []Alert{a}
+		drain:
+			for len(batch) < feedBuffer {
+				select {
+				case a, ok := <-ch:
+					if !ok {
+						break drain
+					}
+					batch = append(batch, a)
+				default:
+					break drain
+				}
+			}
+			if !send(batch) {
 				return
 			}
 		case <-keepalive.C:

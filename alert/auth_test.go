@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
 // concretePath fills a route pattern's wildcards with values that name
@@ -94,6 +96,9 @@ func TestEveryRouteRejectsBadTokens(t *testing.T) {
 				checkRole(t, rt, role, allowed, resp.StatusCode, out)
 			})
 		}
+	}
+	if got := testutil.ToFloat64(s.m.authFailures.WithLabelValues("expired")); got != float64(len(s.routes)) {
+		t.Errorf("expired-token failures counted = %v, want %d (one per route)", got, len(s.routes))
 	}
 	// A path outside the table still needs a token first.
 	if resp, _ := do(t, srv, "GET", "/no/such/route", "", nil); resp.StatusCode != http.StatusUnauthorized {

@@ -40,6 +40,12 @@ func TestStoreIdempotent(t *testing.T) {
 	if created, err := s.Store(context.Background(), h2, crop); err != nil || !created {
 		t.Errorf("Store(%s) = %v, %v, want true, nil", h2.ID, created, err)
 	}
+	// Private files: the database and the crops are the service user's only.
+	for _, p := range []string{DBPath(s.dataDir), DBPath(s.dataDir) + "-wal", filepath.Join(s.crops, sha(crop)+".jpg")} {
+		if st, err := os.Stat(p); err != nil || st.Mode().Perm()&0o077 != 0 {
+			t.Errorf("mode of %s = %v (%v), want no group or other access", filepath.Base(p), st.Mode().Perm(), err)
+		}
+	}
 	// The crop is stored once, by its hash, and readable.
 	ents, _ := os.ReadDir(s.crops)
 	if len(ents) != 1 {
@@ -210,11 +216,16 @@ func TestRunNaksWhenStoreFails(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := openService(t, filepath.Join(dir, "data"), Options{})
+	s.depthEvery = 20 * time.Millisecond
 	s.db.w.Close() // every write now fails
 	stop := runService(t, s, js)
 	h, crop := makeHit(7, time.Now())
 	publishHit(t, js, h, crop)
 	waitFor(t, 10*time.Second, "a failed store", func() bool { return testutil.ToFloat64(s.m.storeErrors) >= 1 })
+	// The hit that cannot be stored stays in the queue, and the gauge says so.
+	waitFor(t, 10*time.Second, "queue depth 1", func() bool {
+		return testutil.ToFloat64(s.m.queueDepth.WithLabelValues("pending"))+testutil.ToFloat64(s.m.queueDepth.WithLabelValues("ack_pending")) == 1
+	})
 	stop()
 	s.Close()
 
@@ -224,6 +235,31 @@ func TestRunNaksWhenStoreFails(t *testing.T) {
 	var got string
 	if err := s2.db.r.QueryRow(`SELECT hit_id FROM alerts`).Scan(&got); err != nil || got != h.ID {
 		t.Errorf("stored hit = %q, %v, want %q", got, err, h.ID)
+	}
+}
+
+func TestStoreValidates(t *testing.T) {
+	s := openService(t, t.TempDir(), Options{})
+	good, crop := makeHit(1, time.Now())
+	for _, c := range []struct {
+		name string
+		edit func(*wire.Hit)
+	}{
+		{"wrong id", func(h *wire.Hit) { h.ID = "x" }},
+		{"bad camera", func(h *wire.Hit) { h.Camera = "a b"; h.ID = wire.HitID(h.Camera, h.Track, h.Identity) }},
+		{"no time", func(h *wire.Hit) { h.Time = time.Time{} }},
+		{"no model", func(h *wire.Hit) { h.Model = wire.Model{} }},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			h := good
+			c.edit(&h)
+			if created, err := s.Store(context.Background(), h, crop); err == nil || created {
+				t.Errorf("Store(%s) = %v, %v, want a refusal", c.name, created, err)
+			}
+		})
+	}
+	if n := countAlerts(t, s); n != 0 {
+		t.Errorf("alerts after refused stores = %d, want 0", n)
 	}
 }
 

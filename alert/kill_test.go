@@ -49,7 +49,7 @@ func runChild() int {
 	}
 	defer nc.Close()
 	js, _ := jetstream.New(nc)
-	s, err := Open(ctx, os.Getenv(childDataEnv), testConfig(), Options{Registry: prometheus.NewRegistry(), BatchSize: 8, AckWait: 2 * time.Second})
+	s, err := Open(ctx, os.Getenv(childDataEnv), testConfig(), Options{Registry: prometheus.NewRegistry(), BatchSize: 32, AckWait: 2 * time.Second})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "child:", err)
 		return 1
@@ -103,30 +103,42 @@ func TestKilledServiceLosesNothing(t *testing.T) {
 		return n
 	}
 
-	const total = 600
+	const total = 2000
 	base := time.Now().UTC()
 	want := map[string]string{} // hit ID → crop hash
-	for i := range total / 2 {
-		h, crop := makeHit(i, base)
-		publishHit(t, js, h, crop)
-		want[h.ID] = sha(crop)
+	publish := func(from, to int) {
+		for i := from; i < to; i++ {
+			h, crop := makeHit(i, base)
+			if _, err := js.PublishAsync(wire.HitsSubject(h.Watchlist), encodeHit(t, h, crop), jetstream.WithMsgID(h.ID)); err != nil {
+				t.Fatal(err)
+			}
+			want[h.ID] = sha(crop)
+		}
+		select {
+		case <-js.PublishAsyncComplete():
+		case <-time.After(30 * time.Second):
+			t.Fatal("publishing timed out")
+		}
 	}
+	publish(0, total/2)
 	child := startChild(t, ns.ClientURL(), data)
-	waitFor(t, 30*time.Second, "the first alerts stored", func() bool { return count() >= 20 })
+	deadline := time.Now().Add(30 * time.Second)
+	for count() < 10 {
+		if time.Now().After(deadline) {
+			t.Fatal("the alert service stored nothing within 30s")
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
 	if err := child.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
 	child.Wait()
 	atKill := count()
+	if atKill >= total/2 {
+		t.Fatalf("all %d hits were stored before the kill landed; the test did not kill mid-stream", total/2)
+	}
 	// More hits arrive while the service is down.
-	for i := total / 2; i < total; i++ {
-		h, crop := makeHit(i, base)
-		publishHit(t, js, h, crop)
-		want[h.ID] = sha(crop)
-	}
-	if atKill >= total {
-		t.Fatalf("all %d hits stored before the kill; the test did not kill mid-stream", total)
-	}
+	publish(total/2, total)
 	startChild(t, ns.ClientURL(), data)
 	waitFor(t, 60*time.Second, "every hit stored after the restart", func() bool {
 		ci, err := js.Consumer(ctx, wire.HitsStream, testConfig().Consumer)

@@ -132,6 +132,30 @@ func TestLiveFeedDeliversStoredAlert(t *testing.T) {
 	if got := nextEvent(t, events); got.HitID != h4.ID {
 		t.Errorf("live alert after replay = %s, want %s", got.HitID, h4.ID)
 	}
+	// Every alert shown on the feed was recorded as seen, by whom.
+	rows, err := s.db.r.Query(`SELECT detail, actor_name FROM audit WHERE action = 'live_view'`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	seen := map[int64]bool{}
+	for rows.Next() {
+		var detail, who string
+		rows.Scan(&detail, &who)
+		var d struct{ IDs []int64 }
+		json.Unmarshal([]byte(detail), &d)
+		for _, id := range d.IDs {
+			seen[id] = true
+		}
+		if who != "otto" {
+			t.Errorf("live_view audited for %q, want otto", who)
+		}
+	}
+	for id := int64(1); id <= 4; id++ {
+		if !seen[id] {
+			t.Errorf("alert %d shown on the live feed but not audited (audited: %v)", id, seen)
+		}
+	}
 }
 
 func TestFeedDropsSlowSubscriber(t *testing.T) {

@@ -185,6 +185,12 @@ func TestAuditChain(t *testing.T) {
 	if err != nil || n != len(calls) {
 		t.Fatalf("VerifyAudit after activity = %d, %v, want %d, nil", n, err, len(calls))
 	}
+	seq, head, err := AuditHead(context.Background(), DBPath(dir))
+	var lastHash string
+	s.db.r.QueryRow(`SELECT hash FROM audit WHERE seq = ?`, len(calls)).Scan(&lastHash)
+	if err != nil || seq != int64(len(calls)) || head != lastHash || len(head) != 64 {
+		t.Errorf("AuditHead = %d, %q, %v, want %d, %q", seq, head, err, len(calls), lastHash)
+	}
 	resp, out := do(t, srv, "GET", "/api/v1/audit/verify", admin, nil)
 	if resp.StatusCode != 200 || !strings.Contains(string(out), `"ok": true`) {
 		t.Errorf("GET /api/v1/audit/verify = %d %s, want ok", resp.StatusCode, out)

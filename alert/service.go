@@ -60,13 +60,18 @@ type Service struct {
 	now      func() time.Time
 	batch    int
 	ackWait  time.Duration
-	db       *db
-	m        *metrics
-	feed     *feed
-	routes   []route
+	// depthEvery is how often Run reads the consumer's backlog.
+	depthEvery time.Duration
+	db         *db
+	m          *metrics
+	feed       *feed
+	routes     []route
+	// cropMu keeps the retention sweep from removing a crop file between a
+	// batch finding it already on disk and committing a row that refers to
+	// it: batches hold it shared, the sweep exclusively.
+	cropMu sync.RWMutex
 	// consuming is 1 while Run holds a consumer; readyz reports it.
 	consuming atomic.Int32
-	running   atomic.Int32 // Run calls in progress
 
 	closeOnce sync.Once
 	closed    chan struct{}
@@ -112,7 +117,7 @@ func Open(ctx context.Context, dataDir string, cfg config.Alert, opts Options) (
 	}
 	s := &Service{
 		cfg: cfg, dataDir: dataDir, crops: cropDir(dataDir), photoDir: opts.PhotoDir,
-		log: log, reg: reg, now: now, batch: batch, ackWait: ackWait, db: d, m: m,
+		log: log, reg: reg, now: now, batch: batch, ackWait: ackWait, depthEvery: 5 * time.Second, db: d, m: m,
 		feed: newFeed(), closed: make(chan struct{}),
 	}
 	s.routes = s.routeTable()
@@ -141,6 +146,10 @@ type pendingHit struct {
 // new. Storing the same hit ID again is a no-op (created=false), so a
 // redelivered message is never a second alert.
 func (s *Service) Store(ctx context.Context, hit wire.Hit, crop []byte) (bool, error) {
+	// Validate as a receiver would: Store is also called directly.
+	if _, err := wire.EncodeHit(hit, crop); err != nil {
+		return false, fmt.Errorf("storing hit: %w", err)
+	}
 	created, err := s.storeBatch(ctx, []pendingHit{{hit, crop}})
 	if err != nil {
 		return false, err
@@ -152,22 +161,11 @@ func (s *Service) Store(ctx context.Context, hit wire.Hit, crop []byte) (bool, e
 // (one fsync for the batch), then announces the new ones.
 func (s *Service) storeBatch(ctx context.Context, hits []pendingHit) ([]bool, error) {
 	start := time.Now()
-	cropHash := make([]string, len(hits))
-	for i, h := range hits {
-		if len(h.crop) == 0 {
-			continue
-		}
-		if !isJPEG(h.crop) {
-			// Keep the alert, drop the evidence we cannot show safely.
-			s.m.cropsRejected.Inc()
-			s.log.Warn("probe crop is not a JPEG; storing the alert without it", "hit", h.hit.ID, "bytes", len(h.crop))
-			continue
-		}
-		sum, err := s.writeCrop(h.crop)
-		if err != nil {
-			return nil, err
-		}
-		cropHash[i] = sum
+	s.cropMu.RLock()
+	defer s.cropMu.RUnlock()
+	cropHash, err := s.writeCrops(hits)
+	if err != nil {
+		return nil, err
 	}
 	tx, err := s.db.w.BeginTx(ctx, nil)
 	if err != nil {
@@ -209,7 +207,7 @@ func (s *Service) storeBatch(ctx context.Context, hits []pendingHit) ([]bool, er
 			continue
 		}
 		s.m.stored.WithLabelValues(p.hit.Watchlist).Inc()
-		a := alertFromHit(ids[i], p.hit, cropHash[i], s.now(), nowNS)
+		a := alertFromHit(ids[i], p.hit, cropHash[i], nowNS)
 		if n := s.feed.publish(a); n > 0 {
 			s.m.sseDropped.Add(float64(n))
 		}
@@ -228,9 +226,52 @@ type alertExtra struct {
 
 func isJPEG(b []byte) bool { return len(b) > 3 && bytes.HasPrefix(b, []byte{0xFF, 0xD8, 0xFF}) }
 
-// writeCrop stores crop as <sha256>.jpg, durably (temp file, fsync,
-// rename, fsync of the directory), and returns the hash. An existing file
-// with that name already holds these bytes.
+// cropWriters bounds the crop files written (and fsynced) at once; the
+// file system folds concurrent fsyncs into fewer journal commits.
+const cropWriters = 16
+
+// writeCrops stores the batch's crops (see writeCrop), concurrently, then
+// syncs the directory once. It returns each hit's crop hash ("" when it has
+// none or it was refused). Every crop is durable before any row that
+// refers to it is committed.
+func (s *Service) writeCrops(hits []pendingHit) ([]string, error) {
+	sums := make([]string, len(hits))
+	errs := make([]error, len(hits))
+	sem := make(chan struct{}, cropWriters)
+	var wg sync.WaitGroup
+	for i, h := range hits {
+		if len(h.crop) == 0 {
+			continue
+		}
+		if !isJPEG(h.crop) {
+			// Keep the alert, drop the evidence we cannot show safely.
+			s.m.cropsRejected.Inc()
+			s.log.Warn("probe crop is not a JPEG; storing the alert without it", "hit", h.hit.ID, "bytes", len(h.crop))
+			continue
+		}
+		sem <- struct{}{}
+		wg.Go(func() { // ends when the file is written
+			defer func() { <-sem }()
+			sums[i], errs[i] = s.writeCrop(h.crop)
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	if dir, err := os.Open(s.crops); err == nil {
+		err = dir.Sync()
+		dir.Close()
+		if err != nil {
+			return nil, fmt.Errorf("syncing crop directory: %w", err)
+		}
+	}
+	return sums, nil
+}
+
+// writeCrop stores crop as <sha256>.jpg (temp file, fsync, rename) and
+// returns the hash; the caller syncs the directory. An existing file with
+// that name already holds these bytes.
 func (s *Service) writeCrop(crop []byte) (string, error) {
 	sum := sha256.Sum256(crop)
 	name := hex.EncodeToString(sum[:])
@@ -258,10 +299,6 @@ func (s *Service) writeCrop(crop []byte) (string, error) {
 	if err := os.Rename(tmp, path); err != nil {
 		return "", fmt.Errorf("placing crop %s: %w", name, err)
 	}
-	if dir, err := os.Open(s.crops); err == nil {
-		dir.Sync()
-		dir.Close()
-	}
 	return name, nil
 }
 
@@ -270,6 +307,8 @@ func (s *Service) writeCrop(crop []byte) (string, error) {
 // number of alerts removed. The audit log is never swept.
 func (s *Service) Sweep(ctx context.Context) (int, error) {
 	cutoff := s.now().Add(-s.cfg.Retention).UnixNano()
+	s.cropMu.Lock()
+	defer s.cropMu.Unlock()
 	tx, err := s.db.w.BeginTx(ctx, nil)
 	if err != nil {
 		return 0, fmt.Errorf("sweeping expired alerts: %w", err)

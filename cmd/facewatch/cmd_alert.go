@@ -171,6 +171,10 @@ func cmdAudit(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return fmt.Errorf("audit log %s: %d entries verified before the break: %w", alert.DBPath(cfg.DataDir), n, err)
 	}
-	fmt.Fprintf(e.stdout, "audit log ok: %d entries, chain intact\n", n)
+	seq, head, err := alert.AuditHead(ctx, alert.DBPath(cfg.DataDir))
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stdout, "audit log ok: %d entries, chain intact; head %d %s\n", n, seq, head)
 	return nil
 }
