@@ -250,9 +250,9 @@ func (s *DetectStage) readNATS(ctx context.Context, enqueue func(Frame)) error {
 			bus.DeadLetter(StageDetect, m.Subject, m.Data, fmt.Errorf("%w: decoding frame JPEG: %v", wire.ErrMalformed, err))
 			return
 		}
-		if mat.Cols() != meta.Width || mat.Rows() != meta.Height {
+		if w, h := mat.Cols(), mat.Rows(); w != meta.Width || h != meta.Height {
 			mat.Close()
-			bus.DeadLetter(StageDetect, m.Subject, m.Data, fmt.Errorf("%w: frame is %dx%d, metadata says %dx%d", wire.ErrMalformed, mat.Cols(), mat.Rows(), meta.Width, meta.Height))
+			bus.DeadLetter(StageDetect, m.Subject, m.Data, fmt.Errorf("%w: frame is %dx%d, metadata says %dx%d", wire.ErrMalformed, w, h, meta.Width, meta.Height))
 			return
 		}
 		enqueue(Frame{Camera: meta.Camera, Seq: meta.Seq, Time: meta.Time, Mat: mat})

@@ -1,0 +1,483 @@
+package pipeline
+
+import (
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"image"
+	"path/filepath"
+	"sort"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"gocv.io/x/gocv"
+
+	"github.com/facewatch/facewatch/alert"
+	"github.com/facewatch/facewatch/detect"
+	"github.com/facewatch/facewatch/embed"
+	"github.com/facewatch/facewatch/internal/config"
+	"github.com/facewatch/facewatch/internal/natsbus"
+	"github.com/facewatch/facewatch/internal/synthcam"
+	"github.com/facewatch/facewatch/internal/testdata"
+	"github.com/facewatch/facewatch/internal/track"
+	"github.com/facewatch/facewatch/internal/wire"
+	"github.com/facewatch/facewatch/match"
+)
+
+// photos returns the sorted photos of one dlib_johns identity.
+func photos(t *testing.T, who string) []string {
+	t.Helper()
+	ps, err := filepath.Glob(filepath.Join(testdata.Path(t, "dlib_johns/"+who), "*.jpg"))
+	if err != nil || len(ps) < 4 {
+		t.Fatalf("photos of %s: %d, %v", who, len(ps), err)
+	}
+	sort.Strings(ps)
+	return ps
+}
+
+// describer computes real descriptors of photos with the real models.
+type describer struct {
+	det *detect.Detector
+	emb *embed.Embedder
+}
+
+func newDescriber(t *testing.T) *describer {
+	t.Helper()
+	cfg := config.Defaults()
+	det, err := detect.New(testdata.ModelDir(t), cfg.Detect)
+	if err != nil {
+		t.Fatal(err)
+	}
+	emb, err := embed.New(testdata.ModelDir(t), cfg.Embed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { det.Close(); emb.Close() })
+	return &describer{det, emb}
+}
+
+func (d *describer) describe(t *testing.T, path string) (embed.Descriptor, float64) {
+	t.Helper()
+	m, err := detect.DecodeFile(path, 1<<26)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	fs, err := d.det.Detect(context.Background(), m)
+	if err != nil || len(fs) != 1 {
+		t.Fatalf("%s: %d faces, %v; want one", path, len(fs), err)
+	}
+	ds, err := d.emb.Embed(context.Background(), []detect.Chip{fs[0].Chip})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ds[0], fs[0].Quality.Score
+}
+
+func openBus(t *testing.T) *natsbus.Bus {
+	t.Helper()
+	b, err := natsbus.Open(context.Background(), config.NATS{}, t.TempDir(), natsbus.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(b.Close)
+	return b
+}
+
+// runStage runs fn in the background and returns a function that stops it
+// and reports what it returned; it fails the test if fn returns early.
+func runStage(t *testing.T, fn func(context.Context) error) (context.Context, func() error) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- fn(ctx) }()
+	return ctx, func() error {
+		select {
+		case err := <-done:
+			cancel()
+			return errors.Join(errors.New("stage returned before it was stopped"), err)
+		default:
+		}
+		cancel()
+		select {
+		case err := <-done:
+			return err
+		case <-time.After(10 * time.Second):
+			return errors.New("stage did not stop within 10s")
+		}
+	}
+}
+
+func trackOf(t *testing.T, camera string, id uint64, final bool, ds []embed.Descriptor, q []float64) wire.Track {
+	t.Helper()
+	now := time.Now().UTC()
+	tr := wire.Track{Meta: wire.TrackMeta{Camera: camera, Track: id, Start: now.Add(-time.Second), End: now, Final: final, Seen: len(ds),
+		Model: wire.Model{Name: ds[0].Model.Name, SHA256: ds[0].Model.SHA256}}, Crop: []byte{0xff, 0xd8, 0xff, 0xd9}}
+	for i, d := range ds {
+		tr.Meta.Faces = append(tr.Meta.Faces, wire.TrackFace{Seq: uint64(i), Time: now.Add(time.Duration(i-len(ds)) * 200 * time.Millisecond), Box: wire.Box{X: 10, Y: 10, W: 100, H: 100}, Quality: q[i]})
+		tr.Vectors = append(tr.Vectors, d.Vector)
+	}
+	return tr
+}
+
+// TestMatchStage runs the match stage over real NATS with a real gallery:
+// malformed tracks are dead-lettered (and the stage goes on), the enrolled
+// person's track gives one hit however often it is reported, a stranger's
+// gives none.
+func TestMatchStage(t *testing.T) {
+	ctx := context.Background()
+	d := newDescriber(t)
+	salley, savage := photos(t, "John_Salley"), photos(t, "John_Savage")
+	enrolled, _ := d.describe(t, salley[0])
+
+	dataDir := t.TempDir()
+	g, err := match.OpenGallery(ctx, dataDir, match.GalleryOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	if _, err := g.CreateWatchlist(ctx, match.WatchlistSpec{Name: "missing", Kind: match.KindMissing, Owner: "t", LegalBasis: "test"}); err != nil {
+		t.Fatal(err)
+	}
+	id, _, err := g.EnsureIdentity(ctx, "missing", match.IdentitySpec{Name: "John Salley"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := g.AddEnrolment(ctx, match.NewEnrolment{IdentityID: id.ID, Photo: []byte("photo-bytes"), PhotoExt: ".jpg", ChipPNG: []byte("\x89PNG"),
+		Vector: enrolled.Vector, Model: match.ModelID(enrolled.Model), Quality: 0.9, EnrolledBy: "t"}); err != nil {
+		t.Fatal(err)
+	}
+
+	bus := openBus(t)
+	idx := match.NewIndex(config.Defaults().Match, match.IndexOptions{Gallery: g, JetStream: bus.JS})
+	_, stopIdx := runStage(t, idx.Run)
+	defer stopIdx()
+	var mu sync.Mutex
+	var hits []wire.Hit
+	ms, err := NewMatchStage(MatchOptions{Bus: bus, Decider: idx, Ready: idx.Ready(), Photos: g, AckWait: 2 * time.Second, EnsureHits: alert.EnsureStream,
+		OnHit: func(h wire.Hit, dup bool) {
+			mu.Lock()
+			hits = append(hits, h)
+			mu.Unlock()
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead, err := bus.Conn.SubscribeSync(wire.DeadLetterSubject(StageMatch))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, stop := runStage(t, ms.Run)
+
+	var aDescs, sDescs []embed.Descriptor
+	var aQ, sQ []float64
+	for _, p := range salley[1:4] {
+		de, q := d.describe(t, p)
+		aDescs, aQ = append(aDescs, de), append(aQ, q)
+	}
+	for _, p := range savage[:3] {
+		de, q := d.describe(t, p)
+		sDescs, sQ = append(sDescs, de), append(sQ, q)
+	}
+	wrongModel := append([]embed.Descriptor(nil), aDescs...)
+	for i := range wrongModel {
+		wrongModel[i].Model.SHA256 = "0000000000000000000000000000000000000000000000000000000000000000"
+	}
+	encode := func(tr wire.Track) []byte {
+		b, err := wire.EncodeTrack(tr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	pub := func(subject string, data []byte, id string) {
+		t.Helper()
+		if _, err := bus.JS.Publish(ctx, subject, data, jetstream.WithMsgID(id)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Malformed first: they must not stop what follows.
+	pub(wire.TracksSubject("cam1"), []byte("not a track"), "bad-1")
+	pub(wire.TracksSubject("cam1"), encode(trackOf(t, "cam2", 1, true, aDescs, aQ)), "bad-2")
+	pub(wire.TracksSubject("cam1"), encode(trackOf(t, "cam1", 2, true, wrongModel, aQ)), "bad-3")
+
+	a := trackOf(t, "cam1", 10, false, aDescs, aQ)
+	pub(wire.TracksSubject("cam1"), encode(a), a.MsgID())
+	stranger := trackOf(t, "cam1", 11, true, sDescs, sQ)
+	pub(wire.TracksSubject("cam1"), encode(stranger), stranger.MsgID())
+	// The final report of A's track: the same hit again, stored once.
+	aFinal := a
+	aFinal.Meta.Final = true
+	pub(wire.TracksSubject("cam1"), encode(aFinal), aFinal.MsgID())
+
+	tracks, err := bus.JS.Stream(ctx, wire.TracksStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		info, err := tracks.Info(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		mu.Lock()
+		n := len(hits)
+		mu.Unlock()
+		if info.State.Msgs == 0 && n >= 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after 20s: %d tracks left in the work queue, %d hits; want 0 and 2", info.State.Msgs, n)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if err := stop(); err != nil {
+		t.Fatalf("match stage: %v", err)
+	}
+
+	if got := bus.DeadLetters(StageMatch); got != 3 {
+		t.Errorf("dead letters = %d, want 3 (garbage, wrong subject, wrong model)", got)
+	}
+	for i := 0; i < 3; i++ {
+		m, err := dead.NextMsg(2 * time.Second)
+		if err != nil {
+			t.Fatalf("dead letter %d: %v", i, err)
+		}
+		if m.Header.Get(wire.HeaderReason) == "" {
+			t.Errorf("dead letter %d has no reason", i)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	want := wire.HitID("cam1", 10, "1")
+	for _, h := range hits {
+		if h.ID != want || h.IdentityName != "John Salley" || h.Watchlist != "missing" || h.Distance > h.Threshold {
+			t.Errorf("hit = %s %q on %s at %.3f (threshold %.3f), want %s for John Salley within the threshold", h.ID, h.IdentityName, h.Watchlist, h.Distance, h.Threshold, want)
+		}
+		if h.EnrolledPhoto != match.PhotoHash([]byte("photo-bytes")) {
+			t.Errorf("hit enrolled photo = %q, want the enrolment's photo hash", h.EnrolledPhoto)
+		}
+	}
+	hs, err := bus.JS.Stream(ctx, wire.HitsStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := hs.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.State.Msgs != 1 {
+		t.Errorf("hits stored = %d, want 1 (early and final report of one track are one hit; the stranger none)", info.State.Msgs)
+	}
+}
+
+// faceFrames composites one photo moving across a grey frame, as JPEG.
+func faceFrames(t *testing.T, photo string, n int) [][]byte {
+	t.Helper()
+	face := gocv.IMRead(photo, gocv.IMReadColor)
+	defer face.Close()
+	big := gocv.NewMat()
+	defer big.Close()
+	gocv.Resize(face, &big, image.Pt(120, 120), 0, 0, gocv.InterpolationCubic)
+	var out [][]byte
+	for i := 0; i < n; i++ {
+		frame := gocv.NewMatWithSizeFromScalar(gocv.NewScalar(100, 110, 120, 0), 360, 640, gocv.MatTypeCV8UC3)
+		roi := frame.Region(image.Rect(40+30*i, 100, 160+30*i, 220))
+		big.CopyTo(&roi)
+		roi.Close()
+		buf, err := gocv.IMEncode(gocv.JPEGFileExt, frame)
+		frame.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, append([]byte(nil), buf.GetBytes()...))
+		buf.Close()
+	}
+	return out
+}
+
+// TestDetectStage sends frames over NATS as a camera stage in another
+// process does: malformed frames are dead-lettered, and a face crossing six
+// frames becomes one track reported early (after three) and finally (after
+// the gap), with descriptors from the real network.
+func TestDetectStage(t *testing.T) {
+	bus := openBus(t)
+	cfg := config.Defaults()
+	tc := track.DefaultConfig()
+	tc.MaxGap = 600 * time.Millisecond
+	ds, err := NewDetectStage(DetectOptions{Bus: bus, Models: testdata.ModelDir(t), Detect: cfg.Detect, Embed: cfg.Embed, Track: tc, QueueSize: 16})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ds.Close()
+	ctx := context.Background()
+	if err := EnsureTracksStream(ctx, bus.JS, 1); err != nil {
+		t.Fatal(err)
+	}
+	cons, err := bus.JS.CreateOrUpdateConsumer(ctx, wire.TracksStream, jetstream.ConsumerConfig{Durable: "t", AckPolicy: jetstream.AckExplicitPolicy})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, stop := runStage(t, ds.Run)
+	// Give the subscription a moment to be in place.
+	time.Sleep(300 * time.Millisecond)
+
+	good := faceFrames(t, photos(t, "John_Simm")[0], 6)
+	now := time.Now().UTC()
+	frame := func(seq int, jpeg []byte, w, h int) []byte {
+		b, err := wire.EncodeFrame(wire.FrameMeta{Camera: "cam1", Seq: uint64(seq), Time: now.Add(time.Duration(seq) * 200 * time.Millisecond), Width: w, Height: h}, jpeg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	bad := map[string][]byte{
+		"garbage":       []byte("\x00\x00\x00\x02{}"),
+		"not a jpeg":    frame(0, []byte("this is not an image at all"), 640, 360),
+		"wrong size":    frame(0, good[0], 320, 200),
+		"wrong subject": nil,
+	}
+	for name, data := range bad {
+		subj := wire.FramesSubject("cam1")
+		if name == "wrong subject" {
+			subj, data = wire.FramesSubject("cam9"), frame(0, good[0], 640, 360)
+		}
+		if err := bus.Conn.Publish(subj, data); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i, j := range good {
+		if err := bus.Conn.Publish(wire.FramesSubject("cam1"), frame(i+1, j, 640, 360)); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	var reports []wire.Track
+	deadline := time.Now().Add(20 * time.Second)
+	for len(reports) < 2 && time.Now().Before(deadline) {
+		batch, err := cons.Fetch(2, jetstream.FetchMaxWait(time.Second))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for m := range batch.Messages() {
+			tr, err := wire.DecodeTrack(m.Data())
+			if err != nil {
+				t.Fatalf("detect stage published a malformed track: %v", err)
+			}
+			if m.Headers().Get(jetstream.MsgIDHeader) != tr.MsgID() {
+				t.Errorf("track message ID = %q, want %q", m.Headers().Get(jetstream.MsgIDHeader), tr.MsgID())
+			}
+			reports = append(reports, tr)
+			m.Ack()
+		}
+	}
+	if err := stop(); err != nil {
+		t.Fatalf("detect stage: %v", err)
+	}
+	if got := bus.DeadLetters(StageDetect); got != int64(len(bad)) {
+		t.Errorf("dead letters = %d, want %d", got, len(bad))
+	}
+	if len(reports) != 2 {
+		t.Fatalf("track reports = %d, want 2 (early and final)", len(reports))
+	}
+	early, final := reports[0], reports[1]
+	if early.Meta.Final || !final.Meta.Final || early.Meta.Track != final.Meta.Track {
+		t.Fatalf("reports = %+v / %+v, want an early then a final report of one track", early.Meta, final.Meta)
+	}
+	if early.Meta.Seen != tc.EarlyFaces || final.Meta.Seen != len(good) {
+		t.Errorf("seen early %d, final %d; want %d and %d", early.Meta.Seen, final.Meta.Seen, tc.EarlyFaces, len(good))
+	}
+	if len(final.Vectors) != tc.Keep || len(final.Crop) == 0 {
+		t.Errorf("final report carries %d descriptors and a %d-byte crop, want %d and a crop", len(final.Vectors), len(final.Crop), tc.Keep)
+	}
+	for i := 1; i < len(final.Meta.Faces); i++ {
+		if final.Meta.Faces[i].Quality > final.Meta.Faces[i-1].Quality {
+			t.Errorf("faces are not best first: %v", final.Meta.Faces)
+		}
+	}
+	// The same photo in every frame: descriptors of one person.
+	a, b := embed.Vector(final.Vectors[0]), embed.Vector(final.Vectors[len(final.Vectors)-1])
+	if d := embed.Distance(&a, &b); d > 0.3 {
+		t.Errorf("descriptors of one track are %.2f apart, want under 0.3", d)
+	}
+}
+
+// TestCameraStagePublishes runs the camera stage against a real RTSP server
+// with no detect stage in its process: frames travel as JPEG messages, and
+// the camera's health is published.
+func TestCameraStagePublishes(t *testing.T) {
+	ctx := context.Background()
+	sc, err := synthcam.Johns(testdata.SharedDir(), 320, 180, 25)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc.Script.Duration = 6 * time.Second
+	sc.Script.Appearances = sc.Script.Appearances[:1]
+	served, err := synthcam.Serve(ctx, sc.Script, t.TempDir(), synthcam.ServeOptions{Loop: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer served.Server.Close()
+	bus := openBus(t)
+	frames, err := bus.Conn.SubscribeSync(wire.FramesSubject("c1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	status, err := bus.Conn.SubscribeSync(wire.StatusSubject("c1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cam := config.CameraDefaults()
+	cam.ID, cam.URL, cam.MaxFPS = "c1", served.URL, 5
+	cs, err := NewCameraStage(CameraOptions{Bus: bus, Cameras: []config.Camera{cam}, StatusInterval: 500 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, stop := runStage(t, cs.Run)
+	var last uint64
+	for i := 0; i < 5; i++ {
+		m, err := frames.NextMsg(15 * time.Second)
+		if err != nil {
+			t.Fatalf("frame %d: %v", i, err)
+		}
+		meta, jpeg, err := wire.DecodeFrame(m.Data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		img, err := gocv.IMDecode(jpeg, gocv.IMReadColor)
+		if err != nil || img.Cols() != 320 || img.Rows() != 180 || meta.Width != 320 {
+			t.Fatalf("frame %d decodes to %dx%d (%v), want 320x180", i, img.Cols(), img.Rows(), err)
+		}
+		img.Close()
+		if meta.Seq <= last {
+			t.Errorf("frame seq %d after %d, want increasing", meta.Seq, last)
+		}
+		last = meta.Seq
+	}
+	// Statuses published before the first frame say connecting; a later
+	// one must say streaming.
+	var st struct {
+		CameraID string
+		State    string
+		URL      string
+	}
+	for deadline := time.Now().Add(5 * time.Second); st.State != "streaming" && time.Now().Before(deadline); {
+		m, err := status.NextMsg(time.Until(deadline))
+		if err != nil {
+			t.Fatalf("camera status: %v", err)
+		}
+		n := binary.BigEndian.Uint32(m.Data)
+		if err := json.Unmarshal(m.Data[4:4+n], &st); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if st.CameraID != "c1" || st.State != "streaming" || st.URL != served.URL {
+		t.Errorf("status = %+v, want camera c1 streaming from %s", st, served.URL)
+	}
+	if err := stop(); err != nil {
+		t.Fatalf("camera stage: %v", err)
+	}
+}
