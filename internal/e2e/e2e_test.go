@@ -147,7 +147,13 @@ func (c *camServer) window(a synthcam.Appearance) (time.Time, time.Time) {
 
 // enrolA enrols the scenario's person A from the enrolment photo into a
 // watchlist of the gallery under dataDir, and returns A's descriptor.
-func enrolA(t *testing.T, dataDir string) embed.Vector {
+func enrolA(t testing.TB, dataDir string) embed.Vector {
+	t.Helper()
+	return enrol(t, dataDir, map[string]string{scenario.Enrolled: scenario.EnrolPhoto})[scenario.Enrolled]
+}
+
+// enrol enrols each person (name → photo) into the watchlist.
+func enrol(t testing.TB, dataDir string, people map[string]string) map[string]embed.Vector {
 	t.Helper()
 	ctx := context.Background()
 	dir := testdata.ModelDir(t)
@@ -162,23 +168,6 @@ func enrolA(t *testing.T, dataDir string) embed.Vector {
 		t.Fatal(err)
 	}
 	defer emb.Close()
-	photo, err := os.ReadFile(scenario.EnrolPhoto)
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, err := detect.Decode(photo, cfg.Detect.MaxPixels)
-	if err != nil {
-		t.Fatal(err)
-	}
-	faces, err := det.Detect(ctx, m)
-	m.Close()
-	if err != nil || len(faces) != 1 {
-		t.Fatalf("enrolment photo: %d faces, %v; want one", len(faces), err)
-	}
-	descs, err := emb.Embed(ctx, []detect.Chip{faces[0].Chip})
-	if err != nil {
-		t.Fatal(err)
-	}
 	g, err := match.OpenGallery(ctx, dataDir, match.GalleryOptions{})
 	if err != nil {
 		t.Fatal(err)
@@ -187,26 +176,47 @@ func enrolA(t *testing.T, dataDir string) embed.Vector {
 	if _, err := g.CreateWatchlist(ctx, match.WatchlistSpec{Name: watchlist, Kind: match.KindMissing, Priority: 1, Owner: "e2e", LegalBasis: "test"}); err != nil {
 		t.Fatal(err)
 	}
-	id, _, err := g.EnsureIdentity(ctx, watchlist, match.IdentitySpec{Name: scenario.Enrolled})
-	if err != nil {
-		t.Fatal(err)
+	out := map[string]embed.Vector{}
+	for name, path := range people {
+		photo, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, err := detect.Decode(photo, cfg.Detect.MaxPixels)
+		if err != nil {
+			t.Fatal(err)
+		}
+		faces, err := det.Detect(ctx, m)
+		m.Close()
+		if err != nil || len(faces) != 1 {
+			t.Fatalf("enrolment photo %s: %d faces, %v; want one", path, len(faces), err)
+		}
+		descs, err := emb.Embed(ctx, []detect.Chip{faces[0].Chip})
+		if err != nil {
+			t.Fatal(err)
+		}
+		id, _, err := g.EnsureIdentity(ctx, watchlist, match.IdentitySpec{Name: name})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var chip strings.Builder
+		img, err := chipImage(faces[0].Chip)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := png.Encode(&chip, img); err != nil {
+			t.Fatal(err)
+		}
+		d := descs[0]
+		if _, _, err := g.AddEnrolment(ctx, match.NewEnrolment{
+			IdentityID: id.ID, Photo: photo, PhotoExt: ".jpg", ChipPNG: []byte(chip.String()), Vector: match.Vector(d.Vector),
+			Model: match.ModelID{Name: d.Model.Name, SHA256: d.Model.SHA256}, Quality: faces[0].Quality.Score, EnrolledBy: "e2e",
+		}); err != nil {
+			t.Fatal(err)
+		}
+		out[name] = d.Vector
 	}
-	var chip strings.Builder
-	img, err := chipImage(faces[0].Chip)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := png.Encode(&chip, img); err != nil {
-		t.Fatal(err)
-	}
-	d := descs[0]
-	if _, _, err := g.AddEnrolment(ctx, match.NewEnrolment{
-		IdentityID: id.ID, Photo: photo, PhotoExt: ".jpg", ChipPNG: []byte(chip.String()), Vector: match.Vector(d.Vector),
-		Model: match.ModelID{Name: d.Model.Name, SHA256: d.Model.SHA256}, Quality: faces[0].Quality.Score, EnrolledBy: "e2e",
-	}); err != nil {
-		t.Fatal(err)
-	}
-	return d.Vector
+	return out
 }
 
 // proc is one facewatch process.
@@ -222,7 +232,7 @@ type proc struct {
 
 // start runs bin with args, logging to a file that is shown if the test
 // fails.
-func start(t *testing.T, name string, args ...string) *proc {
+func start(t testing.TB, name string, args ...string) *proc {
 	t.Helper()
 	p := &proc{name: name, log: filepath.Join(t.TempDir(), name+".log"), done: make(chan struct{})}
 	logf, err := os.Create(p.log)
@@ -278,7 +288,7 @@ func (p *proc) kill() {
 
 // stop asks the process to end (SIGTERM) and fails the test if it does not
 // exit cleanly within 15 s.
-func (p *proc) stop(t *testing.T) {
+func (p *proc) stop(t testing.TB) {
 	t.Helper()
 	p.cmd.Process.Signal(syscall.SIGTERM)
 	select {
@@ -292,7 +302,7 @@ func (p *proc) stop(t *testing.T) {
 }
 
 // waitLine waits for a stdout line matching re and returns its submatches.
-func (p *proc) waitLine(t *testing.T, re *regexp.Regexp, within time.Duration) []string {
+func (p *proc) waitLine(t testing.TB, re *regexp.Regexp, within time.Duration) []string {
 	t.Helper()
 	deadline := time.Now().Add(within)
 	for time.Now().Before(deadline) {

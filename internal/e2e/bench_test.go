@@ -1,0 +1,195 @@
+package e2e
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/facewatch/facewatch/alert"
+	"github.com/facewatch/facewatch/internal/rtsptest"
+	"github.com/facewatch/facewatch/internal/synthcam"
+	"github.com/facewatch/facewatch/internal/testdata"
+	"github.com/facewatch/facewatch/internal/wire"
+)
+
+// benchSeconds is how long each benchmark iteration runs facewatch.
+var benchSeconds = envInt("FACEWATCH_BENCH_SECONDS", 60)
+
+func envInt(name string, def int) int {
+	if v, err := strconv.Atoi(os.Getenv(name)); err == nil && v > 0 {
+		return v
+	}
+	return def
+}
+
+// BenchmarkFrameToAlert measures `facewatch run` on 720p cameras sampled at
+// 5 fps, each serving the standard scenario in a loop with all five people
+// enrolled (so every appearance is an alert): frame-to-alert latency (from
+// capture of the frame that completed a track's early report to the alert
+// committed in SQLite), and the process's CPU and resident memory.
+//
+//	go test -run XXX -bench FrameToAlert -benchtime 1x ./internal/e2e
+func BenchmarkFrameToAlert(b *testing.B) {
+	sc, err := synthcam.Johns(testdata.SharedDir(), 1280, 720, 25)
+	if err != nil {
+		b.Fatal(err)
+	}
+	sc.Script.Background = testdata.OpenCV(b, "vtest.avi")
+	file := filepath.Join(b.TempDir(), "clip720.h264")
+	if _, err := synthcam.Render(context.Background(), sc.Script, file); err != nil {
+		b.Fatal(err)
+	}
+	clip720, err := rtsptest.LoadClip(file, 25)
+	if err != nil {
+		b.Fatal(err)
+	}
+	people := map[string]string{sc.Enrolled: sc.EnrolPhoto}
+	for _, s := range sc.Strangers {
+		ps, _ := filepath.Glob(filepath.Join(testdata.SharedDir(), "dlib_johns", s, "*.jpg"))
+		sort.Strings(ps)
+		people[s] = ps[0] // never shown in the clip
+	}
+	for _, n := range []int{1, 4} {
+		b.Run(fmt.Sprintf("cameras=%d", n), func(b *testing.B) {
+			var lat []float64
+			var cpu, rss, alerts float64
+			for i := 0; i < b.N; i++ {
+				l, c, r := runBench(b, clip720, people, n)
+				lat = append(lat, l...)
+				cpu, rss, alerts = max(cpu, c), max(rss, r), alerts+float64(len(l))
+			}
+			slices.Sort(lat)
+			if len(lat) == 0 {
+				b.Fatal("no alerts")
+			}
+			b.ReportMetric(pct(lat, 0.50)*1000, "p50-ms")
+			b.ReportMetric(pct(lat, 0.99)*1000, "p99-ms")
+			b.ReportMetric(cpu, "cpu-cores")
+			b.ReportMetric(rss, "max-rss-MB")
+			b.ReportMetric(alerts/float64(b.N), "alerts/run")
+		})
+	}
+}
+
+func pct(sorted []float64, p float64) float64 {
+	i := int(p*float64(len(sorted)-1) + 0.5)
+	return sorted[min(i, len(sorted)-1)]
+}
+
+// runBench runs facewatch with n cameras for benchSeconds and returns the
+// alerts' latencies (seconds), the process's mean CPU (cores) and its peak
+// resident memory (MB).
+func runBench(b *testing.B, clip *rtsptest.Clip, people map[string]string, n int) ([]float64, float64, float64) {
+	data := b.TempDir()
+	enrol(b, data, people)
+	var srcs []rtsptest.Source
+	for i := 0; i < n; i++ {
+		srcs = append(srcs, rtsptest.Source{Name: fmt.Sprintf("cam%d", i), Clip: clip, Loop: true})
+	}
+	srv, err := rtsptest.Start(context.Background(), rtsptest.Options{Sources: srcs})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer srv.Close()
+	var cfg strings.Builder
+	fmt.Fprintf(&cfg, "data_dir: %s\nlog_level: warn\nnats:\n  ack_wait: 5s\ncameras:\n", data)
+	for i := 0; i < n; i++ {
+		fmt.Fprintf(&cfg, "  - id: cam%d\n    url: %s\n    max_fps: 5\n", i, srv.URL(fmt.Sprintf("cam%d", i)))
+	}
+	cfg.WriteString("detect:\n  max_width: 640\nalert:\n  listen: 127.0.0.1:0\n")
+	path := filepath.Join(b.TempDir(), "bench.yaml")
+	if err := os.WriteFile(path, []byte(cfg.String()), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	p := start(b, "run", "run", "--config", path)
+	p.waitLine(b, regexp.MustCompile(`^API and console:`), 60*time.Second)
+	pid := p.cmd.Process.Pid
+	t0, c0 := time.Now(), cpuSeconds(pid)
+	var peak float64
+	for end := time.Now().Add(time.Duration(benchSeconds) * time.Second); time.Now().Before(end); {
+		time.Sleep(time.Second)
+		peak = max(peak, rssMB(pid))
+	}
+	cpu := (cpuSeconds(pid) - c0) / time.Since(t0).Seconds()
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	<-p.done
+	b.StopTimer()
+	return latencies(b, data), cpu, peak
+}
+
+// latencies reads every alert's commit time minus the capture time of its
+// newest face (the frame that completed the report it came from).
+func latencies(b *testing.B, data string) []float64 {
+	db, err := sql.Open("sqlite3", "file:"+alert.DBPath(data)+"?_query_only=1")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer db.Close()
+	rows, err := db.Query("SELECT stored_ns, extra FROM alerts")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer rows.Close()
+	var out []float64
+	for rows.Next() {
+		var stored int64
+		var extra string
+		if err := rows.Scan(&stored, &extra); err != nil {
+			b.Fatal(err)
+		}
+		var x struct {
+			Faces []wire.FaceScore `json:"faces"`
+		}
+		if err := json.Unmarshal([]byte(extra), &x); err != nil || len(x.Faces) == 0 {
+			b.Fatalf("alert extra %q: %v", extra, err)
+		}
+		var newest time.Time
+		for _, f := range x.Faces {
+			if f.Time.After(newest) {
+				newest = f.Time
+			}
+		}
+		out = append(out, time.Unix(0, stored).Sub(newest).Seconds())
+	}
+	return out
+}
+
+// cpuSeconds is the process's user+system CPU time (Linux /proc).
+func cpuSeconds(pid int) float64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// Fields after the command name (which may hold spaces) start at ')'.
+	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
+	ut, _ := strconv.ParseFloat(f[11], 64)
+	st, _ := strconv.ParseFloat(f[12], 64)
+	return (ut + st) / 100 // USER_HZ is 100 on Linux
+}
+
+// rssMB is the process's resident memory.
+func rssMB(pid int) float64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(l, "VmRSS:") {
+			kb, _ := strconv.ParseFloat(strings.Fields(l)[1], 64)
+			return kb / 1024
+		}
+	}
+	return 0
+}
