@@ -73,6 +73,7 @@ func BenchmarkFrameToAlert(b *testing.B) {
 			if len(lat) == 0 {
 				b.Fatal("no alerts")
 			}
+			b.Logf("frame-to-alert latencies (s): %.3f", lat)
 			b.ReportMetric(pct(lat, 0.50)*1000, "p50-ms")
 			b.ReportMetric(pct(lat, 0.99)*1000, "p99-ms")
 			b.ReportMetric(cpu, "cpu-cores")
