@@ -7,6 +7,7 @@ import (
 	"image"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -129,10 +130,13 @@ type camWorker struct {
 	id      string
 	queue   chan Frame
 	tracker *track.Tracker[*faceData]
-	// lastFrame/lastWall: capture time of the newest frame and when it was
-	// processed, to end tracks when the camera goes quiet.
+	// lastArrival is when the newest frame reached the queue (unix ns), so
+	// that a camera gone quiet still ends its tracks, but frames merely
+	// waiting behind a slow detection do not.
+	lastArrival atomic.Int64
+	// lastFrame and lastSeq are the newest processed frame's capture time
+	// and sequence number (runCamera's goroutine only).
 	lastFrame time.Time
-	lastWall  time.Time
 	lastSeq   uint64
 }
 
@@ -168,6 +172,7 @@ func (s *DetectStage) Run(ctx context.Context) error {
 	// waiting frame when the queue is full.
 	enqueue := func(f Frame) {
 		w := worker(f.Camera)
+		w.lastArrival.Store(s.now().UnixNano())
 		for {
 			select {
 			case w.queue <- f:
@@ -288,10 +293,10 @@ func (s *DetectStage) runCamera(ctx context.Context, w *camWorker) {
 			return
 		case <-tick.C:
 			// A quiet camera still ends its tracks: advance its clock by the
-			// wall time since its last frame.
-			if !w.lastWall.IsZero() && s.now().Sub(w.lastWall) > s.opt.Track.MaxGap {
-				at := w.lastFrame.Add(s.now().Sub(w.lastWall))
-				s.publishReports(ctx, w, w.tracker.Update(w.lastSeq, at, nil))
+			// wall time since its last frame arrived.
+			quiet := s.now().Sub(time.Unix(0, w.lastArrival.Load()))
+			if len(w.queue) == 0 && !w.lastFrame.IsZero() && quiet > s.opt.Track.MaxGap {
+				s.publishReports(ctx, w, w.tracker.Update(w.lastSeq, w.lastFrame.Add(quiet), nil))
 			}
 		case f := <-w.queue:
 			s.m.Queue.WithLabelValues(StageDetect).Dec()
@@ -339,7 +344,7 @@ func (s *DetectStage) process(ctx context.Context, w *camWorker, f Frame) []trac
 			Payload: &faceData{chip: fc.Chip.Pix, crop: cropJPEG(f.Mat, fc.Box)},
 		})
 	}
-	w.lastFrame, w.lastWall, w.lastSeq = f.Time, s.now(), f.Seq
+	w.lastFrame, w.lastSeq = f.Time, f.Seq
 	return w.tracker.Update(f.Seq, f.Time, dets)
 }
 
