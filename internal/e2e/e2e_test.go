@@ -145,6 +145,20 @@ func (c *camServer) window(a synthcam.Appearance) (time.Time, time.Time) {
 	return c.sent[a.FirstFrame], c.sent[a.LastFrame].Add(frameInterval)
 }
 
+// lag is how long after the latest frame sent at or before t it is: the
+// delay between the server sending a frame and facewatch stamping it.
+func (c *camServer) lag(t time.Time) time.Duration {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	best := time.Duration(-1)
+	for _, s := range c.sent {
+		if d := t.Sub(s); d >= 0 && (best < 0 || d < best) {
+			best = d
+		}
+	}
+	return best
+}
+
 // enrolA enrols the scenario's person A from the enrolment photo into a
 // watchlist of the gallery under dataDir, and returns A's descriptor.
 func enrolA(t testing.TB, dataDir string) embed.Vector {
@@ -484,6 +498,7 @@ func checkAlerts(t *testing.T, cam *camServer, alerts []storedAlert) []int {
 			t.Errorf("alert %s at %s is outside every appearance of %s (%s), give or take %v", a.hitID, a.time.Format("15:04:05.000"), scenario.Enrolled, strings.Join(ws, ", "), frameInterval)
 		}
 		got = append(got, which)
+		t.Logf("alert %s at %s: %v after the nearest earlier frame was sent", a.hitID, a.time.Format("15:04:05.000"), cam.lag(a.time))
 	}
 	if len(tracks) != 2 {
 		t.Errorf("alerts are on %d tracks, want 2 separate tracks", len(tracks))
