@@ -212,7 +212,7 @@ func Parse(data []byte) (Config, error) {
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
 	if err := dec.Decode(&cfg); err != nil && !errors.Is(err, io.EOF) {
-		return Config{}, fmt.Errorf("parsing yaml: %w", cleanYAMLError(err))
+		return Config{}, fmt.Errorf("parsing yaml: %w", cameraContext(cleanYAMLError(err), raw.Cameras))
 	}
 	cfg.Cameras = make([]Camera, len(raw.Cameras))
 	for i := range raw.Cameras {
@@ -242,6 +242,34 @@ func decodeStrict(n *yaml.Node, out any) error {
 		return err
 	}
 	return nil
+}
+
+var yamlLine = regexp.MustCompile(`^line (\d+):`)
+
+// cameraContext prefixes an error located inside a camera entry with the
+// entry's index, so that the message names cameras[i] as well as the line.
+func cameraContext(err error, cams []yaml.Node) error {
+	m := yamlLine.FindStringSubmatch(err.Error())
+	if m == nil {
+		return err
+	}
+	var line int
+	fmt.Sscan(m[1], &line)
+	for i := range cams {
+		if cams[i].Line <= line && line <= lastLine(&cams[i]) {
+			return fmt.Errorf("cameras[%d]: %w", i, err)
+		}
+	}
+	return err
+}
+
+// lastLine is the last source line a node spans.
+func lastLine(n *yaml.Node) int {
+	l := n.Line
+	for _, c := range n.Content {
+		l = max(l, lastLine(c))
+	}
+	return l
 }
 
 // cleanYAMLError turns yaml.v3's multi-line type errors into one line.
