@@ -313,10 +313,10 @@ func TestLocateOrder(t *testing.T) {
 	env := map[string]string{"HOME": "/home/u"}
 	get := func(k string) string { return env[k] }
 	tests := []struct {
-		name             string
+		name              string
 		flag, cfg, envDir string
-		want             string
-		src              models.Source
+		want              string
+		src               models.Source
 	}{
 		{"flag wins", "/f", "/c", "/e", "/f", models.FromFlag},
 		{"env next", "", "/c", "/e", "/e", models.FromEnv},
@@ -333,4 +333,3 @@ func TestLocateOrder(t *testing.T) {
 		})
 	}
 }
-
