@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -135,5 +137,44 @@ func TestModelsFetchWithoutPip(t *testing.T) {
 	code, _, errOut := runCLI(t, map[string]string{"FACEWATCH_PYTHON": filepath.Join(dir, "missing-python")}, "models", "fetch", "--model-dir", dir)
 	if code != 1 || !strings.Contains(errOut, "pip is not available") || strings.Count(errOut, "facewatch models:") != 1 {
 		t.Errorf("fetch without pip = %d, %q; want exit 1, one line", code, errOut)
+	}
+}
+
+func TestDoctor(t *testing.T) {
+	// A listener that is then closed gives a port nothing listens on.
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := l.Addr().String()
+	l.Close()
+	live, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer live.Close()
+	dir := t.TempDir()
+	cfgPath := filepath.Join(dir, "c.yaml")
+	os.WriteFile(cfgPath, []byte(fmt.Sprintf(`data_dir: data
+alert:
+  listen: 127.0.0.1:0
+cameras:
+  - id: up
+    url: rtsp://u:hunter2@%s/s
+  - id: down
+    url: rtsp://u:hunter2@%s/s
+`, live.Addr(), dead)), 0o644)
+	code, out, errOut := runCLI(t, nil, "doctor", "--config", cfgPath, "--model-dir", string(testdata.ModelDir(t)))
+	if code != 1 || !strings.Contains(errOut, "1 of") {
+		t.Errorf("doctor = %d, %q; want exit 1 with one failed check", code, errOut)
+	}
+	wantLines := []string{"ok    config", "ok    models", "ok    data dir", "ok    camera up", "FAIL  camera down", "ok    alert api"}
+	for _, w := range wantLines {
+		if !strings.Contains(out, w) {
+			t.Errorf("doctor output lacks %q:\n%s", w, out)
+		}
+	}
+	if strings.Contains(out+errOut, "hunter2") {
+		t.Errorf("doctor printed a camera password:\n%s", out)
 	}
 }
