@@ -3,6 +3,7 @@ module github.com/facewatch/facewatch
 go 1.26.8
 
 require (
+	github.com/Kagami/go-face v0.0.0-20210630145111-0c14797b4d0e
 	gocv.io/x/gocv v0.31.0
 	golang.org/x/term v0.48.0
 	gopkg.in/yaml.v3 v3.0.1

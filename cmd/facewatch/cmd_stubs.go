@@ -20,7 +20,6 @@ var (
 	cmdEmbedStage  = notBuilt("embed")
 	cmdMatchStage  = notBuilt("match")
 	cmdAlertStage  = notBuilt("alert")
-	cmdFaces       = notBuilt("faces")
 	cmdWatchlist   = notBuilt("watchlist")
 	cmdEnroll      = notBuilt("enroll")
 	cmdIdentify    = notBuilt("identify")

@@ -1,0 +1,162 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+
+	"github.com/facewatch/facewatch/detect"
+	"github.com/facewatch/facewatch/embed"
+	"github.com/facewatch/facewatch/models"
+)
+
+// faceLine is one line of `facewatch faces` output: one face of one file,
+// or a file with no face (Faces 0, no Box), or a file that failed (Error).
+type faceLine struct {
+	File  string `json:"file"`
+	Error string `json:"error,omitempty"`
+	// Faces is the number of faces found in the file; Face is this face's
+	// index among them (by decreasing confidence).
+	Faces      int             `json:"faces"`
+	Face       *int            `json:"face,omitempty"`
+	Box        *jsonBox        `json:"box,omitempty"`
+	Confidence *float64        `json:"confidence,omitempty"`
+	Landmarks  [][2]int        `json:"landmarks,omitempty"`
+	Quality    *detect.Quality `json:"quality,omitempty"`
+	Descriptor []float32       `json:"descriptor,omitempty"`
+	Model      *jsonModel      `json:"model,omitempty"`
+}
+
+type jsonBox struct {
+	X int `json:"x"`
+	Y int `json:"y"`
+	W int `json:"w"`
+	H int `json:"h"`
+}
+
+type jsonModel struct {
+	Name   string `json:"name"`
+	SHA256 string `json:"sha256"`
+}
+
+func cmdFaces(ctx context.Context, e *env, args []string) error {
+	const usage = "faces [--descriptors] [--detector hog|cnn] [--upsample N] [--max-width PX] [--min-face-size PX] [--jitter N] [--config FILE] [--model-dir DIR] FILE..."
+	fs := newFlagSet(e, "faces", usage)
+	cfgPath := fs.String("config", "", "config file (its detect and embed sections are the defaults)")
+	dirFlag := fs.String("model-dir", "", "model directory")
+	withDescr := fs.Bool("descriptors", false, "compute each face's 128-d descriptor")
+	detector := fs.String("detector", "", "hog or cnn (default: the config's detect.detector)")
+	upsample := fs.Int("upsample", -1, "times to double the image before detection (default: the config's)")
+	maxWidth := fs.Int("max-width", -1, "detect on a copy downscaled to this width; 0 keeps full resolution (default: the config's)")
+	minFace := fs.Int("min-face-size", -1, "ignore faces smaller than this many pixels (default: the config's)")
+	jitter := fs.Int("jitter", -1, "average each descriptor over N jittered copies (default: the config's)")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() == 0 {
+		return usageErrorf("want at least one image file")
+	}
+	cfg, err := e.loadConfig(*cfgPath)
+	if err != nil {
+		return err
+	}
+	if *detector != "" {
+		cfg.Detect.Detector = *detector
+	}
+	if *upsample >= 0 {
+		cfg.Detect.Upsample = *upsample
+	}
+	if *maxWidth >= 0 {
+		cfg.Detect.MaxWidth = *maxWidth
+	}
+	if *minFace >= 0 {
+		cfg.Detect.MinFaceSize = *minFace
+	}
+	if *jitter >= 0 {
+		cfg.Embed.Jitter = *jitter
+	}
+	if err := cfg.Detect.Validate(); err != nil {
+		return usageErrorf("detect.%v", err)
+	}
+	if err := cfg.Embed.Validate(); err != nil {
+		return usageErrorf("embed.%v", err)
+	}
+	dir, _, err := models.Locate(*dirFlag, cfg.ModelDir, e.getenv)
+	if err != nil {
+		return err
+	}
+	det, err := detect.New(models.Dir(dir), cfg.Detect)
+	if err != nil {
+		return err
+	}
+	defer det.Close()
+	var emb *embed.Embedder
+	if *withDescr {
+		if emb, err = embed.New(models.Dir(dir), cfg.Embed); err != nil {
+			return err
+		}
+		defer emb.Close()
+	}
+	enc := json.NewEncoder(e.stdout)
+	failed := 0
+	for _, file := range fs.Args() {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		lines, err := facesInFile(ctx, det, emb, cfg.Detect.MaxPixels, file)
+		if err != nil {
+			failed++
+			lines = []faceLine{{File: file, Error: err.Error()}}
+		}
+		for i := range lines {
+			if err := enc.Encode(&lines[i]); err != nil {
+				return fmt.Errorf("writing output: %w", err)
+			}
+		}
+	}
+	if failed > 0 {
+		return fmt.Errorf("%d of %d files failed", failed, fs.NArg())
+	}
+	return nil
+}
+
+func facesInFile(ctx context.Context, det *detect.Detector, emb *embed.Embedder, maxPixels int64, file string) ([]faceLine, error) {
+	m, err := detect.DecodeFile(file, maxPixels)
+	if err != nil {
+		return nil, err
+	}
+	defer m.Close()
+	faces, err := det.Detect(ctx, m)
+	if err != nil {
+		return nil, err
+	}
+	if len(faces) == 0 {
+		return []faceLine{{File: file}}, nil
+	}
+	var ds []embed.Descriptor
+	if emb != nil {
+		chips := make([]detect.Chip, len(faces))
+		for i := range faces {
+			chips[i] = faces[i].Chip
+		}
+		if ds, err = emb.Embed(ctx, chips); err != nil {
+			return nil, err
+		}
+	}
+	lines := make([]faceLine, len(faces))
+	for i := range faces {
+		f := &faces[i]
+		l := &lines[i]
+		idx, conf, q := i, f.Confidence, f.Quality
+		l.File, l.Faces, l.Face, l.Confidence, l.Quality = file, len(faces), &idx, &conf, &q
+		l.Box = &jsonBox{X: f.Box.Min.X, Y: f.Box.Min.Y, W: f.Box.Dx(), H: f.Box.Dy()}
+		for _, p := range f.Landmarks {
+			l.Landmarks = append(l.Landmarks, [2]int{p.X, p.Y})
+		}
+		if ds != nil {
+			l.Descriptor = ds[i].Vector[:]
+			l.Model = &jsonModel{Name: ds[i].Model.Name, SHA256: ds[i].Model.SHA256}
+		}
+	}
+	return lines, nil
+}

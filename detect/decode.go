@@ -1,0 +1,147 @@
+package detect
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"image"
+	"image/color"
+	_ "image/jpeg" // image.DecodeConfig reads JPEG headers
+	_ "image/png"  // and PNG headers
+	"os"
+
+	"gocv.io/x/gocv"
+)
+
+// Sentinel errors of decoding, for errors.Is.
+var (
+	// ErrTooLarge: the image has more pixels than allowed; it was refused
+	// from its header, before decoding.
+	ErrTooLarge = errors.New("image too large")
+	// ErrCorrupt: the bytes are empty, truncated, not a JPEG or PNG, or do
+	// not decode.
+	ErrCorrupt = errors.New("corrupt or unsupported image")
+)
+
+// DecodeFile reads and decodes a JPEG or PNG file (see Decode).
+func DecodeFile(path string, maxPixels int64) (gocv.Mat, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return gocv.Mat{}, fmt.Errorf("reading image: %w", err)
+	}
+	m, err := Decode(data, maxPixels)
+	if err != nil {
+		return gocv.Mat{}, fmt.Errorf("%s: %w", path, err)
+	}
+	return m, nil
+}
+
+// Decode decodes JPEG or PNG bytes into an 8-bit BGR Mat the caller closes,
+// turned as the EXIF orientation says. Grayscale, CMYK and 16-bit images are
+// converted to 8-bit BGR. Images with more than maxPixels pixels are refused
+// from their header, before any pixel is decoded (maxPixels <= 0 means no
+// limit).
+func Decode(data []byte, maxPixels int64) (gocv.Mat, error) {
+	if len(data) == 0 {
+		return gocv.Mat{}, fmt.Errorf("decoding image: %w: no bytes", ErrCorrupt)
+	}
+	cfg, format, err := image.DecodeConfig(bytes.NewReader(data))
+	if err != nil {
+		return gocv.Mat{}, fmt.Errorf("decoding image header: %w: %v", ErrCorrupt, err)
+	}
+	px := int64(cfg.Width) * int64(cfg.Height)
+	if cfg.Width <= 0 || cfg.Height <= 0 {
+		return gocv.Mat{}, fmt.Errorf("decoding image: %w: %dx%d pixels", ErrCorrupt, cfg.Width, cfg.Height)
+	}
+	if maxPixels > 0 && px > maxPixels {
+		return gocv.Mat{}, fmt.Errorf("decoding image: %w: %dx%d is %d pixels, limit %d", ErrTooLarge, cfg.Width, cfg.Height, px, maxPixels)
+	}
+	if format == "jpeg" && truncatedJPEG(data) {
+		return gocv.Mat{}, fmt.Errorf("decoding image: %w: JPEG is truncated (no end marker after the last scan)", ErrCorrupt)
+	}
+	m, err := gocv.IMDecode(data, gocv.IMReadColor)
+	if err != nil {
+		return gocv.Mat{}, fmt.Errorf("decoding %s image: %w: %v", format, ErrCorrupt, err)
+	}
+	if m.Empty() {
+		m.Close()
+		return gocv.Mat{}, fmt.Errorf("decoding %s image: %w", format, ErrCorrupt)
+	}
+	return m, nil
+}
+
+// truncatedJPEG reports whether the last start-of-scan marker has no
+// end-of-image marker after it. (0xFF 0xDA cannot occur inside
+// entropy-coded data, where 0xFF is stuffed; an EXIF thumbnail comes before
+// the main image's scans.) libjpeg would fill a truncated image with gray
+// and only warn.
+func truncatedJPEG(data []byte) bool {
+	sos := bytes.LastIndex(data, []byte{0xFF, 0xDA})
+	eoi := bytes.LastIndex(data, []byte{0xFF, 0xD9})
+	return sos < 0 || eoi < sos
+}
+
+// MatFromImage converts a Go image into a new 8-bit BGR Mat the caller
+// closes.
+func MatFromImage(img image.Image) (gocv.Mat, error) {
+	if img == nil {
+		return gocv.Mat{}, fmt.Errorf("converting image: %w: nil image", ErrCorrupt)
+	}
+	b := img.Bounds()
+	w, h := b.Dx(), b.Dy()
+	if w <= 0 || h <= 0 {
+		return gocv.Mat{}, fmt.Errorf("converting image: %w: empty (%dx%d)", ErrCorrupt, w, h)
+	}
+	m := gocv.NewMatWithSize(h, w, gocv.MatTypeCV8UC3)
+	pix, err := m.DataPtrUint8()
+	if err != nil {
+		m.Close()
+		return gocv.Mat{}, fmt.Errorf("converting image: %w", err)
+	}
+	switch src := img.(type) {
+	case *image.RGBA:
+		for y := 0; y < h; y++ {
+			row := src.Pix[src.PixOffset(b.Min.X, b.Min.Y+y):]
+			dst := pix[y*w*3:]
+			for x := 0; x < w; x++ {
+				dst[x*3], dst[x*3+1], dst[x*3+2] = row[x*4+2], row[x*4+1], row[x*4]
+			}
+		}
+	case *image.NRGBA:
+		for y := 0; y < h; y++ {
+			row := src.Pix[src.PixOffset(b.Min.X, b.Min.Y+y):]
+			dst := pix[y*w*3:]
+			for x := 0; x < w; x++ {
+				dst[x*3], dst[x*3+1], dst[x*3+2] = row[x*4+2], row[x*4+1], row[x*4]
+			}
+		}
+	case *image.Gray:
+		for y := 0; y < h; y++ {
+			row := src.Pix[src.PixOffset(b.Min.X, b.Min.Y+y):]
+			dst := pix[y*w*3:]
+			for x := 0; x < w; x++ {
+				g := row[x]
+				dst[x*3], dst[x*3+1], dst[x*3+2] = g, g, g
+			}
+		}
+	case *image.YCbCr:
+		for y := 0; y < h; y++ {
+			dst := pix[y*w*3:]
+			for x := 0; x < w; x++ {
+				yi := src.YOffset(b.Min.X+x, b.Min.Y+y)
+				ci := src.COffset(b.Min.X+x, b.Min.Y+y)
+				r, g, bb := color.YCbCrToRGB(src.Y[yi], src.Cb[ci], src.Cr[ci])
+				dst[x*3], dst[x*3+1], dst[x*3+2] = bb, g, r
+			}
+		}
+	default:
+		for y := 0; y < h; y++ {
+			dst := pix[y*w*3:]
+			for x := 0; x < w; x++ {
+				c := color.RGBAModel.Convert(img.At(b.Min.X+x, b.Min.Y+y)).(color.RGBA)
+				dst[x*3], dst[x*3+1], dst[x*3+2] = c.B, c.G, c.R
+			}
+		}
+	}
+	return m, nil
+}

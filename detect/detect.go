@@ -1,0 +1,275 @@
+// Package detect finds faces in frames and photos with dlib (the HOG frontal
+// detector or the MMOD CNN), finds their 5 landmarks, cuts the aligned
+// 150×150 chips the descriptor network takes, and scores each face's
+// quality. It also decodes JPEG and PNG files for enrolment and tools,
+// refusing oversized images before decoding them. It does not compute
+// descriptors (package embed), track faces or know about cameras and NATS.
+package detect
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"image"
+	"math"
+	"sort"
+	"sync"
+
+	"gocv.io/x/gocv"
+
+	"github.com/facewatch/facewatch/internal/config"
+	"github.com/facewatch/facewatch/internal/dlib"
+	"github.com/facewatch/facewatch/internal/dlib/mmod"
+	"github.com/facewatch/facewatch/models"
+)
+
+// ChipSize is the side of an aligned chip in pixels, and ChipPadding the
+// padding around the face, as in dlib's dnn_face_recognition_ex.cpp and
+// go-face: get_face_chip_details(shape, 150, 0.25).
+const (
+	ChipSize    = 150
+	ChipPadding = 0.25
+	// ChipBytes is the length of Chip.Pix.
+	ChipBytes = ChipSize * ChipSize * 3
+)
+
+// Chip is an aligned face: ChipSize×ChipSize RGB pixels, row-major.
+type Chip struct{ Pix []byte }
+
+// Quality says how useful a face is for recognition. Every field is in
+// [0, 1], higher is better: Size grows with the box side up to 100 pixels,
+// Sharpness with the variance of the chip's Laplacian, Frontalness with how
+// centred the nose is between the eyes. Score combines them (their
+// geometric mean) so later stages can pick the best faces of a track.
+type Quality struct {
+	Score       float64 `json:"score"`
+	Size        float64 `json:"size"`
+	Sharpness   float64 `json:"sharpness"`
+	Frontalness float64 `json:"frontalness"`
+}
+
+// Face is one detected face.
+type Face struct {
+	// Box is the detector's box in full-resolution frame pixels; it may
+	// extend past the frame's edges, as dlib's boxes do.
+	Box image.Rectangle
+	// Landmarks are dlib's 5 points (two corners of each eye, then the base
+	// of the nose) in full-resolution frame pixels.
+	Landmarks [5]image.Point
+	// Confidence is the detector's score (HOG: SVM margin; CNN: MMOD
+	// confidence); 0 is dlib's threshold.
+	Confidence float64
+	Quality    Quality
+	Chip       Chip
+}
+
+// Detector finds faces. Each worker owns one: it is not for concurrent use
+// (calls are serialised by a per-detector lock, never shared with others).
+type Detector struct {
+	cfg config.Detect
+
+	mu  sync.Mutex // guards the dlib objects below against Close during a call
+	hog *dlib.HOG
+	cnn *mmod.Net
+	sp  *dlib.ShapePredictor
+}
+
+// ErrClosed is returned by calls on a closed Detector.
+var ErrClosed = errors.New("detector is closed")
+
+// New loads the models cfg asks for from dir: the shape predictor always, the
+// MMOD network for detector "cnn".
+func New(dir models.Dir, cfg config.Detect) (*Detector, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("detect config: %w", err)
+	}
+	spPath, err := dir.Path(models.ShapePredictor5)
+	if err != nil {
+		return nil, err
+	}
+	d := &Detector{cfg: cfg}
+	if d.sp, err = dlib.LoadShapePredictor(spPath); err != nil {
+		return nil, err
+	}
+	switch cfg.Detector {
+	case "cnn":
+		p, err := dir.Path(models.MMOD)
+		if err != nil {
+			d.Close()
+			return nil, err
+		}
+		if d.cnn, err = mmod.Load(p); err != nil {
+			d.Close()
+			return nil, err
+		}
+	default:
+		if d.hog, err = dlib.NewHOG(); err != nil {
+			d.Close()
+			return nil, err
+		}
+	}
+	return d, nil
+}
+
+// Config returns the configuration the detector runs with.
+func (d *Detector) Config() config.Detect { return d.cfg }
+
+// Close frees the models. It is safe to call more than once.
+func (d *Detector) Close() error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.hog != nil {
+		d.hog.Close()
+		d.hog = nil
+	}
+	if d.cnn != nil {
+		d.cnn.Close()
+		d.cnn = nil
+	}
+	if d.sp != nil {
+		d.sp.Close()
+		d.sp = nil
+	}
+	return nil
+}
+
+// Detect finds the faces in frame, an 8-bit BGR (8UC3), gray (8UC1) or BGRA
+// (8UC4) Mat, ordered by decreasing confidence. Frames wider than
+// cfg.MaxWidth are searched on a downscaled copy; landmarks and chips always
+// come from the full-resolution frame. The frame is read, never modified or
+// kept. dlib's work cannot be interrupted: ctx is checked before and after.
+func (d *Detector) Detect(ctx context.Context, frame gocv.Mat) ([]Face, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	full, cleanup, err := matImage(frame)
+	if err != nil {
+		return nil, fmt.Errorf("detecting faces: %w", err)
+	}
+	defer cleanup()
+
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.sp == nil {
+		return nil, ErrClosed
+	}
+	rects, err := d.find(frame, full)
+	if err != nil {
+		return nil, fmt.Errorf("detecting faces: %w", err)
+	}
+	if len(rects) == 0 {
+		return nil, nil
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	shapes, chips, err := d.sp.Align(full, rects, ChipSize, ChipPadding)
+	if err != nil {
+		return nil, fmt.Errorf("aligning faces: %w", err)
+	}
+	faces := make([]Face, len(rects))
+	for i, r := range rects {
+		f := &faces[i]
+		f.Box = image.Rect(r.Left, r.Top, r.Right+1, r.Bottom+1)
+		f.Confidence = r.Score
+		for j, p := range shapes[i] {
+			f.Landmarks[j] = image.Pt(p.X, p.Y)
+		}
+		f.Chip = Chip{Pix: chips[i*ChipBytes : (i+1)*ChipBytes : (i+1)*ChipBytes]}
+		f.Quality = Assess(f.Box, f.Landmarks, f.Chip)
+	}
+	return faces, nil
+}
+
+// find runs the detector, on a downscaled copy when the frame is wider than
+// MaxWidth, and returns boxes in full-resolution pixels that pass
+// MinFaceSize, by decreasing score.
+func (d *Detector) find(frame gocv.Mat, full dlib.Image) ([]dlib.Rect, error) {
+	img := full
+	scale := 1.0
+	if d.cfg.MaxWidth > 0 && full.Cols > d.cfg.MaxWidth {
+		scale = float64(d.cfg.MaxWidth) / float64(full.Cols)
+		h := max(1, int(math.Round(float64(full.Rows)*scale)))
+		small := gocv.NewMat()
+		defer small.Close()
+		gocv.Resize(frame, &small, image.Pt(d.cfg.MaxWidth, h), 0, 0, gocv.InterpolationArea)
+		var cleanup func()
+		var err error
+		img, cleanup, err = matImage(small)
+		if err != nil {
+			return nil, err
+		}
+		defer cleanup()
+		scale = float64(small.Cols()) / float64(full.Cols)
+	}
+	var rects []dlib.Rect
+	var err error
+	if d.cnn != nil {
+		var rs []mmod.Rect
+		rs, err = d.cnn.Detect(img.Pix, img.Rows, img.Cols, img.Stride, img.Channels, d.cfg.Upsample, 0)
+		for _, r := range rs {
+			rects = append(rects, dlib.Rect(r))
+		}
+	} else {
+		rects, err = d.hog.Detect(img, d.cfg.Upsample, 0)
+	}
+	if err != nil {
+		return nil, err
+	}
+	out := rects[:0]
+	for _, r := range rects {
+		if scale != 1 {
+			r.Left = int(math.Round(float64(r.Left) / scale))
+			r.Top = int(math.Round(float64(r.Top) / scale))
+			r.Right = int(math.Round(float64(r.Right+1)/scale)) - 1
+			r.Bottom = int(math.Round(float64(r.Bottom+1)/scale)) - 1
+		}
+		if r.Right-r.Left+1 < d.cfg.MinFaceSize {
+			continue
+		}
+		out = append(out, r)
+	}
+	sort.SliceStable(out, func(i, j int) bool { return out[i].Score > out[j].Score })
+	return out, nil
+}
+
+// DetectImage is Detect for a Go image; its pixels are converted to BGR once.
+func (d *Detector) DetectImage(ctx context.Context, img image.Image) ([]Face, error) {
+	m, err := MatFromImage(img)
+	if err != nil {
+		return nil, err
+	}
+	defer m.Close()
+	return d.Detect(ctx, m)
+}
+
+// matImage views a Mat's pixels for dlib without copying (a non-continuous
+// Mat, such as a region of interest, is cloned first).
+func matImage(m gocv.Mat) (dlib.Image, func(), error) {
+	if m.Empty() {
+		return dlib.Image{}, nil, errors.New("frame is empty")
+	}
+	var ch int
+	switch m.Type() {
+	case gocv.MatTypeCV8UC1:
+		ch = 1
+	case gocv.MatTypeCV8UC3:
+		ch = 3
+	case gocv.MatTypeCV8UC4:
+		ch = 4
+	default:
+		return dlib.Image{}, nil, fmt.Errorf("frame type %v not supported (want 8-bit with 1, 3 or 4 channels)", m.Type())
+	}
+	cleanup := func() {}
+	if !m.IsContinuous() {
+		c := m.Clone()
+		m = c
+		cleanup = func() { c.Close() }
+	}
+	pix, err := m.DataPtrUint8()
+	if err != nil {
+		cleanup()
+		return dlib.Image{}, nil, err
+	}
+	return dlib.Image{Pix: pix, Rows: m.Rows(), Cols: m.Cols(), Stride: m.Cols() * ch, Channels: ch}, cleanup, nil
+}

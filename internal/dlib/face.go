@@ -1,0 +1,194 @@
+package dlib
+
+/*
+#include <stdlib.h>
+#include "face.h"
+*/
+import "C"
+
+import (
+	"errors"
+	"fmt"
+	"unsafe"
+)
+
+// Image is a borrowed view of 8-bit pixels: Channels is 1 (gray), 3 (BGR)
+// or 4 (BGRA); each row starts Stride bytes after the previous one. The
+// pixels are copied into dlib's RGB matrix inside each call and never kept.
+type Image struct {
+	Pix                          []byte
+	Rows, Cols, Stride, Channels int
+}
+
+func (im Image) c() (C.fw_image, error) {
+	if im.Rows <= 0 || im.Cols <= 0 {
+		return C.fw_image{}, fmt.Errorf("image is empty (%dx%d)", im.Cols, im.Rows)
+	}
+	switch im.Channels {
+	case 1, 3, 4:
+	default:
+		return C.fw_image{}, fmt.Errorf("image has %d channels, want 1, 3 or 4", im.Channels)
+	}
+	if im.Stride < im.Cols*im.Channels || len(im.Pix) < (im.Rows-1)*im.Stride+im.Cols*im.Channels {
+		return C.fw_image{}, fmt.Errorf("image %dx%d: %d bytes with stride %d is too short", im.Cols, im.Rows, len(im.Pix), im.Stride)
+	}
+	return C.fw_image{
+		pix:      (*C.uint8_t)(unsafe.Pointer(&im.Pix[0])),
+		rows:     C.int(im.Rows),
+		cols:     C.int(im.Cols),
+		stride:   C.int(im.Stride),
+		channels: C.int(im.Channels),
+	}, nil
+}
+
+// Rect is a detection in image pixels (dlib's inclusive rectangle) with the
+// detector's score.
+type Rect struct {
+	Left, Top, Right, Bottom int
+	Score                    float64
+}
+
+func cerr(e *C.char) error {
+	if e == nil {
+		return errors.New("unknown dlib error")
+	}
+	defer C.free(unsafe.Pointer(e))
+	return errors.New(C.GoString(e))
+}
+
+// HOG is dlib's frontal face detector (HOG features, linear SVMs). One
+// goroutine at a time.
+type HOG struct {
+	p *C.fw_hog
+}
+
+// NewHOG builds the detector (its weights are compiled into dlib).
+func NewHOG() (*HOG, error) {
+	var p *C.fw_hog
+	var e *C.char
+	if C.fw_hog_new(&p, &e) != 0 {
+		return nil, fmt.Errorf("creating HOG face detector: %w", cerr(e))
+	}
+	return &HOG{p: p}, nil
+}
+
+// Detect finds faces after upsample doublings of the image; boxes are in the
+// input image's pixels. adjust is added to dlib's threshold (0 as go-face).
+func (h *HOG) Detect(im Image, upsample int, adjust float64) ([]Rect, error) {
+	if h.p == nil {
+		return nil, errors.New("HOG detector is closed")
+	}
+	ci, err := im.c()
+	if err != nil {
+		return nil, err
+	}
+	var rs *C.fw_rect
+	var n C.int
+	var e *C.char
+	if C.fw_hog_detect(h.p, ci, C.int(upsample), C.double(adjust), &rs, &n, &e) != 0 {
+		return nil, cerr(e)
+	}
+	if n == 0 {
+		return nil, nil
+	}
+	defer C.free(unsafe.Pointer(rs))
+	return rectsFromC(unsafe.Slice(rs, int(n))), nil
+}
+
+func rectsFromC(src []C.fw_rect) []Rect {
+	out := make([]Rect, len(src))
+	for i, r := range src {
+		out[i] = Rect{int(r.left), int(r.top), int(r.right), int(r.bottom), float64(r.score)}
+	}
+	return out
+}
+
+// Close frees the detector; it is safe to call twice.
+func (h *HOG) Close() {
+	if h.p != nil {
+		C.fw_hog_free(h.p)
+		h.p = nil
+	}
+}
+
+// ShapePredictor is dlib's 5-point landmark model. One goroutine at a time.
+type ShapePredictor struct {
+	p *C.fw_shape
+}
+
+// LoadShapePredictor deserialises shape_predictor_5_face_landmarks.dat.
+func LoadShapePredictor(path string) (*ShapePredictor, error) {
+	cs := C.CString(path)
+	defer C.free(unsafe.Pointer(cs))
+	var p *C.fw_shape
+	var e *C.char
+	if C.fw_shape_new(cs, &p, &e) != 0 {
+		return nil, fmt.Errorf("loading shape predictor %s: %w", path, cerr(e))
+	}
+	return &ShapePredictor{p: p}, nil
+}
+
+// Point is a landmark in image pixels.
+type Point struct{ X, Y int }
+
+// Align finds the 5 landmarks of each rect and cuts its aligned chip of
+// size×size RGB pixels with dlib's get_face_chip_details(shape, size,
+// padding). It returns 5 points per rect and the chips, size*size*3 bytes
+// each, back to back.
+func (s *ShapePredictor) Align(im Image, rects []Rect, size int, padding float64) ([][5]Point, []byte, error) {
+	if s.p == nil {
+		return nil, nil, errors.New("shape predictor is closed")
+	}
+	if len(rects) == 0 {
+		return nil, nil, nil
+	}
+	if size < 1 || size > 1000 {
+		return nil, nil, fmt.Errorf("chip size %d out of range", size)
+	}
+	ci, err := im.c()
+	if err != nil {
+		return nil, nil, err
+	}
+	crs := (*C.fw_rect)(C.malloc(C.size_t(len(rects)) * C.size_t(unsafe.Sizeof(C.fw_rect{}))))
+	defer C.free(unsafe.Pointer(crs))
+	cr := unsafe.Slice(crs, len(rects))
+	for i := range cr {
+		cr[i] = C.fw_rect{left: C.long(rects[i].Left), top: C.long(rects[i].Top), right: C.long(rects[i].Right), bottom: C.long(rects[i].Bottom), score: C.double(rects[i].Score)}
+	}
+	pts := make([]C.long, len(rects)*10)
+	chips := make([]byte, len(rects)*size*size*3)
+	var e *C.char
+	if C.fw_shape_align(s.p, ci, crs, C.int(len(rects)), C.int(size), C.double(padding), &pts[0], (*C.uint8_t)(unsafe.Pointer(&chips[0])), &e) != 0 {
+		return nil, nil, cerr(e)
+	}
+	out := make([][5]Point, len(rects))
+	for i := range out {
+		for j := 0; j < 5; j++ {
+			out[i][j] = Point{int(pts[(i*5+j)*2]), int(pts[(i*5+j)*2+1])}
+		}
+	}
+	return out, chips, nil
+}
+
+// Close frees the model; it is safe to call twice.
+func (s *ShapePredictor) Close() {
+	if s.p != nil {
+		C.fw_shape_free(s.p)
+		s.p = nil
+	}
+}
+
+// Jitter returns count copies of an RGB size×size chip, each randomly
+// zoomed, rotated, shifted and mirrored by dlib's jitter_image, from a
+// generator seeded with seed.
+func Jitter(chip []byte, size, count int, seed uint64) ([]byte, error) {
+	if len(chip) != size*size*3 || count < 1 {
+		return nil, fmt.Errorf("jitter: chip of %d bytes for size %d, count %d", len(chip), size, count)
+	}
+	out := make([]byte, count*len(chip))
+	var e *C.char
+	if C.fw_jitter((*C.uint8_t)(unsafe.Pointer(&chip[0])), C.int(size), C.int(count), C.ulong(seed), (*C.uint8_t)(unsafe.Pointer(&out[0])), &e) != 0 {
+		return nil, cerr(e)
+	}
+	return out, nil
+}

@@ -1,0 +1,35 @@
+#ifndef FW_FACE_H
+#define FW_FACE_H
+#include "types.h"
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct fw_hog fw_hog;
+typedef struct fw_shape fw_shape;
+
+// Every call returns 0 on success; on failure it returns -1 and sets *err to
+// a malloc'd message the caller frees.
+int fw_hog_new(fw_hog** out, char** err);
+int fw_hog_detect(fw_hog* h, fw_image img, int upsample, double adjust,
+                  fw_rect** rects, int* n, char** err);
+void fw_hog_free(fw_hog* h);
+
+int fw_shape_new(const char* path, fw_shape** out, char** err);
+// fw_shape_align finds 5 landmarks for each of the n rects and cuts the
+// aligned chip (get_face_chip_details(shape, size, padding)): points gets
+// n*5*2 longs (x, y), chips gets n*size*size*3 RGB bytes.
+int fw_shape_align(fw_shape* s, fw_image img, const fw_rect* rects, int n,
+                   int size, double padding, long* points, uint8_t* chips,
+                   char** err);
+void fw_shape_free(fw_shape* s);
+
+// fw_jitter writes count jittered copies (dlib's jitter_image) of an RGB
+// chip of size*size pixels, using a generator seeded with seed.
+int fw_jitter(const uint8_t* chip, int size, int count, unsigned long seed,
+              uint8_t* out, char** err);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,110 @@
+// dlib_face_recognition_resnet_model_v1: the network definition of dlib's
+// dnn_face_recognition_ex.cpp, with batched inference.
+#include "resnet.h"
+#include <cstdlib>
+#include <cstring>
+#include <dlib/dnn.h>
+#include <dlib/rand.h>
+#include <dlib/image_transforms.h>
+
+using namespace dlib;
+
+template <template <int,template<typename>class,int,typename> class block, int N, template<typename>class BN, typename SUBNET>
+using residual = add_prev1<block<N,BN,1,tag1<SUBNET>>>;
+
+template <template <int,template<typename>class,int,typename> class block, int N, template<typename>class BN, typename SUBNET>
+using residual_down = add_prev2<avg_pool<2,2,2,2,skip1<tag2<block<N,BN,2,tag1<SUBNET>>>>>>;
+
+template <int N, template <typename> class BN, int stride, typename SUBNET>
+using block  = BN<con<N,3,3,1,1,relu<BN<con<N,3,3,stride,stride,SUBNET>>>>>;
+
+template <int N, typename SUBNET> using ares      = relu<residual<block,N,affine,SUBNET>>;
+template <int N, typename SUBNET> using ares_down = relu<residual_down<block,N,affine,SUBNET>>;
+
+template <typename SUBNET> using alevel0 = ares_down<256,SUBNET>;
+template <typename SUBNET> using alevel1 = ares<256,ares<256,ares_down<256,SUBNET>>>;
+template <typename SUBNET> using alevel2 = ares<128,ares<128,ares_down<128,SUBNET>>>;
+template <typename SUBNET> using alevel3 = ares<64,ares<64,ares<64,ares_down<64,SUBNET>>>>;
+template <typename SUBNET> using alevel4 = ares<32,ares<32,ares<32,SUBNET>>>;
+
+using anet_type = loss_metric<fc_no_bias<128,avg_pool_everything<
+                            alevel0<
+                            alevel1<
+                            alevel2<
+                            alevel3<
+                            alevel4<
+                            max_pool<3,3,2,2,relu<affine<con<32,7,7,2,2,
+                            input_rgb_image_sized<150>
+                            >>>>>>>>>>>>;
+
+struct fw_resnet {
+	anet_type net;
+	dlib::rand rnd;
+};
+
+static char* dup_err(const char* what) {
+	size_t n = std::strlen(what);
+	char* s = (char*)std::malloc(n + 1);
+	if (s) std::memcpy(s, what, n + 1);
+	return s;
+}
+
+#define FW_TRY try {
+#define FW_CATCH(err)                                                          \
+	}                                                                          \
+	catch (const std::bad_alloc&) { if (err) *err = dup_err("out of memory"); return -1; } \
+	catch (const std::exception& e) { if (err) *err = dup_err(e.what()); return -1; }      \
+	catch (...) { if (err) *err = dup_err("unknown C++ exception"); return -1; }
+
+static const int chip_size = 150;
+
+extern "C" int fw_resnet_new(const char* path, fw_resnet** out, char** err) {
+	FW_TRY
+	fw_resnet* r = new fw_resnet;
+	try {
+		deserialize(path) >> r->net;
+	} catch (...) {
+		delete r;
+		throw;
+	}
+	*out = r;
+	return 0;
+	FW_CATCH(err)
+}
+
+extern "C" int fw_resnet_embed(fw_resnet* r, const uint8_t* chips, int n, int batch,
+                               int jitter, float* out, char** err) {
+	FW_TRY
+	if (batch < 1) batch = 1;
+	const size_t chip_bytes = (size_t)chip_size * chip_size * 3;
+	std::vector<matrix<rgb_pixel>> imgs;
+	if (jitter <= 0) {
+		imgs.resize(n);
+		for (int i = 0; i < n; i++) {
+			imgs[i].set_size(chip_size, chip_size);
+			std::memcpy(&imgs[i](0, 0), chips + i * chip_bytes, chip_bytes);
+		}
+		std::vector<matrix<float,0,1>> descrs = r->net(imgs, (size_t)batch);
+		for (int i = 0; i < n; i++)
+			std::memcpy(out + (size_t)i * 128, &descrs[i](0, 0), 128 * sizeof(float));
+		return 0;
+	}
+	// Jittered: dlib's example averages the descriptors of jitter copies.
+	// The generator is reseeded per call so the same chips give the same
+	// descriptors.
+	r->rnd = dlib::rand(0);
+	for (int i = 0; i < n; i++) {
+		matrix<rgb_pixel> m(chip_size, chip_size);
+		std::memcpy(&m(0, 0), chips + i * chip_bytes, chip_bytes);
+		imgs.clear();
+		for (int j = 0; j < jitter; j++)
+			imgs.push_back(jitter_image(m, r->rnd));
+		std::vector<matrix<float,0,1>> descrs = r->net(imgs, (size_t)batch);
+		matrix<float,0,1> avg = mean(mat(descrs));
+		std::memcpy(out + (size_t)i * 128, &avg(0, 0), 128 * sizeof(float));
+	}
+	return 0;
+	FW_CATCH(err)
+}
+
+extern "C" void fw_resnet_free(fw_resnet* r) { delete r; }
