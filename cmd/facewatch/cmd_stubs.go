@@ -15,7 +15,6 @@ func notBuilt(name string) func(context.Context, *env, []string) error {
 
 var (
 	cmdRun         = notBuilt("run")
-	cmdCamera      = notBuilt("camera")
 	cmdDetectStage = notBuilt("detect")
 	cmdEmbedStage  = notBuilt("embed")
 	cmdMatchStage  = notBuilt("match")
