@@ -128,6 +128,16 @@ type Match struct {
 	Margin float64 `yaml:"margin"`
 	// TopK is how many nearest identities are reported for review.
 	TopK int `yaml:"top_k"`
+	// VoteShare is the share of a track's quality-weighted face votes an
+	// identity must exceed to be named.
+	VoteShare float64 `yaml:"vote_share"`
+	// EnrolMinFaceSize is the smallest face box side, in pixels, accepted
+	// for enrolment.
+	EnrolMinFaceSize int `yaml:"enrol_min_face_size"`
+	// EnrolMinSharpness and EnrolMinFrontalness are the least detector
+	// quality scores (0..1) accepted for enrolment.
+	EnrolMinSharpness   float64 `yaml:"enrol_min_sharpness"`
+	EnrolMinFrontalness float64 `yaml:"enrol_min_frontalness"`
 }
 
 // Alert configures the alert service and its API.
@@ -158,7 +168,8 @@ func Defaults() Config {
 			Workers:     1,
 		},
 		Embed: Embed{Workers: 1, BatchSize: 16, Jitter: 0},
-		Match: Match{DefaultThreshold: 0.5, Margin: 0.05, TopK: 3},
+		Match: Match{DefaultThreshold: 0.5, Margin: 0.05, TopK: 3, VoteShare: 0.5,
+			EnrolMinFaceSize: 60, EnrolMinSharpness: 0.2, EnrolMinFrontalness: 0.5},
 		Alert: Alert{
 			Listen:             "127.0.0.1:8640",
 			Retention:          90 * 24 * time.Hour,
@@ -450,6 +461,18 @@ func (m *Match) Validate() error {
 	}
 	if m.TopK < 1 || m.TopK > 100 {
 		return fmt.Errorf("top_k: %d is not between 1 and 100", m.TopK)
+	}
+	if m.VoteShare < 0 || m.VoteShare >= 1 {
+		return fmt.Errorf("vote_share: %g is not in [0, 1)", m.VoteShare)
+	}
+	if m.EnrolMinFaceSize < 0 {
+		return fmt.Errorf("enrol_min_face_size: %d must not be negative", m.EnrolMinFaceSize)
+	}
+	if m.EnrolMinSharpness < 0 || m.EnrolMinSharpness > 1 {
+		return fmt.Errorf("enrol_min_sharpness: %g is not between 0 and 1", m.EnrolMinSharpness)
+	}
+	if m.EnrolMinFrontalness < 0 || m.EnrolMinFrontalness > 1 {
+		return fmt.Errorf("enrol_min_frontalness: %g is not between 0 and 1", m.EnrolMinFrontalness)
 	}
 	return nil
 }

@@ -1,0 +1,147 @@
+package match
+
+import (
+	"fmt"
+	"image/color"
+	"io"
+	"math"
+
+	"gonum.org/v1/plot"
+	"gonum.org/v1/plot/plotter"
+	"gonum.org/v1/plot/vg"
+	"gonum.org/v1/plot/vg/draw"
+	"gonum.org/v1/plot/vg/vgimg"
+)
+
+var (
+	colGenuine  = color.RGBA{R: 0x1f, G: 0x77, B: 0xb4, A: 0xff}
+	colImpostor = color.RGBA{R: 0xd6, G: 0x27, B: 0x28, A: 0xff}
+	colOther    = color.RGBA{R: 0x2c, G: 0xa0, B: 0x2c, A: 0xff}
+)
+
+// WritePNG draws the report as one PNG of three panels: the genuine and
+// impostor distance distributions, the DET curve (FNMR against FMR), and
+// the estimated FPIR against gallery size at a few thresholds.
+func (r *Report) WritePNG(w io.Writer) error {
+	if len(r.genuine) == 0 || len(r.impostor) == 0 {
+		return fmt.Errorf("plotting evaluation: %w: no distances (a report read back from JSON cannot be plotted)", ErrInvalid)
+	}
+	hist, err := r.histPlot()
+	if err != nil {
+		return fmt.Errorf("plotting evaluation: %w", err)
+	}
+	det, err := r.detPlot()
+	if err != nil {
+		return fmt.Errorf("plotting evaluation: %w", err)
+	}
+	fpir, err := r.fpirPlot()
+	if err != nil {
+		return fmt.Errorf("plotting evaluation: %w", err)
+	}
+	img := vgimg.New(18*vg.Centimeter, 18*vg.Centimeter)
+	dc := draw.New(img)
+	tiles := draw.Tiles{Rows: 3, Cols: 1, PadX: vg.Millimeter, PadY: 4 * vg.Millimeter,
+		PadTop: 2 * vg.Millimeter, PadBottom: 2 * vg.Millimeter, PadLeft: 2 * vg.Millimeter, PadRight: 2 * vg.Millimeter}
+	plots := [][]*plot.Plot{{hist}, {det}, {fpir}}
+	canvases := plot.Align(plots, tiles, dc)
+	for j := range plots {
+		plots[j][0].Draw(canvases[j][0])
+	}
+	if _, err := (vgimg.PngCanvas{Canvas: img}).WriteTo(w); err != nil {
+		return fmt.Errorf("writing evaluation plot: %w", err)
+	}
+	return nil
+}
+
+func (r *Report) histPlot() (*plot.Plot, error) {
+	p := plot.New()
+	p.Title.Text = fmt.Sprintf("Distances: %d genuine, %d impostor pairs (EER %.2f%% at %.3f)", len(r.genuine), len(r.impostor), 100*r.EER, r.EERThreshold)
+	p.X.Label.Text = "Euclidean distance"
+	p.Y.Label.Text = "density"
+	for _, s := range []struct {
+		name string
+		v    []float64
+		c    color.Color
+	}{{"genuine", r.genuine, colGenuine}, {"impostor", r.impostor, colImpostor}} {
+		h, err := plotter.NewHist(plotter.Values(s.v), 60)
+		if err != nil {
+			return nil, err
+		}
+		h.Normalize(1)
+		h.FillColor = nil
+		h.LineStyle.Color = s.c
+		h.LineStyle.Width = vg.Points(1.2)
+		p.Add(h)
+		p.Legend.Add(s.name, h)
+	}
+	p.Legend.Top = true
+	return p, nil
+}
+
+func (r *Report) detPlot() (*plot.Plot, error) {
+	p := plot.New()
+	p.Title.Text = "DET: false non-match rate against false match rate"
+	p.X.Label.Text = "FMR"
+	p.Y.Label.Text = "FNMR"
+	p.X.Scale, p.X.Tick.Marker = plot.LogScale{}, plot.LogTicks{Prec: -1}
+	floor := 0.5 / float64(len(r.impostor))
+	var pts plotter.XYs
+	for _, pt := range r.ROC {
+		if pt.FMR <= 0 {
+			continue
+		}
+		pts = append(pts, plotter.XY{X: pt.FMR, Y: pt.FNMR})
+	}
+	if len(pts) < 2 {
+		pts = append(pts, plotter.XY{X: floor, Y: 1}, plotter.XY{X: 1, Y: 0})
+	}
+	l, err := plotter.NewLine(pts)
+	if err != nil {
+		return nil, err
+	}
+	l.Color = colGenuine
+	p.Add(l)
+	p.X.Min = math.Max(floor, 1e-6)
+	p.X.Max = 1
+	return p, nil
+}
+
+func (r *Report) fpirPlot() (*plot.Plot, error) {
+	p := plot.New()
+	p.Title.Text = "Open-set FPIR against gallery size (estimated 1-(1-p)^N)"
+	p.X.Label.Text = "identities enrolled"
+	p.Y.Label.Text = "FPIR"
+	p.X.Scale, p.X.Tick.Marker = plot.LogScale{}, plot.LogTicks{Prec: -1}
+	cols := []color.Color{colGenuine, colOther, colImpostor}
+	byT := map[float64]plotter.XYs{}
+	var order []float64
+	for _, pt := range r.FPIR {
+		if _, ok := byT[pt.Threshold]; !ok {
+			order = append(order, pt.Threshold)
+		}
+		byT[pt.Threshold] = append(byT[pt.Threshold], plotter.XY{X: float64(pt.GallerySize), Y: pt.Estimated})
+	}
+	for i, t := range order {
+		l, err := plotter.NewLine(byT[t])
+		if err != nil {
+			return nil, err
+		}
+		l.Color = cols[i%len(cols)]
+		p.Add(l)
+		p.Legend.Add(fmt.Sprintf("threshold %.2f", t), l)
+	}
+	var rec plotter.XYs
+	for _, rc := range r.Recommendations {
+		rec = append(rec, plotter.XY{X: float64(rc.GallerySize), Y: r.TargetFPIR})
+	}
+	if len(rec) > 0 {
+		s, err := plotter.NewScatter(rec)
+		if err != nil {
+			return nil, err
+		}
+		p.Add(s)
+		p.Legend.Add(fmt.Sprintf("target %.2g at recommended thresholds", r.TargetFPIR), s)
+	}
+	p.Legend.Left, p.Legend.Top = true, true
+	return p, nil
+}
