@@ -149,6 +149,13 @@ type Alert struct {
 	// UnmatchedRetention is how long crops of faces that matched nobody are
 	// kept in memory; they are never written to disk.
 	UnmatchedRetention time.Duration `yaml:"unmatched_retention"`
+	// SweepInterval is how often expired alerts and crops are removed.
+	SweepInterval time.Duration `yaml:"sweep_interval"`
+	// ExportLimit bounds the rows of one CSV or JSON export.
+	ExportLimit int `yaml:"export_limit"`
+	// Consumer is the durable JetStream consumer the alert service reads
+	// hits through; services sharing it split the work.
+	Consumer string `yaml:"consumer"`
 }
 
 // Defaults returns a Config with every default filled in. It is the one
@@ -174,6 +181,9 @@ func Defaults() Config {
 			Listen:             "127.0.0.1:8640",
 			Retention:          90 * 24 * time.Hour,
 			UnmatchedRetention: 5 * time.Minute,
+			SweepInterval:      time.Minute,
+			ExportLimit:        10000,
+			Consumer:           "facewatch-alert",
 		},
 	}
 }
@@ -487,6 +497,15 @@ func (a *Alert) Validate() error {
 	}
 	if a.UnmatchedRetention < 0 {
 		return fmt.Errorf("unmatched_retention: %v must not be negative", a.UnmatchedRetention)
+	}
+	if a.SweepInterval < time.Second {
+		return fmt.Errorf("sweep_interval: %v must be at least 1s", a.SweepInterval)
+	}
+	if a.ExportLimit < 1 || a.ExportLimit > 1000000 {
+		return fmt.Errorf("export_limit: %d is not between 1 and 1000000", a.ExportLimit)
+	}
+	if !cameraID.MatchString(a.Consumer) {
+		return fmt.Errorf("consumer: %q must be 1-64 letters, digits, '-' or '_'", a.Consumer)
 	}
 	return nil
 }

@@ -1,0 +1,240 @@
+package alert
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/facewatch/facewatch/internal/wire"
+)
+
+func TestStoreIdempotent(t *testing.T) {
+	s := openService(t, t.TempDir(), Options{})
+	base := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
+	h, crop := makeHit(1, base)
+	for i, want := range []bool{true, false, false} {
+		got, err := s.Store(context.Background(), h, crop)
+		if err != nil {
+			t.Fatalf("Store(%s) #%d = %v", h.ID, i, err)
+		}
+		if got != want {
+			t.Errorf("Store(%s) #%d created = %v, want %v", h.ID, i, got, want)
+		}
+	}
+	if n := countAlerts(t, s); n != 1 {
+		t.Errorf("alerts after 3 stores of one hit = %d, want 1", n)
+	}
+	// The same camera and track but another identity is another alert.
+	h2 := h
+	h2.Identity = "someone-else"
+	h2.ID = wire.HitID(h2.Camera, h2.Track, h2.Identity)
+	if created, err := s.Store(context.Background(), h2, crop); err != nil || !created {
+		t.Errorf("Store(%s) = %v, %v, want true, nil", h2.ID, created, err)
+	}
+	// The crop is stored once, by its hash, and readable.
+	ents, _ := os.ReadDir(s.crops)
+	if len(ents) != 1 {
+		t.Errorf("crop files = %d, want 1 (both alerts share one crop)", len(ents))
+	}
+	a, err := s.getAlert(context.Background(), s.db.r, 1)
+	if err != nil {
+		t.Fatalf("getAlert(1) = %v", err)
+	}
+	b, err := os.ReadFile(filepath.Join(s.crops, a.CropSHA256+".jpg"))
+	if err != nil || string(b) != string(crop) {
+		t.Errorf("crop file of alert 1 = %q, %v, want %q", b, err, crop)
+	}
+	if a.Camera != h.Camera || a.Identity != h.Identity || a.Distance != h.Distance || a.Model != h.Model || !a.Time.Equal(h.Time) || a.Status != StatusPending {
+		t.Errorf("getAlert(1) = %+v, want the fields of %+v, status pending", a, h)
+	}
+}
+
+func TestStoreRejectsNonJPEGCropButKeepsAlert(t *testing.T) {
+	s := openService(t, t.TempDir(), Options{})
+	h, _ := makeHit(2, time.Now())
+	created, err := s.Store(context.Background(), h, []byte("<script>alert(1)</script>"))
+	if err != nil || !created {
+		t.Fatalf("Store(non-JPEG crop) = %v, %v, want true, nil", created, err)
+	}
+	a, _ := s.getAlert(context.Background(), s.db.r, 1)
+	if a.CropSHA256 != "" {
+		t.Errorf("crop of alert with non-JPEG crop = %q, want none", a.CropSHA256)
+	}
+	if got := testutil.ToFloat64(s.m.cropsRejected); got != 1 {
+		t.Errorf("crops rejected = %v, want 1", got)
+	}
+}
+
+// runService starts s.Run in the background and returns a stop function
+// that cancels it and waits for it to return.
+func runService(t *testing.T, s *Service, js jetstream.JetStream) (stop func()) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	var runErr error
+	wg.Go(func() { runErr = s.Run(ctx, js) })
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			wg.Wait()
+			if runErr != nil {
+				t.Errorf("Run = %v, want nil after cancel", runErr)
+			}
+		})
+	}
+	t.Cleanup(stop)
+	return stop
+}
+
+func TestRunConsumesRedeliveriesAndDeadLetters(t *testing.T) {
+	dir := t.TempDir()
+	ns := startNATS(t, filepath.Join(dir, "js"))
+	nc, js := connectJS(t, ns.ClientURL())
+	ctx := context.Background()
+	if err := EnsureStream(ctx, js, 1); err != nil {
+		t.Fatalf("EnsureStream = %v", err)
+	}
+	// EnsureStream is repeatable.
+	if err := EnsureStream(ctx, js, 1); err != nil {
+		t.Fatalf("EnsureStream again = %v", err)
+	}
+	info, err := js.Stream(ctx, wire.HitsStream)
+	if err != nil {
+		t.Fatalf("Stream(%s) = %v", wire.HitsStream, err)
+	}
+	if c := info.CachedInfo().Config; c.Storage != jetstream.FileStorage || c.Duplicates < 2*time.Minute || len(c.Subjects) != 1 || c.Subjects[0] != wire.HitsWildcard {
+		t.Errorf("stream config = storage %v, duplicates %v, subjects %v; want file, >= 2m, [%s]", c.Storage, c.Duplicates, c.Subjects, wire.HitsWildcard)
+	}
+
+	dead := make(chan *nats.Msg, 10)
+	sub, err := nc.ChanSubscribe(wire.DeadLetterSubject(DeadLetterStage), dead)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Unsubscribe()
+
+	s := openService(t, filepath.Join(dir, "data"), Options{})
+	live, cancelLive := s.feed.subscribe()
+	defer cancelLive()
+	stop := runService(t, s, js)
+
+	base := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
+	const n = 20
+	for i := range n {
+		h, crop := makeHit(i, base)
+		publishHit(t, js, h, crop)
+	}
+	// Retried publishes with the same message ID (deduplicated by
+	// JetStream) and redeliveries under a new message ID (deduplicated by
+	// the store), and a malformed message between them.
+	for i := range 5 {
+		h, crop := makeHit(i, base)
+		publishHit(t, js, h, crop)
+		if _, err := js.PublishMsg(ctx, &nats.Msg{Subject: wire.HitsSubject(h.Watchlist), Data: encodeHit(t, h, crop),
+			Header: nats.Header{"Nats-Msg-Id": []string{"retry-" + h.ID}}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := js.Publish(ctx, wire.HitsSubject("missing"), []byte("not a hit at all")); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 20*time.Second, "all hits consumed", func() bool {
+		ci, err := js.Consumer(ctx, wire.HitsStream, s.cfg.Consumer)
+		if err != nil {
+			return false
+		}
+		inf := ci.CachedInfo()
+		return inf.NumPending == 0 && inf.NumAckPending == 0
+	})
+	if got := countAlerts(t, s); got != n {
+		t.Errorf("alerts stored = %d, want %d", got, n)
+	}
+	if got := testutil.ToFloat64(s.m.duplicates); got != 5 {
+		t.Errorf("duplicates counted = %v, want 5", got)
+	}
+	if got := testutil.ToFloat64(s.m.deadLetters.WithLabelValues("malformed")); got != 1 {
+		t.Errorf("dead letters counted = %v, want 1", got)
+	}
+	select {
+	case m := <-dead:
+		if r := m.Header.Get(wire.HeaderReason); !strings.Contains(r, "malformed") {
+			t.Errorf("dead letter reason = %q, want it to say malformed", r)
+		}
+		if string(m.Data) != "not a hit at all" {
+			t.Errorf("dead letter body = %q, want the refused message", m.Data)
+		}
+	case <-time.After(5 * time.Second):
+		t.Error("no dead letter published for the malformed hit")
+	}
+	// Every new alert reached the live feed exactly once.
+	seen := map[string]int{}
+	for len(seen) < n {
+		select {
+		case a := <-live:
+			seen[a.HitID]++
+		case <-time.After(5 * time.Second):
+			t.Fatalf("live feed delivered %d distinct alerts, want %d", len(seen), n)
+		}
+	}
+	for id, c := range seen {
+		if c != 1 {
+			t.Errorf("live feed delivered %s %d times, want 1", id, c)
+		}
+	}
+	stop()
+	// After Run returns, nothing is left unacknowledged.
+	if s.consuming.Load() != 0 {
+		t.Error("consuming flag still set after Run returned")
+	}
+}
+
+func TestRunNaksWhenStoreFails(t *testing.T) {
+	// A commit that fails must not be acknowledged. The failure is caused
+	// for real: the database is closed underneath the consumer, then the
+	// service is reopened and must receive the hit again.
+	dir := t.TempDir()
+	ns := startNATS(t, filepath.Join(dir, "js"))
+	_, js := connectJS(t, ns.ClientURL())
+	ctx := context.Background()
+	if err := EnsureStream(ctx, js, 1); err != nil {
+		t.Fatal(err)
+	}
+	s := openService(t, filepath.Join(dir, "data"), Options{})
+	s.db.w.Close() // every write now fails
+	stop := runService(t, s, js)
+	h, crop := makeHit(7, time.Now())
+	publishHit(t, js, h, crop)
+	waitFor(t, 10*time.Second, "a failed store", func() bool { return testutil.ToFloat64(s.m.storeErrors) >= 1 })
+	stop()
+	s.Close()
+
+	s2 := openService(t, filepath.Join(dir, "data"), Options{})
+	runService(t, s2, js)
+	waitFor(t, 15*time.Second, "the hit stored after the failure", func() bool { return countAlerts(t, s2) == 1 })
+	var got string
+	if err := s2.db.r.QueryRow(`SELECT hit_id FROM alerts`).Scan(&got); err != nil || got != h.ID {
+		t.Errorf("stored hit = %q, %v, want %q", got, err, h.ID)
+	}
+}
+
+func TestOpenRefusesBadConfig(t *testing.T) {
+	cfg := testConfig()
+	cfg.Retention = 0
+	_, err := Open(context.Background(), t.TempDir(), cfg, Options{})
+	if err == nil || !strings.Contains(err.Error(), "retention") {
+		t.Errorf("Open(retention 0) = %v, want an error naming retention", err)
+	}
+	if errors.Is(err, os.ErrNotExist) {
+		t.Errorf("Open(retention 0) = %v, want a config error", err)
+	}
+}
