@@ -5,12 +5,14 @@ import (
 	"fmt"
 	goface "github.com/Kagami/go-face"
 	"os"
+	"runtime"
 	"sync"
 	"testing"
 
 	"github.com/facewatch/facewatch/detect"
 	"github.com/facewatch/facewatch/embed"
 	"github.com/facewatch/facewatch/internal/config"
+	"github.com/facewatch/facewatch/internal/dlib/resnet"
 	"github.com/facewatch/facewatch/internal/testdata"
 )
 
@@ -109,10 +111,20 @@ func BenchmarkEndToEnd(b *testing.B) {
 		// (faces then come from the full frame). Not identical to go-face:
 		// faces under about 80*width/1280 pixels are not found.
 		{"ours-maxwidth1280/workers=1", 1, 1280},
+		// go-face as it runs in a process of its own: OpenBLAS with its
+		// default of one thread per core for every call.
+		{"goface-blasdefault/workers=1", 1, -2},
+		{"goface-blasdefault/workers=2", 2, -2},
 	} {
 		workers := run.workers
 		if run.maxWidth < 0 {
-			b.Run(run.name, func(b *testing.B) { benchGoFace(b, rec, photos, workers) })
+			b.Run(run.name, func(b *testing.B) {
+				if run.maxWidth == -2 {
+					resnet.SetBLASThreads(runtime.NumCPU())
+					defer resnet.SetBLASThreads(config.Defaults().Embed.BLASThreads)
+				}
+				benchGoFace(b, rec, photos, workers)
+			})
 			continue
 		}
 		b.Run(run.name, func(b *testing.B) {
