@@ -51,6 +51,7 @@ func BenchmarkHOG(b *testing.B) {
 			b.Run(fmt.Sprintf("%dx%d/%s", sz.X, sz.Y, mode.name), func(b *testing.B) {
 				d := newDetector(b, func(c *detectCfg) { c.MaxWidth, c.Upsample = mode.maxWidth, mode.upsample })
 				faces := 0
+				cpu0 := cpuTime(b)
 				for b.Loop() {
 					fs, err := d.Detect(context.Background(), frame)
 					if err != nil {
@@ -59,6 +60,7 @@ func BenchmarkHOG(b *testing.B) {
 					faces = len(fs)
 				}
 				b.ReportMetric(float64(b.Elapsed().Milliseconds())/float64(b.N), "ms/frame")
+				b.ReportMetric(float64((cpuTime(b)-cpu0).Milliseconds())/float64(b.N), "cpu-ms/frame")
 				b.ReportMetric(float64(faces), "faces")
 			})
 		}
@@ -72,6 +74,7 @@ func BenchmarkCNN(b *testing.B) {
 	defer frame.Close()
 	d := newDetector(b, func(c *detectCfg) { c.Detector, c.MaxWidth = "cnn", 0 })
 	faces := 0
+	cpu0 := cpuTime(b)
 	for b.Loop() {
 		fs, err := d.Detect(context.Background(), frame)
 		if err != nil {
@@ -80,6 +83,7 @@ func BenchmarkCNN(b *testing.B) {
 		faces = len(fs)
 	}
 	b.ReportMetric(float64(b.Elapsed().Milliseconds())/float64(b.N), "ms/frame")
+	b.ReportMetric(float64((cpuTime(b)-cpu0).Milliseconds())/float64(b.N), "cpu-ms/frame")
 	b.ReportMetric(float64(faces), "faces")
 }
 

@@ -120,6 +120,10 @@ type Embed struct {
 	BatchSize int `yaml:"batch_size"`
 	// Jitter is the number of jittered copies averaged per chip (0 = none).
 	Jitter int `yaml:"jitter"`
+	// BLASThreads is how many threads OpenBLAS uses inside one network call
+	// (a process-wide setting; 0 keeps the library's one per core).
+	// Parallelism comes from Workers, each with its own network.
+	BLASThreads int `yaml:"blas_threads"`
 }
 
 // Match configures watchlist matching.
@@ -178,7 +182,7 @@ func Defaults() Config {
 			MaxPixels:   64 << 20,
 			Workers:     1,
 		},
-		Embed: Embed{Workers: 1, BatchSize: 16, Jitter: 0},
+		Embed: Embed{Workers: 1, BatchSize: 16, Jitter: 0, BLASThreads: 1},
 		Match: Match{DefaultThreshold: 0.5, Margin: 0.05, TopK: 3, VoteShare: 0.5,
 			EnrolMinFaceSize: 80, EnrolMinSharpness: 0.1, EnrolMinFrontalness: 0.5},
 		Alert: Alert{
@@ -237,7 +241,7 @@ func Parse(data []byte) (Config, error) {
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
 	if err := dec.Decode(&cfg); err != nil && !errors.Is(err, io.EOF) {
-		return Config{}, fmt.Errorf("parsing yaml: %w", cleanYAMLError(err))
+		return Config{}, fmt.Errorf("parsing yaml: %w", cameraContext(cleanYAMLError(err), raw.Cameras))
 	}
 	cfg.Cameras = make([]Camera, len(raw.Cameras))
 	for i := range raw.Cameras {
@@ -267,6 +271,34 @@ func decodeStrict(n *yaml.Node, out any) error {
 		return err
 	}
 	return nil
+}
+
+var yamlLine = regexp.MustCompile(`^line (\d+):`)
+
+// cameraContext prefixes an error located inside a camera entry with the
+// entry's index, so that the message names cameras[i] as well as the line.
+func cameraContext(err error, cams []yaml.Node) error {
+	m := yamlLine.FindStringSubmatch(err.Error())
+	if m == nil {
+		return err
+	}
+	var line int
+	fmt.Sscan(m[1], &line)
+	for i := range cams {
+		if cams[i].Line <= line && line <= lastLine(&cams[i]) {
+			return fmt.Errorf("cameras[%d]: %w", i, err)
+		}
+	}
+	return err
+}
+
+// lastLine is the last source line a node spans.
+func lastLine(n *yaml.Node) int {
+	l := n.Line
+	for _, c := range n.Content {
+		l = max(l, lastLine(c))
+	}
+	return l
 }
 
 // cleanYAMLError turns yaml.v3's multi-line type errors into one line.
@@ -436,6 +468,9 @@ func (e *Embed) Validate() error {
 	}
 	if e.Jitter < 0 || e.Jitter > 100 {
 		return fmt.Errorf("jitter: %d is not between 0 and 100", e.Jitter)
+	}
+	if e.BLASThreads < 0 || e.BLASThreads > 256 {
+		return fmt.Errorf("blas_threads: %d is not between 0 and 256", e.BLASThreads)
 	}
 	return nil
 }
