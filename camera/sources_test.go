@@ -69,7 +69,7 @@ func TestOtherSources(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			r := run(t, testCamera("src", tc.url), Options{})
-			waitState(t, r, 10*time.Second, StateStreaming)
+			waitState(t, r, startBound, StateStreaming)
 			time.Sleep(rateWindow + time.Second)
 			st := r.w.Status()
 			if st.FPSIn < tc.minFPS || st.FPSIn > tc.maxFPS {
