@@ -76,9 +76,12 @@ func TestFaults(t *testing.T) {
 			during: []State{StateStreaming},
 			heal:   func(p *rtsptest.Path) {},
 			after: func(t *testing.T, r *running) {
-				// Garbage costs at most a reconnect, never the worker.
-				if st := r.w.Status(); st.Reconnects > 1 {
-					t.Errorf("Status().Reconnects = %d after 20 garbage frames, want ≤ 1", st.Reconnects)
+				// OpenCV's read may give up on a run of undecodable
+				// frames, and a reconnect may land in the rest of the
+				// garbage (0.4 s at 50 fps): a few reconnects at most,
+				// never a dead worker (the recovery above).
+				if st := r.w.Status(); st.Reconnects > 3 {
+					t.Errorf("Status().Reconnects = %d after 20 garbage frames, want ≤ 3", st.Reconnects)
 				}
 			},
 		},

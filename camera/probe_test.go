@@ -14,7 +14,7 @@ func TestProbe(t *testing.T) {
 	srv := startRig(t,
 		rtsptest.Source{Name: "cam", Clip: clips.main, Loop: true, User: "admin", Pass: secret},
 		rtsptest.Source{Name: "slow", Clip: clips.main, Loop: true})
-	srv.Path("slow").SetRate(10)
+	srv.Path("slow").SetRate(20)
 	ctx := context.Background()
 	tests := []struct {
 		name           string
@@ -24,13 +24,13 @@ func TestProbe(t *testing.T) {
 		announced      float64
 	}{
 		{"rtsp with credentials", srv.URLWithUser("cam", "admin", secret), clipW, clipH, 0.7 * clipFPS, 1.3 * clipFPS, clipFPS},
-		{"fewer fps than announced", srv.URL("slow"), clipW, clipH, 7, 13, clipFPS},
+		{"fewer fps than announced", srv.URL("slow"), clipW, clipH, 14, 26, clipFPS},
 		{"file", clips.walkingPath, clipW, 180, 0, 1e9, walkFPS},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			res, err := Probe(ctx, tc.url, ProbeOptions{Frames: 40, OpenTimeout: 5 * time.Second})
+			res, err := Probe(ctx, tc.url, ProbeOptions{Frames: 40, OpenTimeout: 10 * time.Second})
 			if err != nil {
 				t.Fatalf("Probe(%s) error: %v", tc.name, err)
 			}
