@@ -66,7 +66,7 @@ func TestBadSources(t *testing.T) {
 		t.Fatal(err)
 	}
 	good := run(t, testCamera("good", srv.URL("good")), Options{Metrics: metrics})
-	waitState(t, good, 15*time.Second, StateStreaming)
+	waitState(t, good, startBound, StateStreaming)
 	goodFrames0, t0 := good.w.Status().FramesIn, time.Now()
 	workers := make([]*running, len(tests))
 	for i, tc := range tests {

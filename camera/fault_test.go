@@ -11,9 +11,10 @@ import (
 // recoveryBound is how long a worker may take to stream again once its
 // source is healthy: an open already in flight may still fail
 // (open_timeout), then the longest backoff, then a fresh open, which takes
-// FFmpeg about 2 s of probing at 25 fps (3 s allowed for a loaded machine).
+// FFmpeg under a second at 50 fps, but may queue behind the opens of the
+// other tests running in parallel (OpenCV serialises opens): 5 s allowed.
 func recoveryBound(r *running) time.Duration {
-	return r.w.cfg.OpenTimeout + r.w.cfg.BackoffMax + 3*time.Second
+	return r.w.cfg.OpenTimeout + r.w.cfg.BackoffMax + 5*time.Second
 }
 
 // TestFaults injects each camera fault with the RTSP test server into one
@@ -75,9 +76,12 @@ func TestFaults(t *testing.T) {
 			during: []State{StateStreaming},
 			heal:   func(p *rtsptest.Path) {},
 			after: func(t *testing.T, r *running) {
-				// Garbage costs at most a reconnect, never the worker.
-				if st := r.w.Status(); st.Reconnects > 1 {
-					t.Errorf("Status().Reconnects = %d after 20 garbage frames, want ≤ 1", st.Reconnects)
+				// OpenCV's read may give up on a run of undecodable
+				// frames, and a reconnect may land in the rest of the
+				// garbage (0.4 s at 50 fps): a few reconnects at most,
+				// never a dead worker (the recovery above).
+				if st := r.w.Status(); st.Reconnects > 3 {
+					t.Errorf("Status().Reconnects = %d after 20 garbage frames, want ≤ 3", st.Reconnects)
 				}
 			},
 		},
@@ -142,9 +146,9 @@ func TestFaults(t *testing.T) {
 			}
 			victim := run(t, testCamera("victim", srv.URL("victim")), Options{})
 			nb := run(t, testCamera("neighbour", srv.URL("neighbour")), Options{})
-			waitState(t, nb, 15*time.Second, StateStreaming)
+			waitState(t, nb, startBound, StateStreaming)
 			if !tc.refuseFirst {
-				waitState(t, victim, 15*time.Second, StateStreaming)
+				waitState(t, victim, startBound, StateStreaming)
 			}
 			nbFrames0, t0 := nb.w.Status().FramesIn, time.Now()
 
@@ -197,7 +201,7 @@ func TestShutdownDuringStall(t *testing.T) {
 	cfg.StallTimeout = 20 * time.Second
 	cfg.ReadTimeout = 4 * time.Second
 	r := run(t, cfg, Options{})
-	waitState(t, r, 15*time.Second, StateStreaming)
+	waitState(t, r, startBound, StateStreaming)
 	srv.Path("cam").Stall(true)
 	time.Sleep(1500 * time.Millisecond) // the queue drains; the read blocks
 	if st := r.w.Status(); st.State != StateStreaming || st.Captures != 1 {

@@ -21,11 +21,20 @@ import (
 
 // Test clips, encoded once per package run by TestMain from real footage.
 const (
-	clipFPS = 25.0
+	// clipFPS is high so that opens are quick: FFmpeg probes about 20
+	// frames and OpenCV serialises opens, so at 25 fps a dozen cameras take
+	// 20 s to start.
+	clipFPS = 50.0
+	clipGOP = 25
+	// walkFPS is the rate of the walking clip, the footage's own.
+	walkFPS = 25.0
 	clipW   = 320
 	clipH   = 240
 	altW    = 480
 	altH    = 272
+	// startBound bounds a worker's first open in tests, queued behind the
+	// opens of every other test running in parallel.
+	startBound = 60 * time.Second
 )
 
 type clipSet struct {
@@ -79,10 +88,10 @@ func encodeClips(dir string) clipSet {
 		o    rtsptest.EncodeOptions
 		clip **rtsptest.Clip
 	}{
-		{rtsptest.EncodeOptions{Src: vtest, Dst: filepath.Join(dir, "main.h264"), Width: clipW, Height: clipH, FPS: clipFPS, Duration: 8 * time.Second, GOP: 12}, &cs.main},
-		{rtsptest.EncodeOptions{Src: vtest, Dst: filepath.Join(dir, "alt.h264"), Width: altW, Height: altH, FPS: clipFPS, Duration: 4 * time.Second, GOP: 12}, &cs.alt},
-		{rtsptest.EncodeOptions{Src: vtest, Dst: filepath.Join(dir, "still.h264"), Width: clipW, Height: clipH, FPS: clipFPS, Duration: 4 * time.Second, Still: true, GOP: 12}, &cs.still},
-		{rtsptest.EncodeOptions{Src: walking, Dst: filepath.Join(dir, "walking.h264"), Width: clipW, Height: 180, FPS: clipFPS, GOP: 12}, &cs.walking},
+		{rtsptest.EncodeOptions{Src: vtest, Dst: filepath.Join(dir, "main.h264"), Width: clipW, Height: clipH, FPS: clipFPS, Duration: 8 * time.Second, GOP: clipGOP}, &cs.main},
+		{rtsptest.EncodeOptions{Src: vtest, Dst: filepath.Join(dir, "alt.h264"), Width: altW, Height: altH, FPS: clipFPS, Duration: 4 * time.Second, GOP: clipGOP}, &cs.alt},
+		{rtsptest.EncodeOptions{Src: vtest, Dst: filepath.Join(dir, "still.h264"), Width: clipW, Height: clipH, FPS: clipFPS, Duration: 4 * time.Second, Still: true, GOP: clipGOP}, &cs.still},
+		{rtsptest.EncodeOptions{Src: walking, Dst: filepath.Join(dir, "walking.h264"), Width: clipW, Height: 180, FPS: walkFPS, GOP: 12}, &cs.walking},
 	}
 	cs.mainPath, cs.stillPath, cs.walkingPath = jobs[0].o.Dst, jobs[2].o.Dst, jobs[3].o.Dst
 	var wg sync.WaitGroup

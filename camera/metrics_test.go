@@ -59,7 +59,7 @@ func TestMetricsMatchStatus(t *testing.T) {
 	cfg := testCamera("metered", srv.URL("cam"))
 	cfg.MaxFPS = 5
 	r := run(t, cfg, Options{Metrics: m})
-	waitState(t, r, 15*time.Second, StateStreaming)
+	waitState(t, r, startBound, StateStreaming)
 	for _, s := range allStates() {
 		want := 0.0
 		if s == StateStreaming {

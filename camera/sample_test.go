@@ -147,7 +147,7 @@ func TestWorkerSampling(t *testing.T) {
 	for i, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			r := rs[i]
-			waitState(t, r, 15*time.Second, StateStreaming)
+			waitState(t, r, startBound, StateStreaming)
 			time.Sleep(rateWindow + 500*time.Millisecond)
 			st := r.w.Status()
 			if st.FPSOut < tc.minOut || st.FPSOut > tc.maxOut {

@@ -32,7 +32,7 @@ func TestTransport(t *testing.T) {
 	}
 	for i, tc := range tests {
 		t.Run(tc.transport, func(t *testing.T) {
-			waitState(t, rs[i], 15*time.Second, StateStreaming)
+			waitState(t, rs[i], startBound, StateStreaming)
 			if got := srv.Path(tc.path).Transport(); got != tc.want {
 				t.Errorf("transport %s: server saw %q, want %q", tc.transport, got, tc.want)
 			}

@@ -406,6 +406,7 @@ func (w *Worker) capture(s *session) {
 	// that it behaves like a camera.
 	isFile := !strings.Contains(w.src, "://")
 	var fileStart time.Time
+	var nread int64
 	for {
 		select {
 		case <-s.quit:
@@ -424,6 +425,11 @@ func (w *Worker) capture(s *session) {
 		}
 		now := time.Now()
 		pts := time.Duration(c.get(gocv.VideoCapturePosMsec) * float64(time.Millisecond))
+		if pts == 0 && nread > 0 && info.fps > 0 {
+			// A raw elementary stream carries no timestamps: count frames.
+			pts = time.Duration(float64(nread) / info.fps * float64(time.Second))
+		}
+		nread++
 		if isFile {
 			if fileStart.IsZero() {
 				fileStart = now.Add(-pts)

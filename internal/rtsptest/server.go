@@ -28,6 +28,7 @@ import (
 	"github.com/bluenviron/gortsplib/v4/pkg/format"
 	"github.com/bluenviron/gortsplib/v4/pkg/format/rtph264"
 	"github.com/bluenviron/gortsplib/v4/pkg/liberrors"
+	"github.com/pion/rtcp"
 )
 
 // Options configures a Server.
@@ -395,9 +396,10 @@ func (p *Path) send(ctx context.Context, log *slog.Logger) {
 			return
 		case <-p.playing:
 		}
-		// The session becomes active just after OnPlay returns; give it
-		// a moment so that the first keyframe reaches it.
-		if !sleepCtx(ctx, 100*time.Millisecond) {
+		// The session becomes active just after OnPlay returns: wait
+		// until it receives packets (an empty RTCP receiver report, which
+		// readers ignore) so that the first keyframe reaches it.
+		if !p.waitActive(ctx) {
 			return
 		}
 	}
@@ -507,9 +509,35 @@ func (p *Path) send(ctx context.Context, log *slog.Logger) {
 	}
 }
 
+// waitActive waits until a playing session receives what the stream
+// writes, or 2 s.
+func (p *Path) waitActive(ctx context.Context) bool {
+	medi := p.stream.Desc.Medias[0]
+	deadline := time.Now().Add(2 * time.Second)
+	for time.Now().Before(deadline) {
+		p.mu.Lock()
+		active := false
+		for ss, playing := range p.sessions {
+			if playing && ss.BytesSent() > 0 {
+				active = true
+			}
+		}
+		p.mu.Unlock()
+		if active {
+			return true
+		}
+		_ = p.stream.WritePacketRTCP(medi, &rtcp.ReceiverReport{SSRC: 1})
+		if !sleepCtx(ctx, 5*time.Millisecond) {
+			return false
+		}
+	}
+	return ctx.Err() == nil
+}
+
 // end marks a once clip finished: new readers get 404, current sessions
-// are closed.
+// are closed once the last packets have had time to leave.
 func (p *Path) end() {
+	time.Sleep(300 * time.Millisecond)
 	p.mu.Lock()
 	p.ended = true
 	var ss []*gortsplib.ServerSession

@@ -342,3 +342,26 @@ func waitCount(t *testing.T, r *reader, n int) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// FuzzParseClip feeds arbitrary bytes to the Annex-B parser: it must return
+// a clip or an error, never panic, and a clip it returns must be servable
+// (every access unit non-empty, parameter sets present).
+func FuzzParseClip(f *testing.F) {
+	f.Add([]byte{0, 0, 0, 1, 0x09, 0xf0, 0, 0, 0, 1, 0x65, 0x88})
+	f.Add([]byte{0, 0, 1, 0x67, 0x42, 0xc0, 0x1e, 0xd9, 0, 0, 1, 0x68, 0xce, 0x3c, 0x80, 0, 0, 1, 0x65, 0x88, 0x84})
+	f.Add([]byte("garbage"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		c, err := ParseClip(data, 25)
+		if err != nil {
+			return
+		}
+		if len(c.AUs) == 0 || c.SPS == nil || c.PPS == nil {
+			t.Fatalf("ParseClip returned a clip without frames or parameter sets: %d AUs", len(c.AUs))
+		}
+		for i, au := range c.AUs {
+			if len(au) == 0 {
+				t.Fatalf("access unit %d is empty", i)
+			}
+		}
+	})
+}
