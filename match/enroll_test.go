@@ -39,6 +39,11 @@ func enrolDetectConfig() config.Detect {
 
 func recognizer(t *testing.T) (*detect.Detector, *embed.Embedder) {
 	t.Helper()
+	return recognizerTB(t)
+}
+
+func recognizerTB(t testing.TB) (*detect.Detector, *embed.Embedder) {
+	t.Helper()
 	recogOnce.Do(func() {
 		dir := testdata.ModelDir(t)
 		recogDet, recogErr = detect.New(dir, enrolDetectConfig())

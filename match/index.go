@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"runtime"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -497,13 +498,62 @@ func (x *Index) search(probes []Probe, opt SearchOptions) ([][]Candidate, error)
 		k = x.cfg.TopK
 	}
 	k = max(k, 2) // the margin rule needs the second best
-	tops := make([]topK, len(probes))
-	for i := range tops {
-		tops[i] = newTopK(k)
-	}
 	n := len(x.rowID)
-	for b0 := 0; b0 < n; b0 += searchBlock {
-		b1 := min(b0+searchBlock, n)
+	// Large galleries are split among the CPUs; each part keeps its own
+	// top-k per probe and the parts are merged. The goroutines end before
+	// search returns.
+	parts := 1
+	if procs := runtime.GOMAXPROCS(0); procs > 1 && n >= parallelMinRows {
+		parts = min(procs, n/(parallelMinRows/2))
+	}
+	partTops := make([][]topK, parts)
+	var wg sync.WaitGroup
+	per := (n/parts + searchBlock - 1) / searchBlock * searchBlock
+	for p := range parts {
+		partTops[p] = make([]topK, len(probes))
+		for i := range partTops[p] {
+			partTops[p][i] = newTopK(k)
+		}
+		lo, hi := p*per, min((p+1)*per, n)
+		if p == parts-1 {
+			hi = n
+		}
+		if p == parts-1 {
+			x.scanLocked(probes, &sc, partTops[p], lo, hi)
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			x.scanLocked(probes, &sc, partTops[p], lo, hi)
+		}()
+	}
+	wg.Wait()
+	tops := partTops[0]
+	for p := 1; p < parts; p++ {
+		for pi := range tops {
+			for _, e := range partTops[p][pi].e {
+				if e.d < tops[pi].worst {
+					tops[pi].offer(e.slot, e.row, e.d)
+				}
+			}
+		}
+	}
+	out := make([][]Candidate, len(probes))
+	for pi := range tops {
+		out[pi] = x.candidatesLocked(&tops[pi], &sc)
+	}
+	return out, nil
+}
+
+// parallelMinRows is the gallery size from which a search uses several
+// CPUs.
+const parallelMinRows = 65536
+
+// scanLocked compares every probe with rows [lo, hi), block by block.
+func (x *Index) scanLocked(probes []Probe, sc *scope, tops []topK, lo, hi int) {
+	for b0 := lo; b0 < hi; b0 += searchBlock {
+		b1 := min(b0+searchBlock, hi)
 		for pi := range probes {
 			q := probes[pi].Vector[:]
 			t := &tops[pi]
@@ -519,11 +569,6 @@ func (x *Index) search(probes []Probe, opt SearchOptions) ([][]Candidate, error)
 			}
 		}
 	}
-	out := make([][]Candidate, len(probes))
-	for pi := range tops {
-		out[pi] = x.candidatesLocked(&tops[pi], &sc)
-	}
-	return out, nil
 }
 
 func (x *Index) candidatesLocked(t *topK, sc *scope) []Candidate {
