@@ -8,6 +8,7 @@ import (
 	"image/color"
 	_ "image/jpeg" // image.DecodeConfig reads JPEG headers
 	_ "image/png"  // and PNG headers
+	"math"
 	"os"
 
 	"gocv.io/x/gocv"
@@ -59,6 +60,9 @@ func Decode(data []byte, maxPixels int64) (gocv.Mat, error) {
 	if format == "jpeg" && truncatedJPEG(data) {
 		return gocv.Mat{}, fmt.Errorf("decoding image: %w: JPEG is truncated (no end marker after the last scan)", ErrCorrupt)
 	}
+	if format == "png" && !bytes.Contains(data[max(0, len(data)-64):], []byte("IEND")) {
+		return gocv.Mat{}, fmt.Errorf("decoding image: %w: PNG is truncated (no IEND chunk)", ErrCorrupt)
+	}
 	m, err := gocv.IMDecode(data, gocv.IMReadColor)
 	if err != nil {
 		return gocv.Mat{}, fmt.Errorf("decoding %s image: %w: %v", format, ErrCorrupt, err)
@@ -81,9 +85,15 @@ func truncatedJPEG(data []byte) bool {
 	return sos < 0 || eoi < sos
 }
 
+// MaxImagePixels bounds MatFromImage whatever the caller's limit: OpenCV
+// aborts the process (an uncaught C++ exception) on an allocation it cannot
+// make, so sizes are checked in Go first.
+const MaxImagePixels = 1 << 30
+
 // MatFromImage converts a Go image into a new 8-bit BGR Mat the caller
-// closes.
-func MatFromImage(img image.Image) (gocv.Mat, error) {
+// closes. Images of more than maxPixels pixels (or MaxImagePixels when
+// maxPixels <= 0) are refused with ErrTooLarge before any allocation.
+func MatFromImage(img image.Image, maxPixels int64) (gocv.Mat, error) {
 	if img == nil {
 		return gocv.Mat{}, fmt.Errorf("converting image: %w: nil image", ErrCorrupt)
 	}
@@ -91,6 +101,12 @@ func MatFromImage(img image.Image) (gocv.Mat, error) {
 	w, h := b.Dx(), b.Dy()
 	if w <= 0 || h <= 0 {
 		return gocv.Mat{}, fmt.Errorf("converting image: %w: empty (%dx%d)", ErrCorrupt, w, h)
+	}
+	if maxPixels <= 0 || maxPixels > MaxImagePixels {
+		maxPixels = MaxImagePixels
+	}
+	if px := int64(w) * int64(h); px > maxPixels || w > math.MaxInt32/3 || h > math.MaxInt32/3 {
+		return gocv.Mat{}, fmt.Errorf("converting image: %w: %dx%d, limit %d pixels", ErrTooLarge, w, h, maxPixels)
 	}
 	m := gocv.NewMatWithSize(h, w, gocv.MatTypeCV8UC3)
 	pix, err := m.DataPtrUint8()

@@ -234,8 +234,9 @@ func (d *Detector) find(frame gocv.Mat, full dlib.Image) ([]dlib.Rect, error) {
 }
 
 // DetectImage is Detect for a Go image; its pixels are converted to BGR once.
+// Images of more than cfg.MaxPixels pixels are refused with ErrTooLarge.
 func (d *Detector) DetectImage(ctx context.Context, img image.Image) ([]Face, error) {
-	m, err := MatFromImage(img)
+	m, err := MatFromImage(img, d.cfg.MaxPixels)
 	if err != nil {
 		return nil, err
 	}

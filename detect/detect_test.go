@@ -2,15 +2,19 @@ package detect_test
 
 import (
 	"context"
+	"errors"
+	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/facewatch/facewatch/detect"
 	"github.com/facewatch/facewatch/internal/config"
 	"github.com/facewatch/facewatch/internal/testdata"
+	"github.com/facewatch/facewatch/models"
 )
 
-func newDetector(t testing.TB, mod func(*config.Detect)) *detect.Detector {
+func newDetector(t testing.TB, mod func(*detectCfg)) *detect.Detector {
 	t.Helper()
 	cfg := config.Defaults().Detect
 	cfg.MinFaceSize = 0
@@ -35,6 +39,7 @@ func TestDetectGroupPhoto(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer m.Close()
+	var full []detect.Face
 	for _, tc := range []struct {
 		name               string
 		maxWidth, upsample int
@@ -68,6 +73,88 @@ func TestDetectGroupPhoto(t *testing.T) {
 					t.Errorf("faces not ordered by confidence: %g before %g", faces[i-1].Confidence, f.Confidence)
 				}
 			}
+			if tc.maxWidth == 0 {
+				full = faces
+				return
+			}
+			// Boxes found on the downscaled copy are scaled back onto the
+			// full frame: each overlaps one found on the full frame.
+			for _, f := range faces {
+				best := 0.0
+				for _, g := range full {
+					best = max(best, iou(f.Box, g.Box))
+				}
+				if best < 0.6 {
+					t.Errorf("downscaled box %v overlaps full-frame boxes by IoU %.2f at most, want >= 0.6", f.Box, best)
+				}
+			}
 		})
 	}
 }
+
+// TestDetectConfig: min_face_size drops small faces; a bad config or a
+// model directory without the models is refused with the field or file
+// named.
+func TestDetectConfig(t *testing.T) {
+	m, err := detect.Decode(portraitBytes(t), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	// The portrait's face is about 150 pixels wide.
+	for _, tc := range []struct {
+		minFace, want int
+	}{{100, 1}, {200, 0}} {
+		d := newDetector(t, func(c *detectCfg) { c.MaxWidth, c.MinFaceSize = 0, tc.minFace })
+		faces, err := d.Detect(context.Background(), m)
+		if err != nil || len(faces) != tc.want {
+			t.Errorf("Detect(portrait, min_face_size %d) = %d faces, %v; want %d", tc.minFace, len(faces), err, tc.want)
+		}
+	}
+	for _, tc := range []struct {
+		name string
+		dir  models.Dir
+		mod  func(*detectCfg)
+		want string
+	}{
+		{"bad detector", testdata.ModelDir(t), func(c *detectCfg) { c.Detector = "sift" }, "detector"},
+		{"bad upsample", testdata.ModelDir(t), func(c *detectCfg) { c.Upsample = -1 }, "upsample"},
+		{"no models", models.Dir(t.TempDir()), nil, models.ShapePredictor5.Name},
+		{"no cnn model", onlyShapePredictor(t), func(c *detectCfg) { c.Detector = "cnn" }, models.MMOD.Name},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := config.Defaults().Detect
+			if tc.mod != nil {
+				tc.mod(&cfg)
+			}
+			d, err := detect.New(tc.dir, cfg)
+			if err == nil {
+				d.Close()
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("New(%s) = %v, want an error naming %q", tc.name, err, tc.want)
+			}
+		})
+	}
+	d := newDetector(t, nil)
+	d.Close()
+	if _, err := d.Detect(context.Background(), m); !errors.Is(err, detect.ErrClosed) {
+		t.Errorf("Detect after Close = %v, want ErrClosed", err)
+	}
+}
+
+// onlyShapePredictor is a model directory holding just the shape predictor
+// (a symbolic link to the real one).
+func onlyShapePredictor(t *testing.T) models.Dir {
+	src, err := testdata.ModelDir(t).Path(models.ShapePredictor5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	if err := os.Symlink(src, filepath.Join(dir, models.ShapePredictor5.Name)); err != nil {
+		t.Fatal(err)
+	}
+	return models.Dir(dir)
+}
+
+type detectCfg = config.Detect

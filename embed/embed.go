@@ -59,7 +59,9 @@ type Embedder struct {
 	out []float32
 }
 
-// New loads the network from dir.
+// New loads the network from dir. A positive cfg.BLASThreads is applied to
+// OpenBLAS, process-wide (every Embedder of a process should use the same
+// value; config.Defaults gives 1).
 func New(dir models.Dir, cfg config.Embed) (*Embedder, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("embed config: %w", err)
@@ -67,6 +69,9 @@ func New(dir models.Dir, cfg config.Embed) (*Embedder, error) {
 	p, err := dir.Path(models.ResNetV1)
 	if err != nil {
 		return nil, err
+	}
+	if cfg.BLASThreads > 0 {
+		resnet.SetBLASThreads(cfg.BLASThreads)
 	}
 	net, err := resnet.Load(p)
 	if err != nil {

@@ -193,3 +193,42 @@ func TestDistance(t *testing.T) {
 		t.Errorf("Distance(a, a) = %g, want 0", got)
 	}
 }
+
+// TestJitter: with jitter, each descriptor is the mean over jittered copies
+// (dlib's example): close to the plain descriptor, not equal to it, and the
+// same on every call.
+func TestJitter(t *testing.T) {
+	chips, _ := johnsChips(t)
+	chips = chips[:2]
+	_, plain := pipeline(t)
+	pipeMu.Lock()
+	want, err := plain.Embed(context.Background(), chips)
+	pipeMu.Unlock()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := config.Defaults().Embed
+	cfg.Jitter = 4
+	e, err := embed.New(testdata.ModelDir(t), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	a, err := e.Embed(context.Background(), chips)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := e.Embed(context.Background(), chips)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range chips {
+		d := embed.Distance(&a[i].Vector, &want[i].Vector)
+		if d == 0 || d > 0.2 {
+			t.Errorf("chip %d: Distance(jittered, plain) = %g, want in (0, 0.2]", i, d)
+		}
+		if a[i].Vector != b[i].Vector {
+			t.Errorf("chip %d: jittered descriptor differs between calls", i)
+		}
+	}
+}

@@ -41,6 +41,7 @@ func cmdVersion(_ context.Context, e *env, args []string) error {
 	fmt.Fprintf(e.stdout, "dlib      %s\n", dlib.Version())
 	fmt.Fprintf(e.stdout, "compiler  %s\n", dlib.Compiler())
 	fmt.Fprintf(e.stdout, "simd      %s\n", simd)
+	fmt.Fprintf(e.stdout, "cxxflags  %s\n", dlib.CXXFlags)
 	return nil
 }
 

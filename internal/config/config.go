@@ -116,6 +116,10 @@ type Embed struct {
 	BatchSize int `yaml:"batch_size"`
 	// Jitter is the number of jittered copies averaged per chip (0 = none).
 	Jitter int `yaml:"jitter"`
+	// BLASThreads is how many threads OpenBLAS uses inside one network call
+	// (a process-wide setting; 0 keeps the library's one per core).
+	// Parallelism comes from Workers, each with its own network.
+	BLASThreads int `yaml:"blas_threads"`
 }
 
 // Match configures watchlist matching.
@@ -167,7 +171,7 @@ func Defaults() Config {
 			MaxPixels:   64 << 20,
 			Workers:     1,
 		},
-		Embed: Embed{Workers: 1, BatchSize: 16, Jitter: 0},
+		Embed: Embed{Workers: 1, BatchSize: 16, Jitter: 0, BLASThreads: 1},
 		Match: Match{DefaultThreshold: 0.5, Margin: 0.05, TopK: 3, VoteShare: 0.5,
 			EnrolMinFaceSize: 80, EnrolMinSharpness: 0.1, EnrolMinFrontalness: 0.5},
 		Alert: Alert{
@@ -419,6 +423,9 @@ func (e *Embed) Validate() error {
 	}
 	if e.Jitter < 0 || e.Jitter > 100 {
 		return fmt.Errorf("jitter: %d is not between 0 and 100", e.Jitter)
+	}
+	if e.BLASThreads < 0 || e.BLASThreads > 256 {
+		return fmt.Errorf("blas_threads: %d is not between 0 and 256", e.BLASThreads)
 	}
 	return nil
 }

@@ -14,6 +14,11 @@ import "C"
 
 import "strings"
 
+// CXXFlags are the compiler flags dlib's header code is built with, here and
+// in the mmod and resnet packages (keep their #cgo lines in step).
+// `facewatch version` prints them.
+const CXXFlags = "-std=c++14 -O3 -march=native -DNDEBUG"
+
 // Version returns the dlib version the package was compiled against.
 func Version() string { return C.GoString(C.fw_dlib_version()) }
 

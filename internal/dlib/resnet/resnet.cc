@@ -2,6 +2,7 @@
 // dnn_face_recognition_ex.cpp, with batched inference.
 #include "resnet.h"
 #include <cstdlib>
+#include <dlfcn.h>
 #include <cstring>
 #include <dlib/dnn.h>
 #include <dlib/rand.h>
@@ -108,3 +109,11 @@ extern "C" int fw_resnet_embed(fw_resnet* r, const uint8_t* chips, int n, int ba
 }
 
 extern "C" void fw_resnet_free(fw_resnet* r) { delete r; }
+
+extern "C" int fw_blas_set_threads(int n) {
+	typedef void (*set_fn)(int);
+	set_fn f = (set_fn)dlsym(RTLD_DEFAULT, "openblas_set_num_threads");
+	if (f == nullptr) return 0;
+	f(n);
+	return 1;
+}

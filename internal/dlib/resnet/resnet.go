@@ -10,6 +10,7 @@ package resnet
 /*
 #cgo CXXFLAGS: -std=c++14 -O3 -march=native -DNDEBUG -DDLIB_NO_GUI_SUPPORT -Wno-deprecated-declarations
 #cgo pkg-config: dlib-1
+#cgo LDFLAGS: -ldl
 #include <stdlib.h>
 #include "resnet.h"
 */
@@ -84,4 +85,14 @@ func (n *Net) Close() {
 		C.fw_resnet_free(n.p)
 		n.p = nil
 	}
+}
+
+// SetBLASThreads sets how many threads OpenBLAS (when it is the BLAS dlib
+// runs on) uses inside one call. It is a process-wide setting of the
+// library: facewatch runs one thread per network and gets parallelism from
+// workers, each with its own network, which on a shared CPU is much faster
+// than OpenBLAS's default of one thread per core for every call. It reports
+// whether the BLAS in use has the setting.
+func SetBLASThreads(n int) bool {
+	return C.fw_blas_set_threads(C.int(n)) != 0
 }

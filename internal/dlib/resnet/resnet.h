@@ -13,6 +13,9 @@ int fw_resnet_new(const char* path, fw_resnet** out, char** err);
 int fw_resnet_embed(fw_resnet* r, const uint8_t* chips, int n, int batch,
                     int jitter, float* out, char** err);
 void fw_resnet_free(fw_resnet* r);
+// fw_blas_set_threads asks OpenBLAS, when it is the BLAS in use, to run n
+// threads per call; it returns 0 when the BLAS has no such setting.
+int fw_blas_set_threads(int n);
 #ifdef __cplusplus
 }
 #endif

@@ -1,0 +1,217 @@
+package embed_test
+
+import (
+	"context"
+	"fmt"
+	goface "github.com/Kagami/go-face"
+	"os"
+	"runtime"
+	"sync"
+	"testing"
+
+	"github.com/facewatch/facewatch/detect"
+	"github.com/facewatch/facewatch/embed"
+	"github.com/facewatch/facewatch/internal/config"
+	"github.com/facewatch/facewatch/internal/dlib/resnet"
+	"github.com/facewatch/facewatch/internal/testdata"
+)
+
+func newEmbedder(b *testing.B, batch int) *embed.Embedder {
+	b.Helper()
+	cfg := config.Defaults().Embed
+	cfg.BatchSize = batch
+	e, err := embed.New(testdata.ModelDir(b), cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { e.Close() })
+	return e
+}
+
+// chips32 returns 32 aligned chips of dlib's johns.
+func chips32(b *testing.B) []detect.Chip {
+	chips, _ := johnsChips(b)
+	return chips[:32]
+}
+
+// BenchmarkEmbed: ms per face at batch sizes 1, 8 and 32 (32 faces per
+// iteration).
+func BenchmarkEmbed(b *testing.B) {
+	chips := chips32(b)
+	for _, bs := range []int{1, 8, 32} {
+		b.Run(fmt.Sprintf("batch=%d", bs), func(b *testing.B) {
+			e := newEmbedder(b, bs)
+			cpu0 := cpuTime(b)
+			for b.Loop() {
+				if _, err := e.Embed(context.Background(), chips); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(b.Elapsed().Milliseconds())/float64(b.N*len(chips)), "ms/face")
+			b.ReportMetric(float64((cpuTime(b)-cpu0).Milliseconds())/float64(b.N*len(chips)), "cpu-ms/face")
+		})
+	}
+}
+
+// BenchmarkEmbedWorkers: faces per second with 1 and 2 workers, each with
+// its own network (batch 8), sharing no lock.
+func BenchmarkEmbedWorkers(b *testing.B) {
+	chips := chips32(b)
+	for _, workers := range []int{1, 2} {
+		b.Run(fmt.Sprintf("workers=%d", workers), func(b *testing.B) {
+			es := make([]*embed.Embedder, workers)
+			for i := range es {
+				es[i] = newEmbedder(b, 8)
+			}
+			cpu0 := cpuTime(b)
+			for b.Loop() {
+				var wg sync.WaitGroup
+				for _, e := range es {
+					wg.Add(1)
+					go func() {
+						defer wg.Done()
+						if _, err := e.Embed(context.Background(), chips); err != nil {
+							b.Error(err)
+						}
+					}()
+				}
+				wg.Wait()
+			}
+			b.ReportMetric(float64(b.N*workers*len(chips))/b.Elapsed().Seconds(), "faces/s")
+			b.ReportMetric(float64((cpuTime(b)-cpu0).Milliseconds())/float64(b.N*workers*len(chips)), "cpu-ms/face")
+		})
+	}
+}
+
+// BenchmarkEndToEnd: JPEG bytes to descriptors, our path against go-face,
+// on the same photos in the same run (the reference photos: 15 faces), with
+// 1 and 2 goroutines. Ours gives each goroutine its own detector and
+// embedder; go-face's one Recognizer serialises its networks behind mutexes.
+func BenchmarkEndToEnd(b *testing.B) {
+	var photos [][]byte
+	for _, name := range referencePhotos {
+		data, err := os.ReadFile(idolPath(b, name))
+		if err != nil {
+			b.Fatal(err)
+		}
+		photos = append(photos, data)
+	}
+	rec := reference(b)
+	dir := testdata.ModelDir(b)
+	for _, run := range []struct {
+		name     string
+		workers  int
+		maxWidth int
+	}{
+		{"ours/workers=1", 1, 0},
+		{"goface/workers=1", 1, -1},
+		{"ours/workers=2", 2, 0},
+		{"goface/workers=2", 2, -1},
+		// The product's default: detect on a copy at most 1280 pixels wide
+		// (faces then come from the full frame). Not identical to go-face:
+		// faces under about 80*width/1280 pixels are not found.
+		{"ours-maxwidth1280/workers=1", 1, 1280},
+		// go-face as it runs in a process of its own: OpenBLAS with its
+		// default of one thread per core for every call.
+		{"goface-blasdefault/workers=1", 1, -2},
+		{"goface-blasdefault/workers=2", 2, -2},
+	} {
+		workers := run.workers
+		if run.maxWidth < 0 {
+			b.Run(run.name, func(b *testing.B) {
+				if run.maxWidth == -2 {
+					resnet.SetBLASThreads(runtime.NumCPU())
+					defer resnet.SetBLASThreads(config.Defaults().Embed.BLASThreads)
+				}
+				benchGoFace(b, rec, photos, workers)
+			})
+			continue
+		}
+		b.Run(run.name, func(b *testing.B) {
+			type worker struct {
+				d *detect.Detector
+				e *embed.Embedder
+			}
+			ws := make([]worker, workers)
+			for i := range ws {
+				cfg := refDetect()
+				cfg.MaxWidth = run.maxWidth
+				d, err := detect.New(dir, cfg)
+				if err != nil {
+					b.Fatal(err)
+				}
+				ws[i] = worker{d, newEmbedder(b, 16)}
+				b.Cleanup(func() { d.Close() })
+			}
+			var mu sync.Mutex
+			faces := 0
+			cpu0 := cpuTime(b)
+			for b.Loop() {
+				var wg sync.WaitGroup
+				for wi := range ws {
+					wg.Add(1)
+					go func() {
+						defer wg.Done()
+						for pi := wi; pi < len(photos); pi += workers {
+							m, err := detect.Decode(photos[pi], 0)
+							if err != nil {
+								b.Error(err)
+								return
+							}
+							fs, err := ws[wi].d.Detect(context.Background(), m)
+							m.Close()
+							if err != nil {
+								b.Error(err)
+								return
+							}
+							chips := make([]detect.Chip, len(fs))
+							for i := range fs {
+								chips[i] = fs[i].Chip
+							}
+							if _, err := ws[wi].e.Embed(context.Background(), chips); err != nil {
+								b.Error(err)
+								return
+							}
+							mu.Lock()
+							faces += len(fs)
+							mu.Unlock()
+						}
+					}()
+				}
+				wg.Wait()
+			}
+			b.ReportMetric(float64(faces)/b.Elapsed().Seconds(), "faces/s")
+			b.ReportMetric(float64((cpuTime(b)-cpu0).Milliseconds())/float64(max(1, faces)), "cpu-ms/face")
+			b.ReportMetric(float64(faces)/float64(b.N), "faces/op")
+		})
+	}
+}
+
+func benchGoFace(b *testing.B, rec *goface.Recognizer, photos [][]byte, workers int) {
+	var mu sync.Mutex
+	faces := 0
+	cpu0 := cpuTime(b)
+	for b.Loop() {
+		var wg sync.WaitGroup
+		for wi := range workers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for pi := wi; pi < len(photos); pi += workers {
+					fs, err := rec.Recognize(photos[pi])
+					if err != nil {
+						b.Error(err)
+						return
+					}
+					mu.Lock()
+					faces += len(fs)
+					mu.Unlock()
+				}
+			}()
+		}
+		wg.Wait()
+	}
+	b.ReportMetric(float64(faces)/b.Elapsed().Seconds(), "faces/s")
+	b.ReportMetric(float64((cpuTime(b)-cpu0).Milliseconds())/float64(max(1, faces)), "cpu-ms/face")
+	b.ReportMetric(float64(faces)/float64(b.N), "faces/op")
+}
