@@ -443,6 +443,10 @@ func cmdIdentify(ctx context.Context, e *env, args []string) error {
 	}
 	defer g.Close()
 	opt := match.SearchOptions{Watchlists: lists, TopK: *top}
+	summaries, err := g.Watchlists(ctx)
+	if err != nil {
+		return err
+	}
 	for _, l := range lists {
 		w, err := g.Watchlist(ctx, l)
 		if err != nil {
@@ -450,6 +454,11 @@ func cmdIdentify(ctx context.Context, e *env, args []string) error {
 		}
 		if !w.Active(time.Now()) {
 			return fmt.Errorf("watchlist %q %w at %s: it matches nobody", l, match.ErrExpired, w.Expires.Format(time.RFC3339))
+		}
+		for _, s := range summaries {
+			if s.ID == w.ID && s.Enrolments == 0 {
+				return fmt.Errorf("watchlist %q is %w: enrol someone first", l, match.ErrEmpty)
+			}
 		}
 	}
 	x := match.NewIndex(cfg.Match, match.IndexOptions{Gallery: g})
