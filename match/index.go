@@ -42,6 +42,7 @@ type Index struct {
 	loaded     bool
 	model      ModelID
 	vecs       []float32 // len = Dim * len(rowSlot)
+	norms      []float32 // squared length of each row, for the BLAS scan
 	rowSlot    []int32   // identity slot of each row
 	rowID      []int64   // enrolment id of each row
 	rowOf      map[int64]int
@@ -94,7 +95,7 @@ func NewIndex(cfg config.Match, opt IndexOptions) *Index {
 
 func (x *Index) resetLocked() {
 	x.model = ModelID{}
-	x.vecs = nil
+	x.vecs, x.norms = nil, nil
 	x.rowSlot, x.rowID = nil, nil
 	x.rowOf = map[int64]int{}
 	x.slots = nil
@@ -294,6 +295,7 @@ func (x *Index) addRowLocked(enrolmentID, identityID int64, v *Vector) {
 	x.rowID = append(x.rowID, enrolmentID)
 	x.rowSlot = append(x.rowSlot, slot)
 	x.vecs = append(x.vecs, v[:]...)
+	x.norms = append(x.norms, sqNorm(v))
 	x.slots[slot].rows++
 }
 
@@ -315,9 +317,10 @@ func (x *Index) deleteIdentityLocked(identityID int64) {
 		if r != last {
 			x.rowID[r], x.rowSlot[r] = x.rowID[last], x.rowSlot[last]
 			copy(x.vecs[r*Dim:(r+1)*Dim], x.vecs[last*Dim:])
+			x.norms[r] = x.norms[last]
 			x.rowOf[x.rowID[r]] = r
 		}
-		x.rowID, x.rowSlot, x.vecs = x.rowID[:last], x.rowSlot[:last], x.vecs[:last*Dim]
+		x.rowID, x.rowSlot, x.vecs, x.norms = x.rowID[:last], x.rowSlot[:last], x.vecs[:last*Dim], x.norms[:last]
 	}
 	x.slots[slot] = identSlot{id: Identity{ID: identityID}, dead: true}
 	delete(x.slotOf, identityID)
@@ -550,8 +553,19 @@ func (x *Index) search(probes []Probe, opt SearchOptions) ([][]Candidate, error)
 // CPUs.
 const parallelMinRows = 65536
 
-// scanLocked compares every probe with rows [lo, hi), block by block.
+// scanLocked compares every probe with rows [lo, hi): through BLAS dot
+// products (scanBLASLocked) when there are enough rows to pay for it,
+// otherwise directly.
 func (x *Index) scanLocked(probes []Probe, sc *scope, tops []topK, lo, hi int) {
+	if hi-lo >= blasMinRows {
+		x.scanBLASLocked(probes, sc, tops, lo, hi)
+		return
+	}
+	x.scanDirectLocked(probes, sc, tops, lo, hi)
+}
+
+// scanDirectLocked compares every probe with rows [lo, hi), block by block.
+func (x *Index) scanDirectLocked(probes []Probe, sc *scope, tops []topK, lo, hi int) {
 	for b0 := lo; b0 < hi; b0 += searchBlock {
 		b1 := min(b0+searchBlock, hi)
 		for pi := range probes {
