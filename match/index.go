@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/facewatch/facewatch/internal/config"
@@ -184,10 +185,15 @@ func (x *Index) Run(ctx context.Context) error {
 			return nil
 		}
 		if err != nil {
-			if errors.Is(err, jetstream.ErrMsgIteratorClosed) {
-				return fmt.Errorf("running index: stream iterator closed: %w", err)
+			if errors.Is(err, jetstream.ErrMsgIteratorClosed) || errors.Is(err, nats.ErrConnectionClosed) {
+				return fmt.Errorf("running index: reading stream %s: %w", StreamName, err)
 			}
 			x.log.Warn("reading gallery stream", "err", err)
+			select { // do not spin on a persistent error
+			case <-ctx.Done():
+				return nil
+			case <-time.After(100 * time.Millisecond):
+			}
 			continue
 		}
 		ev, err := ParseEvent(msg.Data())
