@@ -429,39 +429,58 @@ func (e *Enroller) EnrolDir(ctx context.Context, list, dir, by string, progress 
 	if err != nil {
 		return DirReport{}, fmt.Errorf("enrolling: %w", err)
 	}
-	total := 0
-	for _, n := range names {
-		total += len(photos[n])
-	}
-	var rep DirReport
-	touched := map[int64]bool{}
-	done := 0
+	var items []enrolItem
 	for _, who := range names {
 		for _, p := range photos[who] {
-			if err := ctx.Err(); err != nil {
-				return rep, err
-			}
-			data, err := os.ReadFile(p)
-			if err != nil {
-				return rep, fmt.Errorf("enrolling: %w", err)
-			}
-			label := filepath.Join(who, filepath.Base(p))
-			res, err := e.EnrolPhoto(ctx, list, IdentitySpec{Name: who}, label, data, by)
-			var ref *Refusal
-			switch {
-			case errors.As(err, &ref):
-				rep.Refused = append(rep.Refused, ref)
-				e.log.Info("photo refused", "photo", label, "reason", string(ref.Reason), "detail", ref.Detail)
-			case err != nil:
-				return rep, err
-			default:
-				rep.Enrolled = append(rep.Enrolled, res)
-				touched[res.IdentityID] = true
-			}
-			done++
-			if progress != nil {
-				progress(done, total, label)
-			}
+			items = append(items, enrolItem{who: IdentitySpec{Name: who}, path: p, label: filepath.Join(who, filepath.Base(p))})
+		}
+	}
+	return e.enrolAll(ctx, list, items, by, progress)
+}
+
+// EnrolFiles enrols photo files of one identity (created from who when it
+// is new), with EnrolDir's report.
+func (e *Enroller) EnrolFiles(ctx context.Context, list string, who IdentitySpec, paths []string, by string, progress Progress) (DirReport, error) {
+	if _, err := e.g.Watchlist(ctx, list); err != nil {
+		return DirReport{}, fmt.Errorf("enrolling: %w", err)
+	}
+	items := make([]enrolItem, len(paths))
+	for i, p := range paths {
+		items[i] = enrolItem{who: who, path: p, label: p}
+	}
+	return e.enrolAll(ctx, list, items, by, progress)
+}
+
+type enrolItem struct {
+	who         IdentitySpec
+	path, label string
+}
+
+func (e *Enroller) enrolAll(ctx context.Context, list string, items []enrolItem, by string, progress Progress) (DirReport, error) {
+	var rep DirReport
+	touched := map[int64]bool{}
+	for done, it := range items {
+		if err := ctx.Err(); err != nil {
+			return rep, err
+		}
+		data, err := os.ReadFile(it.path)
+		if err != nil {
+			return rep, fmt.Errorf("enrolling: %w", err)
+		}
+		res, err := e.EnrolPhoto(ctx, list, it.who, it.label, data, by)
+		var ref *Refusal
+		switch {
+		case errors.As(err, &ref):
+			rep.Refused = append(rep.Refused, ref)
+			e.log.Info("photo refused", "photo", it.label, "reason", string(ref.Reason), "detail", ref.Detail)
+		case err != nil:
+			return rep, err
+		default:
+			rep.Enrolled = append(rep.Enrolled, res)
+			touched[res.IdentityID] = true
+		}
+		if progress != nil {
+			progress(done+1, len(items), it.label)
 		}
 	}
 	rep.Identities = len(touched)

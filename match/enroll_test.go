@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 	"sync"
 	"testing"
 
@@ -38,6 +39,11 @@ func enrolDetectConfig() config.Detect {
 }
 
 func recognizer(t *testing.T) (*detect.Detector, *embed.Embedder) {
+	t.Helper()
+	return recognizerTB(t)
+}
+
+func recognizerTB(t testing.TB) (*detect.Detector, *embed.Embedder) {
 	t.Helper()
 	recogOnce.Do(func() {
 		dir := testdata.ModelDir(t)
@@ -177,4 +183,66 @@ func splitSet(t *testing.T, src, enrolDir string, keep int) map[string][]string 
 		}
 	}
 	return held
+}
+
+// TestEnrolWarnings: a photo of someone else enrolled under a name is
+// flagged as closer to that other identity, and the same person enrolled
+// on two lists is listed as a look-alike pair.
+func TestEnrolWarnings(t *testing.T) {
+	ctx := context.Background()
+	det, emb := recognizer(t)
+	g := openGallery(t, "")
+	mustList(t, g, "a")
+	mustList(t, g, "b")
+	e := NewEnroller(g, det, emb, EnrollerOptions{Match: testConfig(), MaxPixels: config.Defaults().Detect.MaxPixels})
+	photos := func(who string) []string {
+		ps, _ := filepath.Glob(filepath.Join(testdata.Path(t, "dlib_johns/"+who), "*.jpg"))
+		sort.Strings(ps)
+		return ps
+	}
+	simm, salley := photos("John_Simm"), photos("John_Salley")
+	enrol := func(list, who, path string) Enrolled {
+		t.Helper()
+		r, err := e.EnrolPhoto(ctx, list, IdentitySpec{Name: who}, filepath.Base(path), readFile(t, path), "curator")
+		if err != nil {
+			t.Fatalf("EnrolPhoto(%s as %s) = %v", filepath.Base(path), who, err)
+		}
+		return r
+	}
+	for _, p := range simm[:3] {
+		if r := enrol("a", "Simm", p); r.Warning != "" {
+			t.Errorf("EnrolPhoto(Simm's own photo) warning = %q, want none", r.Warning)
+		}
+	}
+	for _, p := range salley[:3] {
+		if r := enrol("a", "Salley", p); r.Warning != "" {
+			t.Errorf("EnrolPhoto(Salley's own photo) warning = %q, want none", r.Warning)
+		}
+	}
+	// A photo of Salley filed under Simm.
+	r := enrol("a", "Simm", salley[5])
+	if !strings.Contains(r.Warning, `closer to "Salley"`) {
+		t.Errorf("EnrolPhoto(Salley's photo as Simm) warning = %q, want closer to Salley", r.Warning)
+	}
+	// Simm enrolled again on list b under another name: a first photo
+	// that looks like someone already enrolled.
+	r = enrol("b", "J. Simm", simm[6])
+	if !strings.Contains(r.Warning, `looks like "Simm"`) {
+		t.Errorf("EnrolPhoto(Simm as J. Simm on b) warning = %q, want looks like Simm", r.Warning)
+	}
+	x := NewIndex(testConfig(), IndexOptions{Gallery: g})
+	if err := x.Load(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var pairs []string
+	for _, la := range x.LookAlikes(nil) {
+		pairs = append(pairs, la.A.Identity+"~"+la.B.Identity)
+	}
+	sort.Strings(pairs)
+	// Simm~J. Simm (the same man on two lists) and Simm~Salley (the
+	// misfiled photo) are look-alikes; Salley~J. Simm is not.
+	want := []string{"Simm~J. Simm", "Simm~Salley"}
+	if strings.Join(pairs, ",") != strings.Join(want, ",") {
+		t.Errorf("LookAlikes() = %v, want %v", pairs, want)
+	}
 }

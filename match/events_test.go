@@ -225,3 +225,37 @@ func TestBadEventsRefused(t *testing.T) {
 }
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
+
+// TestRunPublisherDeliversOutbox: a writer without NATS (like `facewatch
+// enroll` against the data directory of a running `facewatch run`) leaves
+// its events in the outbox; the running process's publisher loop sends
+// them and the matcher picks them up; the loop stops with its context.
+func TestRunPublisherDeliversOutbox(t *testing.T) {
+	url := startNATS(t)
+	dir := t.TempDir()
+	writer := openGallery(t, dir)
+	running := openGallery(t, dir)
+	m := startMatcher(t, dir, url)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- running.RunPublisher(ctx, connect(t, url), 50*time.Millisecond) }()
+
+	rng := newRand(61)
+	mustList(t, writer, "l")
+	id := mustIdentity(t, writer, "l", "offline")
+	v := randVec(rng)
+	mustEnrol(t, writer, id.ID, v, "offline")
+	eventually(t, 2*time.Second, "matcher sees the offline enrolment", func() bool { return m.name(t, v) == "offline" })
+	if n, err := writer.Pending(context.Background()); err != nil || n != 0 {
+		t.Errorf("Pending() after publishing = %d, %v; want 0", n, err)
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("RunPublisher() = %v, want nil after cancel", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("RunPublisher did not stop after cancel")
+	}
+}

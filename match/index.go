@@ -7,11 +7,13 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"runtime"
 	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/facewatch/facewatch/internal/config"
@@ -41,6 +43,7 @@ type Index struct {
 	loaded     bool
 	model      ModelID
 	vecs       []float32 // len = Dim * len(rowSlot)
+	norms      []float32 // squared length of each row, for the BLAS scan
 	rowSlot    []int32   // identity slot of each row
 	rowID      []int64   // enrolment id of each row
 	rowOf      map[int64]int
@@ -93,7 +96,7 @@ func NewIndex(cfg config.Match, opt IndexOptions) *Index {
 
 func (x *Index) resetLocked() {
 	x.model = ModelID{}
-	x.vecs = nil
+	x.vecs, x.norms = nil, nil
 	x.rowSlot, x.rowID = nil, nil
 	x.rowOf = map[int64]int{}
 	x.slots = nil
@@ -182,10 +185,15 @@ func (x *Index) Run(ctx context.Context) error {
 			return nil
 		}
 		if err != nil {
-			if errors.Is(err, jetstream.ErrMsgIteratorClosed) {
-				return fmt.Errorf("running index: stream iterator closed: %w", err)
+			if errors.Is(err, jetstream.ErrMsgIteratorClosed) || errors.Is(err, nats.ErrConnectionClosed) {
+				return fmt.Errorf("running index: reading stream %s: %w", StreamName, err)
 			}
 			x.log.Warn("reading gallery stream", "err", err)
+			select { // do not spin on a persistent error
+			case <-ctx.Done():
+				return nil
+			case <-time.After(100 * time.Millisecond):
+			}
 			continue
 		}
 		ev, err := ParseEvent(msg.Data())
@@ -293,6 +301,7 @@ func (x *Index) addRowLocked(enrolmentID, identityID int64, v *Vector) {
 	x.rowID = append(x.rowID, enrolmentID)
 	x.rowSlot = append(x.rowSlot, slot)
 	x.vecs = append(x.vecs, v[:]...)
+	x.norms = append(x.norms, sqNorm(v))
 	x.slots[slot].rows++
 }
 
@@ -314,9 +323,10 @@ func (x *Index) deleteIdentityLocked(identityID int64) {
 		if r != last {
 			x.rowID[r], x.rowSlot[r] = x.rowID[last], x.rowSlot[last]
 			copy(x.vecs[r*Dim:(r+1)*Dim], x.vecs[last*Dim:])
+			x.norms[r] = x.norms[last]
 			x.rowOf[x.rowID[r]] = r
 		}
-		x.rowID, x.rowSlot, x.vecs = x.rowID[:last], x.rowSlot[:last], x.vecs[:last*Dim]
+		x.rowID, x.rowSlot, x.vecs, x.norms = x.rowID[:last], x.rowSlot[:last], x.vecs[:last*Dim], x.norms[:last]
 	}
 	x.slots[slot] = identSlot{id: Identity{ID: identityID}, dead: true}
 	delete(x.slotOf, identityID)
@@ -497,13 +507,73 @@ func (x *Index) search(probes []Probe, opt SearchOptions) ([][]Candidate, error)
 		k = x.cfg.TopK
 	}
 	k = max(k, 2) // the margin rule needs the second best
-	tops := make([]topK, len(probes))
-	for i := range tops {
-		tops[i] = newTopK(k)
-	}
 	n := len(x.rowID)
-	for b0 := 0; b0 < n; b0 += searchBlock {
-		b1 := min(b0+searchBlock, n)
+	// Large galleries are split among the CPUs; each part keeps its own
+	// top-k per probe and the parts are merged. The goroutines end before
+	// search returns.
+	parts := 1
+	if procs := runtime.GOMAXPROCS(0); procs > 1 && n >= parallelMinRows {
+		parts = min(procs, n/(parallelMinRows/2))
+	}
+	partTops := make([][]topK, parts)
+	var wg sync.WaitGroup
+	per := (n/parts + searchBlock - 1) / searchBlock * searchBlock
+	for p := range parts {
+		partTops[p] = make([]topK, len(probes))
+		for i := range partTops[p] {
+			partTops[p][i] = newTopK(k)
+		}
+		lo, hi := p*per, min((p+1)*per, n)
+		if p == parts-1 {
+			hi = n
+		}
+		if p == parts-1 {
+			x.scanLocked(probes, &sc, partTops[p], lo, hi)
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			x.scanLocked(probes, &sc, partTops[p], lo, hi)
+		}()
+	}
+	wg.Wait()
+	tops := partTops[0]
+	for p := 1; p < parts; p++ {
+		for pi := range tops {
+			for _, e := range partTops[p][pi].e {
+				if e.d < tops[pi].worst {
+					tops[pi].offer(e.slot, e.row, e.d)
+				}
+			}
+		}
+	}
+	out := make([][]Candidate, len(probes))
+	for pi := range tops {
+		out[pi] = x.candidatesLocked(&tops[pi], &sc)
+	}
+	return out, nil
+}
+
+// parallelMinRows is the gallery size from which a search uses several
+// CPUs.
+const parallelMinRows = 65536
+
+// scanLocked compares every probe with rows [lo, hi): through BLAS dot
+// products (scanBLASLocked) when there are enough rows to pay for it,
+// otherwise directly.
+func (x *Index) scanLocked(probes []Probe, sc *scope, tops []topK, lo, hi int) {
+	if hi-lo >= blasMinRows {
+		x.scanBLASLocked(probes, sc, tops, lo, hi)
+		return
+	}
+	x.scanDirectLocked(probes, sc, tops, lo, hi)
+}
+
+// scanDirectLocked compares every probe with rows [lo, hi), block by block.
+func (x *Index) scanDirectLocked(probes []Probe, sc *scope, tops []topK, lo, hi int) {
+	for b0 := lo; b0 < hi; b0 += searchBlock {
+		b1 := min(b0+searchBlock, hi)
 		for pi := range probes {
 			q := probes[pi].Vector[:]
 			t := &tops[pi]
@@ -519,11 +589,6 @@ func (x *Index) search(probes []Probe, opt SearchOptions) ([][]Candidate, error)
 			}
 		}
 	}
-	out := make([][]Candidate, len(probes))
-	for pi := range tops {
-		out[pi] = x.candidatesLocked(&tops[pi], &sc)
-	}
-	return out, nil
 }
 
 func (x *Index) candidatesLocked(t *topK, sc *scope) []Candidate {

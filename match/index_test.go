@@ -314,3 +314,46 @@ func TestApplyConverges(t *testing.T) {
 		}
 	}
 }
+
+// TestSearchLargeGallery covers the multi-CPU search of a large gallery
+// (split into parts and merged) against a plain float64 scan.
+func TestSearchLargeGallery(t *testing.T) {
+	x := syntheticIndex(t, parallelMinRows+1000)
+	rng := newRand(41)
+	for q := range 3 {
+		p := randVec(rng)
+		if q == 1 {
+			// A probe near a row at the far end, in the last part.
+			r := len(x.rowID) - 10
+			var v Vector
+			copy(v[:], x.vecs[r*Dim:(r+1)*Dim])
+			p = near(rng, v, 0.05)
+		}
+		best := map[int64]float64{}
+		for r := range x.rowID {
+			var s float64
+			for i := range Dim {
+				d := float64(p[i]) - float64(x.vecs[r*Dim+i])
+				s += d * d
+			}
+			id := x.slots[x.rowSlot[r]].id.ID
+			if b, ok := best[id]; !ok || s < b {
+				best[id] = s
+			}
+		}
+		ids := make([]int64, 0, len(best))
+		for id := range best {
+			ids = append(ids, id)
+		}
+		sort.Slice(ids, func(i, j int) bool { return best[ids[i]] < best[ids[j]] })
+		got, err := x.Search(Probe{Vector: p, Model: testModel}, SearchOptions{TopK: 5})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, c := range got {
+			if c.IdentityID != ids[i] || math.Abs(c.Distance-math.Sqrt(best[ids[i]])) > 1e-5 {
+				t.Errorf("probe %d: Search()[%d] = identity %d at %.6f, want %d at %.6f", q, i, c.IdentityID, c.Distance, ids[i], math.Sqrt(best[ids[i]]))
+			}
+		}
+	}
+}

@@ -99,14 +99,6 @@ func (i *Identity) Active(t time.Time) bool {
 	return i.Expires.IsZero() || t.Before(i.Expires)
 }
 
-// Quality is the detector's view of one face; Score is in [0, 1].
-type Quality struct {
-	Score       float64 `json:"score"`
-	Size        float64 `json:"size"`
-	Sharpness   float64 `json:"sharpness"`
-	Frontalness float64 `json:"frontalness"`
-}
-
 // Enrolment is one enrolled photo of an identity.
 type Enrolment struct {
 	ID          int64  `json:"id"`

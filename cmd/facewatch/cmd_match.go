@@ -332,17 +332,30 @@ func photoProgress(e *env, what string) match.Progress {
 }
 
 func cmdEnroll(ctx context.Context, e *env, args []string) error {
-	const usage = "enroll --list NAME [--by WHO] [--config FILE] [--model-dir DIR] DIR   (DIR holds one directory of photos per identity, named after it)"
+	const usage = "enroll --list NAME [--by WHO] [--config FILE] [--model-dir DIR] DIR   (DIR holds one directory of photos per identity, named after it)\n" +
+		"       facewatch enroll --list NAME --identity PERSON [--notes TEXT] [--ref ID] [--expires TIME] [--by WHO] FILE..."
 	fs := newFlagSet(e, "enroll", usage)
 	cfgPath := fs.String("config", "", "config file")
 	dirFlag := fs.String("model-dir", "", "model directory")
 	list := fs.String("list", "", "watchlist to enrol into (required)")
 	by := fs.String("by", e.getenv("USER"), "who is enrolling, for the record")
+	identity := fs.String("identity", "", "enrol the FILEs as this person (instead of a directory per identity)")
+	notes := fs.String("notes", "", "with --identity: notes on a new identity")
+	ref := fs.String("ref", "", "with --identity: external reference (case number) of a new identity")
+	expires := fs.String("expires", "", "with --identity: when a new identity stops matching (RFC 3339, YYYY-MM-DD or a duration)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	if *list == "" || fs.NArg() != 1 {
-		return usageErrorf("want --list NAME and one directory")
+	if *list == "" || (*identity == "" && fs.NArg() != 1) || (*identity != "" && fs.NArg() == 0) {
+		return usageErrorf("want --list NAME and one directory, or --list NAME --identity PERSON and photo files")
+	}
+	who := match.IdentitySpec{Name: *identity, Notes: *notes, ExternalRef: *ref}
+	if *expires != "" {
+		t, err := parseWhen(*expires, time.Now())
+		if err != nil {
+			return usageErrorf("--expires: %v", err)
+		}
+		who.Expires = t
 	}
 	if *by == "" {
 		*by = "unknown"
@@ -362,7 +375,12 @@ func cmdEnroll(ctx context.Context, e *env, args []string) error {
 	defer det.Close()
 	defer emb.Close()
 	en := match.NewEnroller(g, det, emb, match.EnrollerOptions{Match: cfg.Match, MaxPixels: cfg.Detect.MaxPixels, Logger: e.logger(cfg)})
-	rep, err := en.EnrolDir(ctx, *list, fs.Arg(0), *by, photoProgress(e, "enrolling"))
+	var rep match.DirReport
+	if *identity != "" {
+		rep, err = en.EnrolFiles(ctx, *list, who, fs.Args(), *by, photoProgress(e, "enrolling"))
+	} else {
+		rep, err = en.EnrolDir(ctx, *list, fs.Arg(0), *by, photoProgress(e, "enrolling"))
+	}
 	// Whatever was enrolled before an error is in the gallery: publish it.
 	perr := e.publish(ctx, cfg, g)
 	if err != nil {
@@ -443,6 +461,10 @@ func cmdIdentify(ctx context.Context, e *env, args []string) error {
 	}
 	defer g.Close()
 	opt := match.SearchOptions{Watchlists: lists, TopK: *top}
+	summaries, err := g.Watchlists(ctx)
+	if err != nil {
+		return err
+	}
 	for _, l := range lists {
 		w, err := g.Watchlist(ctx, l)
 		if err != nil {
@@ -450,6 +472,11 @@ func cmdIdentify(ctx context.Context, e *env, args []string) error {
 		}
 		if !w.Active(time.Now()) {
 			return fmt.Errorf("watchlist %q %w at %s: it matches nobody", l, match.ErrExpired, w.Expires.Format(time.RFC3339))
+		}
+		for _, s := range summaries {
+			if s.ID == w.ID && s.Enrolments == 0 {
+				return fmt.Errorf("watchlist %q is %w: enrol someone first", l, match.ErrEmpty)
+			}
 		}
 	}
 	x := match.NewIndex(cfg.Match, match.IndexOptions{Gallery: g})

@@ -89,14 +89,18 @@ func TestMatchCommands(t *testing.T) {
 		{"create again", []string{"watchlist", "create", "--config", cfg, "--kind", "missing", "--legal-basis", "x", "missing-2026"}, 1, nil, "already exists"},
 		{"bad kind", []string{"watchlist", "create", "--config", cfg, "--kind", "suspects", "--legal-basis", "x", "other"}, 2, nil, "not one of missing, wanted, other"},
 		{"10000-character name", []string{"watchlist", "create", "--config", cfg, "--kind", "other", "--legal-basis", "x", strings.Repeat("n", 10000)}, 1, nil, "at most 200 allowed"},
-		{"empty list", []string{"identify", "--config", cfg, "--list", "missing-2026", heldSimm[0]}, 1, nil, "gallery is empty"},
+		{"empty list", []string{"identify", "--config", cfg, "--list", "missing-2026", heldSimm[0]}, 1, nil, `watchlist "missing-2026" is empty`},
+		{"empty gallery", []string{"identify", "--config", cfg, heldSimm[0]}, 1, nil, "gallery is empty"},
 		{"enroll", []string{"enroll", "--config", cfg, "--list", "missing-2026", enrol}, 0,
 			[]string{"enrolled 8 photos (8 new, 0 already there) of 2 identities", "refused: Group/group.jpg: several faces"}, ""},
 		{"enroll again", []string{"enroll", "--config", cfg, "--list", "missing-2026", enrol}, 0, []string{"enrolled 8 photos (0 new, 8 already there)"}, ""},
 		{"enroll unknown list", []string{"enroll", "--config", cfg, "--list", "nope", enrol}, 1, nil, `watchlist "nope": not found`},
-		{"list", []string{"watchlist", "list", "--config", cfg}, 0, []string{"missing-2026", "missing", "2 ", "8 "}, ""},
+		{"enroll files", []string{"enroll", "--config", cfg, "--list", "missing-2026", "--identity", "Zoë Ōkubo", "--ref", "case 42", "--expires", "720h",
+			testdata.Path(t, "compreface/009_C.jpg"), testdata.Path(t, "compreface/017_0.jpg")}, 0,
+			[]string{"enrolled 1 photos (1 new, 0 already there) of 1 identities", "017_0.jpg: no face"}, ""},
+		{"list", []string{"watchlist", "list", "--config", cfg}, 0, []string{"missing-2026", "missing", "3 ", "9 "}, ""},
 		{"threshold", []string{"watchlist", "threshold", "--config", cfg, "missing-2026", "0.55"}, 0, []string{"threshold 0.550"}, ""},
-		{"show", []string{"watchlist", "show", "--config", cfg, "missing-2026"}, 0, []string{"court order 7", "John Simm", "John Salley", "threshold: 0.550"}, ""},
+		{"show", []string{"watchlist", "show", "--config", cfg, "missing-2026"}, 0, []string{"court order 7", "John Simm", "John Salley", "Zoë Ōkubo", "threshold: 0.550"}, ""},
 	}
 	for _, s := range steps {
 		t.Run(s.name, func(t *testing.T) {
@@ -211,8 +215,8 @@ func TestMatchCommands(t *testing.T) {
 		t.Fatal(err)
 	}
 	info, _ := st.Info(context.Background())
-	// create 1 + identities 2 + enrolments 8 + threshold 1 + expiries 2 + delete 1.
-	if info.State.Msgs != 15 {
-		t.Errorf("stream holds %d gallery events, want 15", info.State.Msgs)
+	// create 1 + identities 3 + enrolments 9 + threshold 1 + expiries 2 + delete 1.
+	if info.State.Msgs != 17 {
+		t.Errorf("stream holds %d gallery events, want 17", info.State.Msgs)
 	}
 }

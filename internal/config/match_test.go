@@ -1,0 +1,42 @@
+package config
+
+import (
+	"strings"
+	"testing"
+)
+
+// TestMatchValidate: each bad value of the match section is refused with
+// an error naming the field.
+func TestMatchValidate(t *testing.T) {
+	tests := []struct {
+		name    string
+		edit    func(*Match)
+		wantErr string
+	}{
+		{"defaults", func(*Match) {}, ""},
+		{"zero threshold", func(m *Match) { m.DefaultThreshold = 0 }, "default_threshold"},
+		{"negative margin", func(m *Match) { m.Margin = -0.1 }, "margin"},
+		{"top_k 0", func(m *Match) { m.TopK = 0 }, "top_k"},
+		{"vote_share 1", func(m *Match) { m.VoteShare = 1 }, "vote_share"},
+		{"negative face size", func(m *Match) { m.EnrolMinFaceSize = -1 }, "enrol_min_face_size"},
+		{"sharpness over 1", func(m *Match) { m.EnrolMinSharpness = 1.5 }, "enrol_min_sharpness"},
+		{"negative frontalness", func(m *Match) { m.EnrolMinFrontalness = -0.5 }, "enrol_min_frontalness"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			m := Defaults().Match
+			tc.edit(&m)
+			err := m.Validate()
+			switch {
+			case tc.wantErr == "" && err != nil:
+				t.Errorf("Match.Validate() = %v, want nil", err)
+			case tc.wantErr != "" && (err == nil || !strings.HasPrefix(err.Error(), tc.wantErr+":")):
+				t.Errorf("Match.Validate() = %v, want an error starting %q", err, tc.wantErr+":")
+			}
+		})
+	}
+	cfg, err := Parse([]byte("match:\n  vote_share: 0.7\n  enrol_min_face_size: 100\n"))
+	if err != nil || cfg.Match.VoteShare != 0.7 || cfg.Match.EnrolMinFaceSize != 100 {
+		t.Errorf("Parse(match section) = %+v, %v; want vote_share 0.7, enrol_min_face_size 100", cfg.Match, err)
+	}
+}
