@@ -64,6 +64,31 @@ func TestStoreIdempotent(t *testing.T) {
 	}
 }
 
+func TestStoreRepairsDamagedCropFile(t *testing.T) {
+	// A file under a crop's name that does not hold the crop (a crash
+	// mid-write on a file system without ordered data) is replaced.
+	s := openService(t, t.TempDir(), Options{})
+	h, crop := makeHit(5, time.Now())
+	path := filepath.Join(s.crops, sha(crop)+".jpg")
+	for _, damage := range [][]byte{{}, make([]byte, len(crop))} {
+		if err := os.WriteFile(path, damage, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		h.Track++
+		h.ID = wire.HitID(h.Camera, h.Track, h.Identity)
+		if _, err := s.Store(context.Background(), h, crop); err != nil {
+			t.Fatal(err)
+		}
+		if b, err := os.ReadFile(path); err != nil || string(b) != string(crop) {
+			t.Errorf("crop file after storing over %d damaged bytes = %q, %v, want the crop", len(damage), b, err)
+		}
+	}
+	ents, _ := os.ReadDir(s.crops)
+	if len(ents) != 1 {
+		t.Errorf("files in the crop directory = %d, want 1 (no temporary files left)", len(ents))
+	}
+}
+
 func TestStoreRejectsNonJPEGCropButKeepsAlert(t *testing.T) {
 	s := openService(t, t.TempDir(), Options{})
 	h, _ := makeHit(2, time.Now())

@@ -266,6 +266,11 @@ func TestRetentionSweep(t *testing.T) {
 		s.Store(context.Background(), h, crop)
 		fresh = append(fresh, h)
 	}
+	// A temporary file left by a crash inside a batch.
+	leftover := filepath.Join(s.crops, ".tmp-12345")
+	if err := os.WriteFile(leftover, []byte("partial"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	// Not yet expired: nothing goes.
 	if n, err := s.Sweep(context.Background()); err != nil || n != 0 {
 		t.Fatalf("Sweep before expiry = %d, %v, want 0", n, err)
@@ -295,6 +300,9 @@ func TestRetentionSweep(t *testing.T) {
 	s.db.r.QueryRow(`SELECT COUNT(*) FROM reviews`).Scan(&reviews)
 	if reviews != 0 {
 		t.Errorf("reviews left = %d, want 0 (they expire with their alert)", reviews)
+	}
+	if _, err := os.Stat(leftover); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("temporary crop file after sweep: %v, want it removed", err)
 	}
 	ents, _ := os.ReadDir(s.crops)
 	if len(ents) != len(fresh) {
