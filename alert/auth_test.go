@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
@@ -218,5 +219,47 @@ func TestOpenAPIDescribesEveryRoute(t *testing.T) {
 	}
 	if n != len(s.routes) {
 		t.Errorf("openapi.json has %d operations, the router %d", n, len(s.routes))
+	}
+}
+
+func TestMetricsAndReadiness(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	mine := prometheus.NewCounter(prometheus.CounterOpts{Name: "embedding_process_marker_total", Help: "registered by the embedding process"})
+	reg.MustRegister(mine)
+	s := openService(t, t.TempDir(), Options{Registry: reg})
+	srv := httptest.NewServer(s.Handler())
+	defer srv.Close()
+	tok := mustToken(t, s, RoleIntegrator, "prometheus", time.Hour)
+	for i := range 3 {
+		h, crop := makeHit(i, time.Now())
+		s.Store(context.Background(), h, crop)
+	}
+	h, crop := makeHit(0, time.Now())
+	s.Store(context.Background(), h, crop) // a duplicate
+	resp, body := do(t, srv, "GET", "/metrics", tok, nil)
+	if resp.StatusCode != 200 {
+		t.Fatalf("GET /metrics = %d", resp.StatusCode)
+	}
+	for _, want := range []string{
+		`facewatch_alert_alerts_stored_total{watchlist="missing"} 2`,
+		`facewatch_alert_alerts_stored_total{watchlist="wanted"} 1`,
+		`facewatch_alert_duplicates_total 1`,
+		`embedding_process_marker_total 0`, // the registry passed in, not a private or global one
+	} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("GET /metrics lacks %q", want)
+		}
+	}
+	// Not consuming hits: not ready, and it says why.
+	resp, body = do(t, srv, "GET", "/readyz", tok, nil)
+	if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(string(body), "not consuming") {
+		t.Errorf("GET /readyz without Run = %d %s, want 503 saying not consuming", resp.StatusCode, body)
+	}
+	if resp, _ := do(t, srv, "GET", "/healthz", tok, nil); resp.StatusCode != 200 {
+		t.Errorf("GET /healthz = %d, want 200", resp.StatusCode)
+	}
+	// Opening a second service on the same registry is refused, not a panic.
+	if _, err := Open(context.Background(), t.TempDir(), testConfig(), Options{Registry: reg}); err == nil {
+		t.Error("Open with an already used registry = nil error, want a registration error")
 	}
 }
