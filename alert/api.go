@@ -463,6 +463,21 @@ func viewCase(w http.ResponseWriter, r *http.Request, p principal) (string, bool
 	return c, true
 }
 
+// OperatorWindow is how far back an operator sees alerts that are already
+// decided: older ones are history, for an investigator with a case
+// reference. Alerts still awaiting review stay visible to operators.
+const OperatorWindow = 24 * time.Hour
+
+// operatorMay refuses (403) an operator's look at a decided alert stored
+// before the operator window.
+func (s *Service) operatorMay(w http.ResponseWriter, p principal, stored time.Time, st Status) bool {
+	if p.Role != RoleOperator || st == StatusPending || st == StatusAwaitingSecond || s.now().Sub(stored) <= OperatorWindow {
+		return true
+	}
+	writeError(w, http.StatusForbidden, "operators see decided alerts of the last 24h only; older ones are history for an investigator with a case reference")
+	return false
+}
+
 func (s *Service) view(w http.ResponseWriter, r *http.Request, p principal) {
 	id, ok := pathID(w, r)
 	if !ok {
@@ -482,6 +497,9 @@ func (s *Service) view(w http.ResponseWriter, r *http.Request, p principal) {
 		writeError(w, http.StatusInternalServerError, "loading the alert failed")
 		return
 	}
+	if !s.operatorMay(w, p, a.StoredAt, a.Status) {
+		return
+	}
 	if !s.auditOr500(w, r, p, "view", "alert/"+strconv.FormatInt(id, 10), c, nil) {
 		return
 	}
@@ -497,14 +515,18 @@ func (s *Service) crop(w http.ResponseWriter, r *http.Request, p principal) {
 	if !ok {
 		return
 	}
-	var sum string
-	err := s.db.r.QueryRowContext(r.Context(), `SELECT crop_sha256 FROM alerts WHERE id = ?`, id).Scan(&sum)
+	var sum, status string
+	var storedNS int64
+	err := s.db.r.QueryRowContext(r.Context(), `SELECT crop_sha256, stored_ns, status FROM alerts WHERE id = ?`, id).Scan(&sum, &storedNS, &status)
 	if errors.Is(err, sql.ErrNoRows) || (err == nil && sum == "") {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("alert %d has no crop", id))
 		return
 	}
 	if err != nil {
 		writeError(w, http.StatusInternalServerError, "loading the crop failed")
+		return
+	}
+	if !s.operatorMay(w, p, time.Unix(0, storedNS), Status(status)) {
 		return
 	}
 	f, err := s.readCrop(sum)
@@ -797,7 +819,10 @@ func (s *Service) live(w http.ResponseWriter, r *http.Request, p principal) {
 		return true
 	}
 	if last > 0 {
-		rows, err := s.db.r.QueryContext(r.Context(), `SELECT `+alertColumns+` FROM alerts WHERE id > ? ORDER BY id LIMIT ?`, last, maxReplay)
+		// Only what an operator could have missed recently: the replay is
+		// not a way around the history's case reference.
+		rows, err := s.db.r.QueryContext(r.Context(), `SELECT `+alertColumns+` FROM alerts WHERE id > ? AND stored_ns >= ? ORDER BY id LIMIT ?`,
+			last, s.now().Add(-OperatorWindow).UnixNano(), maxReplay)
 		if err == nil {
 			var replay []Alert
 			for rows.Next() {

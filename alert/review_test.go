@@ -124,6 +124,39 @@ func TestReviewErrors(t *testing.T) {
 	}
 }
 
+func TestOperatorWindow(t *testing.T) {
+	clk := &clock{t: time.Date(2026, 5, 1, 8, 0, 0, 0, time.UTC)}
+	s := openService(t, t.TempDir(), Options{Now: clk.now})
+	srv := httptest.NewServer(s.Handler())
+	defer srv.Close()
+	for i := range 2 {
+		h, crop := makeHit(i, clk.now())
+		s.Store(context.Background(), h, crop)
+	}
+	op := mustToken(t, s, RoleOperator, "otto", 72*time.Hour)
+	inv := mustToken(t, s, RoleInvestigator, "ivy", 72*time.Hour)
+	if resp, out := do(t, srv, "POST", "/api/v1/alerts/1/review", op, []byte(`{"decision":"confirm","comment":"yes"}`)); resp.StatusCode != 200 {
+		t.Fatalf("review = %d %s", resp.StatusCode, out)
+	}
+	clk.add(OperatorWindow + time.Minute)
+	for _, c := range []struct {
+		name, tok, path string
+		code            int
+	}{
+		{"operator, old decided alert", op, "/api/v1/alerts/1", 403},
+		{"operator, old decided crop", op, "/api/v1/alerts/1/crop", 403},
+		{"operator, old pending alert", op, "/api/v1/alerts/2", 200},
+		{"operator, old pending crop", op, "/api/v1/alerts/2/crop", 200},
+		{"investigator, old decided alert", inv, "/api/v1/alerts/1?case=CASE-3", 200},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			if resp, out := do(t, srv, "GET", c.path, c.tok, nil); resp.StatusCode != c.code {
+				t.Errorf("GET %s = %d %s, want %d", c.path, resp.StatusCode, out, c.code)
+			}
+		})
+	}
+}
+
 func TestAuditChain(t *testing.T) {
 	dir := t.TempDir()
 	s := openService(t, dir, Options{})
@@ -250,7 +283,7 @@ func TestRetentionSweep(t *testing.T) {
 	retention := s.cfg.Retention
 	var old, fresh []wire.Hit
 	for i := range 6 {
-		h, crop := makeHit(i, clk.t)
+		h, crop := makeHit(i, clk.now())
 		if _, err := s.Store(context.Background(), h, crop); err != nil {
 			t.Fatal(err)
 		}
@@ -260,9 +293,9 @@ func TestRetentionSweep(t *testing.T) {
 	if _, err := s.recordReview(context.Background(), principal{ID: "t1", Name: "ana", Role: RoleOperator}, 1, "confirm", "yes", ""); err != nil {
 		t.Fatal(err)
 	}
-	clk.t = clk.t.Add(retention / 2)
+	clk.add(retention / 2)
 	for i := 6; i < 10; i++ {
-		h, crop := makeHit(i, clk.t)
+		h, crop := makeHit(i, clk.now())
 		s.Store(context.Background(), h, crop)
 		fresh = append(fresh, h)
 	}
@@ -275,7 +308,7 @@ func TestRetentionSweep(t *testing.T) {
 	if n, err := s.Sweep(context.Background()); err != nil || n != 0 {
 		t.Fatalf("Sweep before expiry = %d, %v, want 0", n, err)
 	}
-	clk.t = clk.t.Add(retention/2 + time.Second) // the first six are now older than retention
+	clk.add(retention/2 + time.Second) // the first six are now older than retention
 	n, err := s.Sweep(context.Background())
 	if err != nil || n != len(old) {
 		t.Fatalf("Sweep after expiry = %d, %v, want %d", n, err, len(old))
