@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -60,6 +61,7 @@ func (s *Service) routeTable() []route {
 		{"GET", "/api/v1/alerts/{id}/crop", []Role{RoleOperator, RoleInvestigator}, "the probe face crop (JPEG)", s.crop},
 		{"POST", "/api/v1/alerts/{id}/review", []Role{RoleOperator}, "confirm or dismiss an alert with a comment", s.reviewH},
 		{"GET", "/api/v1/photos/{sha256}", []Role{RoleOperator, RoleInvestigator, RoleCurator}, "an enrolled photo (JPEG)", s.photo},
+		{"GET", "/api/v1/stats/precision", []Role{RoleAdmin, RoleCurator, RoleOperator, RoleInvestigator}, "measured precision per camera and watchlist from review outcomes", s.precision},
 		{"GET", "/api/v1/audit/verify", []Role{RoleAdmin}, "verify the audit chain", s.auditVerify},
 	}
 }
@@ -742,6 +744,88 @@ func (s *Service) recordReview(ctx context.Context, p principal, id int64, decis
 	}
 	s.m.reviews.WithLabelValues(decision).Inc()
 	return a, nil
+}
+
+// Outcome counts review outcomes for one camera or watchlist. Precision
+// is confirmed / (confirmed + dismissed), null until one is decided;
+// disputed alerts count in neither.
+type Outcome struct {
+	Key       string   `json:"key"`
+	Confirmed int      `json:"confirmed"`
+	Dismissed int      `json:"dismissed"`
+	Disputed  int      `json:"disputed"`
+	Open      int      `json:"open"`
+	Precision *float64 `json:"precision"`
+}
+
+// Precision is the measured precision of alerts by camera and watchlist.
+type Precision struct {
+	ByCamera    []Outcome `json:"by_camera"`
+	ByWatchlist []Outcome `json:"by_watchlist"`
+}
+
+// maxGroups bounds the rows of a precision table.
+const maxGroups = 1000
+
+// precisionStats aggregates review outcomes of alerts captured in
+// [from, to] (zero = open).
+func (s *Service) precisionStats(ctx context.Context, from, to time.Time) (Precision, error) {
+	f := Filter{From: from, To: to, MinDistance: math.NaN(), MaxDistance: math.NaN()}
+	where, args := f.where()
+	var out Precision
+	for _, g := range []struct {
+		col string
+		dst *[]Outcome
+	}{{"camera", &out.ByCamera}, {"watchlist", &out.ByWatchlist}} {
+		// g.col is one of two constants above, never input.
+		rows, err := s.db.r.QueryContext(ctx, `SELECT `+g.col+`,
+			SUM(status = 'confirmed'), SUM(status = 'dismissed'), SUM(status = 'disputed'), SUM(status IN ('pending', 'awaiting_second'))
+			FROM alerts`+where+` GROUP BY `+g.col+` ORDER BY `+g.col+` LIMIT ?`, append(args, maxGroups)...)
+		if err != nil {
+			return Precision{}, fmt.Errorf("computing precision by %s: %w", g.col, err)
+		}
+		*g.dst = []Outcome{}
+		for rows.Next() {
+			var o Outcome
+			if err := rows.Scan(&o.Key, &o.Confirmed, &o.Dismissed, &o.Disputed, &o.Open); err != nil {
+				rows.Close()
+				return Precision{}, fmt.Errorf("computing precision by %s: %w", g.col, err)
+			}
+			if n := o.Confirmed + o.Dismissed; n > 0 {
+				p := float64(o.Confirmed) / float64(n)
+				o.Precision = &p
+			}
+			*g.dst = append(*g.dst, o)
+		}
+		err = rows.Err()
+		rows.Close()
+		if err != nil {
+			return Precision{}, fmt.Errorf("computing precision by %s: %w", g.col, err)
+		}
+	}
+	return out, nil
+}
+
+func (s *Service) precision(w http.ResponseWriter, r *http.Request, _ principal) {
+	q := r.URL.Query()
+	f, err := ParseFilter(q)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	for k := range q {
+		if k != "from" && k != "to" {
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("parameter %s: not accepted here (want from, to)", k))
+			return
+		}
+	}
+	p, err := s.precisionStats(r.Context(), f.From, f.To)
+	if err != nil {
+		s.log.Error("precision", "err", err)
+		writeError(w, http.StatusInternalServerError, "computing precision failed")
+		return
+	}
+	writeJSON(w, http.StatusOK, p)
 }
 
 func (s *Service) auditVerify(w http.ResponseWriter, r *http.Request, p principal) {

@@ -352,3 +352,78 @@ func TestRetentionSweep(t *testing.T) {
 		}
 	}
 }
+
+func TestPrecisionFromReviews(t *testing.T) {
+	s := openService(t, t.TempDir(), Options{})
+	srv := httptest.NewServer(s.Handler())
+	defer srv.Close()
+	base := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
+	// decisions[i] is what happens to hit i: "" stays open.
+	decisions := []string{"confirm", "dismiss", "confirm", "confirm", "", "dismiss", "confirm", "", "dismiss", "confirm", "confirm", ""}
+	type tally struct{ c, d, open int }
+	byCam, byList := map[string]*tally{}, map[string]*tally{}
+	add := func(m map[string]*tally, k, dec string) {
+		if m[k] == nil {
+			m[k] = &tally{}
+		}
+		switch dec {
+		case "confirm":
+			m[k].c++
+		case "dismiss":
+			m[k].d++
+		default:
+			m[k].open++
+		}
+	}
+	op := principal{ID: "op1", Name: "otto", Role: RoleOperator}
+	for i, dec := range decisions {
+		h, crop := makeHit(i, base)
+		if _, err := s.Store(context.Background(), h, crop); err != nil {
+			t.Fatal(err)
+		}
+		if dec != "" {
+			if _, err := s.recordReview(context.Background(), op, int64(i+1), dec, "checked", ""); err != nil {
+				t.Fatal(err)
+			}
+		}
+		add(byCam, h.Camera, dec)
+		add(byList, h.Watchlist, dec)
+	}
+	tok := mustToken(t, s, RoleCurator, "cura", time.Hour)
+	resp, body := do(t, srv, "GET", "/api/v1/stats/precision", tok, nil)
+	if resp.StatusCode != 200 {
+		t.Fatalf("GET precision = %d %s", resp.StatusCode, body)
+	}
+	var p Precision
+	if err := json.Unmarshal(body, &p); err != nil {
+		t.Fatal(err)
+	}
+	check := func(what string, got []Outcome, want map[string]*tally) {
+		if len(got) != len(want) {
+			t.Errorf("precision by %s has %d rows, want %d", what, len(got), len(want))
+		}
+		for _, o := range got {
+			w := want[o.Key]
+			if w == nil {
+				t.Errorf("precision by %s: unexpected %q", what, o.Key)
+				continue
+			}
+			if o.Confirmed != w.c || o.Dismissed != w.d || o.Open != w.open {
+				t.Errorf("precision by %s %s = %d/%d/%d open, want %d/%d/%d", what, o.Key, o.Confirmed, o.Dismissed, o.Open, w.c, w.d, w.open)
+			}
+			if o.Precision == nil || *o.Precision != float64(w.c)/float64(w.c+w.d) {
+				t.Errorf("precision by %s %s = %v, want %d/%d", what, o.Key, o.Precision, w.c, w.c+w.d)
+			}
+		}
+	}
+	check("camera", p.ByCamera, byCam)
+	check("watchlist", p.ByWatchlist, byList)
+	// A time range that holds nothing gives empty tables, not an error.
+	resp, body = do(t, srv, "GET", "/api/v1/stats/precision?from=2030-01-01T00:00:00Z", tok, nil)
+	if resp.StatusCode != 200 || !strings.Contains(string(body), `"by_camera": []`) {
+		t.Errorf("GET precision in the future = %d %s, want empty tables", resp.StatusCode, body)
+	}
+	if resp, _ := do(t, srv, "GET", "/api/v1/stats/precision?camera=cam-1", tok, nil); resp.StatusCode != 400 {
+		t.Errorf("GET precision?camera= = %d, want 400", resp.StatusCode)
+	}
+}
