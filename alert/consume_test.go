@@ -3,6 +3,7 @@ package alert
 import (
 	"context"
 	"errors"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -10,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -298,4 +300,50 @@ func TestOpenRefusesBadConfig(t *testing.T) {
 	if errors.Is(err, os.ErrNotExist) {
 		t.Errorf("Open(retention 0) = %v, want a config error", err)
 	}
+}
+
+// TestRunSurvivesNATSRestart restarts the NATS server (same port, same
+// JetStream store) under a running service: hits published before and
+// after the cut are all stored once.
+func TestRunSurvivesNATSRestart(t *testing.T) {
+	dir := t.TempDir()
+	jsDir := filepath.Join(dir, "js")
+	ns := startNATS(t, jsDir)
+	port := ns.Addr().(*net.TCPAddr).Port
+	nc, err := nats.Connect(ns.ClientURL(), nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	ctx := context.Background()
+	if err := EnsureStream(ctx, js, 1); err != nil {
+		t.Fatal(err)
+	}
+	s := openService(t, filepath.Join(dir, "data"), Options{})
+	runService(t, s, js)
+	base := time.Now()
+	for i := range 5 {
+		h, crop := makeHit(i, base)
+		publishHit(t, js, h, crop)
+	}
+	waitFor(t, 10*time.Second, "5 alerts before the cut", func() bool { return countAlerts(t, s) == 5 })
+
+	ns.Shutdown()
+	ns.WaitForShutdown()
+	ns2, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: port, JetStream: true, StoreDir: jsDir, NoLog: true, NoSigs: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go ns2.Start() // stopped by the cleanup below
+	t.Cleanup(func() { ns2.Shutdown(); ns2.WaitForShutdown() })
+	if !ns2.ReadyForConnections(10 * time.Second) {
+		t.Fatal("restarted nats-server not ready")
+	}
+	waitFor(t, 10*time.Second, "the client reconnected", nc.IsConnected)
+	for i := 5; i < 10; i++ {
+		h, crop := makeHit(i, base)
+		publishHit(t, js, h, crop)
+	}
+	waitFor(t, 20*time.Second, "10 alerts after the cut", func() bool { return countAlerts(t, s) == 10 })
 }
