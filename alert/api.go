@@ -127,10 +127,6 @@ func (s *Service) Handler() http.Handler {
 		w.Header().Set("X-Content-Type-Options", "nosniff")
 		w.Header().Set("Cache-Control", "no-store")
 		w.Header().Set("Referrer-Policy", "no-referrer")
-		if len(r.URL.RawQuery) > MaxQueryLen {
-			writeError(w, http.StatusRequestURITooLong, fmt.Sprintf("query string of %d bytes exceeds %d", len(r.URL.RawQuery), MaxQueryLen))
-			return
-		}
 		tok, fromCookie, err := bearer(r)
 		var p principal
 		if err == nil {
@@ -138,6 +134,10 @@ func (s *Service) Handler() http.Handler {
 		}
 		if err != nil {
 			s.unauthorized(w, r, err)
+			return
+		}
+		if len(r.URL.RawQuery) > MaxQueryLen {
+			writeError(w, http.StatusRequestURITooLong, fmt.Sprintf("query string of %d bytes exceeds %d", len(r.URL.RawQuery), MaxQueryLen))
 			return
 		}
 		// A cookie is sent by the browser on its own; a state-changing call

@@ -56,6 +56,11 @@ func TestEveryRouteRejectsBadTokens(t *testing.T) {
 	}
 	for _, rt := range s.routes {
 		path := concretePath(rt.Pattern) + "?case=TEST-1"
+		// Authentication comes before anything else: an oversized query
+		// without a token is still a 401.
+		if resp, _ := do(t, srv, rt.Method, path+"&pad="+strings.Repeat("p", MaxQueryLen), "", nil); resp.StatusCode != http.StatusUnauthorized {
+			t.Errorf("%s %s with an oversized query and no token = %d, want 401", rt.Method, rt.Pattern, resp.StatusCode)
+		}
 		for _, b := range bad {
 			t.Run(rt.Method+" "+rt.Pattern+"/"+b.name, func(t *testing.T) {
 				var body []byte
