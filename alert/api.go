@@ -560,7 +560,7 @@ func (s *Service) photo(w http.ResponseWriter, r *http.Request, p principal) {
 		writeError(w, http.StatusNotFound, "no photo directory is configured")
 		return
 	}
-	f, err := os.Open(filepath.Join(s.photoDir, sum+".jpg"))
+	f, ctype, err := openPhoto(s.photoDir, sum)
 	if err != nil {
 		writeError(w, http.StatusNotFound, "photo not found")
 		return
@@ -569,8 +569,34 @@ func (s *Service) photo(w http.ResponseWriter, r *http.Request, p principal) {
 	if !s.auditOr500(w, r, p, "view_photo", "photo/"+sum, c, nil) {
 		return
 	}
-	w.Header().Set("Content-Type", "image/jpeg")
+	w.Header().Set("Content-Type", ctype)
 	io.Copy(w, f)
+}
+
+// openPhoto finds the enrolled photo named sum in dir, flat
+// (<sha256>.jpg) or sharded by the hash's first two digits
+// (<sha[:2]>/<sha256>.jpg, the gallery's layout), JPEG or PNG, and
+// returns it with its content type, checked from its bytes.
+func openPhoto(dir, sum string) (*os.File, string, error) {
+	for _, name := range []string{
+		filepath.Join(dir, sum[:2], sum+".jpg"), filepath.Join(dir, sum[:2], sum+".png"),
+		filepath.Join(dir, sum+".jpg"), filepath.Join(dir, sum+".png"),
+	} {
+		f, err := os.Open(name)
+		if err != nil {
+			continue
+		}
+		head := make([]byte, 512)
+		n, _ := io.ReadFull(f, head)
+		ctype := http.DetectContentType(head[:n])
+		if ctype == "image/jpeg" || ctype == "image/png" {
+			if _, err := f.Seek(0, io.SeekStart); err == nil {
+				return f, ctype, nil
+			}
+		}
+		f.Close()
+	}
+	return nil, "", os.ErrNotExist
 }
 
 func (s *Service) queue(w http.ResponseWriter, r *http.Request, p principal) {

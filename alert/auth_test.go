@@ -1,10 +1,16 @@
 package alert
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"image"
+	"image/jpeg"
+	"image/png"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -266,5 +272,60 @@ func TestMetricsAndReadiness(t *testing.T) {
 	// Opening a second service on the same registry is refused, not a panic.
 	if _, err := Open(context.Background(), t.TempDir(), testConfig(), Options{Registry: reg}); err == nil {
 		t.Error("Open with an already used registry = nil error, want a registration error")
+	}
+}
+
+func TestEnrolledPhotoLayouts(t *testing.T) {
+	photos := t.TempDir()
+	s := openService(t, t.TempDir(), Options{PhotoDir: photos})
+	srv := httptest.NewServer(s.Handler())
+	defer srv.Close()
+	tok := mustToken(t, s, RoleCurator, "cura", time.Hour)
+	img := image.NewRGBA(image.Rect(0, 0, 8, 8))
+	var jb, pb bytes.Buffer
+	if err := jpeg.Encode(&jb, img, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := png.Encode(&pb, img); err != nil {
+		t.Fatal(err)
+	}
+	put := func(rel string, b []byte) string {
+		sum := sha(b)
+		p := filepath.Join(photos, strings.ReplaceAll(rel, "SUM", sum))
+		os.MkdirAll(filepath.Dir(p), 0o750)
+		if err := os.WriteFile(p, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return sum
+	}
+	notImage := []byte("<html><script>alert(1)</script></html>")
+	cases := []struct {
+		name  string
+		sum   string
+		code  int
+		ctype string
+		body  []byte
+	}{
+		{"flat jpeg", put("SUM.jpg", jb.Bytes()), 200, "image/jpeg", jb.Bytes()},
+		{"sharded png (the gallery's layout)", put(sha(pb.Bytes())[:2]+"/SUM.png", pb.Bytes()), 200, "image/png", pb.Bytes()},
+		{"not an image", put("SUM.jpg", notImage), 404, "", nil},
+		{"absent", strings.Repeat("e", 64), 404, "", nil},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			resp, body := do(t, srv, "GET", "/api/v1/photos/"+c.sum, tok, nil)
+			if resp.StatusCode != c.code {
+				t.Fatalf("GET photo %s = %d, want %d", c.name, resp.StatusCode, c.code)
+			}
+			if c.code == 200 && (resp.Header.Get("Content-Type") != c.ctype || !bytes.Equal(body, c.body)) {
+				t.Errorf("GET photo %s = %s, %d bytes, want %s, the file's %d bytes", c.name, resp.Header.Get("Content-Type"), len(body), c.ctype, len(c.body))
+			}
+		})
+	}
+	if resp, _ := do(t, srv, "GET", "/api/v1/photos/"+strings.ToUpper(strings.Repeat("e", 64)), tok, nil); resp.StatusCode != 400 {
+		t.Errorf("GET photo with an upper-case name = %d, want 400", resp.StatusCode)
+	}
+	if resp, _ := do(t, srv, "GET", "/api/v1/photos/..%2f..%2fetc%2fpasswd", tok, nil); resp.StatusCode != 400 && resp.StatusCode != 404 {
+		t.Errorf("GET photo with a path = %d, want 400 or 404", resp.StatusCode)
 	}
 }
