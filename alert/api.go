@@ -573,15 +573,15 @@ func (s *Service) photo(w http.ResponseWriter, r *http.Request, p principal) {
 	io.Copy(w, f)
 }
 
-// openPhoto finds the enrolled photo named sum in dir, flat
-// (<sha256>.jpg) or sharded by the hash's first two digits
-// (<sha[:2]>/<sha256>.jpg, the gallery's layout), JPEG or PNG, and
-// returns it with its content type, checked from its bytes.
+// openPhoto finds the enrolled photo named sum (hex, checked by the
+// caller) in dir, sharded by the hash's first two digits
+// (<sha[:2]>/<sha256>.<ext>, the gallery's layout) or flat
+// (<sha256>.<ext>), whatever its extension, and returns it with its
+// content type, taken from its bytes: only JPEG and PNG are served.
 func openPhoto(dir, sum string) (*os.File, string, error) {
-	for _, name := range []string{
-		filepath.Join(dir, sum[:2], sum+".jpg"), filepath.Join(dir, sum[:2], sum+".png"),
-		filepath.Join(dir, sum+".jpg"), filepath.Join(dir, sum+".png"),
-	} {
+	sharded, _ := filepath.Glob(filepath.Join(dir, sum[:2], sum+".*"))
+	flat, _ := filepath.Glob(filepath.Join(dir, sum+".*"))
+	for _, name := range append(sharded, flat...) {
 		f, err := os.Open(name)
 		if err != nil {
 			continue

@@ -308,6 +308,7 @@ func TestEnrolledPhotoLayouts(t *testing.T) {
 	}{
 		{"flat jpeg", put("SUM.jpg", jb.Bytes()), 200, "image/jpeg", jb.Bytes()},
 		{"sharded png (the gallery's layout)", put(sha(pb.Bytes())[:2]+"/SUM.png", pb.Bytes()), 200, "image/png", pb.Bytes()},
+		{"sharded, other extension", put(sha(append(jb.Bytes(), 0))[:2]+"/SUM.jpeg", append(jb.Bytes(), 0)), 200, "image/jpeg", append(jb.Bytes(), 0)},
 		{"not an image", put("SUM.jpg", notImage), 404, "", nil},
 		{"absent", strings.Repeat("e", 64), 404, "", nil},
 	}
