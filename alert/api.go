@@ -45,7 +45,7 @@ type route struct {
 
 // routeTable is the role → route permission table.
 func (s *Service) routeTable() []route {
-	all := Roles
+	all := Roles()
 	return []route{
 		{"GET", "/healthz", all, "liveness", s.healthz},
 		{"GET", "/readyz", all, "readiness: database answers and hits are being consumed", s.readyz},

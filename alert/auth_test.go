@@ -38,7 +38,7 @@ func TestEveryRouteRejectsBadTokens(t *testing.T) {
 	defer srv.Close()
 
 	valid := map[Role]string{}
-	for _, r := range Roles {
+	for _, r := range Roles() {
 		valid[r] = mustToken(t, s, r, "tester "+string(r), time.Hour)
 	}
 	expired := mustToken(t, s, RoleAdmin, "old", time.Minute)
@@ -82,7 +82,7 @@ func TestEveryRouteRejectsBadTokens(t *testing.T) {
 				}
 			})
 		}
-		for _, role := range Roles {
+		for _, role := range Roles() {
 			allowed := slices.Contains(rt.Roles, role)
 			t.Run(rt.Method+" "+rt.Pattern+"/"+string(role), func(t *testing.T) {
 				var body []byte
