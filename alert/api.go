@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -44,7 +45,7 @@ type route struct {
 
 // routeTable is the role → route permission table.
 func (s *Service) routeTable() []route {
-	all := Roles
+	all := Roles()
 	return []route{
 		{"GET", "/healthz", all, "liveness", s.healthz},
 		{"GET", "/readyz", all, "readiness: database answers and hits are being consumed", s.readyz},
@@ -60,6 +61,7 @@ func (s *Service) routeTable() []route {
 		{"GET", "/api/v1/alerts/{id}/crop", []Role{RoleOperator, RoleInvestigator}, "the probe face crop (JPEG)", s.crop},
 		{"POST", "/api/v1/alerts/{id}/review", []Role{RoleOperator}, "confirm or dismiss an alert with a comment", s.reviewH},
 		{"GET", "/api/v1/photos/{sha256}", []Role{RoleOperator, RoleInvestigator, RoleCurator}, "an enrolled photo (JPEG)", s.photo},
+		{"GET", "/api/v1/stats/precision", []Role{RoleAdmin, RoleCurator, RoleOperator, RoleInvestigator}, "measured precision per camera and watchlist from review outcomes", s.precision},
 		{"GET", "/api/v1/audit/verify", []Role{RoleAdmin}, "verify the audit chain", s.auditVerify},
 	}
 }
@@ -125,10 +127,6 @@ func (s *Service) Handler() http.Handler {
 		w.Header().Set("X-Content-Type-Options", "nosniff")
 		w.Header().Set("Cache-Control", "no-store")
 		w.Header().Set("Referrer-Policy", "no-referrer")
-		if len(r.URL.RawQuery) > MaxQueryLen {
-			writeError(w, http.StatusRequestURITooLong, fmt.Sprintf("query string of %d bytes exceeds %d", len(r.URL.RawQuery), MaxQueryLen))
-			return
-		}
 		tok, fromCookie, err := bearer(r)
 		var p principal
 		if err == nil {
@@ -136,6 +134,10 @@ func (s *Service) Handler() http.Handler {
 		}
 		if err != nil {
 			s.unauthorized(w, r, err)
+			return
+		}
+		if len(r.URL.RawQuery) > MaxQueryLen {
+			writeError(w, http.StatusRequestURITooLong, fmt.Sprintf("query string of %d bytes exceeds %d", len(r.URL.RawQuery), MaxQueryLen))
 			return
 		}
 		// A cookie is sent by the browser on its own; a state-changing call
@@ -463,6 +465,21 @@ func viewCase(w http.ResponseWriter, r *http.Request, p principal) (string, bool
 	return c, true
 }
 
+// OperatorWindow is how far back an operator sees alerts that are already
+// decided: older ones are history, for an investigator with a case
+// reference. Alerts still awaiting review stay visible to operators.
+const OperatorWindow = 24 * time.Hour
+
+// operatorMay refuses (403) an operator's look at a decided alert stored
+// before the operator window.
+func (s *Service) operatorMay(w http.ResponseWriter, p principal, stored time.Time, st Status) bool {
+	if p.Role != RoleOperator || st == StatusPending || st == StatusAwaitingSecond || s.now().Sub(stored) <= OperatorWindow {
+		return true
+	}
+	writeError(w, http.StatusForbidden, "operators see decided alerts of the last 24h only; older ones are history for an investigator with a case reference")
+	return false
+}
+
 func (s *Service) view(w http.ResponseWriter, r *http.Request, p principal) {
 	id, ok := pathID(w, r)
 	if !ok {
@@ -482,6 +499,9 @@ func (s *Service) view(w http.ResponseWriter, r *http.Request, p principal) {
 		writeError(w, http.StatusInternalServerError, "loading the alert failed")
 		return
 	}
+	if !s.operatorMay(w, p, a.StoredAt, a.Status) {
+		return
+	}
 	if !s.auditOr500(w, r, p, "view", "alert/"+strconv.FormatInt(id, 10), c, nil) {
 		return
 	}
@@ -497,14 +517,18 @@ func (s *Service) crop(w http.ResponseWriter, r *http.Request, p principal) {
 	if !ok {
 		return
 	}
-	var sum string
-	err := s.db.r.QueryRowContext(r.Context(), `SELECT crop_sha256 FROM alerts WHERE id = ?`, id).Scan(&sum)
+	var sum, status string
+	var storedNS int64
+	err := s.db.r.QueryRowContext(r.Context(), `SELECT crop_sha256, stored_ns, status FROM alerts WHERE id = ?`, id).Scan(&sum, &storedNS, &status)
 	if errors.Is(err, sql.ErrNoRows) || (err == nil && sum == "") {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("alert %d has no crop", id))
 		return
 	}
 	if err != nil {
 		writeError(w, http.StatusInternalServerError, "loading the crop failed")
+		return
+	}
+	if !s.operatorMay(w, p, time.Unix(0, storedNS), Status(status)) {
 		return
 	}
 	f, err := s.readCrop(sum)
@@ -536,7 +560,7 @@ func (s *Service) photo(w http.ResponseWriter, r *http.Request, p principal) {
 		writeError(w, http.StatusNotFound, "no photo directory is configured")
 		return
 	}
-	f, err := os.Open(filepath.Join(s.photoDir, sum+".jpg"))
+	f, ctype, err := openPhoto(s.photoDir, sum)
 	if err != nil {
 		writeError(w, http.StatusNotFound, "photo not found")
 		return
@@ -545,8 +569,34 @@ func (s *Service) photo(w http.ResponseWriter, r *http.Request, p principal) {
 	if !s.auditOr500(w, r, p, "view_photo", "photo/"+sum, c, nil) {
 		return
 	}
-	w.Header().Set("Content-Type", "image/jpeg")
+	w.Header().Set("Content-Type", ctype)
 	io.Copy(w, f)
+}
+
+// openPhoto finds the enrolled photo named sum (hex, checked by the
+// caller) in dir, sharded by the hash's first two digits
+// (<sha[:2]>/<sha256>.<ext>, the gallery's layout) or flat
+// (<sha256>.<ext>), whatever its extension, and returns it with its
+// content type, taken from its bytes: only JPEG and PNG are served.
+func openPhoto(dir, sum string) (*os.File, string, error) {
+	sharded, _ := filepath.Glob(filepath.Join(dir, sum[:2], sum+".*"))
+	flat, _ := filepath.Glob(filepath.Join(dir, sum+".*"))
+	for _, name := range append(sharded, flat...) {
+		f, err := os.Open(name)
+		if err != nil {
+			continue
+		}
+		head := make([]byte, 512)
+		n, _ := io.ReadFull(f, head)
+		ctype := http.DetectContentType(head[:n])
+		if ctype == "image/jpeg" || ctype == "image/png" {
+			if _, err := f.Seek(0, io.SeekStart); err == nil {
+				return f, ctype, nil
+			}
+		}
+		f.Close()
+	}
+	return nil, "", os.ErrNotExist
 }
 
 func (s *Service) queue(w http.ResponseWriter, r *http.Request, p principal) {
@@ -722,6 +772,88 @@ func (s *Service) recordReview(ctx context.Context, p principal, id int64, decis
 	return a, nil
 }
 
+// Outcome counts review outcomes for one camera or watchlist. Precision
+// is confirmed / (confirmed + dismissed), null until one is decided;
+// disputed alerts count in neither.
+type Outcome struct {
+	Key       string   `json:"key"`
+	Confirmed int      `json:"confirmed"`
+	Dismissed int      `json:"dismissed"`
+	Disputed  int      `json:"disputed"`
+	Open      int      `json:"open"`
+	Precision *float64 `json:"precision"`
+}
+
+// Precision is the measured precision of alerts by camera and watchlist.
+type Precision struct {
+	ByCamera    []Outcome `json:"by_camera"`
+	ByWatchlist []Outcome `json:"by_watchlist"`
+}
+
+// maxGroups bounds the rows of a precision table.
+const maxGroups = 1000
+
+// precisionStats aggregates review outcomes of alerts captured in
+// [from, to] (zero = open).
+func (s *Service) precisionStats(ctx context.Context, from, to time.Time) (Precision, error) {
+	f := Filter{From: from, To: to, MinDistance: math.NaN(), MaxDistance: math.NaN()}
+	where, args := f.where()
+	var out Precision
+	for _, g := range []struct {
+		col string
+		dst *[]Outcome
+	}{{"camera", &out.ByCamera}, {"watchlist", &out.ByWatchlist}} {
+		// g.col is one of two constants above, never input.
+		rows, err := s.db.r.QueryContext(ctx, `SELECT `+g.col+`,
+			SUM(status = 'confirmed'), SUM(status = 'dismissed'), SUM(status = 'disputed'), SUM(status IN ('pending', 'awaiting_second'))
+			FROM alerts`+where+` GROUP BY `+g.col+` ORDER BY `+g.col+` LIMIT ?`, append(args, maxGroups)...)
+		if err != nil {
+			return Precision{}, fmt.Errorf("computing precision by %s: %w", g.col, err)
+		}
+		*g.dst = []Outcome{}
+		for rows.Next() {
+			var o Outcome
+			if err := rows.Scan(&o.Key, &o.Confirmed, &o.Dismissed, &o.Disputed, &o.Open); err != nil {
+				rows.Close()
+				return Precision{}, fmt.Errorf("computing precision by %s: %w", g.col, err)
+			}
+			if n := o.Confirmed + o.Dismissed; n > 0 {
+				p := float64(o.Confirmed) / float64(n)
+				o.Precision = &p
+			}
+			*g.dst = append(*g.dst, o)
+		}
+		err = rows.Err()
+		rows.Close()
+		if err != nil {
+			return Precision{}, fmt.Errorf("computing precision by %s: %w", g.col, err)
+		}
+	}
+	return out, nil
+}
+
+func (s *Service) precision(w http.ResponseWriter, r *http.Request, _ principal) {
+	q := r.URL.Query()
+	f, err := ParseFilter(q)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	for k := range q {
+		if k != "from" && k != "to" {
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("parameter %s: not accepted here (want from, to)", k))
+			return
+		}
+	}
+	p, err := s.precisionStats(r.Context(), f.From, f.To)
+	if err != nil {
+		s.log.Error("precision", "err", err)
+		writeError(w, http.StatusInternalServerError, "computing precision failed")
+		return
+	}
+	writeJSON(w, http.StatusOK, p)
+}
+
 func (s *Service) auditVerify(w http.ResponseWriter, r *http.Request, p principal) {
 	n, err := verifyAudit(r.Context(), s.db.r)
 	if err != nil {
@@ -797,7 +929,10 @@ func (s *Service) live(w http.ResponseWriter, r *http.Request, p principal) {
 		return true
 	}
 	if last > 0 {
-		rows, err := s.db.r.QueryContext(r.Context(), `SELECT `+alertColumns+` FROM alerts WHERE id > ? ORDER BY id LIMIT ?`, last, maxReplay)
+		// Only what an operator could have missed recently: the replay is
+		// not a way around the history's case reference.
+		rows, err := s.db.r.QueryContext(r.Context(), `SELECT `+alertColumns+` FROM alerts WHERE id > ? AND stored_ns >= ? ORDER BY id LIMIT ?`,
+			last, s.now().Add(-OperatorWindow).UnixNano(), maxReplay)
 		if err == nil {
 			var replay []Alert
 			for rows.Next() {

@@ -75,14 +75,20 @@ func (s *Service) Run(ctx context.Context, js jetstream.JetStream) error {
 	defer wg.Wait()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	// Both stop when ctx is cancelled (on return, by the deferred cancel)
+	// and are waited for by the deferred wg.Wait.
 	wg.Go(func() { s.sweepLoop(ctx) })
 	wg.Go(func() { s.depthLoop(ctx, cons) })
 
 	backoff := 100 * time.Millisecond
 	for ctx.Err() == nil {
+		began := time.Now()
 		err := s.consume(ctx, cons, js.Conn())
 		if ctx.Err() != nil {
 			break
+		}
+		if time.Since(began) > time.Minute {
+			backoff = 100 * time.Millisecond // it had been working
 		}
 		s.log.Warn("hit consumer interrupted; resuming", "err", err, "backoff", backoff)
 		select {

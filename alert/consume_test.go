@@ -3,6 +3,7 @@ package alert
 import (
 	"context"
 	"errors"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -10,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -61,6 +63,31 @@ func TestStoreIdempotent(t *testing.T) {
 	}
 	if a.Camera != h.Camera || a.Identity != h.Identity || a.Distance != h.Distance || a.Model != h.Model || !a.Time.Equal(h.Time) || a.Status != StatusPending {
 		t.Errorf("getAlert(1) = %+v, want the fields of %+v, status pending", a, h)
+	}
+}
+
+func TestStoreRepairsDamagedCropFile(t *testing.T) {
+	// A file under a crop's name that does not hold the crop (a crash
+	// mid-write on a file system without ordered data) is replaced.
+	s := openService(t, t.TempDir(), Options{})
+	h, crop := makeHit(5, time.Now())
+	path := filepath.Join(s.crops, sha(crop)+".jpg")
+	for _, damage := range [][]byte{{}, make([]byte, len(crop))} {
+		if err := os.WriteFile(path, damage, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		h.Track++
+		h.ID = wire.HitID(h.Camera, h.Track, h.Identity)
+		if _, err := s.Store(context.Background(), h, crop); err != nil {
+			t.Fatal(err)
+		}
+		if b, err := os.ReadFile(path); err != nil || string(b) != string(crop) {
+			t.Errorf("crop file after storing over %d damaged bytes = %q, %v, want the crop", len(damage), b, err)
+		}
+	}
+	ents, _ := os.ReadDir(s.crops)
+	if len(ents) != 1 {
+		t.Errorf("files in the crop directory = %d, want 1 (no temporary files left)", len(ents))
 	}
 }
 
@@ -273,4 +300,50 @@ func TestOpenRefusesBadConfig(t *testing.T) {
 	if errors.Is(err, os.ErrNotExist) {
 		t.Errorf("Open(retention 0) = %v, want a config error", err)
 	}
+}
+
+// TestRunSurvivesNATSRestart restarts the NATS server (same port, same
+// JetStream store) under a running service: hits published before and
+// after the cut are all stored once.
+func TestRunSurvivesNATSRestart(t *testing.T) {
+	dir := t.TempDir()
+	jsDir := filepath.Join(dir, "js")
+	ns := startNATS(t, jsDir)
+	port := ns.Addr().(*net.TCPAddr).Port
+	nc, err := nats.Connect(ns.ClientURL(), nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	ctx := context.Background()
+	if err := EnsureStream(ctx, js, 1); err != nil {
+		t.Fatal(err)
+	}
+	s := openService(t, filepath.Join(dir, "data"), Options{})
+	runService(t, s, js)
+	base := time.Now()
+	for i := range 5 {
+		h, crop := makeHit(i, base)
+		publishHit(t, js, h, crop)
+	}
+	waitFor(t, 10*time.Second, "5 alerts before the cut", func() bool { return countAlerts(t, s) == 5 })
+
+	ns.Shutdown()
+	ns.WaitForShutdown()
+	ns2, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: port, JetStream: true, StoreDir: jsDir, NoLog: true, NoSigs: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go ns2.Start() // stopped by the cleanup below
+	t.Cleanup(func() { ns2.Shutdown(); ns2.WaitForShutdown() })
+	if !ns2.ReadyForConnections(10 * time.Second) {
+		t.Fatal("restarted nats-server not ready")
+	}
+	waitFor(t, 10*time.Second, "the client reconnected", nc.IsConnected)
+	for i := 5; i < 10; i++ {
+		h, crop := makeHit(i, base)
+		publishHit(t, js, h, crop)
+	}
+	waitFor(t, 20*time.Second, "10 alerts after the cut", func() bool { return countAlerts(t, s) == 10 })
 }

@@ -49,7 +49,7 @@ func runChild() int {
 	}
 	defer nc.Close()
 	js, _ := jetstream.New(nc)
-	s, err := Open(ctx, os.Getenv(childDataEnv), testConfig(), Options{Registry: prometheus.NewRegistry(), BatchSize: 32, AckWait: 2 * time.Second})
+	s, err := Open(ctx, os.Getenv(childDataEnv), testConfig(), Options{Registry: prometheus.NewRegistry(), BatchSize: 8, AckWait: 2 * time.Second})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "child:", err)
 		return 1
@@ -173,5 +173,9 @@ func TestKilledServiceLosesNothing(t *testing.T) {
 	if len(got) != total {
 		t.Errorf("distinct alerts = %d, want %d (killed after %d)", len(got), total, atKill)
 	}
-	t.Logf("killed after %d of %d alerts; all %d present once after restart", atKill, total, len(got))
+	redelivered := -1
+	if ci, err := js.Consumer(ctx, wire.HitsStream, testConfig().Consumer); err == nil {
+		redelivered = int(ci.CachedInfo().Delivered.Consumer) - total
+	}
+	t.Logf("killed after %d of %d alerts; %d hits redelivered after the kill; all %d present once after restart", atKill, total, redelivered, len(got))
 }

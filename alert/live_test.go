@@ -184,3 +184,25 @@ func TestFeedDropsSlowSubscriber(t *testing.T) {
 		t.Error("subscriber channel open after feed close")
 	}
 }
+
+func TestLiveReplayStaysWithinOperatorWindow(t *testing.T) {
+	clk := &clock{t: time.Date(2026, 5, 1, 8, 0, 0, 0, time.UTC)}
+	s := openService(t, t.TempDir(), Options{Now: clk.now})
+	srv := httptest.NewServer(s.Handler())
+	defer srv.Close()
+	op := mustToken(t, s, RoleOperator, "otto", 72*time.Hour)
+	for i := range 3 {
+		h, crop := makeHit(i, clk.now())
+		s.Store(context.Background(), h, crop)
+	}
+	clk.add(OperatorWindow + time.Minute)
+	// Resuming after alert 1 a day later replays nothing old...
+	events, stop := openLive(t, srv, op, "1")
+	defer stop()
+	h, crop := makeHit(9, clk.now())
+	s.Store(context.Background(), h, crop)
+	// ...so the first event is the new alert, not alerts 2 and 3.
+	if got := nextEvent(t, events); got.HitID != h.ID {
+		t.Errorf("first event after resuming a day later = %s, want the new alert %s", got.HitID, h.ID)
+	}
+}

@@ -25,12 +25,15 @@ const (
 	RoleIntegrator   Role = "integrator"   // health and metrics only
 )
 
-// Roles lists every role.
-var Roles = []Role{RoleAdmin, RoleCurator, RoleOperator, RoleInvestigator, RoleIntegrator}
+// Roles returns every role (a new slice each call: the list that decides
+// access is not a variable anyone can change).
+func Roles() []Role {
+	return []Role{RoleAdmin, RoleCurator, RoleOperator, RoleInvestigator, RoleIntegrator}
+}
 
 // ParseRole returns the role named s.
 func ParseRole(s string) (Role, error) {
-	for _, r := range Roles {
+	for _, r := range Roles() {
 		if string(r) == s {
 			return r, nil
 		}

@@ -16,9 +16,10 @@ import (
 	"github.com/facewatch/facewatch/internal/config"
 )
 
-// alertPhotoDir is where the alert service looks for enrolled photos
-// (<sha256>.jpg) under the data directory.
-func alertPhotoDir(cfg config.Config) string { return filepath.Join(cfg.DataDir, "photos") }
+// alertPhotoDir is where the alert service looks for enrolled photos: the
+// gallery's photo directory under the data directory (match.OpenGallery
+// keeps them as gallery-photos/<sha[:2]>/<sha256>.<ext>).
+func alertPhotoDir(cfg config.Config) string { return filepath.Join(cfg.DataDir, "gallery-photos") }
 
 // cmdAlertStage runs the alert service alone against an external NATS
 // server: it consumes hits, serves the API and console on alert.listen.

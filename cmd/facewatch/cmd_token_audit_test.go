@@ -26,7 +26,7 @@ import (
 	"github.com/facewatch/facewatch/internal/wire"
 )
 
-func runCLI(t *testing.T, args ...string) (code int, stdout, stderr string) {
+func runAlertCLI(t *testing.T, args ...string) (code int, stdout, stderr string) {
 	t.Helper()
 	var out, errb bytes.Buffer
 	code = realMain(context.Background(), args, &env{stdout: &out, stderr: &errb, getenv: func(string) string { return "" }})
@@ -53,7 +53,7 @@ func TestTokenCreateAndAuditVerify(t *testing.T) {
 		{"audit without verify", []string{"audit", "--config", cfgPath}, 2},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			code, _, stderr := runCLI(t, c.args...)
+			code, _, stderr := runAlertCLI(t, c.args...)
 			if code != c.code {
 				t.Errorf("facewatch %v = exit %d (%s), want %d", c.args, code, stderr, c.code)
 			}
@@ -63,7 +63,7 @@ func TestTokenCreateAndAuditVerify(t *testing.T) {
 		})
 	}
 
-	code, tok, stderr := runCLI(t, "token", "create", "--role", "operator", "--name", "ana", "--ttl", "1h", "--config", cfgPath)
+	code, tok, stderr := runAlertCLI(t, "token", "create", "--role", "operator", "--name", "ana", "--ttl", "1h", "--config", cfgPath)
 	tok = strings.TrimSpace(tok)
 	if code != 0 || !regexp.MustCompile(`^fwt_[A-Za-z0-9_-]{43}$`).MatchString(tok) {
 		t.Fatalf("token create = exit %d, stdout %q, stderr %q; want the token alone on stdout", code, tok, stderr)
@@ -88,12 +88,12 @@ func TestTokenCreateAndAuditVerify(t *testing.T) {
 			t.Fatalf("GET %s with the created token = %d, want 200", path, resp.StatusCode)
 		}
 	}
-	code, out, _ := runCLI(t, "token", "list", "--config", cfgPath)
+	code, out, _ := runAlertCLI(t, "token", "list", "--config", cfgPath)
 	if code != 0 || !strings.Contains(out, "operator") || !strings.Contains(out, "ana") || strings.Contains(out, tok) {
 		t.Errorf("token list = exit %d %q, want ana's operator token without its secret", code, out)
 	}
 
-	code, out, stderr = runCLI(t, "audit", "verify", "--config", cfgPath)
+	code, out, stderr = runAlertCLI(t, "audit", "verify", "--config", cfgPath)
 	if code != 0 || !strings.Contains(out, "1 entries") {
 		t.Fatalf("audit verify after one queue view = exit %d %q %q, want ok with 1 entries", code, out, stderr)
 	}
@@ -106,7 +106,7 @@ func TestTokenCreateAndAuditVerify(t *testing.T) {
 	if _, err := db.Exec(`DROP TRIGGER audit_no_update; UPDATE audit SET actor_name = 'mallory' WHERE seq = 1`); err != nil {
 		t.Fatal(err)
 	}
-	code, _, stderr = runCLI(t, "audit", "verify", "--config", cfgPath)
+	code, _, stderr = runAlertCLI(t, "audit", "verify", "--config", cfgPath)
 	if code != 1 || !strings.Contains(stderr, "entry 1:") {
 		t.Errorf("audit verify after an edit = exit %d %q, want exit 1 naming entry 1", code, stderr)
 	}
@@ -137,7 +137,7 @@ func TestAlertStage(t *testing.T) {
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	_, tok, _ := runCLI(t, "token", "create", "--role", "operator", "--name", "ana", "--config", cfgPath)
+	_, tok, _ := runAlertCLI(t, "token", "create", "--role", "operator", "--name", "ana", "--config", cfgPath)
 	tok = strings.TrimSpace(tok)
 
 	ctx, cancel := context.WithCancel(context.Background())
