@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -28,6 +29,11 @@ func TestCameraProbeCommand(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer srv.Close()
+	// The camera stage alone needs an external NATS server.
+	noNATS := filepath.Join(t.TempDir(), "nonats.yaml")
+	if err := os.WriteFile(noNATS, []byte("data_dir: "+t.TempDir()+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	tests := []struct {
 		name     string
 		args     []string
@@ -42,7 +48,7 @@ func TestCameraProbeCommand(t *testing.T) {
 		{"wrong path", []string{"camera", "probe", srv.URL("nope")}, 1, nil, "404 Not Found"},
 		{"wrong password", []string{"camera", "probe", srv.URLWithUser("cam", "op", "bad-hunter2-pw")}, 1, nil, "401 Unauthorized"},
 		{"no url", []string{"camera", "probe"}, 2, nil, "want one URL"},
-		{"stage not built", []string{"camera", "--config", "x.yaml"}, 1, nil, "not built yet"},
+		{"stage without nats.url", []string{"camera", "--config", noNATS}, 1, nil, "nats.url is empty"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -148,17 +148,21 @@ func (s *DetectStage) Run(ctx context.Context) error {
 		return err
 	}
 	var (
-		mu      sync.Mutex // guards workers
+		mu      sync.Mutex // guards workers and closed
 		workers = map[string]*camWorker{}
+		closed  bool // set before wg.Wait: no worker starts after it
 		wg      sync.WaitGroup
 	)
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	// worker returns the camera's worker, starting it on first use; its
-	// goroutine ends when runCtx does.
+	// worker returns the camera's worker, starting it on first use (nil
+	// once the stage is stopping); its goroutine ends when runCtx does.
 	worker := func(id string) *camWorker {
 		mu.Lock()
 		defer mu.Unlock()
+		if closed {
+			return nil
+		}
 		w := workers[id]
 		if w == nil {
 			w = &camWorker{id: id, queue: make(chan Frame, s.opt.QueueSize),
@@ -172,6 +176,10 @@ func (s *DetectStage) Run(ctx context.Context) error {
 	// waiting frame when the queue is full.
 	enqueue := func(f Frame) {
 		w := worker(f.Camera)
+		if w == nil {
+			f.Mat.Close()
+			return
+		}
 		w.lastArrival.Store(s.now().UnixNano())
 		for {
 			select {
@@ -197,8 +205,14 @@ func (s *DetectStage) Run(ctx context.Context) error {
 		err = s.readNATS(runCtx, enqueue)
 	}
 	cancel()
+	mu.Lock()
+	closed = true
+	mu.Unlock()
 	wg.Wait()
-	// Drain what is left in the queues.
+	// Drain what is left in the queues (no reader adds to them any more:
+	// readNATS waits for its handlers before returning).
+	mu.Lock()
+	defer mu.Unlock()
 	for _, w := range workers {
 		for len(w.queue) > 0 {
 			f := <-w.queue
@@ -236,7 +250,16 @@ func (s *DetectStage) readNATS(ctx context.Context, enqueue func(Frame)) error {
 		}
 	}
 	bus := s.opt.Bus
+	// gate lets readNATS wait for handlers in flight when it stops, so that
+	// none hands a frame on after it has returned.
+	var gate sync.RWMutex
+	stopped := false
 	handle := func(m *nats.Msg) {
+		gate.RLock()
+		defer gate.RUnlock()
+		if stopped {
+			return
+		}
 		meta, jpeg, err := wire.DecodeFrame(m.Data)
 		if err != nil {
 			bus.DeadLetter(StageDetect, m.Subject, m.Data, err)
@@ -267,6 +290,9 @@ func (s *DetectStage) readNATS(ctx context.Context, enqueue func(Frame)) error {
 		for _, sub := range subs {
 			sub.Unsubscribe()
 		}
+		gate.Lock()
+		stopped = true
+		gate.Unlock()
 	}()
 	for _, subj := range subjects {
 		sub, err := bus.Conn.QueueSubscribe(subj, DetectQueueGroup, handle)
