@@ -70,7 +70,8 @@ func FacesSubject(camera string) string { return Prefix + ".faces." + camera }
 // DescriptorsSubject carries descriptors of one camera's faces.
 func DescriptorsSubject(camera string) string { return Prefix + ".descriptors." + camera }
 
-// TracksSubject carries track-end notices of one camera.
+// TracksSubject carries one camera's track reports (Track messages, on the
+// TracksStream work queue).
 func TracksSubject(camera string) string { return Prefix + ".tracks." + camera }
 
 // HitsSubject carries hits against one watchlist.
