@@ -122,3 +122,18 @@ func FuzzDecodeTrack(f *testing.F) {
 		}
 	})
 }
+
+func FuzzDecodeFrame(f *testing.F) {
+	good, _ := EncodeFrame(FrameMeta{Camera: "c1", Seq: 1, Time: time.Unix(1700000000, 0).UTC(), Width: 2, Height: 2}, []byte{0xff, 0xd8, 0xff, 0xd9})
+	f.Add(good)
+	f.Add([]byte{0, 0, 0, 0})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		m, jpeg, err := DecodeFrame(data)
+		if err != nil {
+			return
+		}
+		if _, err := EncodeFrame(m, jpeg); err != nil {
+			t.Errorf("a decoded frame does not encode again: %v", err)
+		}
+	})
+}
