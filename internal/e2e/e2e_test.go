@@ -72,7 +72,7 @@ func TestMain(m *testing.M) {
 	if _, err := os.Stat(gobin); err != nil {
 		gobin = "go"
 	}
-	build := exec.Command(gobin, "build", "-o", bin, "github.com/facewatch/facewatch/cmd/facewatch")
+	build := exec.Command(gobin, "build", "-buildvcs=false", "-o", bin, "github.com/facewatch/facewatch/cmd/facewatch")
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "building facewatch:", err)
