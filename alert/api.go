@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	_ "embed" // the console page and the OpenAPI description
-	"encoding/csv"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -17,7 +16,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
@@ -44,7 +42,7 @@ type route struct {
 
 // routeTable is the role → route permission table.
 func (s *Service) routeTable() []route {
-	all := Roles
+	all := Roles()
 	return []route{
 		{"GET", "/healthz", all, "liveness", s.healthz},
 		{"GET", "/readyz", all, "readiness: database answers and hits are being consumed", s.readyz},
@@ -60,11 +58,12 @@ func (s *Service) routeTable() []route {
 		{"GET", "/api/v1/alerts/{id}/crop", []Role{RoleOperator, RoleInvestigator}, "the probe face crop (JPEG)", s.crop},
 		{"POST", "/api/v1/alerts/{id}/review", []Role{RoleOperator}, "confirm or dismiss an alert with a comment", s.reviewH},
 		{"GET", "/api/v1/photos/{sha256}", []Role{RoleOperator, RoleInvestigator, RoleCurator}, "an enrolled photo (JPEG)", s.photo},
+		{"GET", "/api/v1/stats/precision", []Role{RoleAdmin, RoleCurator, RoleOperator, RoleInvestigator}, "measured precision per camera and watchlist from review outcomes", s.precision},
 		{"GET", "/api/v1/audit/verify", []Role{RoleAdmin}, "verify the audit chain", s.auditVerify},
 	}
 }
 
-// ctxKey carries the matched route pattern to the metrics wrapper.
+// statusWriter records the status code for the request metrics.
 type statusWriter struct {
 	http.ResponseWriter
 	code int
@@ -125,10 +124,6 @@ func (s *Service) Handler() http.Handler {
 		w.Header().Set("X-Content-Type-Options", "nosniff")
 		w.Header().Set("Cache-Control", "no-store")
 		w.Header().Set("Referrer-Policy", "no-referrer")
-		if len(r.URL.RawQuery) > MaxQueryLen {
-			writeError(w, http.StatusRequestURITooLong, fmt.Sprintf("query string of %d bytes exceeds %d", len(r.URL.RawQuery), MaxQueryLen))
-			return
-		}
 		tok, fromCookie, err := bearer(r)
 		var p principal
 		if err == nil {
@@ -136,6 +131,10 @@ func (s *Service) Handler() http.Handler {
 		}
 		if err != nil {
 			s.unauthorized(w, r, err)
+			return
+		}
+		if len(r.URL.RawQuery) > MaxQueryLen {
+			writeError(w, http.StatusRequestURITooLong, fmt.Sprintf("query string of %d bytes exceeds %d", len(r.URL.RawQuery), MaxQueryLen))
 			return
 		}
 		// A cookie is sent by the browser on its own; a state-changing call
@@ -172,6 +171,9 @@ func (s *Service) unauthorized(w http.ResponseWriter, r *http.Request, err error
 		writeError(w, http.StatusInternalServerError, "authentication is unavailable")
 		return
 	}
+	reason := strings.TrimSuffix(strings.Fields(err.Error())[0], ":")
+	s.m.authFailures.WithLabelValues(reason).Inc()
+	s.log.Debug("request refused", "path", r.URL.Path, "remote", r.RemoteAddr, "reason", err.Error())
 	w.Header().Set("WWW-Authenticate", `Bearer realm="facewatch", error="invalid_token"`)
 	// A browser opening the console gets the login form (still a 401:
 	// the form holds no data; it stores the token and reloads).
@@ -296,146 +298,6 @@ func (s *Service) console(w http.ResponseWriter, r *http.Request, p principal) {
 	w.Write(consoleHTML)
 }
 
-// page is a history response.
-type page struct {
-	Alerts     []Alert `json:"alerts"`
-	NextCursor string  `json:"next_cursor,omitempty"`
-}
-
-func (s *Service) list(w http.ResponseWriter, r *http.Request, p principal) {
-	c, ok := needCase(w, r)
-	if !ok {
-		return
-	}
-	f, err := ParseFilter(r.URL.Query())
-	if err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
-		return
-	}
-	if !s.auditOr500(w, r, p, "query", "alerts", c, map[string]string{"query": r.URL.RawQuery}) {
-		return
-	}
-	alerts, next, err := s.find(r.Context(), f)
-	if err != nil {
-		s.log.Error("history query", "err", err)
-		writeError(w, http.StatusInternalServerError, "query failed")
-		return
-	}
-	out := page{Alerts: alerts}
-	if next != nil {
-		out.NextCursor = next.String()
-	}
-	writeJSON(w, http.StatusOK, out)
-}
-
-// exportPage is how many rows an export reads per query.
-const exportPage = 500
-
-func (s *Service) export(w http.ResponseWriter, r *http.Request, p principal) {
-	c, ok := needCase(w, r)
-	if !ok {
-		return
-	}
-	q := r.URL.Query()
-	format := q.Get("format")
-	if format == "" {
-		format = "json"
-	}
-	if format != "json" && format != "csv" {
-		writeError(w, http.StatusBadRequest, fmt.Sprintf("parameter format: %q is not one of csv, json", format))
-		return
-	}
-	if q.Has("limit") || q.Has("cursor") {
-		writeError(w, http.StatusBadRequest, "an export takes no limit or cursor: it returns every matching row")
-		return
-	}
-	f, err := ParseFilter(q)
-	if err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
-		return
-	}
-	where, args := f.where()
-	var n int
-	if err := s.db.r.QueryRowContext(r.Context(), `SELECT COUNT(*) FROM alerts`+where, args...).Scan(&n); err != nil {
-		writeError(w, http.StatusInternalServerError, "query failed")
-		return
-	}
-	if n > s.cfg.ExportLimit {
-		writeError(w, http.StatusBadRequest, fmt.Sprintf("export of %d rows exceeds the limit of %d; narrow the filter", n, s.cfg.ExportLimit))
-		return
-	}
-	if !s.auditOr500(w, r, p, "export", "alerts", c, map[string]any{"query": r.URL.RawQuery, "rows": n}) {
-		return
-	}
-	name := "facewatch-alerts-" + s.now().UTC().Format("20060102T150405Z") + "." + format
-	w.Header().Set("Content-Disposition", `attachment; filename="`+name+`"`)
-	var cw *csv.Writer
-	if format == "csv" {
-		w.Header().Set("Content-Type", "text/csv; charset=utf-8")
-		cw = csv.NewWriter(w)
-		cw.Write(csvHeader)
-	} else {
-		w.Header().Set("Content-Type", "application/json")
-		io.WriteString(w, "[")
-	}
-	f.Limit = exportPage
-	first := true
-	for {
-		alerts, next, err := s.find(r.Context(), f)
-		if err != nil {
-			// Headers are sent; end the body short so the client sees a
-			// broken document rather than a silently short one.
-			s.log.Error("export query", "err", err)
-			panic(http.ErrAbortHandler)
-		}
-		for _, a := range alerts {
-			if cw != nil {
-				cw.Write(csvRow(a))
-				continue
-			}
-			if !first {
-				io.WriteString(w, ",")
-			}
-			first = false
-			b, _ := json.Marshal(a)
-			w.Write(b)
-		}
-		if next == nil {
-			break
-		}
-		f.After = next
-	}
-	if cw != nil {
-		cw.Flush()
-	} else {
-		io.WriteString(w, "]\n")
-	}
-}
-
-var csvHeader = []string{"id", "hit_id", "time", "camera", "track", "watchlist", "watchlist_kind", "identity", "identity_name",
-	"distance", "threshold", "second_distance", "model_name", "model_sha256", "crop_sha256", "enrolled_photo", "status"}
-
-func csvRow(a Alert) []string {
-	f := func(x float64) string { return strconv.FormatFloat(x, 'f', -1, 64) }
-	row := []string{strconv.FormatInt(a.ID, 10), a.HitID, a.Time.Format(time.RFC3339Nano), a.Camera, strconv.FormatUint(a.Track, 10),
-		a.Watchlist, a.WatchlistKind, a.Identity, a.IdentityName, f(a.Distance), f(a.Threshold), f(a.SecondDistance),
-		a.Model.Name, a.Model.SHA256, a.CropSHA256, a.EnrolledPhoto, string(a.Status)}
-	for i, c := range row {
-		row[i] = csvSafe(c)
-	}
-	return row
-}
-
-// csvSafe defuses spreadsheet formulas in free-text cells.
-func csvSafe(s string) string {
-	if s != "" && strings.ContainsRune("=+-@\t\r", rune(s[0])) {
-		if _, err := strconv.ParseFloat(s, 64); err != nil {
-			return "'" + s
-		}
-	}
-	return s
-}
-
 func pathID(w http.ResponseWriter, r *http.Request) (int64, bool) {
 	v := r.PathValue("id")
 	id, err := strconv.ParseInt(v, 10, 64)
@@ -460,6 +322,21 @@ func viewCase(w http.ResponseWriter, r *http.Request, p principal) (string, bool
 	return c, true
 }
 
+// OperatorWindow is how far back an operator sees alerts that are already
+// decided: older ones are history, for an investigator with a case
+// reference. Alerts still awaiting review stay visible to operators.
+const OperatorWindow = 24 * time.Hour
+
+// operatorMay refuses (403) an operator's look at a decided alert stored
+// before the operator window.
+func (s *Service) operatorMay(w http.ResponseWriter, p principal, stored time.Time, st Status) bool {
+	if p.Role != RoleOperator || st == StatusPending || st == StatusAwaitingSecond || s.now().Sub(stored) <= OperatorWindow {
+		return true
+	}
+	writeError(w, http.StatusForbidden, "operators see decided alerts of the last 24h only; older ones are history for an investigator with a case reference")
+	return false
+}
+
 func (s *Service) view(w http.ResponseWriter, r *http.Request, p principal) {
 	id, ok := pathID(w, r)
 	if !ok {
@@ -479,6 +356,9 @@ func (s *Service) view(w http.ResponseWriter, r *http.Request, p principal) {
 		writeError(w, http.StatusInternalServerError, "loading the alert failed")
 		return
 	}
+	if !s.operatorMay(w, p, a.StoredAt, a.Status) {
+		return
+	}
 	if !s.auditOr500(w, r, p, "view", "alert/"+strconv.FormatInt(id, 10), c, nil) {
 		return
 	}
@@ -494,14 +374,18 @@ func (s *Service) crop(w http.ResponseWriter, r *http.Request, p principal) {
 	if !ok {
 		return
 	}
-	var sum string
-	err := s.db.r.QueryRowContext(r.Context(), `SELECT crop_sha256 FROM alerts WHERE id = ?`, id).Scan(&sum)
+	var sum, status string
+	var storedNS int64
+	err := s.db.r.QueryRowContext(r.Context(), `SELECT crop_sha256, stored_ns, status FROM alerts WHERE id = ?`, id).Scan(&sum, &storedNS, &status)
 	if errors.Is(err, sql.ErrNoRows) || (err == nil && sum == "") {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("alert %d has no crop", id))
 		return
 	}
 	if err != nil {
 		writeError(w, http.StatusInternalServerError, "loading the crop failed")
+		return
+	}
+	if !s.operatorMay(w, p, time.Unix(0, storedNS), Status(status)) {
 		return
 	}
 	f, err := s.readCrop(sum)
@@ -533,7 +417,7 @@ func (s *Service) photo(w http.ResponseWriter, r *http.Request, p principal) {
 		writeError(w, http.StatusNotFound, "no photo directory is configured")
 		return
 	}
-	f, err := os.Open(filepath.Join(s.photoDir, sum+".jpg"))
+	f, ctype, err := openPhoto(s.photoDir, sum)
 	if err != nil {
 		writeError(w, http.StatusNotFound, "photo not found")
 		return
@@ -542,8 +426,34 @@ func (s *Service) photo(w http.ResponseWriter, r *http.Request, p principal) {
 	if !s.auditOr500(w, r, p, "view_photo", "photo/"+sum, c, nil) {
 		return
 	}
-	w.Header().Set("Content-Type", "image/jpeg")
+	w.Header().Set("Content-Type", ctype)
 	io.Copy(w, f)
+}
+
+// openPhoto finds the enrolled photo named sum (hex, checked by the
+// caller) in dir, sharded by the hash's first two digits
+// (<sha[:2]>/<sha256>.<ext>, the gallery's layout) or flat
+// (<sha256>.<ext>), whatever its extension, and returns it with its
+// content type, taken from its bytes: only JPEG and PNG are served.
+func openPhoto(dir, sum string) (*os.File, string, error) {
+	sharded, _ := filepath.Glob(filepath.Join(dir, sum[:2], sum+".*"))
+	flat, _ := filepath.Glob(filepath.Join(dir, sum+".*"))
+	for _, name := range append(sharded, flat...) {
+		f, err := os.Open(name)
+		if err != nil {
+			continue
+		}
+		head := make([]byte, 512)
+		n, _ := io.ReadFull(f, head)
+		ctype := http.DetectContentType(head[:n])
+		if ctype == "image/jpeg" || ctype == "image/png" {
+			if _, err := f.Seek(0, io.SeekStart); err == nil {
+				return f, ctype, nil
+			}
+		}
+		f.Close()
+	}
+	return nil, "", os.ErrNotExist
 }
 
 func (s *Service) queue(w http.ResponseWriter, r *http.Request, p principal) {
@@ -581,138 +491,14 @@ func (s *Service) queue(w http.ResponseWriter, r *http.Request, p principal) {
 		writeError(w, http.StatusInternalServerError, "query failed")
 		return
 	}
-	if !s.auditOr500(w, r, p, "view_queue", "queue", c, map[string]int{"alerts": len(out.Alerts)}) {
+	ids := make([]int64, len(out.Alerts))
+	for i, a := range out.Alerts {
+		ids[i] = a.ID
+	}
+	if !s.auditOr500(w, r, p, "view_queue", "queue", c, map[string][]int64{"ids": ids}) {
 		return
 	}
 	writeJSON(w, http.StatusOK, out)
-}
-
-// reviewRequest is the body of a review.
-type reviewRequest struct {
-	Decision string `json:"decision"` // confirm or dismiss
-	Comment  string `json:"comment"`
-}
-
-// MaxComment bounds a review comment, in bytes.
-const MaxComment = 2000
-
-// Errors of the review workflow (409 Conflict).
-var (
-	ErrAlreadyReviewed = errors.New("alert is already reviewed")
-	ErrSameReviewer    = errors.New("the second review must come from a different reviewer")
-)
-
-func (s *Service) reviewH(w http.ResponseWriter, r *http.Request, p principal) {
-	id, ok := pathID(w, r)
-	if !ok {
-		return
-	}
-	if ct := r.Header.Get("Content-Type"); !strings.HasPrefix(ct, "application/json") {
-		writeError(w, http.StatusUnsupportedMediaType, "body must be application/json")
-		return
-	}
-	var req reviewRequest
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 8<<10))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&req); err != nil {
-		writeError(w, http.StatusBadRequest, "body must be {\"decision\": \"confirm\"|\"dismiss\", \"comment\": \"...\"}")
-		return
-	}
-	c, err := caseRef(r)
-	if err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
-		return
-	}
-	a, err := s.recordReview(r.Context(), p, id, req.Decision, req.Comment, c)
-	switch {
-	case errors.Is(err, errNotFound):
-		writeError(w, http.StatusNotFound, fmt.Sprintf("alert %d not found", id))
-	case errors.Is(err, ErrAlreadyReviewed), errors.Is(err, ErrSameReviewer):
-		writeError(w, http.StatusConflict, err.Error())
-	case errors.Is(err, errBadReview):
-		writeError(w, http.StatusBadRequest, err.Error())
-	case err != nil:
-		s.log.Error("recording review", "id", id, "err", err)
-		writeError(w, http.StatusInternalServerError, "recording the review failed")
-	default:
-		writeJSON(w, http.StatusOK, a)
-	}
-}
-
-var errBadReview = errors.New("invalid review")
-
-// recordReview records p's decision on alert id and its audit entry in one
-// transaction and returns the updated alert. See Status for the workflow.
-func (s *Service) recordReview(ctx context.Context, p principal, id int64, decision, comment, caseRef string) (Alert, error) {
-	var final Status
-	switch decision {
-	case "confirm":
-		final = StatusConfirmed
-	case "dismiss":
-		final = StatusDismissed
-	default:
-		return Alert{}, fmt.Errorf("%w: decision %q is not confirm or dismiss", errBadReview, decision)
-	}
-	comment = strings.TrimSpace(comment)
-	if comment == "" || len(comment) > MaxComment || strings.ContainsFunc(comment, func(r rune) bool { return unicode.IsControl(r) && r != '\n' }) {
-		return Alert{}, fmt.Errorf("%w: comment must be 1-%d bytes of text", errBadReview, MaxComment)
-	}
-	tx, err := s.db.w.BeginTx(ctx, nil)
-	if err != nil {
-		return Alert{}, fmt.Errorf("reviewing alert %d: %w", id, err)
-	}
-	defer tx.Rollback()
-	var status string
-	var second bool
-	err = tx.QueryRowContext(ctx, `SELECT status, second_reviewer FROM alerts WHERE id = ?`, id).Scan(&status, &second)
-	if errors.Is(err, sql.ErrNoRows) {
-		return Alert{}, errNotFound
-	}
-	if err != nil {
-		return Alert{}, fmt.Errorf("reviewing alert %d: %w", id, err)
-	}
-	next := final
-	switch Status(status) {
-	case StatusPending:
-		if second {
-			next = StatusAwaitingSecond
-		}
-	case StatusAwaitingSecond:
-		var firstBy, firstDecision string
-		if err := tx.QueryRowContext(ctx, `SELECT reviewer, decision FROM reviews WHERE alert_id = ? ORDER BY id LIMIT 1`, id).Scan(&firstBy, &firstDecision); err != nil {
-			return Alert{}, fmt.Errorf("reviewing alert %d: reading first review: %w", id, err)
-		}
-		if firstBy == p.ID {
-			return Alert{}, ErrSameReviewer
-		}
-		if firstDecision != decision {
-			next = StatusDisputed
-		}
-	default:
-		return Alert{}, fmt.Errorf("%w (status %s)", ErrAlreadyReviewed, status)
-	}
-	now := s.now()
-	if _, err := tx.ExecContext(ctx, `INSERT INTO reviews (alert_id, reviewer, reviewer_name, decision, comment, time_ns) VALUES (?, ?, ?, ?, ?, ?)`,
-		id, p.ID, p.Name, decision, comment, now.UnixNano()); err != nil {
-		return Alert{}, fmt.Errorf("reviewing alert %d: %w", id, err)
-	}
-	if _, err := tx.ExecContext(ctx, `UPDATE alerts SET status = ? WHERE id = ?`, string(next), id); err != nil {
-		return Alert{}, fmt.Errorf("reviewing alert %d: %w", id, err)
-	}
-	d, _ := json.Marshal(map[string]string{"decision": decision, "comment": comment, "status": string(next)})
-	if err := appendAudit(ctx, tx, &AuditEntry{Time: now, Actor: p.ID, ActorName: p.Name, Role: p.Role, Action: "review",
-		Target: "alert/" + strconv.FormatInt(id, 10), Case: caseRef, Detail: string(d)}); err != nil {
-		return Alert{}, err
-	}
-	a, err := s.getAlert(ctx, tx, id)
-	if err != nil {
-		return Alert{}, err
-	}
-	if err := tx.Commit(); err != nil {
-		return Alert{}, fmt.Errorf("reviewing alert %d: %w", id, err)
-	}
-	s.m.reviews.WithLabelValues(decision).Inc()
-	return a, nil
 }
 
 func (s *Service) auditVerify(w http.ResponseWriter, r *http.Request, p principal) {
@@ -722,92 +508,4 @@ func (s *Service) auditVerify(w http.ResponseWriter, r *http.Request, p principa
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"ok": true, "entries": n})
-}
-
-// maxReplay bounds how many missed alerts a reconnecting live client gets.
-const maxReplay = 200
-
-func (s *Service) live(w http.ResponseWriter, r *http.Request, p principal) {
-	fl, ok := w.(http.Flusher)
-	if !ok {
-		writeError(w, http.StatusInternalServerError, "streaming unsupported")
-		return
-	}
-	var last int64
-	if v := r.Header.Get("Last-Event-ID"); v != "" {
-		n, err := strconv.ParseInt(v, 10, 64)
-		if err != nil || n < 0 {
-			writeError(w, http.StatusBadRequest, "Last-Event-ID must be an alert id")
-			return
-		}
-		last = n
-	}
-	c, err := caseRef(r)
-	if err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
-		return
-	}
-	if !s.auditOr500(w, r, p, "live", "live", c, map[string]int64{"last_event_id": last}) {
-		return
-	}
-	// Subscribe before replaying, so nothing stored in between is missed;
-	// the id check below drops what the replay already sent.
-	ch, cancel := s.feed.subscribe()
-	defer cancel()
-	s.m.sseClients.Inc()
-	defer s.m.sseClients.Dec()
-	w.Header().Set("Content-Type", "text/event-stream")
-	w.Header().Set("X-Accel-Buffering", "no")
-	w.WriteHeader(http.StatusOK)
-	io.WriteString(w, ": facewatch live alerts\nretry: 2000\n\n")
-	send := func(a Alert) bool {
-		if a.ID <= last {
-			return true
-		}
-		last = a.ID
-		b, _ := json.Marshal(a)
-		_, err := fmt.Fprintf(w, "id: %d\nevent: alert\ndata: %s\n\n", a.ID, b)
-		fl.Flush()
-		return err == nil
-	}
-	if last > 0 {
-		rows, err := s.db.r.QueryContext(r.Context(), `SELECT `+alertColumns+` FROM alerts WHERE id > ? ORDER BY id LIMIT ?`, last, maxReplay)
-		if err == nil {
-			var replay []Alert
-			for rows.Next() {
-				if a, err := scanAlert(rows); err == nil {
-					replay = append(replay, a)
-				}
-			}
-			rows.Close()
-			for _, a := range replay {
-				if !send(a) {
-					return
-				}
-			}
-		}
-	}
-	fl.Flush()
-	keepalive := time.NewTicker(15 * time.Second)
-	defer keepalive.Stop()
-	for {
-		select {
-		case <-r.Context().Done():
-			return
-		case <-s.closed:
-			return
-		case a, ok := <-ch:
-			if !ok {
-				return // fell behind or shutting down; the client resumes
-			}
-			if !send(a) {
-				return
-			}
-		case <-keepalive.C:
-			if _, err := io.WriteString(w, ": keepalive\n\n"); err != nil {
-				return
-			}
-			fl.Flush()
-		}
-	}
 }

@@ -98,6 +98,31 @@ func VerifyAudit(ctx context.Context, path string) (int, error) {
 	return verifyAudit(ctx, r)
 }
 
+// AuditHead returns the newest audit entry's sequence number and hash (0
+// and the genesis hash for an empty log). Recording it outside the
+// database lets a later check notice entries cut off the end, which the
+// chain alone cannot.
+func AuditHead(ctx context.Context, path string) (int64, string, error) {
+	if _, err := os.Stat(path); err != nil {
+		return 0, "", fmt.Errorf("opening audit log: %w", err)
+	}
+	r, err := sql.Open("sqlite3", dsn(path, true))
+	if err != nil {
+		return 0, "", fmt.Errorf("opening audit log %s: %w", path, err)
+	}
+	defer r.Close()
+	var seq int64
+	var hash string
+	err = r.QueryRowContext(ctx, `SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1`).Scan(&seq, &hash)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, genesisHash, nil
+	}
+	if err != nil {
+		return 0, "", fmt.Errorf("reading audit head: %w", err)
+	}
+	return seq, hash, nil
+}
+
 func verifyAudit(ctx context.Context, r *sql.DB) (int, error) {
 	rows, err := r.QueryContext(ctx, `SELECT seq, time_ns, actor, actor_name, role, action, target, case_ref, detail, prev_hash, hash FROM audit ORDER BY seq`)
 	if err != nil {

@@ -1,14 +1,23 @@
 package alert
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"image"
+	"image/jpeg"
+	"image/png"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
 // concretePath fills a route pattern's wildcards with values that name
@@ -29,11 +38,11 @@ func TestEveryRouteRejectsBadTokens(t *testing.T) {
 	defer srv.Close()
 
 	valid := map[Role]string{}
-	for _, r := range Roles {
+	for _, r := range Roles() {
 		valid[r] = mustToken(t, s, r, "tester "+string(r), time.Hour)
 	}
 	expired := mustToken(t, s, RoleAdmin, "old", time.Minute)
-	clk.t = clk.t.Add(2 * time.Minute) // the one-minute token is now expired
+	clk.add(2 * time.Minute) // the one-minute token is now expired
 
 	if len(s.routes) < 10 {
 		t.Fatalf("route table has %d routes, want the whole API", len(s.routes))
@@ -53,6 +62,11 @@ func TestEveryRouteRejectsBadTokens(t *testing.T) {
 	}
 	for _, rt := range s.routes {
 		path := concretePath(rt.Pattern) + "?case=TEST-1"
+		// Authentication comes before anything else: an oversized query
+		// without a token is still a 401.
+		if resp, _ := do(t, srv, rt.Method, path+"&pad="+strings.Repeat("p", MaxQueryLen), "", nil); resp.StatusCode != http.StatusUnauthorized {
+			t.Errorf("%s %s with an oversized query and no token = %d, want 401", rt.Method, rt.Pattern, resp.StatusCode)
+		}
 		for _, b := range bad {
 			t.Run(rt.Method+" "+rt.Pattern+"/"+b.name, func(t *testing.T) {
 				var body []byte
@@ -68,7 +82,7 @@ func TestEveryRouteRejectsBadTokens(t *testing.T) {
 				}
 			})
 		}
-		for _, role := range Roles {
+		for _, role := range Roles() {
 			allowed := slices.Contains(rt.Roles, role)
 			t.Run(rt.Method+" "+rt.Pattern+"/"+string(role), func(t *testing.T) {
 				var body []byte
@@ -94,6 +108,9 @@ func TestEveryRouteRejectsBadTokens(t *testing.T) {
 				checkRole(t, rt, role, allowed, resp.StatusCode, out)
 			})
 		}
+	}
+	if got := testutil.ToFloat64(s.m.authFailures.WithLabelValues("expired")); got != float64(len(s.routes)) {
+		t.Errorf("expired-token failures counted = %v, want %d (one per route)", got, len(s.routes))
 	}
 	// A path outside the table still needs a token first.
 	if resp, _ := do(t, srv, "GET", "/no/such/route", "", nil); resp.StatusCode != http.StatusUnauthorized {
@@ -213,5 +230,103 @@ func TestOpenAPIDescribesEveryRoute(t *testing.T) {
 	}
 	if n != len(s.routes) {
 		t.Errorf("openapi.json has %d operations, the router %d", n, len(s.routes))
+	}
+}
+
+func TestMetricsAndReadiness(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	mine := prometheus.NewCounter(prometheus.CounterOpts{Name: "embedding_process_marker_total", Help: "registered by the embedding process"})
+	reg.MustRegister(mine)
+	s := openService(t, t.TempDir(), Options{Registry: reg})
+	srv := httptest.NewServer(s.Handler())
+	defer srv.Close()
+	tok := mustToken(t, s, RoleIntegrator, "prometheus", time.Hour)
+	for i := range 3 {
+		h, crop := makeHit(i, time.Now())
+		s.Store(context.Background(), h, crop)
+	}
+	h, crop := makeHit(0, time.Now())
+	s.Store(context.Background(), h, crop) // a duplicate
+	resp, body := do(t, srv, "GET", "/metrics", tok, nil)
+	if resp.StatusCode != 200 {
+		t.Fatalf("GET /metrics = %d", resp.StatusCode)
+	}
+	for _, want := range []string{
+		`facewatch_alert_alerts_stored_total{watchlist="missing"} 2`,
+		`facewatch_alert_alerts_stored_total{watchlist="wanted"} 1`,
+		`facewatch_alert_duplicates_total 1`,
+		`embedding_process_marker_total 0`, // the registry passed in, not a private or global one
+	} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("GET /metrics lacks %q", want)
+		}
+	}
+	// Not consuming hits: not ready, and it says why.
+	resp, body = do(t, srv, "GET", "/readyz", tok, nil)
+	if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(string(body), "not consuming") {
+		t.Errorf("GET /readyz without Run = %d %s, want 503 saying not consuming", resp.StatusCode, body)
+	}
+	if resp, _ := do(t, srv, "GET", "/healthz", tok, nil); resp.StatusCode != 200 {
+		t.Errorf("GET /healthz = %d, want 200", resp.StatusCode)
+	}
+	// Opening a second service on the same registry is refused, not a panic.
+	if _, err := Open(context.Background(), t.TempDir(), testConfig(), Options{Registry: reg}); err == nil {
+		t.Error("Open with an already used registry = nil error, want a registration error")
+	}
+}
+
+func TestEnrolledPhotoLayouts(t *testing.T) {
+	photos := t.TempDir()
+	s := openService(t, t.TempDir(), Options{PhotoDir: photos})
+	srv := httptest.NewServer(s.Handler())
+	defer srv.Close()
+	tok := mustToken(t, s, RoleCurator, "cura", time.Hour)
+	img := image.NewRGBA(image.Rect(0, 0, 8, 8))
+	var jb, pb bytes.Buffer
+	if err := jpeg.Encode(&jb, img, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := png.Encode(&pb, img); err != nil {
+		t.Fatal(err)
+	}
+	put := func(rel string, b []byte) string {
+		sum := sha(b)
+		p := filepath.Join(photos, strings.ReplaceAll(rel, "SUM", sum))
+		os.MkdirAll(filepath.Dir(p), 0o750)
+		if err := os.WriteFile(p, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return sum
+	}
+	notImage := []byte("<html><script>alert(1)</script></html>")
+	cases := []struct {
+		name  string
+		sum   string
+		code  int
+		ctype string
+		body  []byte
+	}{
+		{"flat jpeg", put("SUM.jpg", jb.Bytes()), 200, "image/jpeg", jb.Bytes()},
+		{"sharded png (the gallery's layout)", put(sha(pb.Bytes())[:2]+"/SUM.png", pb.Bytes()), 200, "image/png", pb.Bytes()},
+		{"sharded, other extension", put(sha(append(jb.Bytes(), 0))[:2]+"/SUM.jpeg", append(jb.Bytes(), 0)), 200, "image/jpeg", append(jb.Bytes(), 0)},
+		{"not an image", put("SUM.jpg", notImage), 404, "", nil},
+		{"absent", strings.Repeat("e", 64), 404, "", nil},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			resp, body := do(t, srv, "GET", "/api/v1/photos/"+c.sum, tok, nil)
+			if resp.StatusCode != c.code {
+				t.Fatalf("GET photo %s = %d, want %d", c.name, resp.StatusCode, c.code)
+			}
+			if c.code == 200 && (resp.Header.Get("Content-Type") != c.ctype || !bytes.Equal(body, c.body)) {
+				t.Errorf("GET photo %s = %s, %d bytes, want %s, the file's %d bytes", c.name, resp.Header.Get("Content-Type"), len(body), c.ctype, len(c.body))
+			}
+		})
+	}
+	if resp, _ := do(t, srv, "GET", "/api/v1/photos/"+strings.ToUpper(strings.Repeat("e", 64)), tok, nil); resp.StatusCode != 400 {
+		t.Errorf("GET photo with an upper-case name = %d, want 400", resp.StatusCode)
+	}
+	if resp, _ := do(t, srv, "GET", "/api/v1/photos/..%2f..%2fetc%2fpasswd", tok, nil); resp.StatusCode != 400 && resp.StatusCode != 404 {
+		t.Errorf("GET photo with a path = %d, want 400 or 404", resp.StatusCode)
 	}
 }

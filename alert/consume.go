@@ -75,15 +75,20 @@ func (s *Service) Run(ctx context.Context, js jetstream.JetStream) error {
 	defer wg.Wait()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	// Both stop when ctx is cancelled (on return, by the deferred cancel)
+	// and are waited for by the deferred wg.Wait.
 	wg.Go(func() { s.sweepLoop(ctx) })
+	wg.Go(func() { s.depthLoop(ctx, cons) })
 
-	s.running.Add(1)
-	defer s.running.Add(-1)
 	backoff := 100 * time.Millisecond
 	for ctx.Err() == nil {
+		began := time.Now()
 		err := s.consume(ctx, cons, js.Conn())
 		if ctx.Err() != nil {
 			break
+		}
+		if time.Since(began) > time.Minute {
+			backoff = 100 * time.Millisecond // it had been working
 		}
 		s.log.Warn("hit consumer interrupted; resuming", "err", err, "backoff", backoff)
 		select {
@@ -93,6 +98,24 @@ func (s *Service) Run(ctx context.Context, js jetstream.JetStream) error {
 		backoff = min(2*backoff, 5*time.Second)
 	}
 	return nil
+}
+
+// depthLoop publishes the consumer's backlog as a gauge every
+// s.depthEvery until ctx ends.
+func (s *Service) depthLoop(ctx context.Context, cons jetstream.Consumer) {
+	t := time.NewTicker(s.depthEvery)
+	defer t.Stop()
+	for {
+		if info, err := cons.Info(ctx); err == nil {
+			s.m.queueDepth.WithLabelValues("pending").Set(float64(info.NumPending))
+			s.m.queueDepth.WithLabelValues("ack_pending").Set(float64(info.NumAckPending))
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
 }
 
 // consume reads batches from one message iterator until it fails or ctx

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -58,10 +59,23 @@ func testConfig() config.Alert {
 	return config.Defaults().Alert
 }
 
-// clock is a settable clock for tests.
-type clock struct{ t time.Time }
+// clock is a settable clock for tests, safe to read from handlers.
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
 
-func (c *clock) now() time.Time { return c.t }
+func (c *clock) now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *clock) add(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
 
 func openService(t testing.TB, dir string, opts Options) *Service {
 	t.Helper()

@@ -103,30 +103,42 @@ func TestKilledServiceLosesNothing(t *testing.T) {
 		return n
 	}
 
-	const total = 600
+	const total = 2000
 	base := time.Now().UTC()
 	want := map[string]string{} // hit ID → crop hash
-	for i := range total / 2 {
-		h, crop := makeHit(i, base)
-		publishHit(t, js, h, crop)
-		want[h.ID] = sha(crop)
+	publish := func(from, to int) {
+		for i := from; i < to; i++ {
+			h, crop := makeHit(i, base)
+			if _, err := js.PublishAsync(wire.HitsSubject(h.Watchlist), encodeHit(t, h, crop), jetstream.WithMsgID(h.ID)); err != nil {
+				t.Fatal(err)
+			}
+			want[h.ID] = sha(crop)
+		}
+		select {
+		case <-js.PublishAsyncComplete():
+		case <-time.After(30 * time.Second):
+			t.Fatal("publishing timed out")
+		}
 	}
+	publish(0, total/2)
 	child := startChild(t, ns.ClientURL(), data)
-	waitFor(t, 30*time.Second, "the first alerts stored", func() bool { return count() >= 20 })
+	deadline := time.Now().Add(30 * time.Second)
+	for count() < 10 {
+		if time.Now().After(deadline) {
+			t.Fatal("the alert service stored nothing within 30s")
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
 	if err := child.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
 	child.Wait()
 	atKill := count()
+	if atKill >= total/2 {
+		t.Fatalf("all %d hits were stored before the kill landed; the test did not kill mid-stream", total/2)
+	}
 	// More hits arrive while the service is down.
-	for i := total / 2; i < total; i++ {
-		h, crop := makeHit(i, base)
-		publishHit(t, js, h, crop)
-		want[h.ID] = sha(crop)
-	}
-	if atKill >= total {
-		t.Fatalf("all %d hits stored before the kill; the test did not kill mid-stream", total)
-	}
+	publish(total/2, total)
 	startChild(t, ns.ClientURL(), data)
 	waitFor(t, 60*time.Second, "every hit stored after the restart", func() bool {
 		ci, err := js.Consumer(ctx, wire.HitsStream, testConfig().Consumer)
@@ -161,5 +173,9 @@ func TestKilledServiceLosesNothing(t *testing.T) {
 	if len(got) != total {
 		t.Errorf("distinct alerts = %d, want %d (killed after %d)", len(got), total, atKill)
 	}
-	t.Logf("killed after %d of %d alerts; all %d present once after restart", atKill, total, len(got))
+	redelivered := -1
+	if ci, err := js.Consumer(ctx, wire.HitsStream, testConfig().Consumer); err == nil {
+		redelivered = int(ci.CachedInfo().Delivered.Consumer) - total
+	}
+	t.Logf("killed after %d of %d alerts; %d hits redelivered after the kill; all %d present once after restart", atKill, total, redelivered, len(got))
 }

@@ -132,6 +132,30 @@ func TestLiveFeedDeliversStoredAlert(t *testing.T) {
 	if got := nextEvent(t, events); got.HitID != h4.ID {
 		t.Errorf("live alert after replay = %s, want %s", got.HitID, h4.ID)
 	}
+	// Every alert shown on the feed was recorded as seen, by whom.
+	rows, err := s.db.r.Query(`SELECT detail, actor_name FROM audit WHERE action = 'live_view'`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	seen := map[int64]bool{}
+	for rows.Next() {
+		var detail, who string
+		rows.Scan(&detail, &who)
+		var d struct{ IDs []int64 }
+		json.Unmarshal([]byte(detail), &d)
+		for _, id := range d.IDs {
+			seen[id] = true
+		}
+		if who != "otto" {
+			t.Errorf("live_view audited for %q, want otto", who)
+		}
+	}
+	for id := int64(1); id <= 4; id++ {
+		if !seen[id] {
+			t.Errorf("alert %d shown on the live feed but not audited (audited: %v)", id, seen)
+		}
+	}
 }
 
 func TestFeedDropsSlowSubscriber(t *testing.T) {
@@ -158,5 +182,27 @@ func TestFeedDropsSlowSubscriber(t *testing.T) {
 	f.close()
 	if _, ok := <-fast; ok {
 		t.Error("subscriber channel open after feed close")
+	}
+}
+
+func TestLiveReplayStaysWithinOperatorWindow(t *testing.T) {
+	clk := &clock{t: time.Date(2026, 5, 1, 8, 0, 0, 0, time.UTC)}
+	s := openService(t, t.TempDir(), Options{Now: clk.now})
+	srv := httptest.NewServer(s.Handler())
+	defer srv.Close()
+	op := mustToken(t, s, RoleOperator, "otto", 72*time.Hour)
+	for i := range 3 {
+		h, crop := makeHit(i, clk.now())
+		s.Store(context.Background(), h, crop)
+	}
+	clk.add(OperatorWindow + time.Minute)
+	// Resuming after alert 1 a day later replays nothing old...
+	events, stop := openLive(t, srv, op, "1")
+	defer stop()
+	h, crop := makeHit(9, clk.now())
+	s.Store(context.Background(), h, crop)
+	// ...so the first event is the new alert, not alerts 2 and 3.
+	if got := nextEvent(t, events); got.HitID != h.ID {
+		t.Errorf("first event after resuming a day later = %s, want the new alert %s", got.HitID, h.ID)
 	}
 }

@@ -23,6 +23,8 @@ type metrics struct {
 	sseDropped    prometheus.Counter
 	requests      *prometheus.CounterVec
 	reviews       *prometheus.CounterVec
+	authFailures  *prometheus.CounterVec
+	queueDepth    *prometheus.GaugeVec
 }
 
 func newMetrics(reg *prometheus.Registry) (*metrics, error) {
@@ -55,9 +57,13 @@ func newMetrics(reg *prometheus.Registry) (*metrics, error) {
 			Help: "API requests by route and status code."}, []string{"route", "code"}),
 		reviews: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "facewatch_alert_reviews_total",
 			Help: "Review decisions recorded."}, []string{"decision"}),
+		authFailures: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "facewatch_alert_auth_failures_total",
+			Help: "Requests refused for their token (401), by reason."}, []string{"reason"}),
+		queueDepth: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "facewatch_alert_queue_depth",
+			Help: "Hits waiting in the durable consumer: pending (not yet delivered) and ack_pending (delivered, not yet stored)."}, []string{"state"}),
 	}
 	for _, c := range []prometheus.Collector{m.received, m.stored, m.duplicates, m.deadLetters, m.cropsRejected, m.storeErrors,
-		m.storeSeconds, m.batchSize, m.hitLatency, m.swept, m.sseClients, m.sseDropped, m.requests, m.reviews} {
+		m.storeSeconds, m.batchSize, m.hitLatency, m.swept, m.sseClients, m.sseDropped, m.requests, m.reviews, m.authFailures, m.queueDepth} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

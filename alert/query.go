@@ -90,7 +90,7 @@ func scanAlert(r scanner) (Alert, error) {
 	return a, nil
 }
 
-func alertFromHit(id int64, h wire.Hit, crop string, _ time.Time, storedNS int64) Alert {
+func alertFromHit(id int64, h wire.Hit, crop string, storedNS int64) Alert {
 	return Alert{
 		ID: id, HitID: h.ID, Camera: h.Camera, Track: h.Track, Time: h.Time.UTC(), StoredAt: time.Unix(0, storedNS).UTC(),
 		Watchlist: h.Watchlist, WatchlistKind: h.WatchlistKind, Priority: h.Priority, SecondReviewer: h.SecondReviewer,

@@ -124,6 +124,39 @@ func TestReviewErrors(t *testing.T) {
 	}
 }
 
+func TestOperatorWindow(t *testing.T) {
+	clk := &clock{t: time.Date(2026, 5, 1, 8, 0, 0, 0, time.UTC)}
+	s := openService(t, t.TempDir(), Options{Now: clk.now})
+	srv := httptest.NewServer(s.Handler())
+	defer srv.Close()
+	for i := range 2 {
+		h, crop := makeHit(i, clk.now())
+		s.Store(context.Background(), h, crop)
+	}
+	op := mustToken(t, s, RoleOperator, "otto", 72*time.Hour)
+	inv := mustToken(t, s, RoleInvestigator, "ivy", 72*time.Hour)
+	if resp, out := do(t, srv, "POST", "/api/v1/alerts/1/review", op, []byte(`{"decision":"confirm","comment":"yes"}`)); resp.StatusCode != 200 {
+		t.Fatalf("review = %d %s", resp.StatusCode, out)
+	}
+	clk.add(OperatorWindow + time.Minute)
+	for _, c := range []struct {
+		name, tok, path string
+		code            int
+	}{
+		{"operator, old decided alert", op, "/api/v1/alerts/1", 403},
+		{"operator, old decided crop", op, "/api/v1/alerts/1/crop", 403},
+		{"operator, old pending alert", op, "/api/v1/alerts/2", 200},
+		{"operator, old pending crop", op, "/api/v1/alerts/2/crop", 200},
+		{"investigator, old decided alert", inv, "/api/v1/alerts/1?case=CASE-3", 200},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			if resp, out := do(t, srv, "GET", c.path, c.tok, nil); resp.StatusCode != c.code {
+				t.Errorf("GET %s = %d %s, want %d", c.path, resp.StatusCode, out, c.code)
+			}
+		})
+	}
+}
+
 func TestAuditChain(t *testing.T) {
 	dir := t.TempDir()
 	s := openService(t, dir, Options{})
@@ -185,6 +218,12 @@ func TestAuditChain(t *testing.T) {
 	if err != nil || n != len(calls) {
 		t.Fatalf("VerifyAudit after activity = %d, %v, want %d, nil", n, err, len(calls))
 	}
+	seq, head, err := AuditHead(context.Background(), DBPath(dir))
+	var lastHash string
+	s.db.r.QueryRow(`SELECT hash FROM audit WHERE seq = ?`, len(calls)).Scan(&lastHash)
+	if err != nil || seq != int64(len(calls)) || head != lastHash || len(head) != 64 {
+		t.Errorf("AuditHead = %d, %q, %v, want %d, %q", seq, head, err, len(calls), lastHash)
+	}
 	resp, out := do(t, srv, "GET", "/api/v1/audit/verify", admin, nil)
 	if resp.StatusCode != 200 || !strings.Contains(string(out), `"ok": true`) {
 		t.Errorf("GET /api/v1/audit/verify = %d %s, want ok", resp.StatusCode, out)
@@ -244,7 +283,7 @@ func TestRetentionSweep(t *testing.T) {
 	retention := s.cfg.Retention
 	var old, fresh []wire.Hit
 	for i := range 6 {
-		h, crop := makeHit(i, clk.t)
+		h, crop := makeHit(i, clk.now())
 		if _, err := s.Store(context.Background(), h, crop); err != nil {
 			t.Fatal(err)
 		}
@@ -254,17 +293,22 @@ func TestRetentionSweep(t *testing.T) {
 	if _, err := s.recordReview(context.Background(), principal{ID: "t1", Name: "ana", Role: RoleOperator}, 1, "confirm", "yes", ""); err != nil {
 		t.Fatal(err)
 	}
-	clk.t = clk.t.Add(retention / 2)
+	clk.add(retention / 2)
 	for i := 6; i < 10; i++ {
-		h, crop := makeHit(i, clk.t)
+		h, crop := makeHit(i, clk.now())
 		s.Store(context.Background(), h, crop)
 		fresh = append(fresh, h)
+	}
+	// A temporary file left by a crash inside a batch.
+	leftover := filepath.Join(s.crops, ".tmp-12345")
+	if err := os.WriteFile(leftover, []byte("partial"), 0o600); err != nil {
+		t.Fatal(err)
 	}
 	// Not yet expired: nothing goes.
 	if n, err := s.Sweep(context.Background()); err != nil || n != 0 {
 		t.Fatalf("Sweep before expiry = %d, %v, want 0", n, err)
 	}
-	clk.t = clk.t.Add(retention/2 + time.Second) // the first six are now older than retention
+	clk.add(retention/2 + time.Second) // the first six are now older than retention
 	n, err := s.Sweep(context.Background())
 	if err != nil || n != len(old) {
 		t.Fatalf("Sweep after expiry = %d, %v, want %d", n, err, len(old))
@@ -290,6 +334,9 @@ func TestRetentionSweep(t *testing.T) {
 	if reviews != 0 {
 		t.Errorf("reviews left = %d, want 0 (they expire with their alert)", reviews)
 	}
+	if _, err := os.Stat(leftover); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("temporary crop file after sweep: %v, want it removed", err)
+	}
 	ents, _ := os.ReadDir(s.crops)
 	if len(ents) != len(fresh) {
 		t.Errorf("crop files left = %d, want %d", len(ents), len(fresh))
@@ -303,5 +350,80 @@ func TestRetentionSweep(t *testing.T) {
 		if _, err := os.Stat(filepath.Join(s.crops, sha(fakeJPEG(i))+".jpg")); !errors.Is(err, os.ErrNotExist) {
 			t.Errorf("crop of expired alert %d still on disk (%v)", i, err)
 		}
+	}
+}
+
+func TestPrecisionFromReviews(t *testing.T) {
+	s := openService(t, t.TempDir(), Options{})
+	srv := httptest.NewServer(s.Handler())
+	defer srv.Close()
+	base := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
+	// decisions[i] is what happens to hit i: "" stays open.
+	decisions := []string{"confirm", "dismiss", "confirm", "confirm", "", "dismiss", "confirm", "", "dismiss", "confirm", "confirm", ""}
+	type tally struct{ c, d, open int }
+	byCam, byList := map[string]*tally{}, map[string]*tally{}
+	add := func(m map[string]*tally, k, dec string) {
+		if m[k] == nil {
+			m[k] = &tally{}
+		}
+		switch dec {
+		case "confirm":
+			m[k].c++
+		case "dismiss":
+			m[k].d++
+		default:
+			m[k].open++
+		}
+	}
+	op := principal{ID: "op1", Name: "otto", Role: RoleOperator}
+	for i, dec := range decisions {
+		h, crop := makeHit(i, base)
+		if _, err := s.Store(context.Background(), h, crop); err != nil {
+			t.Fatal(err)
+		}
+		if dec != "" {
+			if _, err := s.recordReview(context.Background(), op, int64(i+1), dec, "checked", ""); err != nil {
+				t.Fatal(err)
+			}
+		}
+		add(byCam, h.Camera, dec)
+		add(byList, h.Watchlist, dec)
+	}
+	tok := mustToken(t, s, RoleCurator, "cura", time.Hour)
+	resp, body := do(t, srv, "GET", "/api/v1/stats/precision", tok, nil)
+	if resp.StatusCode != 200 {
+		t.Fatalf("GET precision = %d %s", resp.StatusCode, body)
+	}
+	var p Precision
+	if err := json.Unmarshal(body, &p); err != nil {
+		t.Fatal(err)
+	}
+	check := func(what string, got []Outcome, want map[string]*tally) {
+		if len(got) != len(want) {
+			t.Errorf("precision by %s has %d rows, want %d", what, len(got), len(want))
+		}
+		for _, o := range got {
+			w := want[o.Key]
+			if w == nil {
+				t.Errorf("precision by %s: unexpected %q", what, o.Key)
+				continue
+			}
+			if o.Confirmed != w.c || o.Dismissed != w.d || o.Open != w.open {
+				t.Errorf("precision by %s %s = %d/%d/%d open, want %d/%d/%d", what, o.Key, o.Confirmed, o.Dismissed, o.Open, w.c, w.d, w.open)
+			}
+			if o.Precision == nil || *o.Precision != float64(w.c)/float64(w.c+w.d) {
+				t.Errorf("precision by %s %s = %v, want %d/%d", what, o.Key, o.Precision, w.c, w.c+w.d)
+			}
+		}
+	}
+	check("camera", p.ByCamera, byCam)
+	check("watchlist", p.ByWatchlist, byList)
+	// A time range that holds nothing gives empty tables, not an error.
+	resp, body = do(t, srv, "GET", "/api/v1/stats/precision?from=2030-01-01T00:00:00Z", tok, nil)
+	if resp.StatusCode != 200 || !strings.Contains(string(body), `"by_camera": []`) {
+		t.Errorf("GET precision in the future = %d %s, want empty tables", resp.StatusCode, body)
+	}
+	if resp, _ := do(t, srv, "GET", "/api/v1/stats/precision?camera=cam-1", tok, nil); resp.StatusCode != 400 {
+		t.Errorf("GET precision?camera= = %d, want 400", resp.StatusCode)
 	}
 }

@@ -19,6 +19,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -60,13 +61,18 @@ type Service struct {
 	now      func() time.Time
 	batch    int
 	ackWait  time.Duration
-	db       *db
-	m        *metrics
-	feed     *feed
-	routes   []route
+	// depthEvery is how often Run reads the consumer's backlog.
+	depthEvery time.Duration
+	db         *db
+	m          *metrics
+	feed       *feed
+	routes     []route
+	// cropMu keeps the retention sweep from removing a crop file between a
+	// batch finding it already on disk and committing a row that refers to
+	// it: batches hold it shared, the sweep exclusively.
+	cropMu sync.RWMutex
 	// consuming is 1 while Run holds a consumer; readyz reports it.
 	consuming atomic.Int32
-	running   atomic.Int32 // Run calls in progress
 
 	closeOnce sync.Once
 	closed    chan struct{}
@@ -112,7 +118,7 @@ func Open(ctx context.Context, dataDir string, cfg config.Alert, opts Options) (
 	}
 	s := &Service{
 		cfg: cfg, dataDir: dataDir, crops: cropDir(dataDir), photoDir: opts.PhotoDir,
-		log: log, reg: reg, now: now, batch: batch, ackWait: ackWait, db: d, m: m,
+		log: log, reg: reg, now: now, batch: batch, ackWait: ackWait, depthEvery: 5 * time.Second, db: d, m: m,
 		feed: newFeed(), closed: make(chan struct{}),
 	}
 	s.routes = s.routeTable()
@@ -141,6 +147,10 @@ type pendingHit struct {
 // new. Storing the same hit ID again is a no-op (created=false), so a
 // redelivered message is never a second alert.
 func (s *Service) Store(ctx context.Context, hit wire.Hit, crop []byte) (bool, error) {
+	// Validate as a receiver would: Store is also called directly.
+	if _, err := wire.EncodeHit(hit, crop); err != nil {
+		return false, fmt.Errorf("storing hit: %w", err)
+	}
 	created, err := s.storeBatch(ctx, []pendingHit{{hit, crop}})
 	if err != nil {
 		return false, err
@@ -152,6 +162,8 @@ func (s *Service) Store(ctx context.Context, hit wire.Hit, crop []byte) (bool, e
 // (one fsync for the batch), then announces the new ones.
 func (s *Service) storeBatch(ctx context.Context, hits []pendingHit) ([]bool, error) {
 	start := time.Now()
+	s.cropMu.RLock()
+	defer s.cropMu.RUnlock()
 	cropHash, err := s.writeCrops(hits)
 	if err != nil {
 		return nil, err
@@ -196,7 +208,7 @@ func (s *Service) storeBatch(ctx context.Context, hits []pendingHit) ([]bool, er
 			continue
 		}
 		s.m.stored.WithLabelValues(p.hit.Watchlist).Inc()
-		a := alertFromHit(ids[i], p.hit, cropHash[i], s.now(), nowNS)
+		a := alertFromHit(ids[i], p.hit, cropHash[i], nowNS)
 		if n := s.feed.publish(a); n > 0 {
 			s.m.sseDropped.Add(float64(n))
 		}
@@ -215,19 +227,23 @@ type alertExtra struct {
 
 func isJPEG(b []byte) bool { return len(b) > 3 && bytes.HasPrefix(b, []byte{0xFF, 0xD8, 0xFF}) }
 
-// cropWriters bounds the crop files written (and fsynced) at once; the
-// file system folds concurrent fsyncs into fewer journal commits.
-const cropWriters = 16
-
-// writeCrops stores the batch's crops (see writeCrop), concurrently, then
-// syncs the directory once. It returns each hit's crop hash ("" when it has
-// none or it was refused). Every crop is durable before any row that
-// refers to it is committed.
+// writeCrops stores the batch's crops as <sha256>.jpg and returns each
+// hit's crop hash ("" when it has none or it was refused). Every crop is
+// durable under its final name before any row that refers to it commits,
+// at the cost of two syncs per batch rather than two per crop: all new
+// crops are written to temporary files, their data synced at once
+// (syncData), renamed, and the directory synced. A crash before the
+// renames leaves only temporary files, which the sweep removes.
 func (s *Service) writeCrops(hits []pendingHit) ([]string, error) {
 	sums := make([]string, len(hits))
-	errs := make([]error, len(hits))
-	sem := make(chan struct{}, cropWriters)
-	var wg sync.WaitGroup
+	type pending struct{ tmp, final string }
+	var todo []pending
+	defer func() {
+		for _, p := range todo {
+			os.Remove(p.tmp) // no-op once renamed
+		}
+	}()
+	planned := map[string]bool{}
 	for i, h := range hits {
 		if len(h.crop) == 0 {
 			continue
@@ -238,57 +254,75 @@ func (s *Service) writeCrops(hits []pendingHit) ([]string, error) {
 			s.log.Warn("probe crop is not a JPEG; storing the alert without it", "hit", h.hit.ID, "bytes", len(h.crop))
 			continue
 		}
-		sem <- struct{}{}
-		wg.Go(func() { // ends when the file is written
-			defer func() { <-sem }()
-			sums[i], errs[i] = s.writeCrop(h.crop)
-		})
-	}
-	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
-		return nil, err
-	}
-	if dir, err := os.Open(s.crops); err == nil {
-		err = dir.Sync()
-		dir.Close()
-		if err != nil {
-			return nil, fmt.Errorf("syncing crop directory: %w", err)
+		sum := sha256.Sum256(h.crop)
+		name := hex.EncodeToString(sum[:])
+		sums[i] = name
+		final := filepath.Join(s.crops, name+".jpg")
+		if planned[name] || s.haveCrop(final, h.crop) {
+			continue
 		}
+		planned[name] = true
+		tmp, err := writeTemp(s.crops, h.crop)
+		if err != nil {
+			return nil, fmt.Errorf("writing crop %s: %w", name, err)
+		}
+		todo = append(todo, pending{tmp, final})
+	}
+	if len(todo) == 0 {
+		return sums, nil
+	}
+	tmps := make([]string, len(todo))
+	for i, p := range todo {
+		tmps[i] = p.tmp
+	}
+	if err := syncData(s.crops, tmps); err != nil {
+		return nil, fmt.Errorf("syncing crops: %w", err)
+	}
+	for _, p := range todo {
+		if err := os.Rename(p.tmp, p.final); err != nil {
+			return nil, fmt.Errorf("placing crop %s: %w", filepath.Base(p.final), err)
+		}
+	}
+	dir, err := os.Open(s.crops)
+	if err != nil {
+		return nil, fmt.Errorf("syncing crop directory: %w", err)
+	}
+	err = dir.Sync()
+	dir.Close()
+	if err != nil {
+		return nil, fmt.Errorf("syncing crop directory: %w", err)
 	}
 	return sums, nil
 }
 
-// writeCrop stores crop as <sha256>.jpg (temp file, fsync, rename) and
-// returns the hash; the caller syncs the directory. An existing file with
-// that name already holds these bytes.
-func (s *Service) writeCrop(crop []byte) (string, error) {
-	sum := sha256.Sum256(crop)
-	name := hex.EncodeToString(sum[:])
-	path := filepath.Join(s.crops, name+".jpg")
-	if _, err := os.Stat(path); err == nil {
-		return name, nil
+// haveCrop reports whether path already holds exactly crop (a file left
+// by an earlier batch; anything else there is overwritten).
+func (s *Service) haveCrop(path string, crop []byte) bool {
+	st, err := os.Stat(path)
+	if err != nil || st.Size() != int64(len(crop)) {
+		return false
 	}
-	f, err := os.CreateTemp(s.crops, ".tmp-*")
+	b, err := os.ReadFile(path)
+	return err == nil && bytes.Equal(b, crop)
+}
+
+// writeTemp writes b to a new temporary file in dir (mode 0600) and
+// returns its path; the data is not yet synced.
+func writeTemp(dir string, b []byte) (string, error) {
+	f, err := os.CreateTemp(dir, ".tmp-*")
 	if err != nil {
-		return "", fmt.Errorf("writing crop: %w", err)
+		return "", err
 	}
-	tmp := f.Name()
-	defer os.Remove(tmp) // after the rename this is a no-op
-	if _, err := f.Write(crop); err != nil {
+	if _, err := f.Write(b); err != nil {
 		f.Close()
-		return "", fmt.Errorf("writing crop %s: %w", name, err)
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return "", fmt.Errorf("syncing crop %s: %w", name, err)
+		os.Remove(f.Name())
+		return "", err
 	}
 	if err := f.Close(); err != nil {
-		return "", fmt.Errorf("writing crop %s: %w", name, err)
+		os.Remove(f.Name())
+		return "", err
 	}
-	if err := os.Rename(tmp, path); err != nil {
-		return "", fmt.Errorf("placing crop %s: %w", name, err)
-	}
-	return name, nil
+	return f.Name(), nil
 }
 
 // Sweep removes alerts stored longer ago than the retention period, their
@@ -296,6 +330,8 @@ func (s *Service) writeCrop(crop []byte) (string, error) {
 // number of alerts removed. The audit log is never swept.
 func (s *Service) Sweep(ctx context.Context) (int, error) {
 	cutoff := s.now().Add(-s.cfg.Retention).UnixNano()
+	s.cropMu.Lock()
+	defer s.cropMu.Unlock()
 	tx, err := s.db.w.BeginTx(ctx, nil)
 	if err != nil {
 		return 0, fmt.Errorf("sweeping expired alerts: %w", err)
@@ -352,25 +388,26 @@ func (s *Service) Sweep(ctx context.Context) (int, error) {
 }
 
 // sweepOrphanFiles removes crop files older than the cutoff that no alert
-// refers to (left by a crash between a sweep's commit and its removals,
-// or by a batch that failed after writing its crops).
+// refers to (left by a crash between a sweep's commit and its removals)
+// and temporary files (left by a crash inside a batch). The caller holds
+// cropMu exclusively, so no batch is writing.
 func (s *Service) sweepOrphanFiles(ctx context.Context, cutoff int64) error {
 	ents, err := os.ReadDir(s.crops)
 	if err != nil {
 		return fmt.Errorf("listing crops: %w", err)
 	}
 	for _, e := range ents {
+		name := e.Name()
+		if strings.HasPrefix(name, ".tmp-") {
+			os.Remove(filepath.Join(s.crops, name))
+			continue
+		}
 		info, err := e.Info()
 		if err != nil || info.ModTime().UnixNano() >= cutoff {
 			continue
 		}
-		name := e.Name()
-		sum := name
-		if filepath.Ext(name) == ".jpg" {
-			sum = name[:len(name)-4]
-		}
 		var n int
-		if err := s.db.r.QueryRowContext(ctx, `SELECT COUNT(*) FROM alerts WHERE crop_sha256 = ?`, sum).Scan(&n); err != nil {
+		if err := s.db.r.QueryRowContext(ctx, `SELECT COUNT(*) FROM alerts WHERE crop_sha256 = ?`, strings.TrimSuffix(name, ".jpg")).Scan(&n); err != nil {
 			return fmt.Errorf("checking crop %s: %w", name, err)
 		}
 		if n == 0 {

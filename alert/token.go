@@ -25,12 +25,15 @@ const (
 	RoleIntegrator   Role = "integrator"   // health and metrics only
 )
 
-// Roles lists every role.
-var Roles = []Role{RoleAdmin, RoleCurator, RoleOperator, RoleInvestigator, RoleIntegrator}
+// Roles returns every role (a new slice each call: the list that decides
+// access is not a variable anyone can change).
+func Roles() []Role {
+	return []Role{RoleAdmin, RoleCurator, RoleOperator, RoleInvestigator, RoleIntegrator}
+}
 
 // ParseRole returns the role named s.
 func ParseRole(s string) (Role, error) {
-	for _, r := range Roles {
+	for _, r := range Roles() {
 		if string(r) == s {
 			return r, nil
 		}
@@ -45,7 +48,7 @@ const tokenPrefix = "fwt_"
 // A token is the prefix and 32 random bytes, base64url without padding.
 var tokenFormat = regexp.MustCompile(`^fwt_[A-Za-z0-9_-]{43}$`)
 
-var tokenName = regexp.MustCompile(`^[\pL\pN ._@-]{0,64}$`)
+var tokenName = regexp.MustCompile(`^[\pL\pN ._@()-]{0,64}$`)
 
 // MaxTokenTTL bounds a token's lifetime.
 const MaxTokenTTL = 5 * 366 * 24 * time.Hour
@@ -90,7 +93,7 @@ func createToken(ctx context.Context, w *sql.DB, role Role, name string, ttl tim
 		return "", TokenInfo{}, fmt.Errorf("creating token: %w", err)
 	}
 	if !tokenName.MatchString(name) {
-		return "", TokenInfo{}, fmt.Errorf("creating token: name %q must be at most 64 letters, digits, spaces or ._@-", name)
+		return "", TokenInfo{}, fmt.Errorf("creating token: name %q must be at most 64 letters, digits, spaces or ._@()-", name)
 	}
 	if ttl <= 0 || ttl > MaxTokenTTL {
 		return "", TokenInfo{}, fmt.Errorf("creating token: ttl %v is not in (0, %v]", ttl, MaxTokenTTL)

@@ -16,9 +16,10 @@ import (
 	"github.com/facewatch/facewatch/internal/config"
 )
 
-// alertPhotoDir is where the alert service looks for enrolled photos
-// (<sha256>.jpg) under the data directory.
-func alertPhotoDir(cfg config.Config) string { return filepath.Join(cfg.DataDir, "photos") }
+// alertPhotoDir is where the alert service looks for enrolled photos: the
+// gallery's photo directory under the data directory (match.OpenGallery
+// keeps them as gallery-photos/<sha[:2]>/<sha256>.<ext>).
+func alertPhotoDir(cfg config.Config) string { return filepath.Join(cfg.DataDir, "gallery-photos") }
 
 // cmdAlertStage runs the alert service alone against an external NATS
 // server: it consumes hits, serves the API and console on alert.listen.
@@ -171,6 +172,10 @@ func cmdAudit(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return fmt.Errorf("audit log %s: %d entries verified before the break: %w", alert.DBPath(cfg.DataDir), n, err)
 	}
-	fmt.Fprintf(e.stdout, "audit log ok: %d entries, chain intact\n", n)
+	seq, head, err := alert.AuditHead(ctx, alert.DBPath(cfg.DataDir))
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stdout, "audit log ok: %d entries, chain intact; head %d %s\n", n, seq, head)
 	return nil
 }
