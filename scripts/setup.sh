@@ -35,3 +35,9 @@ go build -o bin/facewatch ./cmd/facewatch
 
 echo "setup: fetching and verifying models"
 bin/facewatch models fetch
+
+bin/facewatch version
+if [ -x scripts/demo.sh ] && [ "${FACEWATCH_SKIP_DEMO:-}" != 1 ]; then
+  echo "setup: running the demo (FACEWATCH_SKIP_DEMO=1 skips it)"
+  scripts/demo.sh
+fi

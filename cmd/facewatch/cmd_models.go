@@ -59,7 +59,7 @@ func cmdModels(ctx context.Context, e *env, args []string) error {
 		fmt.Fprintf(e.stdout, "all %d models verified in %s\n", len(st), dir)
 		return nil
 	case "fetch":
-		opt := models.FetchOptions{Source: *from, Force: *force, Logger: log}
+		opt := models.FetchOptions{Source: *from, Force: *force, Logger: log, Python: e.getenv(models.EnvPython)}
 		if f, ok := e.stderr.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
 			opt.Progress = newProgress(e)
 		}

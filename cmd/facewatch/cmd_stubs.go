@@ -15,11 +15,7 @@ func notBuilt(name string) func(context.Context, *env, []string) error {
 
 var (
 	cmdRun         = notBuilt("run")
-	cmdCamera      = notBuilt("camera")
 	cmdDetectStage = notBuilt("detect")
 	cmdEmbedStage  = notBuilt("embed")
 	cmdMatchStage  = notBuilt("match")
-	cmdAlertStage  = notBuilt("alert")
-	cmdToken       = notBuilt("token")
-	cmdAudit       = notBuilt("audit")
 )

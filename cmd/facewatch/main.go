@@ -37,6 +37,7 @@ func commands() []command {
 		{"version", "print versions of facewatch, Go, OpenCV, dlib and the SIMD in use", cmdVersion},
 		{"check-config", "validate a config file and exit", cmdCheckConfig},
 		{"models", "list, fetch or verify the dlib model files", cmdModels},
+		{"doctor", "check config, models, data directory, NATS and cameras, and say what is wrong", cmdDoctor},
 		{"run", "run every stage in one process with an embedded NATS server", cmdRun},
 		{"camera", "run the camera stage, or `camera probe URL` to test a source", cmdCamera},
 		{"detect", "run the detect stage against a NATS server", cmdDetectStage},

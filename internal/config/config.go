@@ -153,6 +153,13 @@ type Alert struct {
 	// UnmatchedRetention is how long crops of faces that matched nobody are
 	// kept in memory; they are never written to disk.
 	UnmatchedRetention time.Duration `yaml:"unmatched_retention"`
+	// SweepInterval is how often expired alerts and crops are removed.
+	SweepInterval time.Duration `yaml:"sweep_interval"`
+	// ExportLimit bounds the rows of one CSV or JSON export.
+	ExportLimit int `yaml:"export_limit"`
+	// Consumer is the durable JetStream consumer the alert service reads
+	// hits through; services sharing it split the work.
+	Consumer string `yaml:"consumer"`
 }
 
 // Defaults returns a Config with every default filled in. It is the one
@@ -178,6 +185,9 @@ func Defaults() Config {
 			Listen:             "127.0.0.1:8640",
 			Retention:          90 * 24 * time.Hour,
 			UnmatchedRetention: 5 * time.Minute,
+			SweepInterval:      time.Minute,
+			ExportLimit:        10000,
+			Consumer:           "facewatch-alert",
 		},
 	}
 }
@@ -227,7 +237,7 @@ func Parse(data []byte) (Config, error) {
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
 	if err := dec.Decode(&cfg); err != nil && !errors.Is(err, io.EOF) {
-		return Config{}, fmt.Errorf("parsing yaml: %w", cleanYAMLError(err))
+		return Config{}, fmt.Errorf("parsing yaml: %w", cameraContext(cleanYAMLError(err), raw.Cameras))
 	}
 	cfg.Cameras = make([]Camera, len(raw.Cameras))
 	for i := range raw.Cameras {
@@ -257,6 +267,34 @@ func decodeStrict(n *yaml.Node, out any) error {
 		return err
 	}
 	return nil
+}
+
+var yamlLine = regexp.MustCompile(`^line (\d+):`)
+
+// cameraContext prefixes an error located inside a camera entry with the
+// entry's index, so that the message names cameras[i] as well as the line.
+func cameraContext(err error, cams []yaml.Node) error {
+	m := yamlLine.FindStringSubmatch(err.Error())
+	if m == nil {
+		return err
+	}
+	var line int
+	fmt.Sscan(m[1], &line)
+	for i := range cams {
+		if cams[i].Line <= line && line <= lastLine(&cams[i]) {
+			return fmt.Errorf("cameras[%d]: %w", i, err)
+		}
+	}
+	return err
+}
+
+// lastLine is the last source line a node spans.
+func lastLine(n *yaml.Node) int {
+	l := n.Line
+	for _, c := range n.Content {
+		l = max(l, lastLine(c))
+	}
+	return l
 }
 
 // cleanYAMLError turns yaml.v3's multi-line type errors into one line.
@@ -466,6 +504,15 @@ func (a *Alert) Validate() error {
 	}
 	if a.UnmatchedRetention < 0 {
 		return fmt.Errorf("unmatched_retention: %v must not be negative", a.UnmatchedRetention)
+	}
+	if a.SweepInterval < time.Second {
+		return fmt.Errorf("sweep_interval: %v must be at least 1s", a.SweepInterval)
+	}
+	if a.ExportLimit < 1 || a.ExportLimit > 1000000 {
+		return fmt.Errorf("export_limit: %d is not between 1 and 1000000", a.ExportLimit)
+	}
+	if !cameraID.MatchString(a.Consumer) {
+		return fmt.Errorf("consumer: %q must be 1-64 letters, digits, '-' or '_'", a.Consumer)
 	}
 	return nil
 }

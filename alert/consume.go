@@ -1,0 +1,212 @@
+package alert
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/facewatch/facewatch/internal/wire"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Stream settings for the hits stream.
+const (
+	// HitsDuplicateWindow is how long JetStream remembers a hit's message
+	// ID, so that a publisher's retry within it is dropped as a duplicate
+	// (the alert service's own idempotent store catches later ones).
+	HitsDuplicateWindow = 10 * time.Minute
+	// HitsMaxAge is how long an unconsumed hit waits in the stream: the
+	// alert service may be down this long without losing one.
+	HitsMaxAge = 7 * 24 * time.Hour
+)
+
+// EnsureStream creates or updates the JetStream stream hits travel
+// through (wire.HitsStream, subjects wire.HitsWildcard, file storage).
+func EnsureStream(ctx context.Context, js jetstream.JetStream, replicas int) error {
+	if replicas < 1 {
+		replicas = 1
+	}
+	_, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		Name:        wire.HitsStream,
+		Description: "facewatch watchlist hits, consumed by the alert service",
+		Subjects:    []string{wire.HitsWildcard},
+		Storage:     jetstream.FileStorage,
+		Retention:   jetstream.LimitsPolicy,
+		MaxAge:      HitsMaxAge,
+		Duplicates:  HitsDuplicateWindow,
+		Replicas:    replicas,
+		MaxMsgSize:  wire.MaxCrop + wire.MaxMeta + 4,
+	})
+	if err != nil {
+		return fmt.Errorf("creating stream %s: %w", wire.HitsStream, err)
+	}
+	return nil
+}
+
+// DeadLetterStage is the stage name the alert service's dead letters are
+// published under (wire.DeadLetterSubject(DeadLetterStage)).
+const DeadLetterStage = "alert"
+
+// Run consumes hits through the durable consumer cfg.Consumer on the hits
+// stream (created by EnsureStream) until ctx ends, storing each batch in
+// one transaction and acknowledging its messages only after the commit. A
+// malformed hit is published to the dead-letter subject with the reason,
+// counted and acknowledged. A failed commit is not acknowledged: JetStream
+// redelivers. Run also runs the retention sweep. It returns nil when ctx
+// ends, after finishing the batch in hand.
+func (s *Service) Run(ctx context.Context, js jetstream.JetStream) error {
+	cons, err := js.CreateOrUpdateConsumer(ctx, wire.HitsStream, jetstream.ConsumerConfig{
+		Durable:       s.cfg.Consumer,
+		Description:   "facewatch alert service",
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+		FilterSubject: wire.HitsWildcard,
+		AckWait:       s.ackWait,
+		MaxAckPending: 4 * s.batch,
+		MaxDeliver:    -1,
+	})
+	if err != nil {
+		return fmt.Errorf("creating consumer %s on %s: %w", s.cfg.Consumer, wire.HitsStream, err)
+	}
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	// Both stop when ctx is cancelled (on return, by the deferred cancel)
+	// and are waited for by the deferred wg.Wait.
+	wg.Go(func() { s.sweepLoop(ctx) })
+	wg.Go(func() { s.depthLoop(ctx, cons) })
+
+	backoff := 100 * time.Millisecond
+	for ctx.Err() == nil {
+		began := time.Now()
+		err := s.consume(ctx, cons, js.Conn())
+		if ctx.Err() != nil {
+			break
+		}
+		if time.Since(began) > time.Minute {
+			backoff = 100 * time.Millisecond // it had been working
+		}
+		s.log.Warn("hit consumer interrupted; resuming", "err", err, "backoff", backoff)
+		select {
+		case <-ctx.Done():
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 5*time.Second)
+	}
+	return nil
+}
+
+// depthLoop publishes the consumer's backlog as a gauge every
+// s.depthEvery until ctx ends.
+func (s *Service) depthLoop(ctx context.Context, cons jetstream.Consumer) {
+	t := time.NewTicker(s.depthEvery)
+	defer t.Stop()
+	for {
+		if info, err := cons.Info(ctx); err == nil {
+			s.m.queueDepth.WithLabelValues("pending").Set(float64(info.NumPending))
+			s.m.queueDepth.WithLabelValues("ack_pending").Set(float64(info.NumAckPending))
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// consume reads batches from one message iterator until it fails or ctx
+// ends.
+func (s *Service) consume(ctx context.Context, cons jetstream.Consumer, nc *nats.Conn) error {
+	it, err := cons.Messages(jetstream.PullMaxMessages(2 * s.batch))
+	if err != nil {
+		return fmt.Errorf("subscribing to hits: %w", err)
+	}
+	defer it.Stop()
+	s.consuming.Store(1)
+	defer s.consuming.Store(0)
+	batch := make([]jetstream.Msg, 0, s.batch)
+	for {
+		msg, err := it.Next(jetstream.NextContext(ctx))
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			if errors.Is(err, jetstream.ErrMsgIteratorClosed) {
+				return err
+			}
+			s.log.Warn("reading hits", "err", err)
+			continue
+		}
+		// Group commit: take whatever else is already buffered, without
+		// waiting for more than a moment.
+		batch = append(batch[:0], msg)
+		for len(batch) < s.batch {
+			m, err := it.Next(jetstream.NextMaxWait(time.Millisecond))
+			if err != nil {
+				break
+			}
+			batch = append(batch, m)
+		}
+		// Finish the batch in hand even when ctx ends: acknowledging what
+		// was committed saves a redelivery.
+		s.handle(context.WithoutCancel(ctx), batch, nc)
+	}
+}
+
+// handle stores one batch and acknowledges it.
+func (s *Service) handle(ctx context.Context, msgs []jetstream.Msg, nc *nats.Conn) {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	hits := make([]pendingHit, 0, len(msgs))
+	good := make([]jetstream.Msg, 0, len(msgs))
+	for _, m := range msgs {
+		s.m.received.Inc()
+		hit, crop, err := wire.DecodeHit(m.Data())
+		if err != nil {
+			s.deadLetter(m, err, nc)
+			continue
+		}
+		hits = append(hits, pendingHit{hit: hit, crop: crop})
+		good = append(good, m)
+	}
+	if len(hits) == 0 {
+		return
+	}
+	if _, err := s.storeBatch(ctx, hits); err != nil {
+		// Not acknowledged: JetStream redelivers after the delay.
+		s.m.storeErrors.Inc()
+		s.log.Error("storing hits failed; they will be redelivered", "hits", len(hits), "err", err)
+		for _, m := range good {
+			m.NakWithDelay(time.Second)
+		}
+		return
+	}
+	for _, m := range good {
+		if err := m.Ack(); err != nil {
+			// Stored already; a redelivery is a harmless duplicate.
+			s.log.Warn("acknowledging hit", "subject", m.Subject(), "err", err)
+		}
+	}
+}
+
+// deadLetter publishes a refused message with the reason, counts it and
+// acknowledges it so that it never blocks the stream.
+func (s *Service) deadLetter(m jetstream.Msg, reason error, nc *nats.Conn) {
+	s.m.deadLetters.WithLabelValues("malformed").Inc()
+	s.log.Warn("malformed hit sent to dead letters", "subject", m.Subject(), "bytes", len(m.Data()), "reason", reason)
+	dl := &nats.Msg{Subject: wire.DeadLetterSubject(DeadLetterStage), Data: m.Data(), Header: nats.Header{}}
+	dl.Header.Set(wire.HeaderReason, reason.Error())
+	dl.Header.Set(wire.HeaderStage, DeadLetterStage)
+	dl.Header.Set(wire.HeaderKind, string(wire.KindHit))
+	dl.Header.Set("Facewatch-Subject", m.Subject())
+	if err := nc.PublishMsg(dl); err != nil {
+		s.log.Error("publishing dead letter", "err", err)
+	}
+	if err := m.Ack(); err != nil {
+		s.log.Warn("acknowledging malformed hit", "err", err)
+	}
+}

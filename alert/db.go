@@ -1,0 +1,193 @@
+package alert
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"time"
+
+	_ "github.com/mattn/go-sqlite3" // the SQLite driver
+)
+
+// DBPath is the alert service's SQLite database (alerts, reviews, tokens
+// and the audit log) under a data directory.
+func DBPath(dataDir string) string { return filepath.Join(dataDir, "alert", "alerts.db") }
+
+// cropDir is where probe crops live, one file per SHA-256.
+func cropDir(dataDir string) string { return filepath.Join(dataDir, "alert", "crops") }
+
+// migrations are applied in order, each once, inside a transaction; the
+// version of the last one applied is kept in schema_migrations. Append
+// only: never edit a migration that has shipped.
+var migrations = []string{
+	// 1: alerts, reviews, tokens and the audit log.
+	`
+CREATE TABLE alerts (
+	id              INTEGER PRIMARY KEY,
+	hit_id          TEXT    NOT NULL UNIQUE,
+	camera          TEXT    NOT NULL,
+	track           INTEGER NOT NULL,
+	time_ns         INTEGER NOT NULL,
+	stored_ns       INTEGER NOT NULL,
+	watchlist       TEXT    NOT NULL,
+	watchlist_kind  TEXT    NOT NULL,
+	priority        INTEGER NOT NULL,
+	second_reviewer INTEGER NOT NULL,
+	identity        TEXT    NOT NULL,
+	identity_name   TEXT    NOT NULL,
+	distance        REAL    NOT NULL,
+	threshold       REAL    NOT NULL,
+	second_distance REAL    NOT NULL,
+	model_name      TEXT    NOT NULL,
+	model_sha256    TEXT    NOT NULL,
+	crop_sha256     TEXT    NOT NULL,
+	enrolled_photo  TEXT    NOT NULL,
+	extra           TEXT    NOT NULL,
+	status          TEXT    NOT NULL DEFAULT 'pending'
+);
+CREATE INDEX alerts_time      ON alerts (time_ns, id);
+CREATE INDEX alerts_stored    ON alerts (stored_ns);
+CREATE INDEX alerts_identity  ON alerts (identity, time_ns);
+CREATE INDEX alerts_camera    ON alerts (camera, time_ns);
+CREATE INDEX alerts_watchlist ON alerts (watchlist, time_ns);
+CREATE INDEX alerts_status    ON alerts (status, time_ns);
+CREATE INDEX alerts_crop      ON alerts (crop_sha256);
+
+CREATE TABLE reviews (
+	id            INTEGER PRIMARY KEY,
+	alert_id      INTEGER NOT NULL REFERENCES alerts (id) ON DELETE CASCADE,
+	reviewer      TEXT    NOT NULL,
+	reviewer_name TEXT    NOT NULL,
+	decision      TEXT    NOT NULL,
+	comment       TEXT    NOT NULL,
+	time_ns       INTEGER NOT NULL
+);
+CREATE INDEX reviews_alert ON reviews (alert_id);
+
+CREATE TABLE tokens (
+	id         TEXT    PRIMARY KEY,
+	hash       TEXT    NOT NULL UNIQUE,
+	role       TEXT    NOT NULL,
+	name       TEXT    NOT NULL,
+	created_ns INTEGER NOT NULL,
+	expires_ns INTEGER NOT NULL,
+	revoked_ns INTEGER NOT NULL DEFAULT 0
+);
+
+CREATE TABLE audit (
+	seq        INTEGER PRIMARY KEY,
+	time_ns    INTEGER NOT NULL,
+	actor      TEXT    NOT NULL,
+	actor_name TEXT    NOT NULL,
+	role       TEXT    NOT NULL,
+	action     TEXT    NOT NULL,
+	target     TEXT    NOT NULL,
+	case_ref   TEXT    NOT NULL,
+	detail     TEXT    NOT NULL,
+	prev_hash  TEXT    NOT NULL,
+	hash       TEXT    NOT NULL
+);
+-- The chain detects tampering; these triggers stop accidents.
+CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit
+BEGIN SELECT RAISE(ABORT, 'audit log is append-only'); END;
+CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit
+BEGIN SELECT RAISE(ABORT, 'audit log is append-only'); END;
+`,
+}
+
+// db is the pair of handles on one SQLite file: a single writer connection
+// (SQLite serialises writers anyway; one connection avoids busy retries)
+// and a pool of query-only readers (WAL lets them run beside the writer).
+type db struct {
+	w *sql.DB
+	r *sql.DB
+}
+
+func dsn(path string, readOnly bool) string {
+	q := url.Values{}
+	q.Set("_journal_mode", "WAL")
+	q.Set("_synchronous", "FULL")
+	q.Set("_busy_timeout", "10000")
+	q.Set("_foreign_keys", "1")
+	if readOnly {
+		q.Set("_query_only", "1")
+	} else {
+		q.Set("_txlock", "immediate")
+	}
+	return "file:" + path + "?" + q.Encode()
+}
+
+// openDB opens (creating) the database at path and runs its migrations.
+func openDB(ctx context.Context, path string) (*db, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
+		return nil, fmt.Errorf("creating database directory: %w", err)
+	}
+	// Faces and who looked at them: readable by the service's user only.
+	// SQLite gives its -wal and -shm files the database file's mode.
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("opening database %s: %w", path, err)
+	}
+	f.Close()
+	w, err := sql.Open("sqlite3", dsn(path, false))
+	if err != nil {
+		return nil, fmt.Errorf("opening database %s: %w", path, err)
+	}
+	w.SetMaxOpenConns(1)
+	w.SetMaxIdleConns(1)
+	w.SetConnMaxLifetime(0)
+	if err := migrate(ctx, w); err != nil {
+		w.Close()
+		return nil, fmt.Errorf("migrating database %s: %w", path, err)
+	}
+	r, err := sql.Open("sqlite3", dsn(path, true))
+	if err != nil {
+		w.Close()
+		return nil, fmt.Errorf("opening database %s for reading: %w", path, err)
+	}
+	r.SetMaxOpenConns(4)
+	return &db{w: w, r: r}, nil
+}
+
+func (d *db) Close() error {
+	err1 := d.r.Close()
+	err2 := d.w.Close()
+	if err2 != nil {
+		return err2
+	}
+	return err1
+}
+
+func migrate(ctx context.Context, w *sql.DB) error {
+	if _, err := w.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_ns INTEGER NOT NULL)`); err != nil {
+		return err
+	}
+	var have int
+	if err := w.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_migrations`).Scan(&have); err != nil {
+		return err
+	}
+	if have > len(migrations) {
+		return fmt.Errorf("schema version %d is newer than this binary knows (%d)", have, len(migrations))
+	}
+	for v := have + 1; v <= len(migrations); v++ {
+		tx, err := w.BeginTx(ctx, nil)
+		if err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, migrations[v-1]); err != nil {
+			tx.Rollback()
+			return fmt.Errorf("migration %d: %w", v, err)
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (version, applied_ns) VALUES (?, ?)`, v, time.Now().UnixNano()); err != nil {
+			tx.Rollback()
+			return fmt.Errorf("migration %d: %w", v, err)
+		}
+		if err := tx.Commit(); err != nil {
+			return fmt.Errorf("migration %d: %w", v, err)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,483 @@
+// Package alert owns the alert service: it consumes hits from JetStream,
+// stores each once (SQLite history plus content-addressed probe crops),
+// acknowledges only after the commit, pushes new alerts live to operators,
+// records reviews, answers audited history queries over an authenticated
+// HTTP API, and expires old alerts. It never sees faces that matched
+// nothing, and it must not decide matches or talk to cameras.
+package alert
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"database/sql"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/facewatch/facewatch/internal/config"
+	"github.com/facewatch/facewatch/internal/wire"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Options are the service's collaborators.
+type Options struct {
+	// Logger receives the service's logs (component=alert); nil discards.
+	Logger *slog.Logger
+	// Registry receives the service's metrics; nil creates a private one
+	// (still served on /metrics).
+	Registry *prometheus.Registry
+	// PhotoDir holds the enrolled photos, one file per SHA-256
+	// (<sha256>.jpg), as the gallery writes them. Empty serves none.
+	PhotoDir string
+	// Now is the clock; nil means time.Now. Tests move it.
+	Now func() time.Time
+	// BatchSize bounds how many hits are committed in one transaction
+	// (default 128).
+	BatchSize int
+	// AckWait is how long JetStream waits for an acknowledgement before
+	// redelivering a hit to another consumer (default 30s); a restarted
+	// service gets the hits its dead predecessor held after this long.
+	AckWait time.Duration
+}
+
+// Service is the alert service. Its methods are safe for concurrent use.
+type Service struct {
+	cfg      config.Alert
+	dataDir  string
+	crops    string
+	photoDir string
+	log      *slog.Logger
+	reg      *prometheus.Registry
+	now      func() time.Time
+	batch    int
+	ackWait  time.Duration
+	// depthEvery is how often Run reads the consumer's backlog.
+	depthEvery time.Duration
+	db         *db
+	m          *metrics
+	feed       *feed
+	routes     []route
+	// cropMu keeps the retention sweep from removing a crop file between a
+	// batch finding it already on disk and committing a row that refers to
+	// it: batches hold it shared, the sweep exclusively.
+	cropMu sync.RWMutex
+	// consuming is 1 while Run holds a consumer; readyz reports it.
+	consuming atomic.Int32
+
+	closeOnce sync.Once
+	closed    chan struct{}
+}
+
+// Open opens (creating and migrating) the alert database under dataDir.
+func Open(ctx context.Context, dataDir string, cfg config.Alert, opts Options) (*Service, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("alert config: %w", err)
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	log = log.With("component", "alert")
+	reg := opts.Registry
+	if reg == nil {
+		reg = prometheus.NewRegistry()
+	}
+	now := opts.Now
+	if now == nil {
+		now = time.Now
+	}
+	batch := opts.BatchSize
+	if batch <= 0 {
+		batch = 128
+	}
+	ackWait := opts.AckWait
+	if ackWait <= 0 {
+		ackWait = 30 * time.Second
+	}
+	if err := os.MkdirAll(cropDir(dataDir), 0o750); err != nil {
+		return nil, fmt.Errorf("creating crop directory: %w", err)
+	}
+	d, err := openDB(ctx, DBPath(dataDir))
+	if err != nil {
+		return nil, err
+	}
+	m, err := newMetrics(reg)
+	if err != nil {
+		d.Close()
+		return nil, fmt.Errorf("registering alert metrics: %w", err)
+	}
+	s := &Service{
+		cfg: cfg, dataDir: dataDir, crops: cropDir(dataDir), photoDir: opts.PhotoDir,
+		log: log, reg: reg, now: now, batch: batch, ackWait: ackWait, depthEvery: 5 * time.Second, db: d, m: m,
+		feed: newFeed(), closed: make(chan struct{}),
+	}
+	s.routes = s.routeTable()
+	return s, nil
+}
+
+// Close closes the database and ends every live feed. Run must have
+// returned (cancel its context first).
+func (s *Service) Close() error {
+	var err error
+	s.closeOnce.Do(func() {
+		close(s.closed)
+		s.feed.close()
+		err = s.db.Close()
+	})
+	return err
+}
+
+// pendingHit is one hit waiting for its batch commit.
+type pendingHit struct {
+	hit  wire.Hit
+	crop []byte
+}
+
+// Store stores hit and its probe crop durably and returns whether it was
+// new. Storing the same hit ID again is a no-op (created=false), so a
+// redelivered message is never a second alert.
+func (s *Service) Store(ctx context.Context, hit wire.Hit, crop []byte) (bool, error) {
+	// Validate as a receiver would: Store is also called directly.
+	if _, err := wire.EncodeHit(hit, crop); err != nil {
+		return false, fmt.Errorf("storing hit: %w", err)
+	}
+	created, err := s.storeBatch(ctx, []pendingHit{{hit, crop}})
+	if err != nil {
+		return false, err
+	}
+	return created[0], nil
+}
+
+// storeBatch writes crops, then inserts every hit in one transaction
+// (one fsync for the batch), then announces the new ones.
+func (s *Service) storeBatch(ctx context.Context, hits []pendingHit) ([]bool, error) {
+	start := time.Now()
+	s.cropMu.RLock()
+	defer s.cropMu.RUnlock()
+	cropHash, err := s.writeCrops(hits)
+	if err != nil {
+		return nil, err
+	}
+	tx, err := s.db.w.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, fmt.Errorf("storing hits: %w", err)
+	}
+	defer tx.Rollback()
+	stmt, err := tx.PrepareContext(ctx, `INSERT INTO alerts (hit_id, camera, track, time_ns, stored_ns, watchlist, watchlist_kind, priority,
+		second_reviewer, identity, identity_name, distance, threshold, second_distance, model_name, model_sha256, crop_sha256, enrolled_photo, extra)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (hit_id) DO NOTHING`)
+	if err != nil {
+		return nil, fmt.Errorf("storing hits: %w", err)
+	}
+	defer stmt.Close()
+	created := make([]bool, len(hits))
+	ids := make([]int64, len(hits))
+	nowNS := s.now().UnixNano()
+	for i, p := range hits {
+		h := p.hit
+		extra, _ := json.Marshal(alertExtra{Box: h.Box, Faces: h.Faces})
+		res, err := stmt.ExecContext(ctx, h.ID, h.Camera, int64(h.Track), h.Time.UnixNano(), nowNS, h.Watchlist, h.WatchlistKind, h.Priority,
+			h.SecondReviewer, h.Identity, h.IdentityName, h.Distance, h.Threshold, h.SecondDistance, h.Model.Name, h.Model.SHA256,
+			cropHash[i], h.EnrolledPhoto, string(extra))
+		if err != nil {
+			return nil, fmt.Errorf("storing hit %s: %w", h.ID, err)
+		}
+		if n, _ := res.RowsAffected(); n == 1 {
+			created[i] = true
+			ids[i], _ = res.LastInsertId()
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, fmt.Errorf("committing %d hits: %w", len(hits), err)
+	}
+	s.m.storeSeconds.Observe(time.Since(start).Seconds())
+	s.m.batchSize.Observe(float64(len(hits)))
+	for i, p := range hits {
+		if !created[i] {
+			s.m.duplicates.Inc()
+			continue
+		}
+		s.m.stored.WithLabelValues(p.hit.Watchlist).Inc()
+		a := alertFromHit(ids[i], p.hit, cropHash[i], nowNS)
+		if n := s.feed.publish(a); n > 0 {
+			s.m.sseDropped.Add(float64(n))
+		}
+		if lat := time.Since(p.hit.Time); lat > 0 {
+			s.m.hitLatency.Observe(lat.Seconds())
+		}
+	}
+	return created, nil
+}
+
+// alertExtra is hit metadata kept as JSON: shown, never filtered on.
+type alertExtra struct {
+	Box   wire.Box         `json:"box"`
+	Faces []wire.FaceScore `json:"faces"`
+}
+
+func isJPEG(b []byte) bool { return len(b) > 3 && bytes.HasPrefix(b, []byte{0xFF, 0xD8, 0xFF}) }
+
+// writeCrops stores the batch's crops as <sha256>.jpg and returns each
+// hit's crop hash ("" when it has none or it was refused). Every crop is
+// durable under its final name before any row that refers to it commits,
+// at the cost of two syncs per batch rather than two per crop: all new
+// crops are written to temporary files, their data synced at once
+// (syncData), renamed, and the directory synced. A crash before the
+// renames leaves only temporary files, which the sweep removes.
+func (s *Service) writeCrops(hits []pendingHit) ([]string, error) {
+	sums := make([]string, len(hits))
+	type pending struct{ tmp, final string }
+	var todo []pending
+	defer func() {
+		for _, p := range todo {
+			os.Remove(p.tmp) // no-op once renamed
+		}
+	}()
+	planned := map[string]bool{}
+	for i, h := range hits {
+		if len(h.crop) == 0 {
+			continue
+		}
+		if !isJPEG(h.crop) {
+			// Keep the alert, drop the evidence we cannot show safely.
+			s.m.cropsRejected.Inc()
+			s.log.Warn("probe crop is not a JPEG; storing the alert without it", "hit", h.hit.ID, "bytes", len(h.crop))
+			continue
+		}
+		sum := sha256.Sum256(h.crop)
+		name := hex.EncodeToString(sum[:])
+		sums[i] = name
+		final := filepath.Join(s.crops, name+".jpg")
+		if planned[name] || s.haveCrop(final, h.crop) {
+			continue
+		}
+		planned[name] = true
+		tmp, err := writeTemp(s.crops, h.crop)
+		if err != nil {
+			return nil, fmt.Errorf("writing crop %s: %w", name, err)
+		}
+		todo = append(todo, pending{tmp, final})
+	}
+	if len(todo) == 0 {
+		return sums, nil
+	}
+	tmps := make([]string, len(todo))
+	for i, p := range todo {
+		tmps[i] = p.tmp
+	}
+	if err := syncData(s.crops, tmps); err != nil {
+		return nil, fmt.Errorf("syncing crops: %w", err)
+	}
+	for _, p := range todo {
+		if err := os.Rename(p.tmp, p.final); err != nil {
+			return nil, fmt.Errorf("placing crop %s: %w", filepath.Base(p.final), err)
+		}
+	}
+	dir, err := os.Open(s.crops)
+	if err != nil {
+		return nil, fmt.Errorf("syncing crop directory: %w", err)
+	}
+	err = dir.Sync()
+	dir.Close()
+	if err != nil {
+		return nil, fmt.Errorf("syncing crop directory: %w", err)
+	}
+	return sums, nil
+}
+
+// haveCrop reports whether path already holds exactly crop (a file left
+// by an earlier batch; anything else there is overwritten).
+func (s *Service) haveCrop(path string, crop []byte) bool {
+	st, err := os.Stat(path)
+	if err != nil || st.Size() != int64(len(crop)) {
+		return false
+	}
+	b, err := os.ReadFile(path)
+	return err == nil && bytes.Equal(b, crop)
+}
+
+// writeTemp writes b to a new temporary file in dir (mode 0600) and
+// returns its path; the data is not yet synced.
+func writeTemp(dir string, b []byte) (string, error) {
+	f, err := os.CreateTemp(dir, ".tmp-*")
+	if err != nil {
+		return "", err
+	}
+	if _, err := f.Write(b); err != nil {
+		f.Close()
+		os.Remove(f.Name())
+		return "", err
+	}
+	if err := f.Close(); err != nil {
+		os.Remove(f.Name())
+		return "", err
+	}
+	return f.Name(), nil
+}
+
+// Sweep removes alerts stored longer ago than the retention period, their
+// reviews, and the crop files no remaining alert refers to. It returns the
+// number of alerts removed. The audit log is never swept.
+func (s *Service) Sweep(ctx context.Context) (int, error) {
+	cutoff := s.now().Add(-s.cfg.Retention).UnixNano()
+	s.cropMu.Lock()
+	defer s.cropMu.Unlock()
+	tx, err := s.db.w.BeginTx(ctx, nil)
+	if err != nil {
+		return 0, fmt.Errorf("sweeping expired alerts: %w", err)
+	}
+	defer tx.Rollback()
+	rows, err := tx.QueryContext(ctx, `SELECT DISTINCT crop_sha256 FROM alerts WHERE stored_ns < ? AND crop_sha256 != ''`, cutoff)
+	if err != nil {
+		return 0, fmt.Errorf("sweeping expired alerts: %w", err)
+	}
+	var crops []string
+	for rows.Next() {
+		var c string
+		if err := rows.Scan(&c); err != nil {
+			rows.Close()
+			return 0, fmt.Errorf("sweeping expired alerts: %w", err)
+		}
+		crops = append(crops, c)
+	}
+	rows.Close()
+	res, err := tx.ExecContext(ctx, `DELETE FROM alerts WHERE stored_ns < ?`, cutoff)
+	if err != nil {
+		return 0, fmt.Errorf("deleting expired alerts: %w", err)
+	}
+	n, _ := res.RowsAffected()
+	var orphans []string
+	for _, c := range crops {
+		var still int
+		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM alerts WHERE crop_sha256 = ?`, c).Scan(&still); err != nil {
+			return 0, fmt.Errorf("sweeping crops: %w", err)
+		}
+		if still == 0 {
+			orphans = append(orphans, c)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return 0, fmt.Errorf("committing sweep: %w", err)
+	}
+	// Rows first, files second: a crash in between leaves an orphan file
+	// (removed by the next sweep's directory scan), never a dangling row.
+	var ferr error
+	for _, c := range orphans {
+		if err := os.Remove(filepath.Join(s.crops, c+".jpg")); err != nil && !errors.Is(err, os.ErrNotExist) {
+			ferr = errors.Join(ferr, fmt.Errorf("removing crop %s: %w", c, err))
+		}
+	}
+	if err := s.sweepOrphanFiles(ctx, cutoff); err != nil {
+		ferr = errors.Join(ferr, err)
+	}
+	s.m.swept.Add(float64(n))
+	if n > 0 {
+		s.log.Info("retention sweep", "alerts_removed", n, "crops_removed", len(orphans))
+	}
+	return int(n), ferr
+}
+
+// sweepOrphanFiles removes crop files older than the cutoff that no alert
+// refers to (left by a crash between a sweep's commit and its removals)
+// and temporary files (left by a crash inside a batch). The caller holds
+// cropMu exclusively, so no batch is writing.
+func (s *Service) sweepOrphanFiles(ctx context.Context, cutoff int64) error {
+	ents, err := os.ReadDir(s.crops)
+	if err != nil {
+		return fmt.Errorf("listing crops: %w", err)
+	}
+	for _, e := range ents {
+		name := e.Name()
+		if strings.HasPrefix(name, ".tmp-") {
+			os.Remove(filepath.Join(s.crops, name))
+			continue
+		}
+		info, err := e.Info()
+		if err != nil || info.ModTime().UnixNano() >= cutoff {
+			continue
+		}
+		var n int
+		if err := s.db.r.QueryRowContext(ctx, `SELECT COUNT(*) FROM alerts WHERE crop_sha256 = ?`, strings.TrimSuffix(name, ".jpg")).Scan(&n); err != nil {
+			return fmt.Errorf("checking crop %s: %w", name, err)
+		}
+		if n == 0 {
+			os.Remove(filepath.Join(s.crops, name))
+		}
+	}
+	return nil
+}
+
+// sweepLoop runs Sweep every SweepInterval until ctx ends.
+func (s *Service) sweepLoop(ctx context.Context) {
+	t := time.NewTicker(s.cfg.SweepInterval)
+	defer t.Stop()
+	for {
+		if _, err := s.Sweep(ctx); err != nil && ctx.Err() == nil {
+			s.log.Error("retention sweep failed", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// readCrop opens a stored crop by hash.
+func (s *Service) readCrop(sum string) (io.ReadCloser, error) {
+	return os.Open(filepath.Join(s.crops, sum+".jpg"))
+}
+
+// ping checks the database answers.
+func (s *Service) ping(ctx context.Context) error {
+	var one int
+	if err := s.db.r.QueryRowContext(ctx, `SELECT 1`).Scan(&one); err != nil {
+		return err
+	}
+	return nil
+}
+
+var errNotFound = errors.New("not found")
+
+// getAlert loads one alert with its reviews.
+func (s *Service) getAlert(ctx context.Context, q queryer, id int64) (Alert, error) {
+	row := q.QueryRowContext(ctx, `SELECT `+alertColumns+` FROM alerts WHERE id = ?`, id)
+	a, err := scanAlert(row)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Alert{}, errNotFound
+	}
+	if err != nil {
+		return Alert{}, fmt.Errorf("loading alert %d: %w", id, err)
+	}
+	rows, err := q.QueryContext(ctx, `SELECT reviewer, reviewer_name, decision, comment, time_ns FROM reviews WHERE alert_id = ? ORDER BY id`, id)
+	if err != nil {
+		return Alert{}, fmt.Errorf("loading reviews of alert %d: %w", id, err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var r Review
+		var ns int64
+		if err := rows.Scan(&r.Reviewer, &r.ReviewerName, &r.Decision, &r.Comment, &ns); err != nil {
+			return Alert{}, fmt.Errorf("loading reviews of alert %d: %w", id, err)
+		}
+		r.Time = time.Unix(0, ns).UTC()
+		a.Reviews = append(a.Reviews, r)
+	}
+	return a, rows.Err()
+}
+
+// queryer is what getAlert needs from a *sql.DB or *sql.Tx.
+type queryer interface {
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+}

@@ -1,0 +1,206 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/facewatch/facewatch/alert"
+	"github.com/facewatch/facewatch/internal/config"
+	"github.com/facewatch/facewatch/internal/wire"
+)
+
+func runAlertCLI(t *testing.T, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	code = realMain(context.Background(), args, &env{stdout: &out, stderr: &errb, getenv: func(string) string { return "" }})
+	return code, out.String(), errb.String()
+}
+
+func TestTokenCreateAndAuditVerify(t *testing.T) {
+	dir := t.TempDir()
+	cfgPath := filepath.Join(dir, "facewatch.yaml")
+	if err := os.WriteFile(cfgPath, []byte("data_dir: data\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	dataDir := filepath.Join(dir, "data")
+
+	for _, c := range []struct {
+		name string
+		args []string
+		code int
+	}{
+		{"unknown role", []string{"token", "create", "--role", "root", "--config", cfgPath}, 2},
+		{"no role", []string{"token", "create", "--config", cfgPath}, 2},
+		{"bad ttl", []string{"token", "create", "--role", "admin", "--ttl", "-1h", "--config", cfgPath}, 1},
+		{"no subcommand", []string{"token"}, 2},
+		{"audit without verify", []string{"audit", "--config", cfgPath}, 2},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			code, _, stderr := runAlertCLI(t, c.args...)
+			if code != c.code {
+				t.Errorf("facewatch %v = exit %d (%s), want %d", c.args, code, stderr, c.code)
+			}
+			if code == 1 && strings.Count(strings.TrimSpace(stderr), "\n") != 0 {
+				t.Errorf("facewatch %v stderr = %q, want one line", c.args, stderr)
+			}
+		})
+	}
+
+	code, tok, stderr := runAlertCLI(t, "token", "create", "--role", "operator", "--name", "ana", "--ttl", "1h", "--config", cfgPath)
+	tok = strings.TrimSpace(tok)
+	if code != 0 || !regexp.MustCompile(`^fwt_[A-Za-z0-9_-]{43}$`).MatchString(tok) {
+		t.Fatalf("token create = exit %d, stdout %q, stderr %q; want the token alone on stdout", code, tok, stderr)
+	}
+	// The printed token works against the service on the same data dir.
+	svc, err := alert.Open(context.Background(), dataDir, config.Defaults().Alert, alert.Options{Registry: prometheus.NewRegistry()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer svc.Close()
+	srv := httptest.NewServer(svc.Handler())
+	defer srv.Close()
+	for _, path := range []string{"/api/v1/whoami", "/api/v1/queue"} {
+		req, _ := http.NewRequest("GET", srv.URL+path, nil)
+		req.Header.Set("Authorization", "Bearer "+tok)
+		resp, err := srv.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Fatalf("GET %s with the created token = %d, want 200", path, resp.StatusCode)
+		}
+	}
+	code, out, _ := runAlertCLI(t, "token", "list", "--config", cfgPath)
+	if code != 0 || !strings.Contains(out, "operator") || !strings.Contains(out, "ana") || strings.Contains(out, tok) {
+		t.Errorf("token list = exit %d %q, want ana's operator token without its secret", code, out)
+	}
+
+	code, out, stderr = runAlertCLI(t, "audit", "verify", "--config", cfgPath)
+	if code != 0 || !strings.Contains(out, "1 entries") {
+		t.Fatalf("audit verify after one queue view = exit %d %q %q, want ok with 1 entries", code, out, stderr)
+	}
+	// Edit the one entry behind the service's back.
+	db, err := sql.Open("sqlite3", "file:"+alert.DBPath(dataDir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.Exec(`DROP TRIGGER audit_no_update; UPDATE audit SET actor_name = 'mallory' WHERE seq = 1`); err != nil {
+		t.Fatal(err)
+	}
+	code, _, stderr = runAlertCLI(t, "audit", "verify", "--config", cfgPath)
+	if code != 1 || !strings.Contains(stderr, "entry 1:") {
+		t.Errorf("audit verify after an edit = exit %d %q, want exit 1 naming entry 1", code, stderr)
+	}
+}
+
+// TestAlertStage runs `facewatch alert` against a real NATS server: a hit
+// published to the stream shows up in the API, and cancelling the context
+// stops the command cleanly.
+func TestAlertStage(t *testing.T) {
+	dir := t.TempDir()
+	ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: filepath.Join(dir, "js"), NoLog: true, NoSigs: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go ns.Start() // stopped by Shutdown below
+	defer func() { ns.Shutdown(); ns.WaitForShutdown() }()
+	if !ns.ReadyForConnections(10 * time.Second) {
+		t.Fatal("nats-server not ready")
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	cfgPath := filepath.Join(dir, "facewatch.yaml")
+	cfg := fmt.Sprintf("data_dir: data\nnats:\n  url: %s\nalert:\n  listen: %s\n", ns.ClientURL(), addr)
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, tok, _ := runAlertCLI(t, "token", "create", "--role", "operator", "--name", "ana", "--config", cfgPath)
+	tok = strings.TrimSpace(tok)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan int, 1)
+	var stderr bytes.Buffer
+	go func() { // ends when ctx is cancelled
+		done <- realMain(ctx, []string{"alert", "--config", cfgPath}, &env{stdout: io.Discard, stderr: &stderr, getenv: func(string) string { return "" }})
+	}()
+	get := func(path string) (int, string) {
+		req, _ := http.NewRequest("GET", "http://"+addr+path, nil)
+		req.Header.Set("Authorization", "Bearer "+tok)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return 0, err.Error()
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		if code, _ := get("/readyz"); code == 200 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("facewatch alert not ready within 20s; stderr: %s", stderr.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	nc, err := nats.Connect(ns.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	h := wire.Hit{Camera: "gate-1", Track: 9, Time: time.Now(), Watchlist: "missing", Identity: "p-17", Distance: 0.4, Threshold: 0.5,
+		Model: wire.Model{Name: "resnet", SHA256: strings.Repeat("0", 64)}}
+	h.ID = wire.HitID(h.Camera, h.Track, h.Identity)
+	msg, err := wire.EncodeHit(h, []byte{0xFF, 0xD8, 0xFF, 0xE0, 1, 2, 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := js.Publish(ctx, wire.HitsSubject(h.Watchlist), msg, jetstream.WithMsgID(h.ID)); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		code, body := get("/api/v1/queue")
+		if code == 200 && strings.Contains(body, h.ID) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("hit %s not in the queue within 20s: %d %s", h.ID, code, body)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	cancel()
+	select {
+	case code := <-done:
+		if code != 0 {
+			t.Errorf("facewatch alert after cancel = exit %d, want 0; stderr: %s", code, stderr.String())
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("facewatch alert did not stop within 15s of cancel")
+	}
+}

@@ -1,0 +1,180 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/facewatch/facewatch/internal/testdata"
+	"github.com/facewatch/facewatch/models"
+)
+
+// runCLI runs the binary's main path in-process.
+func runCLI(t *testing.T, envVars map[string]string, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	e := &env{stdout: &out, stderr: &errb, getenv: func(k string) string {
+		if v, ok := envVars[k]; ok {
+			return v
+		}
+		return os.Getenv(k)
+	}}
+	code = realMain(context.Background(), args, e)
+	return code, out.String(), errb.String()
+}
+
+func TestVersion(t *testing.T) {
+	code, out, _ := runCLI(t, nil, "version")
+	if code != 0 {
+		t.Fatalf("version exit = %d", code)
+	}
+	for _, re := range []string{`(?m)^opencv\s+4\.\d+`, `(?m)^dlib\s+19\.\d+\.\d+`, `(?m)^go\s+go1\.`, `(?m)^simd\s+\S+`} {
+		if !regexp.MustCompile(re).MatchString(out) {
+			t.Errorf("version output lacks %s:\n%s", re, out)
+		}
+	}
+}
+
+func TestDispatch(t *testing.T) {
+	tests := []struct {
+		args     []string
+		code     int
+		inStderr string
+	}{
+		{[]string{}, 2, "usage: facewatch"},
+		{[]string{"nope"}, 2, `unknown command "nope"`},
+		{[]string{"check-config"}, 2, "want one config file"},
+		{[]string{"models"}, 2, "want a verb"},
+		{[]string{"models", "frobnicate"}, 2, `unknown verb "frobnicate"`},
+		{[]string{"version", "--bogus"}, 2, "flag provided but not defined"},
+	}
+	for _, tc := range tests {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			code, _, errOut := runCLI(t, nil, tc.args...)
+			if code != tc.code || !strings.Contains(errOut, tc.inStderr) {
+				t.Errorf("facewatch %v = exit %d, stderr %q; want exit %d mentioning %q", tc.args, code, errOut, tc.code, tc.inStderr)
+			}
+		})
+	}
+}
+
+func TestHelpListsEveryCommand(t *testing.T) {
+	code, out, _ := runCLI(t, nil, "help")
+	if code != 0 {
+		t.Fatalf("help exit = %d", code)
+	}
+	for _, c := range commands() {
+		if !strings.Contains(out, "  "+c.name+" ") {
+			t.Errorf("help does not list %q", c.name)
+		}
+	}
+}
+
+func TestCheckConfig(t *testing.T) {
+	example := filepath.Join(testdata.RepoRoot(), "deploy", "facewatch.yaml")
+	code, out, errOut := runCLI(t, nil, "check-config", example)
+	if code != 0 || !strings.Contains(out, "ok (2 cameras") {
+		t.Fatalf("check-config example = %d, %q, %q", code, out, errOut)
+	}
+	bad := filepath.Join(t.TempDir(), "bad.yaml")
+	os.WriteFile(bad, []byte("cameras:\n  - id: a\n    url: ftp://x/y\n"), 0o644)
+	code, _, errOut = runCLI(t, nil, "check-config", bad)
+	if code != 1 || !strings.Contains(errOut, `cameras[0].url: scheme "ftp" not supported`) || strings.Count(errOut, "\n") != 1 {
+		t.Errorf("check-config bad = %d, %q; want exit 1 and one line naming the field", code, errOut)
+	}
+	// Credentials in a config error never reach the terminal.
+	secret := filepath.Join(t.TempDir(), "secret.yaml")
+	os.WriteFile(secret, []byte("cameras:\n  - id: a\n    url: 'rtsp://admin:hunter2@/s'\n"), 0o644)
+	_, _, errOut = runCLI(t, nil, "check-config", secret)
+	if strings.Contains(errOut, "hunter2") || !strings.Contains(errOut, "has no host") {
+		t.Errorf("check-config with credentials = %q, want the error without the password", errOut)
+	}
+}
+
+func TestModelsVerifyAndRepair(t *testing.T) {
+	cache := string(testdata.ModelDir(t))
+	if _, err := models.Verify(cache); err != nil {
+		t.Fatalf("verified models needed (run `make setup`): %v", err)
+	}
+	dir := t.TempDir()
+	for _, s := range models.Known() {
+		b, _ := os.ReadFile(filepath.Join(cache, s.Name))
+		os.WriteFile(filepath.Join(dir, s.Name), b, 0o644)
+	}
+	code, out, _ := runCLI(t, nil, "models", "verify", "--model-dir", dir)
+	if code != 0 || !strings.Contains(out, "all 3 models verified") {
+		t.Fatalf("verify intact = %d, %q", code, out)
+	}
+	// Change one byte of the descriptor network.
+	p := filepath.Join(dir, models.ResNetV1.Name)
+	b, _ := os.ReadFile(p)
+	b[len(b)/3] ^= 0x20
+	os.WriteFile(p, b, 0o644)
+	code, _, errOut := runCLI(t, map[string]string{models.EnvDir: dir}, "models", "verify")
+	if code != 1 || !strings.Contains(errOut, models.ResNetV1.Name) || !strings.Contains(errOut, "SHA-256 mismatch") {
+		t.Fatalf("verify after one changed byte = %d, %q; want exit 1 naming the file", code, errOut)
+	}
+	if strings.Count(errOut, "\n") != 1 {
+		t.Errorf("verify printed %q, want exactly one line for one bad file", errOut)
+	}
+	code, out, errOut = runCLI(t, map[string]string{models.EnvDir: dir}, "models", "fetch", "--from", cache)
+	if code != 0 || strings.Count(out, " ok\n") != 3 {
+		t.Fatalf("fetch = %d, %q, %q", code, out, errOut)
+	}
+	if code, _, errOut := runCLI(t, nil, "models", "verify", "--model-dir", dir); code != 0 {
+		t.Errorf("verify after fetch = %d, %q", code, errOut)
+	}
+}
+
+func TestModelsFetchWithoutPip(t *testing.T) {
+	dir := t.TempDir()
+	code, _, errOut := runCLI(t, map[string]string{"FACEWATCH_PYTHON": filepath.Join(dir, "missing-python")}, "models", "fetch", "--model-dir", dir)
+	if code != 1 || !strings.Contains(errOut, "pip is not available") || strings.Count(errOut, "facewatch models:") != 1 {
+		t.Errorf("fetch without pip = %d, %q; want exit 1, one line", code, errOut)
+	}
+}
+
+func TestDoctor(t *testing.T) {
+	// A listener that is then closed gives a port nothing listens on.
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := l.Addr().String()
+	l.Close()
+	live, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer live.Close()
+	dir := t.TempDir()
+	cfgPath := filepath.Join(dir, "c.yaml")
+	os.WriteFile(cfgPath, []byte(fmt.Sprintf(`data_dir: data
+alert:
+  listen: 127.0.0.1:0
+cameras:
+  - id: up
+    url: rtsp://u:hunter2@%s/s
+  - id: down
+    url: rtsp://u:hunter2@%s/s
+`, live.Addr(), dead)), 0o644)
+	code, out, errOut := runCLI(t, nil, "doctor", "--config", cfgPath, "--model-dir", string(testdata.ModelDir(t)))
+	if code != 1 || !strings.Contains(errOut, "1 of") {
+		t.Errorf("doctor = %d, %q; want exit 1 with one failed check", code, errOut)
+	}
+	wantLines := []string{"ok    config", "ok    models", "ok    data dir", "ok    camera up", "FAIL  camera down", "ok    alert api"}
+	for _, w := range wantLines {
+		if !strings.Contains(out, w) {
+			t.Errorf("doctor output lacks %q:\n%s", w, out)
+		}
+	}
+	if strings.Contains(out+errOut, "hunter2") {
+		t.Errorf("doctor printed a camera password:\n%s", out)
+	}
+}

@@ -1,0 +1,46 @@
+package config
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestAlertSectionValidation(t *testing.T) {
+	cases := []struct {
+		name string
+		yaml string
+		want string // substring of the error; "" for valid
+	}{
+		{"defaults", "", ""},
+		{"all set", "alert:\n  listen: 0.0.0.0:9000\n  retention: 720h\n  sweep_interval: 30s\n  export_limit: 500\n  consumer: alert-b\n", ""},
+		{"empty listen", "alert:\n  listen: \"\"\n", "alert.listen"},
+		{"zero retention", "alert:\n  retention: 0s\n", "alert.retention"},
+		{"negative unmatched", "alert:\n  unmatched_retention: -1s\n", "alert.unmatched_retention"},
+		{"sweep too often", "alert:\n  sweep_interval: 10ms\n", "alert.sweep_interval"},
+		{"export limit zero", "alert:\n  export_limit: 0\n", "alert.export_limit"},
+		{"export limit huge", "alert:\n  export_limit: 2000000\n", "alert.export_limit"},
+		{"consumer with a dot", "alert:\n  consumer: a.b\n", "alert.consumer"},
+		{"consumer empty", "alert:\n  consumer: \"\"\n", "alert.consumer"},
+		{"unknown key", "alert:\n  retension: 1h\n", "retension"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			cfg, err := Parse([]byte(c.yaml))
+			if c.want == "" {
+				if err != nil {
+					t.Fatalf("Parse(%q) = %v, want ok", c.yaml, err)
+				}
+				if c.name == "defaults" && (cfg.Alert.Consumer == "" || cfg.Alert.ExportLimit < 1 || cfg.Alert.SweepInterval <= 0) {
+					t.Errorf("Parse(%q).Alert = %+v, want every default filled", c.yaml, cfg.Alert)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Errorf("Parse(%q) = %v, want an error naming %s", c.yaml, err, c.want)
+			}
+			if err != nil && strings.Contains(err.Error(), "\n") {
+				t.Errorf("Parse(%q) error has several lines: %q", c.yaml, err)
+			}
+		})
+	}
+}
