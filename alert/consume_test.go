@@ -2,6 +2,8 @@ package alert
 
 import (
 	"context"
+	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"net"
 	"os"
@@ -181,6 +183,16 @@ func TestRunConsumesRedeliveriesAndDeadLetters(t *testing.T) {
 	if _, err := js.Publish(ctx, wire.HitsSubject("missing"), []byte("not a hit at all")); err != nil {
 		t.Fatal(err)
 	}
+	// A refused hit that carries a face crop: the crop must not reach the
+	// disk (only stored alerts' crops are ever written).
+	bad, badCrop := makeHit(99, base)
+	bad.Distance = 9 // out of range
+	meta, _ := json.Marshal(bad)
+	env := binary.BigEndian.AppendUint32(nil, uint32(len(meta)))
+	env = append(append(env, meta...), badCrop...)
+	if _, err := js.Publish(ctx, wire.HitsSubject("missing"), env); err != nil {
+		t.Fatal(err)
+	}
 	waitFor(t, 20*time.Second, "all hits consumed", func() bool {
 		ci, err := js.Consumer(ctx, wire.HitsStream, s.cfg.Consumer)
 		if err != nil {
@@ -195,8 +207,14 @@ func TestRunConsumesRedeliveriesAndDeadLetters(t *testing.T) {
 	if got := testutil.ToFloat64(s.m.duplicates); got != 5 {
 		t.Errorf("duplicates counted = %v, want 5", got)
 	}
-	if got := testutil.ToFloat64(s.m.deadLetters.WithLabelValues("malformed")); got != 1 {
-		t.Errorf("dead letters counted = %v, want 1", got)
+	if got := testutil.ToFloat64(s.m.deadLetters.WithLabelValues("malformed")); got != 2 {
+		t.Errorf("dead letters counted = %v, want 2", got)
+	}
+	if ents, _ := os.ReadDir(s.crops); len(ents) != n {
+		t.Errorf("crop files = %d, want %d (one per stored alert, none for refused hits)", len(ents), n)
+	}
+	if _, err := os.Stat(filepath.Join(s.crops, sha(badCrop)+".jpg")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("crop of a refused hit on disk (%v), want none", err)
 	}
 	select {
 	case m := <-dead:

@@ -120,10 +120,10 @@ func TestMatchersConverge(t *testing.T) {
 			return false
 		})
 	}
-	if time.Now().Before(at) {
-		if got := m1.name(t, vEarly); got != "early" {
-			t.Errorf("before expiry: name(early) = %q, want early", got)
-		}
+	// Before the expiry it still matches (checked only when the search
+	// surely ran before it, on a slow machine it may not have).
+	if got := m1.name(t, vEarly); got != "early" && time.Now().Before(at) {
+		t.Errorf("before expiry: name(early) = %q, want early", got)
 	}
 	time.Sleep(time.Until(at) + 10*time.Millisecond)
 	for i, m := range []*matcher{m1, m2} {
@@ -246,9 +246,12 @@ func TestRunPublisherDeliversOutbox(t *testing.T) {
 	v := randVec(rng)
 	mustEnrol(t, writer, id.ID, v, "offline")
 	eventually(t, 2*time.Second, "matcher sees the offline enrolment", func() bool { return m.name(t, v) == "offline" })
-	if n, err := writer.Pending(context.Background()); err != nil || n != 0 {
-		t.Errorf("Pending() after publishing = %d, %v; want 0", n, err)
-	}
+	// The publisher marks a row published after the stream acknowledged
+	// it, which may be after the matcher already applied it.
+	eventually(t, 2*time.Second, "outbox emptied", func() bool {
+		n, err := writer.Pending(context.Background())
+		return err == nil && n == 0
+	})
 	cancel()
 	select {
 	case err := <-done:

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
@@ -176,5 +177,28 @@ cameras:
 	}
 	if strings.Contains(out+errOut, "hunter2") {
 		t.Errorf("doctor printed a camera password:\n%s", out)
+	}
+}
+
+func TestParseFlagsInterspersed(t *testing.T) {
+	tests := []struct {
+		args    []string
+		wantOut string
+		wantPos []string
+	}{
+		{[]string{"a", "--out", "x", "b"}, "x", []string{"a", "b"}},
+		{[]string{"--out", "x", "a"}, "x", []string{"a"}},
+		{[]string{"a", "--", "--out", "y"}, "", []string{"a", "--out", "y"}},
+		{[]string{}, "", nil},
+	}
+	for _, tc := range tests {
+		fs := newFlagSet(&env{stderr: io.Discard}, "t", "t")
+		out := fs.String("out", "", "")
+		if err := parseFlags(fs, tc.args); err != nil {
+			t.Fatalf("parseFlags(%q) = %v", tc.args, err)
+		}
+		if *out != tc.wantOut || strings.Join(fs.Args(), " ") != strings.Join(tc.wantPos, " ") {
+			t.Errorf("parseFlags(%q) = out %q, args %q; want %q, %q", tc.args, *out, fs.Args(), tc.wantOut, tc.wantPos)
+		}
 	}
 }

@@ -21,8 +21,10 @@ const ChipSide = 150
 // ChipBytes is the size of an aligned chip on the wire.
 const ChipBytes = ChipSide * ChipSide * 3
 
-// MaxCrop bounds a face crop JPEG carried beside a face.
-const MaxCrop = 1 << 20
+// MaxCrop bounds a face crop JPEG carried beside a face. With the metadata
+// block and a chip it must stay under NATS's default max_payload (1 MiB); a
+// face crop is tens of kilobytes.
+const MaxCrop = 512 << 10
 
 // Model identifies the network that made a descriptor. Descriptors of
 // different models are never compared.

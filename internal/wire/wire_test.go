@@ -131,3 +131,12 @@ func FuzzDecode(f *testing.F) {
 		DecodeTrackEnd(b)
 	})
 }
+
+// TestLargestMessageFitsNATSDefault guards the arithmetic: the largest face
+// message the schema accepts must fit NATS's default 1 MiB max_payload.
+func TestLargestMessageFitsNATSDefault(t *testing.T) {
+	const natsDefaultMaxPayload = 1 << 20
+	if worst := 4 + MaxMeta + ChipBytes + MaxCrop; worst > natsDefaultMaxPayload {
+		t.Errorf("largest face message = %d bytes, want ≤ %d", worst, natsDefaultMaxPayload)
+	}
+}
