@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/facewatch/facewatch/internal/config"
 	"github.com/facewatch/facewatch/internal/rtsptest"
 )
 
@@ -35,6 +36,8 @@ func TestFaults(t *testing.T) {
 		heal  func(p *rtsptest.Path)
 		// after runs once the victim streams again.
 		after func(t *testing.T, r *running)
+		// tune adjusts the victim's config.
+		tune func(c *config.Camera)
 	}{
 		{
 			name:        "refuse at start",
@@ -55,6 +58,19 @@ func TestFaults(t *testing.T) {
 				st := r.w.Status()
 				if st.Stalls == 0 || !contains(st.LastError, ErrStalled.Error()) {
 					t.Errorf("Status() = stalls %d, last error %q, want ≥ 1 stall and %q", st.Stalls, st.LastError, ErrStalled)
+				}
+			},
+			heal: func(p *rtsptest.Path) { p.Stall(false) },
+		},
+		{
+			// OpenCV's read timeout ends the read before the watchdog.
+			name:   "stall caught by the read timeout",
+			tune:   func(c *config.Camera) { c.ReadTimeout, c.StallTimeout = time.Second, 5*time.Second },
+			inject: func(p *rtsptest.Path) { p.Stall(true) },
+			during: []State{StateStalled},
+			check: func(t *testing.T, r *running) {
+				if st := r.w.Status(); st.Stalls == 0 || !contains(st.LastError, "read timeout") {
+					t.Errorf("Status() = stalls %d, last error %q, want ≥ 1 stall from the read timeout", st.Stalls, st.LastError)
 				}
 			},
 			heal: func(p *rtsptest.Path) { p.Stall(false) },
@@ -144,7 +160,11 @@ func TestFaults(t *testing.T) {
 			if tc.refuseFirst {
 				victimPath.Refuse(true)
 			}
-			victim := run(t, testCamera("victim", srv.URL("victim")), Options{})
+			vcfg := testCamera("victim", srv.URL("victim"))
+			if tc.tune != nil {
+				tc.tune(&vcfg)
+			}
+			victim := run(t, vcfg, Options{})
 			nb := run(t, testCamera("neighbour", srv.URL("neighbour")), Options{})
 			waitState(t, nb, startBound, StateStreaming)
 			if !tc.refuseFirst {

@@ -234,7 +234,11 @@ func waitState(t testing.TB, r *running, timeout time.Duration, states ...State)
 			}
 		}
 		if time.Since(start) > timeout {
-			t.Fatalf("camera %s: state = %s after %v, want one of %v (last error %q)", st.CameraID, st.State, timeout, states, st.LastError)
+			logs := r.logs.String()
+			if len(logs) > 3000 {
+				logs = logs[len(logs)-3000:]
+			}
+			t.Fatalf("camera %s: state = %s after %v, want one of %v (last error %q); worker log:\n%s", st.CameraID, st.State, timeout, states, st.LastError, logs)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}

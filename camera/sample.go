@@ -58,6 +58,14 @@ func (s *sampler) decide(t time.Time, m gocv.Mat) string {
 		if !s.due.IsZero() && t.Before(s.due) {
 			return DropFPSCap
 		}
+		// The frame is considered: advance the schedule by one interval,
+		// never letting it fall more than one behind, so that the average
+		// rate stays at the cap and motion gating looks at no more than
+		// max_fps frames a second.
+		if s.due.IsZero() || t.Sub(s.due) > s.interval {
+			s.due = t
+		}
+		s.due = s.due.Add(s.interval)
 	}
 	if s.threshold > 0 {
 		if moved := s.motion(m); !moved && t.Sub(s.lastPass) < s.maxSkip {
@@ -65,14 +73,6 @@ func (s *sampler) decide(t time.Time, m gocv.Mat) string {
 		}
 		s.lastPass = t
 		s.small.CopyTo(&s.ref)
-	}
-	if s.interval > 0 {
-		// Keep the average rate at the cap: advance the schedule by one
-		// interval, but never let it fall more than one behind.
-		if s.due.IsZero() || t.Sub(s.due) > s.interval {
-			s.due = t
-		}
-		s.due = s.due.Add(s.interval)
 	}
 	return ""
 }

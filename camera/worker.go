@@ -344,6 +344,9 @@ type event struct {
 	frame Frame
 	info  streamInfo
 	err   error
+	// stalled marks an evEnd caused by OpenCV's read timeout rather than
+	// an end or error of the stream.
+	stalled bool
 }
 
 type streamInfo struct {
@@ -407,6 +410,8 @@ func (w *Worker) capture(s *session) {
 	isFile := !strings.Contains(w.src, "://")
 	var fileStart time.Time
 	var nread int64
+	openTook := time.Since(time.Unix(0, s.openStarted.Load()))
+	var prevReadTook time.Duration
 	for {
 		select {
 		case <-s.quit:
@@ -414,15 +419,30 @@ func (w *Worker) capture(s *session) {
 		default:
 		}
 		m := gocv.NewMat()
+		t0 := time.Now()
 		ok, msg := c.read(&m)
+		took := time.Since(t0)
 		if !ok || m.Empty() {
 			m.Close()
-			if msg == "" {
-				msg = "end of stream or read timeout"
+			w.log.Debug("camera read failed", "read_took", took, "previous_read_took", prevReadTook, "message", msg)
+			switch {
+			case msg != "":
+				s.send(event{kind: evEnd, err: fmt.Errorf("reading camera %s: %s", w.cfg.ID, msg)})
+			case nread == 0 && openTook >= w.cfg.OpenTimeout*9/10:
+				// FFmpeg's probing ran into open_timeout: the source
+				// answers but sends no frames.
+				s.send(event{kind: evEnd, err: fmt.Errorf("camera %s: no frame within open_timeout %v", w.cfg.ID, w.cfg.OpenTimeout)})
+			case took >= w.cfg.ReadTimeout*9/10 || prevReadTook >= w.cfg.ReadTimeout*9/10:
+				// OpenCV's read timeout caught a stall before the watchdog
+				// (the read that timed out may still have returned the
+				// decoder's last buffered frame, then this one fails).
+				s.send(event{kind: evEnd, stalled: true, err: fmt.Errorf("camera %s: %w: no frame for %v (read timeout)", w.cfg.ID, ErrStalled, w.cfg.ReadTimeout)})
+			default:
+				s.send(event{kind: evEnd, err: fmt.Errorf("reading camera %s: end of stream", w.cfg.ID)})
 			}
-			s.send(event{kind: evEnd, err: fmt.Errorf("reading camera %s: %s", w.cfg.ID, msg)})
 			return
 		}
+		prevReadTook = took
 		now := time.Now()
 		pts := time.Duration(c.get(gocv.VideoCapturePosMsec) * float64(time.Millisecond))
 		if pts == 0 && nread > 0 && info.fps > 0 {
@@ -579,7 +599,7 @@ func (w *Worker) Run(ctx context.Context) error {
 					}
 					w.handoff(f)
 				case evEnd:
-					endErr = ev.err
+					endErr, stalled = ev.err, ev.stalled
 					break session
 				}
 			case now := <-tick.C:
