@@ -21,5 +21,9 @@ lint:
 test: lint
 	$(GO) test $(TEST_FLAGS) ./...
 
+# The demo: a synthetic RTSP camera, one person enrolled, `facewatch run`.
+demo:
+	bash scripts/demo.sh
+
 clean:
 	rm -rf bin
