@@ -70,7 +70,7 @@ cp "$photo" "$work/enrol/$person/"
 token=$("$bin" token create --config "$work/facewatch.yaml" --role operator --name demo 2>/dev/null)
 
 echo "demo: running facewatch until the clip ends (at most ${seconds}s); expect two alerts for $person and none for the strangers"
-echo "demo: API token (operator): $token  (curl -H \"Authorization: Bearer \$token\" URL/api/alerts?case=demo)"
+echo "demo: API token (operator): $token  (while it runs: curl -H \"Authorization: Bearer TOKEN\" API-URL/api/v1/queue)"
 "$bin" run --config "$work/facewatch.yaml" --for "${seconds}s" &
 pids+=($!)
 # The synthetic camera exits when its clip has been played; the last
