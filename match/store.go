@@ -25,6 +25,10 @@ const GalleryFile = "gallery.db"
 // file per SHA-256.
 const photoDir = "gallery-photos"
 
+// PhotoDir is the directory of enrolment photos under dataDir, laid out as
+// <sha256[:2]>/<sha256>.<ext>; the alert service serves photos from it.
+func PhotoDir(dataDir string) string { return filepath.Join(dataDir, photoDir) }
+
 // migrations are applied in order; PRAGMA user_version records how many
 // have run. Never edit a released entry: append a new one.
 var migrations = []string{
@@ -112,7 +116,7 @@ func OpenGallery(ctx context.Context, dataDir string, opt GalleryOptions) (*Gall
 	if now == nil {
 		now = time.Now
 	}
-	if err := os.MkdirAll(filepath.Join(dataDir, photoDir), 0o750); err != nil {
+	if err := os.MkdirAll(PhotoDir(dataDir), 0o750); err != nil {
 		return nil, fmt.Errorf("opening gallery: %w", err)
 	}
 	path := filepath.Join(dataDir, GalleryFile)
@@ -124,7 +128,7 @@ func OpenGallery(ctx context.Context, dataDir string, opt GalleryOptions) (*Gall
 	// One connection: SQLite has one writer anyway, and a single
 	// connection keeps the pragmas above in force for every statement.
 	db.SetMaxOpenConns(1)
-	g := &Gallery{db: db, photos: filepath.Join(dataDir, photoDir), log: log.With("component", "gallery"), now: now, dbPath: path}
+	g := &Gallery{db: db, photos: PhotoDir(dataDir), log: log.With("component", "gallery"), now: now, dbPath: path}
 	if err := g.migrate(ctx); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("opening gallery %s: %w", path, err)

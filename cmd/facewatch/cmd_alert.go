@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"path/filepath"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -14,12 +13,13 @@ import (
 
 	"github.com/facewatch/facewatch/alert"
 	"github.com/facewatch/facewatch/internal/config"
+	"github.com/facewatch/facewatch/match"
 )
 
 // alertPhotoDir is where the alert service looks for enrolled photos: the
 // gallery's photo directory under the data directory (match.OpenGallery
 // keeps them as gallery-photos/<sha[:2]>/<sha256>.<ext>).
-func alertPhotoDir(cfg config.Config) string { return filepath.Join(cfg.DataDir, "gallery-photos") }
+func alertPhotoDir(cfg config.Config) string { return match.PhotoDir(cfg.DataDir) }
 
 // cmdAlertStage runs the alert service alone against an external NATS
 // server: it consumes hits, serves the API and console on alert.listen.
