@@ -2,6 +2,7 @@ package camera
 
 import (
 	"bytes"
+	"encoding/json"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -104,7 +105,14 @@ func TestBadSources(t *testing.T) {
 		}
 		for _, r := range workers {
 			st := r.w.Status()
-			for what, text := range map[string]string{"LastError": st.LastError, "URL": st.URL, "logs": r.logs.String(), "metrics": metricsText.String()} {
+			js, err := json.Marshal(st)
+			if err != nil {
+				t.Fatalf("json.Marshal(Status()) error: %v", err)
+			}
+			if !strings.Contains(string(js), `"state":"failed"`) && st.CameraID != "good" {
+				t.Errorf("json.Marshal(Status(%s)) = %s, want \"state\":\"failed\"", st.CameraID, js)
+			}
+			for what, text := range map[string]string{"LastError": st.LastError, "URL": st.URL, "status JSON": string(js), "logs": r.logs.String(), "metrics": metricsText.String()} {
 				if strings.Contains(text, secret) {
 					t.Errorf("camera %s: %s contains the password: %q", st.CameraID, what, text)
 				}

@@ -113,36 +113,42 @@ type Options struct {
 	ShutdownGrace time.Duration
 }
 
-// Status is a snapshot of one camera's health. It carries no credentials.
+// Status is a snapshot of one camera's health, ready to publish as JSON.
+// It carries no credentials.
 type Status struct {
-	CameraID string
+	CameraID string `json:"camera"`
 	// URL is the configured URL with credentials masked.
-	URL   string
-	State State
+	URL   string `json:"url"`
+	State State  `json:"state"`
 	// Since is when State was entered.
-	Since time.Time
+	Since time.Time `json:"since"`
 	// Codec, Width, Height and SourceFPS describe the stream as last
 	// opened (Width and Height follow resolution changes).
-	Codec         string
-	Width, Height int
-	SourceFPS     float64
+	Codec     string  `json:"codec"`
+	Width     int     `json:"width"`
+	Height    int     `json:"height"`
+	SourceFPS float64 `json:"source_fps"`
 	// FPSIn is frames decoded per second and FPSOut frames handed on per
 	// second, over the last few seconds.
-	FPSIn, FPSOut       float64
-	FramesIn, FramesOut uint64
+	FPSIn     float64 `json:"fps_in"`
+	FPSOut    float64 `json:"fps_out"`
+	FramesIn  uint64  `json:"frames_in"`
+	FramesOut uint64  `json:"frames_out"`
 	// Drops counts frames not handed on, by reason (DropFPSCap,
 	// DropNoMotion, DropQueueFull).
-	Drops map[string]uint64
+	Drops map[string]uint64 `json:"drops"`
 	// Reconnects counts capture sessions after the first; Stalls those
-	// ended by the watchdog.
-	Reconnects, Stalls uint64
-	// Captures is the number of capture goroutines alive: 1 while
-	// connected, more while abandoned ones are still blocked in OpenCV.
-	Captures    int
-	LastError   string
-	LastErrorAt time.Time
+	// ended by a stall (OpenCV's read timeout or the frame-age watchdog).
+	Reconnects uint64 `json:"reconnects"`
+	Stalls     uint64 `json:"stalls"`
+	// Captures is the number of capture goroutines alive: 1 while a
+	// capture is open (or abandoned but still blocked in OpenCV), 0
+	// between attempts and once Drained.
+	Captures    int       `json:"captures"`
+	LastError   string    `json:"last_error,omitempty"`
+	LastErrorAt time.Time `json:"last_error_at,omitzero"`
 	// LastFrame is when the last frame was decoded.
-	LastFrame time.Time
+	LastFrame time.Time `json:"last_frame,omitzero"`
 }
 
 const (

@@ -11,6 +11,7 @@ package rtsptest
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -43,6 +44,8 @@ type Options struct {
 	// UDP also offers RTP over UDP, on a free pair of loopback ports
 	// (TCP interleaving is always offered).
 	UDP bool
+	// TLS, when set, serves RTSPS (TCP only) with this configuration.
+	TLS *tls.Config
 }
 
 // Source is one stream path.
@@ -87,9 +90,10 @@ type FrameEvent struct {
 
 // Server is a running RTSP server.
 type Server struct {
-	log  *slog.Logger
-	srv  *gortsplib.Server
-	addr string
+	log    *slog.Logger
+	srv    *gortsplib.Server
+	addr   string
+	scheme string
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -115,9 +119,10 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		return nil, fmt.Errorf("starting rtsp test server: %w", err)
 	}
 	s := &Server{
-		log:   log.With("component", "rtsptest"),
-		addr:  ln.Addr().String(),
-		paths: map[string]*Path{},
+		log:    log.With("component", "rtsptest"),
+		addr:   ln.Addr().String(),
+		paths:  map[string]*Path{},
+		scheme: "rtsp",
 	}
 	s.ctx, s.cancel = context.WithCancel(ctx)
 	s.srv = &gortsplib.Server{
@@ -130,7 +135,11 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		// sender for long.
 		WriteTimeout: 5 * time.Second,
 	}
-	if opts.UDP {
+	if opts.TLS != nil {
+		s.srv.TLSConfig = opts.TLS
+		s.scheme = "rtsps"
+	}
+	if opts.UDP && opts.TLS == nil {
 		rtp, rtcp, err := freeUDPPair()
 		if err != nil {
 			ln.Close()
@@ -162,14 +171,14 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 // Addr is the server's host:port.
 func (s *Server) Addr() string { return s.addr }
 
-// URL returns the rtsp:// URL of path.
+// URL returns the rtsp:// (or rtsps://) URL of path.
 func (s *Server) URL(path string) string {
-	return "rtsp://" + s.addr + "/" + strings.TrimPrefix(path, "/")
+	return s.scheme + "://" + s.addr + "/" + strings.TrimPrefix(path, "/")
 }
 
 // URLWithUser returns the URL of path carrying credentials.
 func (s *Server) URLWithUser(path, user, pass string) string {
-	u := url.URL{Scheme: "rtsp", Host: s.addr, Path: "/" + strings.TrimPrefix(path, "/"), User: url.UserPassword(user, pass)}
+	u := url.URL{Scheme: s.scheme, Host: s.addr, Path: "/" + strings.TrimPrefix(path, "/"), User: url.UserPassword(user, pass)}
 	return u.String()
 }
 
