@@ -4,7 +4,7 @@
 GO ?= go
 # -race on the packages whose concurrency matters; the cgo-heavy packages run
 # without it to stay inside CI's time budget (their race tests opt in).
-TEST_FLAGS ?= -count=1 -timeout 40m
+TEST_FLAGS ?= -count=1 -p 1 -timeout 40m
 
 .PHONY: setup build test lint demo clean
 

@@ -40,11 +40,21 @@ func RepoRoot() string {
 	return filepath.Clean(filepath.Join(filepath.Dir(file), "..", ".."))
 }
 
-// SharedDir is the identity-labelled data set: $FACEWATCH_TESTDATA or
-// ../shared/data next to the repository.
+// SharedDir is the identity-labelled data set: $FACEWATCH_TESTDATA, else
+// shared/data beside the repository (../shared/data), or beside one of its
+// parent directories, for checkouts nested one level deeper (a CI clone
+// inside the workspace).
 func SharedDir() string {
 	if v := os.Getenv(EnvShared); v != "" {
 		return v
+	}
+	dir := RepoRoot()
+	for range 3 {
+		dir = filepath.Dir(dir)
+		p := filepath.Join(dir, "shared", "data")
+		if st, err := os.Stat(p); err == nil && st.IsDir() {
+			return p
+		}
 	}
 	return filepath.Join(RepoRoot(), "..", "shared", "data")
 }
