@@ -16,6 +16,7 @@ import (
 	"gocv.io/x/gocv"
 
 	"github.com/facewatch/facewatch/alert"
+	"github.com/facewatch/facewatch/camera"
 	"github.com/facewatch/facewatch/detect"
 	"github.com/facewatch/facewatch/embed"
 	"github.com/facewatch/facewatch/internal/config"
@@ -459,11 +460,7 @@ func TestCameraStagePublishes(t *testing.T) {
 	}
 	// Statuses published before the first frame say connecting; a later
 	// one must say streaming.
-	var st struct {
-		CameraID string
-		State    string
-		URL      string
-	}
+	var st camera.Status
 	for deadline := time.Now().Add(5 * time.Second); st.State != "streaming" && time.Now().Before(deadline); {
 		m, err := status.NextMsg(time.Until(deadline))
 		if err != nil {
@@ -474,7 +471,7 @@ func TestCameraStagePublishes(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if st.CameraID != "c1" || st.State != "streaming" || st.URL != served.URL {
+	if st.CameraID != "c1" || st.State != camera.StateStreaming || st.URL != served.URL {
 		t.Errorf("status = %+v, want camera c1 streaming from %s", st, served.URL)
 	}
 	if err := stop(); err != nil {
