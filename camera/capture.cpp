@@ -3,7 +3,6 @@
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
-#include <shared_mutex>
 #include <string>
 #include <vector>
 
@@ -57,14 +56,16 @@ struct collect {
 	}
 };
 
-// OpenCV 4.6 has no per-capture way to choose the RTSP transport: it asks
-// FFmpeg to prefer TCP unless OPENCV_FFMPEG_CAPTURE_OPTIONS is set, which it
-// reads at the start of each open. A UDP open therefore sets that variable
-// for its duration under an exclusive lock, and every other open holds the
-// lock shared, so that none sees another's setting. Only a UDP open waits
-// (for opens in flight, each bounded by its open timeout), and TCP opens
-// wait only while a UDP open is in flight.
-static std::shared_mutex env_mu;
+// OpenCV 4.6 has no per-capture way to pass FFmpeg options: it reads
+// OPENCV_FFMPEG_CAPTURE_OPTIONS at the start of each open and, when the
+// variable is unset, asks for RTSP over TCP. Each open therefore sets that
+// variable for its duration under a lock (OpenCV serialises opens anyway, see
+// openGate in capture.go) and restores the caller's value afterwards. Ours
+// are: the RTSP transport, and a 1.5 s analyzeduration instead of FFmpeg's
+// 5 s, so that a camera sending 5 fps opens in about a second and a half
+// rather than five. An operator's own options in the variable come after
+// ours and win.
+static std::mutex env_mu;
 
 static cv::VideoCapture* open_locked(const char* url, int open_ms, int read_ms) {
 	std::vector<int> params = {
@@ -79,22 +80,23 @@ fw_capture fw_capture_open(const char* url, int udp, int open_ms, int read_ms, c
 	*err = nullptr;
 	cv::VideoCapture* cap = nullptr;
 	try {
-		if (udp) {
-			std::unique_lock<std::shared_mutex> lock(env_mu);
-			const char* prev = getenv("OPENCV_FFMPEG_CAPTURE_OPTIONS");
-			std::string saved = prev ? prev : "";
-			setenv("OPENCV_FFMPEG_CAPTURE_OPTIONS", "rtsp_transport;udp", 1);
-			try {
-				cap = open_locked(url, open_ms, read_ms);
-			} catch (...) {
-				if (prev) setenv("OPENCV_FFMPEG_CAPTURE_OPTIONS", saved.c_str(), 1); else unsetenv("OPENCV_FFMPEG_CAPTURE_OPTIONS");
-				throw;
-			}
-			if (prev) setenv("OPENCV_FFMPEG_CAPTURE_OPTIONS", saved.c_str(), 1); else unsetenv("OPENCV_FFMPEG_CAPTURE_OPTIONS");
-		} else {
-			std::shared_lock<std::shared_mutex> lock(env_mu);
-			cap = open_locked(url, open_ms, read_ms);
+		std::lock_guard<std::mutex> lock(env_mu);
+		const char* prev = getenv("OPENCV_FFMPEG_CAPTURE_OPTIONS");
+		std::string saved = prev ? prev : "";
+		std::string opts = udp ? "rtsp_transport;udp" : "rtsp_transport;tcp";
+		opts += "|analyzeduration;1500000";
+		if (prev && *prev) {
+			opts += "|";
+			opts += saved;
 		}
+		setenv("OPENCV_FFMPEG_CAPTURE_OPTIONS", opts.c_str(), 1);
+		try {
+			cap = open_locked(url, open_ms, read_ms);
+		} catch (...) {
+			if (prev) setenv("OPENCV_FFMPEG_CAPTURE_OPTIONS", saved.c_str(), 1); else unsetenv("OPENCV_FFMPEG_CAPTURE_OPTIONS");
+			throw;
+		}
+		if (prev) setenv("OPENCV_FFMPEG_CAPTURE_OPTIONS", saved.c_str(), 1); else unsetenv("OPENCV_FFMPEG_CAPTURE_OPTIONS");
 		if (!cap->isOpened()) {
 			delete cap;
 			cap = nullptr;

@@ -25,17 +25,18 @@
 // return before opening again.
 //
 // Opens are serialised. OpenCV's FFmpeg backend holds a process-wide mutex
-// for the whole of an open (including FFmpeg's stream probing, 1.5 s at 25
-// fps and 3-4 s at 10 fps), so cameras open one after another; the package
+// for the whole of an open (including FFmpeg's stream probing, at most
+// 1.5 s with the analyzeduration set below), so cameras open one after another; the package
 // queues opens on its own gate (openGate) so that a queued open can be
 // abandoned and open_timeout counts from the start of the open itself.
 // Reads are not serialised.
 //
-// Transport. OpenCV 4.6 cannot choose the RTSP transport per capture; it
+// FFmpeg options. OpenCV 4.6 cannot take FFmpeg options per capture; it
 // reads OPENCV_FFMPEG_CAPTURE_OPTIONS at each open and otherwise prefers
-// TCP. A UDP camera's open sets that variable for its duration under an
-// exclusive lock that every other open holds shared (capture.cpp), so a UDP
-// open briefly delays other cameras' opens, never their reads.
+// TCP. Each open sets that variable for its duration under a lock
+// (capture.cpp): the camera's RTSP transport and a 1.5 s analyzeduration
+// (FFmpeg's default of 5 s made a 5 fps camera take 5 s to open). Opens are
+// serialised anyway; reads are never delayed.
 package camera
 
 import (
