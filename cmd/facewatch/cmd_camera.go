@@ -56,7 +56,11 @@ func cmdCameraProbe(ctx context.Context, e *env, args []string) error {
 	fmt.Fprintf(e.stdout, "url          %s\n", res.URL)
 	fmt.Fprintf(e.stdout, "codec        %s\n", res.Codec)
 	fmt.Fprintf(e.stdout, "resolution   %dx%d\n", res.Width, res.Height)
-	fmt.Fprintf(e.stdout, "fps          %.2f announced, %.2f measured over %d frames\n", res.FPS, res.MeasuredFPS, res.Frames)
+	if res.MeasuredFPS > 0 {
+		fmt.Fprintf(e.stdout, "fps          %.2f announced, %.2f measured over %d frames\n", res.FPS, res.MeasuredFPS, res.Frames)
+	} else {
+		fmt.Fprintf(e.stdout, "fps          %.2f announced, not measured: all %d frames read were already buffered (read more with --frames)\n", res.FPS, res.Frames)
+	}
 	fmt.Fprintf(e.stdout, "open         %v\n", res.OpenTime.Round(time.Millisecond))
 	fmt.Fprintf(e.stdout, "first frame  %v\n", res.FirstFrame.Round(time.Millisecond))
 	return nil
