@@ -10,6 +10,8 @@ import (
 	"time"
 
 	_ "github.com/mattn/go-sqlite3" // the SQLite driver
+
+	"github.com/facewatch/facewatch/internal/sqlitefile"
 )
 
 // DBPath is the alert service's SQLite database (alerts, reviews, tokens
@@ -117,7 +119,7 @@ func dsn(path string, readOnly bool) string {
 	} else {
 		q.Set("_txlock", "immediate")
 	}
-	return "file:" + path + "?" + q.Encode()
+	return sqlitefile.DSN(path, q)
 }
 
 // openDB opens (creating) the database at path and runs its migrations.

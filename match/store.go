@@ -10,12 +10,15 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
 	"time"
 
 	sqlite3 "github.com/mattn/go-sqlite3"
+
+	"github.com/facewatch/facewatch/internal/sqlitefile"
 )
 
 // GalleryFile is the gallery database's name under the data directory.
@@ -120,7 +123,10 @@ func OpenGallery(ctx context.Context, dataDir string, opt GalleryOptions) (*Gall
 		return nil, fmt.Errorf("opening gallery: %w", err)
 	}
 	path := filepath.Join(dataDir, GalleryFile)
-	dsn := "file:" + path + "?_journal_mode=WAL&_synchronous=FULL&_busy_timeout=10000&_foreign_keys=on&_txlock=immediate"
+	dsn := sqlitefile.DSN(path, url.Values{
+		"_journal_mode": {"WAL"}, "_synchronous": {"FULL"}, "_busy_timeout": {"10000"},
+		"_foreign_keys": {"on"}, "_txlock": {"immediate"},
+	})
 	db, err := sql.Open("sqlite3", dsn)
 	if err != nil {
 		return nil, fmt.Errorf("opening gallery %s: %w", path, err)
@@ -1036,5 +1042,5 @@ func (g *Gallery) snapshot(ctx context.Context) (*snapshot, error) {
 }
 
 func sqlOpen(path string) (*sql.DB, error) {
-	return sql.Open("sqlite3", "file:"+path+"?_busy_timeout=10000&_foreign_keys=on")
+	return sql.Open("sqlite3", sqlitefile.DSN(path, url.Values{"_busy_timeout": {"10000"}, "_foreign_keys": {"on"}}))
 }
