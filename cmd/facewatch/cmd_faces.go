@@ -7,6 +7,7 @@ import (
 
 	"github.com/facewatch/facewatch/detect"
 	"github.com/facewatch/facewatch/embed"
+	"github.com/facewatch/facewatch/internal/wire"
 	"github.com/facewatch/facewatch/models"
 )
 
@@ -19,24 +20,12 @@ type faceLine struct {
 	// index among them (by decreasing confidence).
 	Faces      int             `json:"faces"`
 	Face       *int            `json:"face,omitempty"`
-	Box        *jsonBox        `json:"box,omitempty"`
+	Box        *wire.Box       `json:"box,omitempty"`
 	Confidence *float64        `json:"confidence,omitempty"`
 	Landmarks  [][2]int        `json:"landmarks,omitempty"`
 	Quality    *detect.Quality `json:"quality,omitempty"`
 	Descriptor []float32       `json:"descriptor,omitempty"`
-	Model      *jsonModel      `json:"model,omitempty"`
-}
-
-type jsonBox struct {
-	X int `json:"x"`
-	Y int `json:"y"`
-	W int `json:"w"`
-	H int `json:"h"`
-}
-
-type jsonModel struct {
-	Name   string `json:"name"`
-	SHA256 string `json:"sha256"`
+	Model      *wire.Model     `json:"model,omitempty"`
 }
 
 func cmdFaces(ctx context.Context, e *env, args []string) error {
@@ -149,13 +138,14 @@ func facesInFile(ctx context.Context, det *detect.Detector, emb *embed.Embedder,
 		l := &lines[i]
 		idx, conf, q := i, f.Confidence, f.Quality
 		l.File, l.Faces, l.Face, l.Confidence, l.Quality = file, len(faces), &idx, &conf, &q
-		l.Box = &jsonBox{X: f.Box.Min.X, Y: f.Box.Min.Y, W: f.Box.Dx(), H: f.Box.Dy()}
+		b := wire.BoxOf(f.Box)
+		l.Box = &b
 		for _, p := range f.Landmarks {
 			l.Landmarks = append(l.Landmarks, [2]int{p.X, p.Y})
 		}
 		if ds != nil {
 			l.Descriptor = ds[i].Vector[:]
-			l.Model = &jsonModel{Name: ds[i].Model.Name, SHA256: ds[i].Model.SHA256}
+			l.Model = &wire.Model{Name: ds[i].Model.Name, SHA256: ds[i].Model.SHA256}
 		}
 	}
 	return lines, nil

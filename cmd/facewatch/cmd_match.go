@@ -19,6 +19,7 @@ import (
 	"github.com/facewatch/facewatch/detect"
 	"github.com/facewatch/facewatch/embed"
 	"github.com/facewatch/facewatch/internal/config"
+	"github.com/facewatch/facewatch/internal/wire"
 	"github.com/facewatch/facewatch/match"
 	"github.com/facewatch/facewatch/models"
 )
@@ -425,7 +426,7 @@ type identifyLine struct {
 	Error    string            `json:"error,omitempty"`
 	Faces    int               `json:"faces"`
 	Face     *int              `json:"face,omitempty"`
-	Box      *jsonBox          `json:"box,omitempty"`
+	Box      *wire.Box         `json:"box,omitempty"`
 	Quality  *float64          `json:"quality,omitempty"`
 	Best     []match.Candidate `json:"best,omitempty"`
 	Decision *identifyDecision `json:"decision,omitempty"`
@@ -525,7 +526,8 @@ func cmdIdentify(ctx context.Context, e *env, args []string) error {
 			b := f.Face.Box
 			l := line
 			l.Face, l.Quality = &idx, &q
-			l.Box = &jsonBox{X: b.Min.X, Y: b.Min.Y, W: b.Dx(), H: b.Dy()}
+			wb := wire.BoxOf(b)
+			l.Box = &wb
 			l.Best = d.Candidates
 			l.Decision = &identifyDecision{Matched: d.Matched, Identity: d.Identity, Watchlist: d.Watchlist,
 				Distance: d.Distance, Threshold: d.Threshold, Margin: d.Margin, Reason: d.Reason}

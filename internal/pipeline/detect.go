@@ -449,7 +449,7 @@ func (s *DetectStage) publish(ctx context.Context, w *camWorker, r track.Track[*
 	s.embedders <- e
 	t := wire.Track{Meta: wire.TrackMeta{Camera: w.id, Track: r.ID, Start: r.Start, End: r.End, Final: r.Final, Seen: r.Seen, Model: model}}
 	for _, f := range r.Best {
-		t.Meta.Faces = append(t.Meta.Faces, wire.TrackFace{Seq: f.Seq, Time: f.Time, Box: wireBox(f.Box), Quality: f.Quality})
+		t.Meta.Faces = append(t.Meta.Faces, wire.TrackFace{Seq: f.Seq, Time: f.Time, Box: wire.BoxOf(f.Box), Quality: f.Quality})
 		t.Vectors = append(t.Vectors, *f.Payload.vec)
 	}
 	if len(r.Best) > 0 {
@@ -469,8 +469,4 @@ func (s *DetectStage) publish(ctx context.Context, w *camWorker, r track.Track[*
 	s.m.Tracks.WithLabelValues(kind).Inc()
 	s.log.Debug("track report published", "camera", w.id, "track", r.ID, "kind", kind, "seen", r.Seen, "faces", len(r.Best))
 	return nil
-}
-
-func wireBox(r image.Rectangle) wire.Box {
-	return wire.Box{X: r.Min.X, Y: r.Min.Y, W: r.Dx(), H: r.Dy()}
 }

@@ -3,6 +3,7 @@ package wire
 import (
 	"encoding/binary"
 	"fmt"
+	"image"
 	"math"
 	"time"
 )
@@ -40,6 +41,9 @@ type Box struct {
 	W int `json:"w"`
 	H int `json:"h"`
 }
+
+// BoxOf converts an image rectangle to a Box.
+func BoxOf(r image.Rectangle) Box { return Box{X: r.Min.X, Y: r.Min.Y, W: r.Dx(), H: r.Dy()} }
 
 // FaceMeta is what every per-face message carries: where and when the face
 // was seen and how good it is.
