@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -36,47 +37,62 @@ type stageFlags struct {
 	duration time.Duration
 }
 
-func (f *stageFlags) register(fs interface {
-	StringVar(*string, string, string, string)
-	DurationVar(*time.Duration, string, time.Duration, string)
-}, withDuration bool) {
+// registerStageFlags adds the common flags to fs.
+func registerStageFlags(fs *flag.FlagSet) *stageFlags {
+	f := &stageFlags{}
 	fs.StringVar(&f.config, "config", "", "config file")
 	fs.StringVar(&f.metrics, "metrics", "", "serve Prometheus /metrics on this address (host:port)")
-	if withDuration {
-		fs.DurationVar(&f.duration, "for", 0, "stop by itself after this long (0: run until interrupted)")
-	}
+	fs.DurationVar(&f.duration, "for", 0, "stop by itself after this long (0: run until interrupted)")
+	return f
 }
 
 // stage is what every pipeline command sets up: config, logger, metrics,
 // the NATS bus.
 type stage struct {
-	cfg config.Config
-	log *slog.Logger
-	reg *prometheus.Registry
-	pm  *pipeline.Metrics
-	bus *natsbus.Bus
+	cfg         config.Config
+	log         *slog.Logger
+	reg         *prometheus.Registry
+	pm          *pipeline.Metrics
+	bus         *natsbus.Bus
+	metricsAddr string
+	cancel      context.CancelFunc
 }
 
-// openStage loads the config and connects to NATS. needURL refuses an empty
-// nats.url (a single stage needs a server someone else runs).
-func (e *env) openStage(ctx context.Context, name string, f stageFlags, needURL bool) (*stage, error) {
+// openStage loads the config, bounds ctx by --for and connects to NATS; the
+// caller defers s.close(). needURL refuses an empty nats.url (a single stage
+// needs a server someone else runs).
+func (e *env) openStage(ctx context.Context, name string, f *stageFlags, needURL bool) (context.Context, *stage, error) {
 	cfg, err := e.loadConfig(f.config)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if needURL && cfg.NATS.URL == "" {
-		return nil, fmt.Errorf("%s: nats.url is empty; a single stage needs an external NATS server (or use `facewatch run`)", name)
+		return nil, nil, fmt.Errorf("%s: nats.url is empty; a single stage needs an external NATS server (or use `facewatch run`)", name)
 	}
-	s := &stage{cfg: cfg, log: e.logger(cfg), reg: prometheus.NewRegistry()}
+	s := &stage{cfg: cfg, log: e.logger(cfg), reg: prometheus.NewRegistry(), metricsAddr: f.metrics}
 	s.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if s.pm, err = pipeline.NewMetrics(s.reg); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
+	ctx, s.cancel = withDuration(ctx, f.duration)
 	s.bus, err = natsbus.Open(ctx, cfg.NATS, cfg.DataDir, natsbus.Options{Name: "facewatch-" + name, Logger: s.log, Registerer: s.reg})
 	if err != nil {
-		return nil, err
+		s.cancel()
+		return nil, nil, err
 	}
-	return s, nil
+	return ctx, s, nil
+}
+
+// close disconnects from NATS (stopping an embedded server) and releases
+// the --for timer.
+func (s *stage) close() {
+	s.bus.Close()
+	s.cancel()
+}
+
+// serveMetrics serves the stage's registry on --metrics until ctx ends.
+func (s *stage) serveMetrics(ctx context.Context) error {
+	return serveMetrics(ctx, s.metricsAddr, s.reg, s.log)
 }
 
 // modelDir is where the dlib models are for this config.
@@ -173,18 +189,15 @@ func (s *stage) newCameraStage(local chan<- pipeline.Frame) (*pipeline.CameraSta
 // (unless nats.url is set) and prints each alert as it arrives.
 func cmdRun(ctx context.Context, e *env, args []string) error {
 	fs := newFlagSet(e, "run", "run --config FILE [--for DURATION]")
-	var f stageFlags
-	f.register(fs, true)
+	f := registerStageFlags(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	ctx, cancel := withDuration(ctx, f.duration)
-	defer cancel()
-	s, err := e.openStage(ctx, "run", f, false)
+	ctx, s, err := e.openStage(ctx, "run", f, false)
 	if err != nil {
 		return err
 	}
-	defer s.bus.Close()
+	defer s.close()
 	if len(s.cfg.Cameras) == 0 {
 		s.log.Warn("no cameras configured; running the API and matchers only")
 	}
@@ -231,7 +244,7 @@ func cmdRun(ctx context.Context, e *env, args []string) error {
 		grp.Go(func() error { return cam.Run(gctx) })
 	}
 	grp.Go(func() error { return printAlerts(gctx, js, e.stdout, s.log) })
-	grp.Go(func() error { return serveMetrics(gctx, f.metrics, s.reg, s.log) })
+	grp.Go(func() error { return s.serveMetrics(gctx) })
 	grp.Go(func() error {
 		return serveAlert(gctx, svc, js, s.cfg.Alert.Listen, func(addr string) {
 			fmt.Fprintf(e.stdout, "facewatch running: %d cameras, nats %s\n", len(s.cfg.Cameras), s.bus.URL())
@@ -298,25 +311,22 @@ func formatAlert(h wire.Hit) string {
 // camera health to NATS for detect stages elsewhere.
 func cmdCameraStage(ctx context.Context, e *env, args []string) error {
 	fs := newFlagSet(e, "camera", "camera --config FILE | camera probe URL")
-	var f stageFlags
-	f.register(fs, true)
+	f := registerStageFlags(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	ctx, cancel := withDuration(ctx, f.duration)
-	defer cancel()
-	s, err := e.openStage(ctx, "camera", f, true)
+	ctx, s, err := e.openStage(ctx, "camera", f, true)
 	if err != nil {
 		return err
 	}
-	defer s.bus.Close()
+	defer s.close()
 	cam, err := s.newCameraStage(nil)
 	if err != nil {
 		return err
 	}
 	grp, gctx := errgroup.WithContext(ctx)
 	grp.Go(func() error { return cam.Run(gctx) })
-	grp.Go(func() error { return serveMetrics(gctx, f.metrics, s.reg, s.log) })
+	grp.Go(func() error { return s.serveMetrics(gctx) })
 	return ignoreCancel(ctx, grp.Wait())
 }
 
@@ -335,14 +345,11 @@ func cmdEmbedStage(ctx context.Context, e *env, args []string) error {
 
 func runDetect(ctx context.Context, e *env, name string, args []string) error {
 	fs := newFlagSet(e, name, name+" --config FILE [--cameras ID,ID]")
-	var f stageFlags
-	f.register(fs, true)
+	f := registerStageFlags(fs)
 	cams := fs.String("cameras", "", "take only these cameras' frames (comma-separated IDs), so that detect processes can split cameras; empty takes all")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	ctx, cancel := withDuration(ctx, f.duration)
-	defer cancel()
 	var only []string
 	for _, c := range strings.Split(*cams, ",") {
 		if c = strings.TrimSpace(c); c != "" {
@@ -352,11 +359,11 @@ func runDetect(ctx context.Context, e *env, name string, args []string) error {
 			only = append(only, c)
 		}
 	}
-	s, err := e.openStage(ctx, name, f, true)
+	ctx, s, err := e.openStage(ctx, name, f, true)
 	if err != nil {
 		return err
 	}
-	defer s.bus.Close()
+	defer s.close()
 	det, err := s.newDetectStage(e, nil, only)
 	if err != nil {
 		return err
@@ -364,7 +371,7 @@ func runDetect(ctx context.Context, e *env, name string, args []string) error {
 	defer det.Close()
 	grp, gctx := errgroup.WithContext(ctx)
 	grp.Go(func() error { return det.Run(gctx) })
-	grp.Go(func() error { return serveMetrics(gctx, f.metrics, s.reg, s.log) })
+	grp.Go(func() error { return s.serveMetrics(gctx) })
 	return ignoreCancel(ctx, grp.Wait())
 }
 
@@ -372,18 +379,15 @@ func runDetect(ctx context.Context, e *env, name string, args []string) error {
 // over JetStream, decides tracks and publishes hits.
 func cmdMatchStage(ctx context.Context, e *env, args []string) error {
 	fs := newFlagSet(e, "match", "match --config FILE")
-	var f stageFlags
-	f.register(fs, true)
+	f := registerStageFlags(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	ctx, cancel := withDuration(ctx, f.duration)
-	defer cancel()
-	s, err := e.openStage(ctx, "match", f, true)
+	ctx, s, err := e.openStage(ctx, "match", f, true)
 	if err != nil {
 		return err
 	}
-	defer s.bus.Close()
+	defer s.close()
 	g, idx, err := s.matchParts(ctx)
 	if err != nil {
 		return err
@@ -397,7 +401,7 @@ func cmdMatchStage(ctx context.Context, e *env, args []string) error {
 	grp.Go(func() error { return idx.Run(gctx) })
 	grp.Go(func() error { return g.RunPublisher(gctx, s.bus.JS, 0) })
 	grp.Go(func() error { return ms.Run(gctx) })
-	grp.Go(func() error { return serveMetrics(gctx, f.metrics, s.reg, s.log) })
+	grp.Go(func() error { return s.serveMetrics(gctx) })
 	return ignoreCancel(ctx, grp.Wait())
 }
 
