@@ -64,7 +64,7 @@ func cmdFaces(ctx context.Context, e *env, args []string) error {
 	if *jitter >= 0 {
 		cfg.Embed.Jitter = *jitter
 	}
-	if err := cfg.Detect.Validate(); err != nil {
+	if err := detect.ValidateConfig(cfg.Detect); err != nil {
 		return usageErrorf("detect.%v", err)
 	}
 	if err := cfg.Embed.Validate(); err != nil {
