@@ -13,6 +13,11 @@ TEST_FLAGS ?= -count=1 -p 1 -timeout 40m
 # runs under -race.
 NO_RACE := /(models|internal/config|internal/dlib(/.*)?|internal/e2e|internal/testdata)$$
 
+# staticcheck is installed by scripts/setup.sh into Go's bin directory,
+# which need not be on PATH.
+GOBIN_DIR = $(or $(shell $(GO) env GOBIN),$(shell $(GO) env GOPATH)/bin)
+STATICCHECK ?= $(or $(shell command -v staticcheck 2>/dev/null),$(GOBIN_DIR)/staticcheck)
+
 .PHONY: setup build test lint demo clean
 
 setup:
@@ -24,6 +29,8 @@ build:
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt differences in:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
+	@test -x "$(STATICCHECK)" || { echo "staticcheck not found (looked for $(STATICCHECK)): run make setup"; exit 1; }
+	$(STATICCHECK) ./...
 
 test: lint
 	$(GO) test -race $(TEST_FLAGS) $$($(GO) list ./... | grep -v -E '$(NO_RACE)')

@@ -12,6 +12,7 @@ import (
 	"image/png"
 	"math"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strconv"
@@ -79,10 +80,14 @@ func hugeJPEG(t testing.TB, data []byte, w, h uint16) []byte {
 }
 
 // cmykJPEG is Go's own CMYK (Adobe) JPEG test image, from the Go
-// distribution that runs the test.
+// distribution that runs the test (`go env GOROOT`).
 func cmykJPEG(t testing.TB) []byte {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(runtime.GOROOT(), "src", "image", "testdata", "video-001.cmyk.jpeg"))
+	root, err := exec.Command("go", "env", "GOROOT").Output()
+	if err != nil {
+		t.Fatalf("go env GOROOT: %v", err)
+	}
+	b, err := os.ReadFile(filepath.Join(strings.TrimSpace(string(root)), "src", "image", "testdata", "video-001.cmyk.jpeg"))
 	if err != nil {
 		t.Fatalf("Go's CMYK test JPEG: %v", err)
 	}

@@ -19,7 +19,6 @@ import (
 
 	"github.com/facewatch/facewatch/internal/config"
 	"github.com/facewatch/facewatch/internal/dlib"
-	"github.com/facewatch/facewatch/internal/dlib/mmod"
 	"github.com/facewatch/facewatch/models"
 )
 
@@ -68,19 +67,23 @@ type Face struct {
 type Detector struct {
 	cfg config.Detect
 
-	mu  sync.Mutex // guards the dlib objects below against Close during a call
-	hog *dlib.HOG
-	cnn *mmod.Net
-	sp  *dlib.ShapePredictor
+	mu      sync.Mutex // guards the models below against Close during a call
+	backend Backend
+	sp      *dlib.ShapePredictor
 }
 
 // ErrClosed is returned by calls on a closed Detector.
 var ErrClosed = errors.New("detector is closed")
 
-// New loads the models cfg asks for from dir: the shape predictor always, the
-// MMOD network for detector "cnn".
+// New loads the models cfg asks for from dir: the shape predictor always, and
+// those of the backend cfg.Detector names (see Backends).
 func New(dir models.Dir, cfg config.Detect) (*Detector, error) {
-	if err := cfg.Validate(); err != nil {
+	return backends.open(dir, cfg)
+}
+
+// open is New with the backends of r.
+func (r registry) open(dir models.Dir, cfg config.Detect) (*Detector, error) {
+	if err := r.validate(cfg); err != nil {
 		return nil, fmt.Errorf("detect config: %w", err)
 	}
 	spPath, err := dir.Path(models.ShapePredictor5)
@@ -91,22 +94,9 @@ func New(dir models.Dir, cfg config.Detect) (*Detector, error) {
 	if d.sp, err = dlib.LoadShapePredictor(spPath); err != nil {
 		return nil, err
 	}
-	switch cfg.Detector {
-	case "cnn":
-		p, err := dir.Path(models.MMOD)
-		if err != nil {
-			d.Close()
-			return nil, err
-		}
-		if d.cnn, err = mmod.Load(p); err != nil {
-			d.Close()
-			return nil, err
-		}
-	default:
-		if d.hog, err = dlib.NewHOG(); err != nil {
-			d.Close()
-			return nil, err
-		}
+	if d.backend, err = r[cfg.Detector](dir, cfg); err != nil {
+		d.Close()
+		return nil, fmt.Errorf("opening the %s detector: %w", cfg.Detector, err)
 	}
 	return d, nil
 }
@@ -118,19 +108,16 @@ func (d *Detector) Config() config.Detect { return d.cfg }
 func (d *Detector) Close() error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if d.hog != nil {
-		d.hog.Close()
-		d.hog = nil
-	}
-	if d.cnn != nil {
-		d.cnn.Close()
-		d.cnn = nil
+	var err error
+	if d.backend != nil {
+		err = d.backend.Close()
+		d.backend = nil
 	}
 	if d.sp != nil {
 		d.sp.Close()
 		d.sp = nil
 	}
-	return nil
+	return err
 }
 
 // Detect finds the faces in frame, an 8-bit BGR (8UC3), gray (8UC1) or BGRA
@@ -153,7 +140,7 @@ func (d *Detector) Detect(ctx context.Context, frame gocv.Mat) ([]Face, error) {
 	if d.sp == nil {
 		return nil, ErrClosed
 	}
-	rects, err := d.find(frame, full)
+	rects, err := d.find(ctx, frame)
 	if err != nil {
 		return nil, fmt.Errorf("detecting faces: %w", err)
 	}
@@ -181,53 +168,38 @@ func (d *Detector) Detect(ctx context.Context, frame gocv.Mat) ([]Face, error) {
 	return faces, nil
 }
 
-// find runs the detector, on a downscaled copy when the frame is wider than
+// find runs the backend, on a downscaled copy when the frame is wider than
 // MaxWidth, and returns boxes in full-resolution pixels that pass
 // MinFaceSize, by decreasing score.
-func (d *Detector) find(frame gocv.Mat, full dlib.Image) ([]dlib.Rect, error) {
-	img := full
+func (d *Detector) find(ctx context.Context, frame gocv.Mat) ([]dlib.Rect, error) {
+	img := frame
 	scale := 1.0
-	if d.cfg.MaxWidth > 0 && full.Cols > d.cfg.MaxWidth {
-		scale = float64(d.cfg.MaxWidth) / float64(full.Cols)
-		h := max(1, int(math.Round(float64(full.Rows)*scale)))
+	if d.cfg.MaxWidth > 0 && frame.Cols() > d.cfg.MaxWidth {
+		scale = float64(d.cfg.MaxWidth) / float64(frame.Cols())
+		h := max(1, int(math.Round(float64(frame.Rows())*scale)))
 		small := gocv.NewMat()
 		defer small.Close()
 		gocv.Resize(frame, &small, image.Pt(d.cfg.MaxWidth, h), 0, 0, gocv.InterpolationArea)
-		var cleanup func()
-		var err error
-		img, cleanup, err = matImage(small)
-		if err != nil {
-			return nil, err
-		}
-		defer cleanup()
-		scale = float64(small.Cols()) / float64(full.Cols)
+		img = small
+		scale = float64(small.Cols()) / float64(frame.Cols())
 	}
-	var rects []dlib.Rect
-	var err error
-	if d.cnn != nil {
-		var rs []mmod.Rect
-		rs, err = d.cnn.Detect(img.Pix, img.Rows, img.Cols, img.Stride, img.Channels, d.cfg.Upsample, 0)
-		for _, r := range rs {
-			rects = append(rects, dlib.Rect(r))
-		}
-	} else {
-		rects, err = d.hog.Detect(img, d.cfg.Upsample, 0)
-	}
+	found, err := d.backend.Detect(ctx, img, Options{Upsample: d.cfg.Upsample})
 	if err != nil {
 		return nil, err
 	}
-	out := rects[:0]
-	for _, r := range rects {
+	out := make([]dlib.Rect, 0, len(found))
+	for _, c := range found {
+		b := c.Box
 		if scale != 1 {
-			r.Left = int(math.Round(float64(r.Left) / scale))
-			r.Top = int(math.Round(float64(r.Top) / scale))
-			r.Right = int(math.Round(float64(r.Right+1)/scale)) - 1
-			r.Bottom = int(math.Round(float64(r.Bottom+1)/scale)) - 1
+			b.Min.X = int(math.Round(float64(b.Min.X) / scale))
+			b.Min.Y = int(math.Round(float64(b.Min.Y) / scale))
+			b.Max.X = int(math.Round(float64(b.Max.X) / scale))
+			b.Max.Y = int(math.Round(float64(b.Max.Y) / scale))
 		}
-		if r.Right-r.Left+1 < d.cfg.MinFaceSize {
+		if b.Dx() < d.cfg.MinFaceSize {
 			continue
 		}
-		out = append(out, r)
+		out = append(out, dlib.Rect{Left: b.Min.X, Top: b.Min.Y, Right: b.Max.X - 1, Bottom: b.Max.Y - 1, Score: c.Confidence})
 	}
 	sort.SliceStable(out, func(i, j int) bool { return out[i].Score > out[j].Score })
 	return out, nil

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -158,3 +159,34 @@ func onlyShapePredictor(t *testing.T) models.Dir {
 }
 
 type detectCfg = config.Detect
+
+// TestValidateConfig: the registered names are the built-in backends, and
+// ValidateConfig refuses any other name (config cannot know them) as well as
+// what config's own Validate refuses.
+func TestValidateConfig(t *testing.T) {
+	if got, want := detect.Backends(), []string{"cnn", "hog"}; !slices.Equal(got, want) {
+		t.Errorf("Backends() = %v, want %v", got, want)
+	}
+	for _, tc := range []struct {
+		name string
+		mod  func(*detectCfg)
+		want string // "" for valid
+	}{
+		{"defaults", nil, ""},
+		{"cnn", func(c *detectCfg) { c.Detector = "cnn" }, ""},
+		{"typo", func(c *detectCfg) { c.Detector = "hgo" }, `detector: "hgo" is not one of cnn, hog`},
+		{"empty", func(c *detectCfg) { c.Detector = "" }, `detector: "" is not one of cnn, hog`},
+		{"bad upsample", func(c *detectCfg) { c.Upsample = 9 }, "upsample: 9"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := config.Defaults().Detect
+			if tc.mod != nil {
+				tc.mod(&cfg)
+			}
+			err := detect.ValidateConfig(cfg)
+			if tc.want == "" && err != nil || tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)) {
+				t.Errorf("ValidateConfig(%s) = %v, want %q", tc.name, err, tc.want)
+			}
+		})
+	}
+}

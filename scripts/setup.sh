@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # facewatch set-up: installs the Debian packages facewatch builds and tests
-# with, fetches and verifies the dlib models, and builds bin/facewatch.
+# with and the staticcheck linter, fetches and verifies the dlib models, and builds bin/facewatch.
 # Safe to run twice; the second run installs and downloads nothing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -27,6 +27,18 @@ if ((${#missing[@]})); then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
 else
   echo "setup: Debian packages present"
+fi
+
+# staticcheck, which `make lint` runs: from the Go module proxy into Go's bin
+# directory (GOBIN, else GOPATH/bin), once per version.
+STATICCHECK_VERSION=v0.8.2
+gobin="$(go env GOBIN)"
+[ -n "$gobin" ] || gobin="$(go env GOPATH)/bin"
+if "$gobin/staticcheck" -version 2>/dev/null | grep -qF "(${STATICCHECK_VERSION#v})"; then
+  echo "setup: staticcheck $STATICCHECK_VERSION present"
+else
+  echo "setup: installing staticcheck $STATICCHECK_VERSION into $gobin"
+  go install "honnef.co/go/tools/cmd/staticcheck@$STATICCHECK_VERSION"
 fi
 
 echo "setup: building bin/facewatch"

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 
 	"github.com/facewatch/facewatch/detect"
 	"github.com/facewatch/facewatch/embed"
@@ -34,7 +35,7 @@ func cmdFaces(ctx context.Context, e *env, args []string) error {
 	cfgPath := fs.String("config", "", "config file (its detect and embed sections are the defaults)")
 	dirFlag := fs.String("model-dir", "", "model directory")
 	withDescr := fs.Bool("descriptors", false, "compute each face's 128-d descriptor")
-	detector := fs.String("detector", "", "hog or cnn (default: the config's detect.detector)")
+	detector := fs.String("detector", "", "detector backend: "+strings.Join(detect.Backends(), ", ")+" (default: the config's detect.detector)")
 	upsample := fs.Int("upsample", -1, "times to double the image before detection (default: the config's)")
 	maxWidth := fs.Int("max-width", -1, "detect on a copy downscaled to this width; 0 keeps full resolution (default: the config's)")
 	minFace := fs.Int("min-face-size", -1, "ignore faces smaller than this many pixels (default: the config's)")
@@ -64,7 +65,7 @@ func cmdFaces(ctx context.Context, e *env, args []string) error {
 	if *jitter >= 0 {
 		cfg.Embed.Jitter = *jitter
 	}
-	if err := cfg.Detect.Validate(); err != nil {
+	if err := detect.ValidateConfig(cfg.Detect); err != nil {
 		return usageErrorf("detect.%v", err)
 	}
 	if err := cfg.Embed.Validate(); err != nil {

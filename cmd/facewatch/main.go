@@ -18,6 +18,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/facewatch/facewatch/detect"
 	"github.com/facewatch/facewatch/internal/config"
 )
 
@@ -189,6 +190,10 @@ func (e *env) loadConfig(path string) (config.Config, error) {
 	cfg, err := config.Load(path)
 	if err != nil {
 		return config.Config{}, err
+	}
+	// config cannot know the detector backends; detect checks the name.
+	if err := detect.ValidateConfig(cfg.Detect); err != nil {
+		return config.Config{}, fmt.Errorf("%s: detect.%w", path, err)
 	}
 	dir, _ := absDir(path)
 	cfg.Resolve(dir)

@@ -89,6 +89,14 @@ func TestCheckConfig(t *testing.T) {
 	if code != 1 || !strings.Contains(errOut, `cameras[0].url: scheme "ftp" not supported`) || strings.Count(errOut, "\n") != 1 {
 		t.Errorf("check-config bad = %d, %q; want exit 1 and one line naming the field", code, errOut)
 	}
+	// A detector name no backend registered is caught too, with the names
+	// that are (package detect knows them, not package config).
+	typo := filepath.Join(t.TempDir(), "typo.yaml")
+	os.WriteFile(typo, []byte("detect:\n  detector: hgo\n"), 0o644)
+	code, _, errOut = runCLI(t, nil, "check-config", typo)
+	if code != 1 || !strings.Contains(errOut, `detect.detector: "hgo" is not one of cnn, hog`) || strings.Count(errOut, "\n") != 1 {
+		t.Errorf("check-config typo = %d, %q; want exit 1 and one line listing the backends", code, errOut)
+	}
 	// Credentials in a config error never reach the terminal.
 	secret := filepath.Join(t.TempDir(), "secret.yaml")
 	os.WriteFile(secret, []byte("cameras:\n  - id: a\n    url: 'rtsp://admin:hunter2@/s'\n"), 0o644)

@@ -94,7 +94,8 @@ type Camera struct {
 
 // Detect configures face detection.
 type Detect struct {
-	// Detector is hog (CPU) or cnn (dlib MMOD).
+	// Detector names a registered detect backend: hog (CPU) or cnn (dlib
+	// MMOD) today; detect.Backends lists them.
 	Detector string `yaml:"detector"`
 	// Upsample is how many times the (downscaled) frame is doubled before
 	// detection, to find smaller faces.
@@ -433,12 +434,12 @@ func (c *Camera) Validate() error {
 	return nil
 }
 
-// Validate checks the detect section.
+// Validate checks the detect section, all but the detector's name: the
+// registered backends are package detect's, which checks the name in
+// detect.ValidateConfig and detect.New (config cannot import detect).
 func (d *Detect) Validate() error {
-	switch d.Detector {
-	case "hog", "cnn":
-	default:
-		return fmt.Errorf("detector: %q is not one of hog, cnn", d.Detector)
+	if d.Detector == "" {
+		return errors.New("detector: must not be empty")
 	}
 	if d.Upsample < 0 || d.Upsample > 3 {
 		return fmt.Errorf("upsample: %d is not between 0 and 3", d.Upsample)

@@ -78,7 +78,8 @@ func TestBadConfigs(t *testing.T) {
 		{"backoff order", cam("    backoff_min: 5s\n    backoff_max: 1s\n"), "cameras[0].backoff_max"},
 		{"bad transport", cam("    transport: quic\n"), `cameras[0].transport: "quic"`},
 		{"zero queue", cam("    queue_size: 0\n"), "cameras[0].queue_size: 0 must be at least 1"},
-		{"bad detector", "detect:\n  detector: yolo\n", `detect.detector: "yolo" is not one of hog, cnn`},
+		// Unknown names are detect.ValidateConfig's (TestValidateConfig there).
+		{"empty detector", "detect:\n  detector: ''\n", "detect.detector: must not be empty"},
 		{"negative upsample", "detect:\n  upsample: -1\n", "detect.upsample: -1"},
 		{"zero workers", "embed:\n  workers: 0\n", "embed.workers: 0 must be at least 1"},
 		{"threshold zero", "match:\n  default_threshold: 0\n", "match.default_threshold: 0"},

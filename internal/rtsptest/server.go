@@ -527,7 +527,7 @@ func (p *Path) waitActive(ctx context.Context) bool {
 		p.mu.Lock()
 		active := false
 		for ss, playing := range p.sessions {
-			if playing && ss.BytesSent() > 0 {
+			if playing && ss.Stats().BytesSent > 0 {
 				active = true
 			}
 		}
