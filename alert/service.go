@@ -137,6 +137,12 @@ func Open(ctx context.Context, dataDir string, cfg config.Alert, opts Options) (
 		d.Close()
 		return nil, err
 	}
+	for _, r := range s.runners {
+		if r.start, err = s.startCursor(ctx, r); err != nil {
+			d.Close()
+			return nil, err
+		}
+	}
 	s.routes = s.routeTable()
 	return s, nil
 }

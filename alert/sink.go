@@ -87,6 +87,8 @@ type sinkRunner struct {
 	// wake is signalled (never blocking: capacity 1) after each commit
 	// that stored new alerts; it carries no alerts, only "look again".
 	wake chan struct{}
+	// start is the cursor found when the service opened (startCursor).
+	start cursor
 }
 
 // openSinks builds every configured sink.
@@ -167,18 +169,7 @@ type cursor struct {
 // after it did.
 func (s *Service) runSink(ctx context.Context, r *sinkRunner) {
 	log := s.log.With("sink", r.name)
-	var cur cursor
-	for {
-		var err error
-		cur, err = s.startCursor(ctx, r)
-		if err == nil {
-			break
-		}
-		log.Error("loading sink cursor; retrying", "err", err)
-		if !sleepCtx(ctx, time.Second) {
-			return
-		}
-	}
+	cur := r.start
 	delivered := s.m.sinkDelivered.WithLabelValues(r.name)
 	backlog := s.m.sinkBacklog.WithLabelValues(r.name)
 	poll := time.NewTicker(sinkPoll)
@@ -263,9 +254,10 @@ func (s *Service) deliver(ctx context.Context, r *sinkRunner, a Alert, cur curso
 	}
 }
 
-// startCursor is where r begins: its saved cursor when durable, otherwise
-// (and for a durable sink's first start, so that enabling a sink does not
-// replay months of history) the newest alert, saved at once.
+// startCursor is where r begins, read when the service opens (before any
+// hit is consumed): its saved cursor when durable, otherwise (and for a
+// durable sink's first start, so that enabling a sink does not replay
+// months of history) the newest alert, saved at once.
 func (s *Service) startCursor(ctx context.Context, r *sinkRunner) (cursor, error) {
 	if r.mode == sinkDurable {
 		var c cursor
