@@ -1,6 +1,7 @@
 // Package alert owns the alert service: it consumes hits from JetStream,
 // stores each once (SQLite history plus content-addressed probe crops),
-// acknowledges only after the commit, pushes new alerts live to operators,
+// acknowledges only after the commit, hands each new alert to its sinks
+// (the live feed for operators, the console, a webhook, MQTT; sink.go),
 // records reviews, answers audited history queries over an authenticated
 // HTTP API, and expires old alerts. It never sees faces that matched
 // nothing, and it must not decide matches or talk to cameras.
