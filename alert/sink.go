@@ -193,37 +193,51 @@ func (s *Service) runSink(ctx context.Context, r *sinkRunner) {
 			}
 			continue
 		}
+		// The cursor is saved after each batch, before waiting on a failing
+		// receiver, and when ctx ends, rather than after every alert: one
+		// write per batch keeps the sinks off the store's writer. A crash
+		// sends at most that batch's delivered alerts again.
+		saved := cur
+		save := func() {
+			if r.mode != sinkDurable || cur == saved {
+				return
+			}
+			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+			defer cancel()
+			if err := s.saveCursor(sctx, r.name, cur); err != nil {
+				log.Error("saving sink cursor", "alert", cur.id, "err", err)
+				return
+			}
+			saved = cur
+		}
 		for _, a := range alerts {
 			if gap := a.ID - cur.id - 1; gap > 0 {
 				// Removed by retention before this sink delivered them.
 				s.m.sinkDropped.WithLabelValues(r.name, "expired").Add(float64(gap))
 				log.Warn("alerts expired before delivery", "count", gap, "after", cur.id)
 			}
-			ok, err := s.deliver(ctx, r, a, cur, log)
+			ok, err := s.deliver(ctx, r, a, cur, log, save)
 			if err != nil {
-				return // ctx ended, not delivered: the cursor stays, it is sent again
+				save() // ctx ended; a is not delivered and is sent again
+				return
 			}
 			if ok {
 				delivered.Inc()
 			}
 			cur = cursor{id: a.ID, hit: a.HitID}
-			if r.mode == sinkDurable {
-				if err := s.saveCursor(ctx, r.name, cur); err != nil && ctx.Err() == nil {
-					// The alert will be delivered again after a restart.
-					log.Error("saving sink cursor", "alert", a.ID, "err", err)
-				}
-			}
 			if !ok {
 				break // retention is sweeping: read the history again
 			}
 		}
+		save()
 	}
 }
 
 // deliver hands a to r's sink, retrying with exponential backoff and
 // jitter until it succeeds (true), the alert is removed by retention
 // while it waits (false, counted as dropped), or ctx ends (an error).
-func (s *Service) deliver(ctx context.Context, r *sinkRunner, a Alert, cur cursor, log *slog.Logger) (bool, error) {
+// failing is called once, at the first failed attempt.
+func (s *Service) deliver(ctx context.Context, r *sinkRunner, a Alert, cur cursor, log *slog.Logger, failing func()) (bool, error) {
 	wait := r.retry.min
 	for attempt := 1; ; attempt++ {
 		err := r.sink.Deliver(ctx, a)
@@ -234,6 +248,9 @@ func (s *Service) deliver(ctx context.Context, r *sinkRunner, a Alert, cur curso
 			return false, ctx.Err()
 		}
 		s.m.sinkFailures.WithLabelValues(r.name).Inc()
+		if attempt == 1 {
+			failing()
+		}
 		if newest, err := s.newestID(ctx); err == nil {
 			s.m.sinkBacklog.WithLabelValues(r.name).Set(float64(max(0, newest-cur.id)))
 		}

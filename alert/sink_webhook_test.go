@@ -176,6 +176,10 @@ func TestWebhookReceiverDownLosesNothing(t *testing.T) {
 
 	// Restart the service while the receiver is still down; two more.
 	stop1()
+	var saved int64
+	if err := s1.db.r.QueryRow(`SELECT last_id FROM sink_cursors WHERE sink = 'webhook'`).Scan(&saved); err != nil || saved != 3 {
+		t.Errorf("saved webhook cursor after the stop = %d, %v, want 3", saved, err)
+	}
 	s1.Close()
 	s2 := openWithConfig(t, data, cfg)
 	runService(t, s2, js)
