@@ -87,7 +87,8 @@ type sinkRunner struct {
 	// wake is signalled (never blocking: capacity 1) after each commit
 	// that stored new alerts; it carries no alerts, only "look again".
 	wake chan struct{}
-	// start is the cursor found when the service opened (startCursor).
+	// start is where runSink begins: the cursor found when the service
+	// opened (startCursor), then where the last runSink stopped.
 	start cursor
 }
 
@@ -170,6 +171,7 @@ type cursor struct {
 func (s *Service) runSink(ctx context.Context, r *sinkRunner) {
 	log := s.log.With("sink", r.name)
 	cur := r.start
+	defer func() { r.start = cur }() // where a later Run resumes
 	delivered := s.m.sinkDelivered.WithLabelValues(r.name)
 	backlog := s.m.sinkBacklog.WithLabelValues(r.name)
 	poll := time.NewTicker(sinkPoll)
