@@ -55,8 +55,9 @@ const DeadLetterStage = "alert"
 // one transaction and acknowledging its messages only after the commit. A
 // malformed hit is published to the dead-letter subject with the reason,
 // counted and acknowledged. A failed commit is not acknowledged: JetStream
-// redelivers. Run also runs the retention sweep. It returns nil when ctx
-// ends, after finishing the batch in hand.
+// redelivers. Run also runs the retention sweep and the alert sinks
+// (sink.go). It returns nil when ctx ends, after finishing the batch in
+// hand.
 func (s *Service) Run(ctx context.Context, js jetstream.JetStream) error {
 	cons, err := js.CreateOrUpdateConsumer(ctx, wire.HitsStream, jetstream.ConsumerConfig{
 		Durable:       s.cfg.Consumer,
@@ -79,6 +80,7 @@ func (s *Service) Run(ctx context.Context, js jetstream.JetStream) error {
 	// and are waited for by the deferred wg.Wait.
 	wg.Go(func() { s.sweepLoop(ctx) })
 	wg.Go(func() { s.depthLoop(ctx, cons) })
+	wg.Go(func() { s.runSinks(ctx, js.Conn()) })
 
 	backoff := 100 * time.Millisecond
 	for ctx.Err() == nil {

@@ -98,6 +98,15 @@ BEGIN SELECT RAISE(ABORT, 'audit log is append-only'); END;
 CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit
 BEGIN SELECT RAISE(ABORT, 'audit log is append-only'); END;
 `,
+	// 2: where each durable alert sink (webhook, mqtt) has delivered to.
+	`
+CREATE TABLE sink_cursors (
+	sink       TEXT    PRIMARY KEY,
+	last_id    INTEGER NOT NULL,
+	last_hit   TEXT    NOT NULL,
+	updated_ns INTEGER NOT NULL
+);
+`,
 }
 
 // db is the pair of handles on one SQLite file: a single writer connection

@@ -1,8 +1,6 @@
 package alert
 
 import (
-	"sync"
-
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -25,6 +23,10 @@ type metrics struct {
 	reviews       *prometheus.CounterVec
 	authFailures  *prometheus.CounterVec
 	queueDepth    *prometheus.GaugeVec
+	sinkDelivered *prometheus.CounterVec
+	sinkFailures  *prometheus.CounterVec
+	sinkDropped   *prometheus.CounterVec
+	sinkBacklog   *prometheus.GaugeVec
 }
 
 func newMetrics(reg *prometheus.Registry) (*metrics, error) {
@@ -61,75 +63,21 @@ func newMetrics(reg *prometheus.Registry) (*metrics, error) {
 			Help: "Requests refused for their token (401), by reason."}, []string{"reason"}),
 		queueDepth: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "facewatch_alert_queue_depth",
 			Help: "Hits waiting in the durable consumer: pending (not yet delivered) and ack_pending (delivered, not yet stored)."}, []string{"state"}),
+		sinkDelivered: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "facewatch_alert_sink_delivered_total",
+			Help: "Alerts delivered by a sink (webhook, mqtt, console), by sink."}, []string{"sink"}),
+		sinkFailures: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "facewatch_alert_sink_failures_total",
+			Help: "Failed delivery attempts by a sink; each is retried with backoff."}, []string{"sink"}),
+		sinkDropped: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "facewatch_alert_sink_dropped_total",
+			Help: "Alerts a sink will never deliver, by sink and reason (expired: removed by retention first)."}, []string{"sink", "reason"}),
+		sinkBacklog: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "facewatch_alert_sink_backlog",
+			Help: "Alerts stored but not yet delivered by a sink."}, []string{"sink"}),
 	}
 	for _, c := range []prometheus.Collector{m.received, m.stored, m.duplicates, m.deadLetters, m.cropsRejected, m.storeErrors,
-		m.storeSeconds, m.batchSize, m.hitLatency, m.swept, m.sseClients, m.sseDropped, m.requests, m.reviews, m.authFailures, m.queueDepth} {
+		m.storeSeconds, m.batchSize, m.hitLatency, m.swept, m.sseClients, m.sseDropped, m.requests, m.reviews, m.authFailures, m.queueDepth,
+		m.sinkDelivered, m.sinkFailures, m.sinkDropped, m.sinkBacklog} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
 	}
 	return m, nil
-}
-
-// feed fans new alerts out to live-feed subscribers. A subscriber that
-// falls behind is disconnected (its channel closed) rather than slowing
-// the store: the alert is already durable and the client resumes from the
-// history with Last-Event-ID.
-type feed struct {
-	mu sync.Mutex
-	// guarded by mu:
-	subs   map[chan Alert]struct{}
-	closed bool
-}
-
-func newFeed() *feed { return &feed{subs: map[chan Alert]struct{}{}} }
-
-const feedBuffer = 64
-
-// subscribe returns a channel of new alerts; it is closed when the
-// subscriber falls behind or the feed closes. Call cancel when done.
-func (f *feed) subscribe() (ch chan Alert, cancel func()) {
-	ch = make(chan Alert, feedBuffer)
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.closed {
-		close(ch)
-		return ch, func() {}
-	}
-	f.subs[ch] = struct{}{}
-	return ch, func() {
-		f.mu.Lock()
-		defer f.mu.Unlock()
-		if _, ok := f.subs[ch]; ok {
-			delete(f.subs, ch)
-			close(ch)
-		}
-	}
-}
-
-// publish sends a to every subscriber; it returns how many were dropped.
-func (f *feed) publish(a Alert) int {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	dropped := 0
-	for ch := range f.subs {
-		select {
-		case ch <- a:
-		default:
-			delete(f.subs, ch)
-			close(ch)
-			dropped++
-		}
-	}
-	return dropped
-}
-
-func (f *feed) close() {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.closed = true
-	for ch := range f.subs {
-		delete(f.subs, ch)
-		close(ch)
-	}
 }

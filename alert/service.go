@@ -1,6 +1,7 @@
 // Package alert owns the alert service: it consumes hits from JetStream,
 // stores each once (SQLite history plus content-addressed probe crops),
-// acknowledges only after the commit, pushes new alerts live to operators,
+// acknowledges only after the commit, hands each new alert to its sinks
+// (the live feed for operators, the console, a webhook, MQTT; sink.go),
 // records reviews, answers audited history queries over an authenticated
 // HTTP API, and expires old alerts. It never sees faces that matched
 // nothing, and it must not decide matches or talk to cameras.
@@ -23,6 +24,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/nats-io/nats.go"
 
 	"github.com/facewatch/facewatch/internal/config"
 	"github.com/facewatch/facewatch/internal/wire"
@@ -48,6 +51,9 @@ type Options struct {
 	// redelivering a hit to another consumer (default 30s); a restarted
 	// service gets the hits its dead predecessor held after this long.
 	AckWait time.Duration
+	// Console, when set, receives one line per new alert (the console
+	// sink); `facewatch run` passes its standard output.
+	Console io.Writer
 }
 
 // Service is the alert service. Its methods are safe for concurrent use.
@@ -66,7 +72,13 @@ type Service struct {
 	db         *db
 	m          *metrics
 	feed       *feed
-	routes     []route
+	// inline sinks get new alerts on the commit path; runners run the
+	// other sinks from the history (see sink.go).
+	inline  []Sink
+	runners []*sinkRunner
+	// nc is the NATS connection Run was given, for sinks that publish.
+	nc     atomic.Pointer[nats.Conn]
+	routes []route
 	// cropMu keeps the retention sweep from removing a crop file between a
 	// batch finding it already on disk and committing a row that refers to
 	// it: batches hold it shared, the sweep exclusively.
@@ -120,6 +132,17 @@ func Open(ctx context.Context, dataDir string, cfg config.Alert, opts Options) (
 		cfg: cfg, dataDir: dataDir, crops: cropDir(dataDir), photoDir: opts.PhotoDir,
 		log: log, reg: reg, now: now, batch: batch, ackWait: ackWait, depthEvery: 5 * time.Second, db: d, m: m,
 		feed: newFeed(), closed: make(chan struct{}),
+	}
+	s.inline, s.runners, err = openSinks(sinkEnv{cfg: cfg.Sinks, log: log, feed: s.feed, m: m, console: opts.Console, nc: &s.nc})
+	if err != nil {
+		d.Close()
+		return nil, err
+	}
+	for _, r := range s.runners {
+		if r.start, err = s.startCursor(ctx, r); err != nil {
+			d.Close()
+			return nil, err
+		}
 	}
 	s.routes = s.routeTable()
 	return s, nil
@@ -202,20 +225,19 @@ func (s *Service) storeBatch(ctx context.Context, hits []pendingHit) ([]bool, er
 	}
 	s.m.storeSeconds.Observe(time.Since(start).Seconds())
 	s.m.batchSize.Observe(float64(len(hits)))
+	var fresh []Alert
 	for i, p := range hits {
 		if !created[i] {
 			s.m.duplicates.Inc()
 			continue
 		}
 		s.m.stored.WithLabelValues(p.hit.Watchlist).Inc()
-		a := alertFromHit(ids[i], p.hit, cropHash[i], nowNS)
-		if n := s.feed.publish(a); n > 0 {
-			s.m.sseDropped.Add(float64(n))
-		}
+		fresh = append(fresh, alertFromHit(ids[i], p.hit, cropHash[i], nowNS))
 		if lat := time.Since(p.hit.Time); lat > 0 {
 			s.m.hitLatency.Observe(lat.Seconds())
 		}
 	}
+	s.notifySinks(fresh)
 	return created, nil
 }
 

@@ -5,15 +5,12 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"strings"
-	"sync"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -229,7 +226,8 @@ func cmdRun(ctx context.Context, e *env, args []string) error {
 			return err
 		}
 	}
-	svc, err := alert.Open(ctx, s.cfg.DataDir, s.cfg.Alert, alert.Options{Logger: s.log, Registry: s.reg, PhotoDir: alertPhotoDir(s.cfg), AckWait: s.cfg.NATS.AckWait})
+	svc, err := alert.Open(ctx, s.cfg.DataDir, s.cfg.Alert, alert.Options{Logger: s.log, Registry: s.reg, PhotoDir: alertPhotoDir(s.cfg), AckWait: s.cfg.NATS.AckWait,
+		Console: e.stdout})
 	if err != nil {
 		return err
 	}
@@ -243,7 +241,6 @@ func cmdRun(ctx context.Context, e *env, args []string) error {
 		grp.Go(func() error { return det.Run(gctx) })
 		grp.Go(func() error { return cam.Run(gctx) })
 	}
-	grp.Go(func() error { return printAlerts(gctx, js, e.stdout, s.log) })
 	grp.Go(func() error { return s.serveMetrics(gctx) })
 	grp.Go(func() error {
 		return serveAlert(gctx, svc, js, s.cfg.Alert.Listen, func(addr string) {
@@ -257,54 +254,6 @@ func cmdRun(ctx context.Context, e *env, args []string) error {
 	}
 	fmt.Fprintln(e.stdout, "facewatch stopped")
 	return err
-}
-
-// printAlerts prints each hit stored in the hits stream from now on, one
-// line each, until ctx ends. The ordered consumer sees a hit once however
-// often it was published.
-func printAlerts(ctx context.Context, js jetstream.JetStream, w io.Writer, log *slog.Logger) error {
-	cons, err := js.OrderedConsumer(ctx, wire.HitsStream, jetstream.OrderedConsumerConfig{
-		FilterSubjects: []string{wire.HitsWildcard},
-		DeliverPolicy:  jetstream.DeliverNewPolicy,
-	})
-	if err != nil {
-		return fmt.Errorf("following alerts: %w", err)
-	}
-	it, err := cons.Messages()
-	if err != nil {
-		return fmt.Errorf("following alerts: %w", err)
-	}
-	defer it.Stop()
-	var mu sync.Mutex
-	for {
-		msg, err := it.Next(jetstream.NextContext(ctx))
-		if ctx.Err() != nil {
-			return nil
-		}
-		if err != nil {
-			if errors.Is(err, jetstream.ErrMsgIteratorClosed) {
-				return fmt.Errorf("following alerts: %w", err)
-			}
-			log.Warn("following alerts", "err", err)
-			continue
-		}
-		h, _, err := wire.DecodeHit(msg.Data())
-		if err != nil {
-			continue // the alert service dead-letters it
-		}
-		mu.Lock()
-		fmt.Fprintln(w, formatAlert(h))
-		mu.Unlock()
-	}
-}
-
-func formatAlert(h wire.Hit) string {
-	name := h.IdentityName
-	if name == "" {
-		name = h.Identity
-	}
-	return fmt.Sprintf("ALERT %s camera=%s identity=%q watchlist=%s distance=%.3f threshold=%.3f track=%d id=%s",
-		h.Time.UTC().Format("15:04:05.000"), h.Camera, name, h.Watchlist, h.Distance, h.Threshold, h.Track, h.ID)
 }
 
 // cmdCameraStage runs the camera stage alone: it publishes JPEG frames and

@@ -9,10 +9,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"time"
 
@@ -58,6 +60,15 @@ type NATS struct {
 	// message unacknowledged before JetStream hands it to another: the
 	// longest an alert waits after the process holding it dies.
 	AckWait time.Duration `yaml:"ack_wait"`
+	// MQTT is the embedded server's MQTT 3.1.1 listener (off by default).
+	MQTT NATSMQTT `yaml:"mqtt"`
+}
+
+// NATSMQTT configures the embedded NATS server's MQTT listener, through
+// which MQTT clients (Home Assistant, Node-RED) subscribe to alerts.
+type NATSMQTT struct {
+	// Listen is host:port; empty is off, and an empty host means loopback.
+	Listen string `yaml:"listen"`
 }
 
 // Camera is one stream to ingest.
@@ -165,6 +176,42 @@ type Alert struct {
 	// Consumer is the durable JetStream consumer the alert service reads
 	// hits through; services sharing it split the work.
 	Consumer string `yaml:"consumer"`
+	// Sinks are the destinations alerts go to after they are stored,
+	// besides the history and the live feed. All are off by default.
+	Sinks Sinks `yaml:"sinks"`
+}
+
+// Sinks configures the alert service's optional alert sinks.
+type Sinks struct {
+	Webhook Webhook  `yaml:"webhook"`
+	MQTT    MQTTSink `yaml:"mqtt"`
+}
+
+// Webhook POSTs each stored alert as signed JSON to an HTTP receiver.
+type Webhook struct {
+	Enabled bool `yaml:"enabled"`
+	// URL is the receiver (http or https).
+	URL string `yaml:"url"`
+	// SecretFile or SecretEnv (exactly one) holds the HMAC-SHA256 key that
+	// signs every body; the secret itself never appears in the config.
+	SecretFile string `yaml:"secret_file"`
+	SecretEnv  string `yaml:"secret_env"`
+	// Timeout bounds one delivery attempt.
+	Timeout time.Duration `yaml:"timeout"`
+	// BackoffMin and BackoffMax bound the exponential backoff (with
+	// jitter) between attempts; a receiver that is down is retried
+	// forever, its alerts waiting in the history.
+	BackoffMin time.Duration `yaml:"backoff_min"`
+	BackoffMax time.Duration `yaml:"backoff_max"`
+}
+
+// MQTTSink publishes each stored alert as JSON on a NATS subject that the
+// NATS server's MQTT listener (nats.mqtt.listen) maps to an MQTT topic.
+type MQTTSink struct {
+	Enabled bool `yaml:"enabled"`
+	// SubjectPrefix is the NATS subject an alert of watchlist W goes to as
+	// <prefix>.W; MQTT clients see the topic with '.' replaced by '/'.
+	SubjectPrefix string `yaml:"subject_prefix"`
 }
 
 // Defaults returns a Config with every default filled in. It is the one
@@ -193,6 +240,10 @@ func Defaults() Config {
 			SweepInterval:      time.Minute,
 			ExportLimit:        10000,
 			Consumer:           "facewatch-alert",
+			Sinks: Sinks{
+				Webhook: Webhook{Timeout: 10 * time.Second, BackoffMin: time.Second, BackoffMax: 5 * time.Minute},
+				MQTT:    MQTTSink{SubjectPrefix: "facewatch.alerts"},
+			},
 		},
 	}
 }
@@ -340,6 +391,16 @@ func (c *Config) Validate() error {
 			default:
 				return fmt.Errorf("nats.url: scheme %q not supported", pu.Scheme)
 			}
+		}
+	}
+	if c.NATS.MQTT.Listen != "" {
+		if c.NATS.URL != "" {
+			return errors.New("nats.mqtt.listen: only the embedded server (nats.url empty) has an MQTT listener; configure MQTT on the external server")
+		}
+		if _, p, err := net.SplitHostPort(c.NATS.MQTT.Listen); err != nil {
+			return fmt.Errorf("nats.mqtt.listen: %q is not host:port", c.NATS.MQTT.Listen)
+		} else if n, err := strconv.Atoi(p); err != nil || n < 0 || n > 65535 {
+			return fmt.Errorf("nats.mqtt.listen: port %q is not a number between 0 and 65535", p)
 		}
 	}
 	if c.NATS.Replicas < 1 || c.NATS.Replicas > 5 {
@@ -522,6 +583,51 @@ func (a *Alert) Validate() error {
 	if !cameraID.MatchString(a.Consumer) {
 		return fmt.Errorf("consumer: %q must be 1-64 letters, digits, '-' or '_'", a.Consumer)
 	}
+	if err := a.Sinks.Webhook.Validate(); err != nil {
+		return fmt.Errorf("sinks.webhook.%w", err)
+	}
+	if err := a.Sinks.MQTT.Validate(); err != nil {
+		return fmt.Errorf("sinks.mqtt.%w", err)
+	}
+	return nil
+}
+
+// Validate checks the webhook sink; a disabled one is not checked.
+func (w *Webhook) Validate() error {
+	if !w.Enabled {
+		return nil
+	}
+	u, err := url.Parse(w.URL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("url: %q is not an http(s) URL", Redact(w.URL))
+	}
+	if (w.SecretFile == "") == (w.SecretEnv == "") {
+		return errors.New("secret_file, secret_env: set exactly one (the body is always signed)")
+	}
+	if w.Timeout <= 0 || w.Timeout > 5*time.Minute {
+		return fmt.Errorf("timeout: %v is not in (0, 5m]", w.Timeout)
+	}
+	if w.BackoffMin <= 0 {
+		return fmt.Errorf("backoff_min: %v must be positive", w.BackoffMin)
+	}
+	if w.BackoffMax < w.BackoffMin {
+		return fmt.Errorf("backoff_max: %v is less than backoff_min %v", w.BackoffMax, w.BackoffMin)
+	}
+	return nil
+}
+
+// subjectPrefix is one or more NATS tokens of letters, digits, '-' and
+// '_' separated by dots (no wildcards, so MQTT topics map cleanly).
+var subjectPrefix = regexp.MustCompile(`^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$`)
+
+// Validate checks the MQTT sink; a disabled one is not checked.
+func (m *MQTTSink) Validate() error {
+	if !m.Enabled {
+		return nil
+	}
+	if !subjectPrefix.MatchString(m.SubjectPrefix) || len(m.SubjectPrefix) > 128 {
+		return fmt.Errorf("subject_prefix: %q must be dot-separated tokens of letters, digits, '-' or '_'", m.SubjectPrefix)
+	}
 	return nil
 }
 
@@ -537,6 +643,7 @@ func (c *Config) Resolve(base string) {
 	}
 	c.DataDir = abs(c.DataDir)
 	c.ModelDir = abs(c.ModelDir)
+	c.Alert.Sinks.Webhook.SecretFile = abs(c.Alert.Sinks.Webhook.SecretFile)
 }
 
 // Redact removes the password (and user) from a URL for logs, status,

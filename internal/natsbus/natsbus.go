@@ -109,7 +109,7 @@ func Open(ctx context.Context, cfg config.NATS, dataDir string, opts Options) (*
 	}
 	var connectURL string
 	if cfg.URL == "" {
-		srv, err := StartServer(ctx, dataDir, cfg.Listen, log)
+		srv, err := startServer(ctx, dataDir, cfg.Listen, cfg.MQTT.Listen, log)
 		if err != nil {
 			return nil, err
 		}
@@ -165,6 +165,13 @@ func connect(ctx context.Context, url string, opts []nats.Option) (*nats.Conn, e
 // dataDir/jetstream, listening on listen (host:port; port 0 picks a free
 // one) or, when empty, on a random loopback port. The caller shuts it down.
 func StartServer(ctx context.Context, dataDir, listen string, log *slog.Logger) (*server.Server, error) {
+	return startServer(ctx, dataDir, listen, "", log)
+}
+
+// startServer is StartServer with an MQTT 3.1.1 listener on mqttListen
+// (nats.mqtt.listen; empty is none, an empty host is loopback). MQTT
+// needs JetStream, which is on, and a server name, which is set.
+func startServer(ctx context.Context, dataDir, listen, mqttListen string, log *slog.Logger) (*server.Server, error) {
 	if log == nil {
 		log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
@@ -190,7 +197,7 @@ func StartServer(ctx context.Context, dataDir, listen string, log *slog.Logger) 
 	if err := os.MkdirAll(store, 0o750); err != nil {
 		return nil, fmt.Errorf("creating jetstream store: %w", err)
 	}
-	srv, err := server.NewServer(&server.Options{
+	sopts := &server.Options{
 		ServerName: "facewatch",
 		Host:       host,
 		Port:       port,
@@ -199,7 +206,22 @@ func StartServer(ctx context.Context, dataDir, listen string, log *slog.Logger) 
 		NoSigs:     true,
 		NoLog:      true,
 		MaxPayload: 8 << 20,
-	})
+	}
+	if mqttListen != "" {
+		h, p, err := net.SplitHostPort(mqttListen)
+		n, perr := strconv.Atoi(p)
+		if err != nil || perr != nil || n < 0 || n > 65535 {
+			return nil, fmt.Errorf("parsing nats.mqtt.listen %q: want host:port", mqttListen)
+		}
+		if h == "" {
+			h = "127.0.0.1"
+		}
+		if n == 0 {
+			n = -1 // any free port
+		}
+		sopts.MQTT = server.MQTTOpts{Host: h, Port: n}
+	}
+	srv, err := server.NewServer(sopts)
 	if err != nil {
 		return nil, fmt.Errorf("configuring embedded nats server: %w", err)
 	}
@@ -211,9 +233,12 @@ func StartServer(ctx context.Context, dataDir, listen string, log *slog.Logger) 
 	if !srv.ReadyForConnections(deadline) {
 		srv.Shutdown()
 		srv.WaitForShutdown()
-		return nil, fmt.Errorf("embedded nats server on %s:%d did not start within %v", host, port, deadline)
+		return nil, fmt.Errorf("embedded nats server on %s:%d (mqtt %q) did not start within %v", host, port, mqttListen, deadline)
 	}
 	log.Info("embedded nats server started", "url", srv.ClientURL(), "store", store)
+	if mqttListen != "" {
+		log.Info("embedded nats server accepts MQTT clients", "listen", net.JoinHostPort(sopts.MQTT.Host, strconv.Itoa(max(sopts.MQTT.Port, 0))))
+	}
 	return srv, nil
 }
 
