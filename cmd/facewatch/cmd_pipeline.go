@@ -162,7 +162,7 @@ func (s *stage) matchParts(ctx context.Context) (*match.Gallery, *match.Index, e
 func (s *stage) newMatchStage(g *match.Gallery, idx *match.Index) (*pipeline.MatchStage, error) {
 	return pipeline.NewMatchStage(pipeline.MatchOptions{
 		Bus: s.bus, Decider: idx, Ready: idx.Ready(), Photos: g, AckWait: s.cfg.NATS.AckWait,
-		Replicas: s.cfg.NATS.Replicas, Logger: s.log, Metrics: s.pm, EnsureHits: alert.EnsureStream,
+		Replicas: s.cfg.NATS.Replicas, Logger: s.log, Metrics: s.pm,
 	})
 }
 
@@ -202,10 +202,7 @@ func cmdRun(ctx context.Context, e *env, args []string) error {
 		s.log.Warn("no cameras configured; running the API and matchers only")
 	}
 	js := s.bus.JS
-	if err := alert.EnsureStream(ctx, js, s.cfg.NATS.Replicas); err != nil {
-		return err
-	}
-	if err := pipeline.EnsureTracksStream(ctx, js, s.cfg.NATS.Replicas); err != nil {
+	if err := natsbus.EnsureStreams(ctx, js, s.cfg.NATS.Replicas); err != nil {
 		return err
 	}
 	g, idx, err := s.matchParts(ctx)
@@ -331,19 +328,11 @@ func cmdCameraStage(ctx context.Context, e *env, args []string) error {
 }
 
 // cmdDetectStage runs detect+embed alone. Embedding runs in the detect
-// process because only the best faces of each track are embedded and the
-// chips never need to leave it.
+// process (there is no separate embed stage): only the best faces of each
+// track are embedded, and their chips never leave memory, so no face of a
+// passer-by crosses the network or rests in a stream.
 func cmdDetectStage(ctx context.Context, e *env, args []string) error {
-	return runDetect(ctx, e, "detect", args)
-}
-
-// cmdEmbedStage is the same stage as detect (see cmdDetectStage).
-func cmdEmbedStage(ctx context.Context, e *env, args []string) error {
-	fmt.Fprintln(e.stderr, "facewatch embed: embedding runs inside the detect+embed stage; starting it")
-	return runDetect(ctx, e, "embed", args)
-}
-
-func runDetect(ctx context.Context, e *env, name string, args []string) error {
+	const name = "detect"
 	fs := newFlagSet(e, name, name+" --config FILE [--cameras ID,ID]")
 	f := registerStageFlags(fs)
 	cams := fs.String("cameras", "", "take only these cameras' frames (comma-separated IDs), so that detect processes can split cameras; empty takes all")

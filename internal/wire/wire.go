@@ -36,39 +36,28 @@ type Kind string
 
 // The message kinds.
 const (
-	KindFrame      Kind = "frame"
-	KindFace       Kind = "face"
-	KindDescriptor Kind = "descriptor"
-	KindTrackEnd   Kind = "track_end"
-	KindHit        Kind = "hit"
-	KindStatus     Kind = "camera_status"
+	KindFrame  Kind = "frame"
+	KindHit    Kind = "hit"
+	KindStatus Kind = "camera_status"
 )
 
 // Subject prefixes. Camera IDs and watchlist IDs are single subject tokens
 // (letters, digits, '-' and '_'), checked by ValidToken.
 const (
-	Prefix          = "facewatch"
-	GalleryEvents   = Prefix + ".gallery.events"
-	DeadLetterRoot  = Prefix + ".deadletter"
-	HitsStream      = "FACEWATCH_HITS"
-	GalleryStream   = "FACEWATCH_GALLERY"
-	HitsWildcard    = Prefix + ".hits.>"
-	StatusWildcard  = Prefix + ".cameras.*.status"
-	FramesWildcard  = Prefix + ".frames.*"
-	FacesWildcard   = Prefix + ".faces.*"
-	DescriptorsWild = Prefix + ".descriptors.*"
-	TracksWildcard  = Prefix + ".tracks.*"
+	Prefix         = "facewatch"
+	GalleryEvents  = Prefix + ".gallery.events"
+	DeadLetterRoot = Prefix + ".deadletter"
+	HitsStream     = "FACEWATCH_HITS"
+	GalleryStream  = "FACEWATCH_GALLERY"
+	HitsWildcard   = Prefix + ".hits.>"
+	StatusWildcard = Prefix + ".cameras.*.status"
+	FramesWildcard = Prefix + ".frames.*"
+	TracksWildcard = Prefix + ".tracks.*"
 )
 
 // FramesSubject carries frames of one camera (only when detection runs on
 // another host).
 func FramesSubject(camera string) string { return Prefix + ".frames." + camera }
-
-// FacesSubject carries detected faces (aligned chips) of one camera.
-func FacesSubject(camera string) string { return Prefix + ".faces." + camera }
-
-// DescriptorsSubject carries descriptors of one camera's faces.
-func DescriptorsSubject(camera string) string { return Prefix + ".descriptors." + camera }
 
 // TracksSubject carries one camera's track reports (Track messages, on the
 // TracksStream work queue).
