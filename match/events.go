@@ -6,8 +6,9 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/facewatch/facewatch/internal/wire"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/facewatch/facewatch/internal/wire"
 )
 
 // EventType says what changed.

@@ -41,14 +41,26 @@ const (
 	KindStatus Kind = "camera_status"
 )
 
+// JetStream stream names. Their subjects, retention and limits are
+// declared in internal/natsbus (topology.go), the one place that creates
+// them.
+const (
+	// TracksStream is the work queue that carries Track messages from
+	// detect+embed to the matchers, so that a matcher that dies
+	// mid-decision gets its tracks redelivered.
+	TracksStream = "FACEWATCH_TRACKS"
+	// HitsStream carries hits from the matchers to the alert service.
+	HitsStream = "FACEWATCH_HITS"
+	// GalleryStream carries gallery changes to every matcher's index.
+	GalleryStream = "FACEWATCH_GALLERY"
+)
+
 // Subject prefixes. Camera IDs and watchlist IDs are single subject tokens
 // (letters, digits, '-' and '_'), checked by ValidToken.
 const (
 	Prefix         = "facewatch"
 	GalleryEvents  = Prefix + ".gallery.events"
 	DeadLetterRoot = Prefix + ".deadletter"
-	HitsStream     = "FACEWATCH_HITS"
-	GalleryStream  = "FACEWATCH_GALLERY"
 	HitsWildcard   = Prefix + ".hits.>"
 	StatusWildcard = Prefix + ".cameras.*.status"
 	FramesWildcard = Prefix + ".frames.*"
