@@ -11,6 +11,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/facewatch/facewatch/internal/natsbus"
 	"github.com/facewatch/facewatch/internal/wire"
 )
 
@@ -43,7 +44,7 @@ func BenchmarkConsume(b *testing.B) {
 			ns := startNATS(b, filepath.Join(dir, "js"))
 			_, js := connectJS(b, ns.ClientURL())
 			ctx := context.Background()
-			if err := EnsureStream(ctx, js, 1); err != nil {
+			if err := natsbus.EnsureStreams(ctx, js, 1); err != nil {
 				b.Fatal(err)
 			}
 			base := time.Now()

@@ -7,51 +7,18 @@ import (
 	"sync"
 	"time"
 
+	"github.com/facewatch/facewatch/internal/natsbus"
 	"github.com/facewatch/facewatch/internal/wire"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
-
-// Stream settings for the hits stream.
-const (
-	// HitsDuplicateWindow is how long JetStream remembers a hit's message
-	// ID, so that a publisher's retry within it is dropped as a duplicate
-	// (the alert service's own idempotent store catches later ones).
-	HitsDuplicateWindow = 10 * time.Minute
-	// HitsMaxAge is how long an unconsumed hit waits in the stream: the
-	// alert service may be down this long without losing one.
-	HitsMaxAge = 7 * 24 * time.Hour
-)
-
-// EnsureStream creates or updates the JetStream stream hits travel
-// through (wire.HitsStream, subjects wire.HitsWildcard, file storage).
-func EnsureStream(ctx context.Context, js jetstream.JetStream, replicas int) error {
-	if replicas < 1 {
-		replicas = 1
-	}
-	_, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
-		Name:        wire.HitsStream,
-		Description: "facewatch watchlist hits, consumed by the alert service",
-		Subjects:    []string{wire.HitsWildcard},
-		Storage:     jetstream.FileStorage,
-		Retention:   jetstream.LimitsPolicy,
-		MaxAge:      HitsMaxAge,
-		Duplicates:  HitsDuplicateWindow,
-		Replicas:    replicas,
-		MaxMsgSize:  wire.MaxCrop + wire.MaxMeta + 4,
-	})
-	if err != nil {
-		return fmt.Errorf("creating stream %s: %w", wire.HitsStream, err)
-	}
-	return nil
-}
 
 // DeadLetterStage is the stage name the alert service's dead letters are
 // published under (wire.DeadLetterSubject(DeadLetterStage)).
 const DeadLetterStage = "alert"
 
 // Run consumes hits through the durable consumer cfg.Consumer on the hits
-// stream (created by EnsureStream) until ctx ends, storing each batch in
+// stream (created by natsbus.EnsureStreams) until ctx ends, storing each batch in
 // one transaction and acknowledging its messages only after the commit. A
 // malformed hit is published to the dead-letter subject with the reason,
 // counted and acknowledged. A failed commit is not acknowledged: JetStream
@@ -59,18 +26,9 @@ const DeadLetterStage = "alert"
 // (sink.go). It returns nil when ctx ends, after finishing the batch in
 // hand.
 func (s *Service) Run(ctx context.Context, js jetstream.JetStream) error {
-	cons, err := js.CreateOrUpdateConsumer(ctx, wire.HitsStream, jetstream.ConsumerConfig{
-		Durable:       s.cfg.Consumer,
-		Description:   "facewatch alert service",
-		AckPolicy:     jetstream.AckExplicitPolicy,
-		DeliverPolicy: jetstream.DeliverAllPolicy,
-		FilterSubject: wire.HitsWildcard,
-		AckWait:       s.ackWait,
-		MaxAckPending: 4 * s.batch,
-		MaxDeliver:    -1,
-	})
+	cons, err := natsbus.EnsureConsumer(ctx, js, natsbus.AlertConsumer(s.cfg.Consumer, s.ackWait, 4*s.batch))
 	if err != nil {
-		return fmt.Errorf("creating consumer %s on %s: %w", s.cfg.Consumer, wire.HitsStream, err)
+		return err
 	}
 	var wg sync.WaitGroup
 	defer wg.Wait()
@@ -204,7 +162,7 @@ func (s *Service) deadLetter(m jetstream.Msg, reason error, nc *nats.Conn) {
 	dl.Header.Set(wire.HeaderReason, reason.Error())
 	dl.Header.Set(wire.HeaderStage, DeadLetterStage)
 	dl.Header.Set(wire.HeaderKind, string(wire.KindHit))
-	dl.Header.Set("Facewatch-Subject", m.Subject())
+	dl.Header.Set(natsbus.HeaderSubject, m.Subject())
 	if err := nc.PublishMsg(dl); err != nil {
 		s.log.Error("publishing dead letter", "err", err)
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/facewatch/facewatch/internal/natsbus"
 	"github.com/facewatch/facewatch/internal/wire"
 )
 
@@ -136,12 +137,12 @@ func TestRunConsumesRedeliveriesAndDeadLetters(t *testing.T) {
 	ns := startNATS(t, filepath.Join(dir, "js"))
 	nc, js := connectJS(t, ns.ClientURL())
 	ctx := context.Background()
-	if err := EnsureStream(ctx, js, 1); err != nil {
-		t.Fatalf("EnsureStream = %v", err)
+	if err := natsbus.EnsureStreams(ctx, js, 1); err != nil {
+		t.Fatalf("EnsureStreams = %v", err)
 	}
-	// EnsureStream is repeatable.
-	if err := EnsureStream(ctx, js, 1); err != nil {
-		t.Fatalf("EnsureStream again = %v", err)
+	// EnsureStreams is repeatable.
+	if err := natsbus.EnsureStreams(ctx, js, 1); err != nil {
+		t.Fatalf("EnsureStreams again = %v", err)
 	}
 	info, err := js.Stream(ctx, wire.HitsStream)
 	if err != nil {
@@ -257,7 +258,7 @@ func TestRunNaksWhenStoreFails(t *testing.T) {
 	ns := startNATS(t, filepath.Join(dir, "js"))
 	_, js := connectJS(t, ns.ClientURL())
 	ctx := context.Background()
-	if err := EnsureStream(ctx, js, 1); err != nil {
+	if err := natsbus.EnsureStreams(ctx, js, 1); err != nil {
 		t.Fatal(err)
 	}
 	s := openService(t, filepath.Join(dir, "data"), Options{})
@@ -335,7 +336,7 @@ func TestRunSurvivesNATSRestart(t *testing.T) {
 	defer nc.Close()
 	js, _ := jetstream.New(nc)
 	ctx := context.Background()
-	if err := EnsureStream(ctx, js, 1); err != nil {
+	if err := natsbus.EnsureStreams(ctx, js, 1); err != nil {
 		t.Fatal(err)
 	}
 	s := openService(t, filepath.Join(dir, "data"), Options{})

@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/goleak"
 
+	"github.com/facewatch/facewatch/internal/natsbus"
 	"github.com/facewatch/facewatch/internal/wire"
 )
 
@@ -82,7 +83,7 @@ func TestKilledServiceLosesNothing(t *testing.T) {
 	ns := startNATS(t, filepath.Join(dir, "js"))
 	_, js := connectJS(t, ns.ClientURL())
 	ctx := context.Background()
-	if err := EnsureStream(ctx, js, 1); err != nil {
+	if err := natsbus.EnsureStreams(ctx, js, 1); err != nil {
 		t.Fatal(err)
 	}
 	data := filepath.Join(dir, "data")

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/facewatch/facewatch/internal/natsbus"
 )
 
 // sseEvent is one parsed Server-Sent Event.
@@ -84,7 +86,7 @@ func TestLiveFeedDeliversStoredAlert(t *testing.T) {
 	dir := t.TempDir()
 	ns := startNATS(t, filepath.Join(dir, "js"))
 	_, js := connectJS(t, ns.ClientURL())
-	if err := EnsureStream(context.Background(), js, 1); err != nil {
+	if err := natsbus.EnsureStreams(context.Background(), js, 1); err != nil {
 		t.Fatal(err)
 	}
 	s := openService(t, filepath.Join(dir, "data"), Options{})

@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/facewatch/facewatch/internal/natsbus"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 )
@@ -40,7 +42,7 @@ func TestConsoleSinkPrintsNewAlertsOnce(t *testing.T) {
 	dir := t.TempDir()
 	ns := startNATS(t, filepath.Join(dir, "js"))
 	_, js := connectJS(t, ns.ClientURL())
-	if err := EnsureStream(context.Background(), js, 1); err != nil {
+	if err := natsbus.EnsureStreams(context.Background(), js, 1); err != nil {
 		t.Fatal(err)
 	}
 	out := &syncBuffer{}

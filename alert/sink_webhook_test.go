@@ -17,6 +17,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/facewatch/facewatch/internal/natsbus"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
@@ -101,7 +103,7 @@ func TestWebhookDeliversARealHit(t *testing.T) {
 	dir := t.TempDir()
 	ns := startNATS(t, filepath.Join(dir, "js"))
 	_, js := connectJS(t, ns.ClientURL())
-	if err := EnsureStream(context.Background(), js, 1); err != nil {
+	if err := natsbus.EnsureStreams(context.Background(), js, 1); err != nil {
 		t.Fatal(err)
 	}
 	rc := &receiver{t: t}
@@ -140,7 +142,7 @@ func TestWebhookReceiverDownLosesNothing(t *testing.T) {
 	dir := t.TempDir()
 	ns := startNATS(t, filepath.Join(dir, "js"))
 	_, js := connectJS(t, ns.ClientURL())
-	if err := EnsureStream(context.Background(), js, 1); err != nil {
+	if err := natsbus.EnsureStreams(context.Background(), js, 1); err != nil {
 		t.Fatal(err)
 	}
 	rc := &receiver{t: t}

@@ -7,12 +7,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
-)
 
-// The JetStream stream and subject that carry gallery changes.
-const (
-	StreamName   = "FACEWATCH_GALLERY"
-	EventSubject = "facewatch.gallery.events"
+	"github.com/facewatch/facewatch/internal/wire"
 )
 
 // EventType says what changed.
@@ -100,32 +96,8 @@ func ParseEvent(data []byte) (Event, error) {
 	return ev, nil
 }
 
-// EnsureStream creates or updates the gallery stream. replicas is the
-// JetStream replication factor (config.NATS.Replicas).
-func EnsureStream(ctx context.Context, js jetstream.JetStream, replicas int) (jetstream.Stream, error) {
-	if replicas < 1 {
-		replicas = 1
-	}
-	s, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
-		Name:        StreamName,
-		Description: "facewatch gallery changes (watchlists, identities, enrolments)",
-		Subjects:    []string{EventSubject},
-		Storage:     jetstream.FileStorage,
-		Replicas:    replicas,
-		Retention:   jetstream.LimitsPolicy,
-		// Matchers start from a SQLite snapshot and read only what follows
-		// it, so old events are not needed for long; keep a week for
-		// matchers that were down.
-		MaxAge:     7 * 24 * time.Hour,
-		Duplicates: 10 * time.Minute,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("creating stream %s: %w", StreamName, err)
-	}
-	return s, nil
-}
-
-// MsgID is the JetStream message ID of a gallery event: a publisher that
+// MsgID is the JetStream message ID of a gallery event (on
+// wire.GalleryEvents, stream wire.GalleryStream): a publisher that
 // retries, or two processes publishing the same outbox, do not duplicate
 // it.
 func MsgID(seq int64) string { return fmt.Sprintf("gallery-%d", seq) }
@@ -158,7 +130,7 @@ func (g *Gallery) PublishPending(ctx context.Context, js jetstream.JetStream) (i
 	}
 	n := 0
 	for _, p := range todo {
-		if _, err := js.Publish(ctx, EventSubject, p.payload, jetstream.WithMsgID(MsgID(p.seq))); err != nil {
+		if _, err := js.Publish(ctx, wire.GalleryEvents, p.payload, jetstream.WithMsgID(MsgID(p.seq))); err != nil {
 			return n, fmt.Errorf("publishing gallery event %d: %w", p.seq, err)
 		}
 		if _, err := g.db.ExecContext(ctx, "UPDATE events SET published = 1 WHERE seq = ?", p.seq); err != nil {

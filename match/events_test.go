@@ -10,6 +10,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/facewatch/facewatch/internal/wire"
 )
 
 // matcher is one matcher "process": its own gallery handle on the shared
@@ -206,7 +208,7 @@ func TestBadEventsRefused(t *testing.T) {
 			if !errors.Is(err, tc.wantErr) {
 				t.Errorf("ParseEvent+Apply(%s) = %v, want %v", tc.name, err, tc.wantErr)
 			}
-			if _, err := js.Publish(ctx, EventSubject, []byte(tc.payload)); err != nil {
+			if _, err := js.Publish(ctx, wire.GalleryEvents, []byte(tc.payload)); err != nil {
 				t.Fatal(err)
 			}
 			eventually(t, time.Second, "event refused", func() bool { return m.x.Stats().Rejected == int64(i+1) })

@@ -17,6 +17,8 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/facewatch/facewatch/internal/config"
+	"github.com/facewatch/facewatch/internal/natsbus"
+	"github.com/facewatch/facewatch/internal/wire"
 )
 
 // Index is the in-memory gallery a matcher searches: every enrolled
@@ -153,29 +155,32 @@ func (x *Index) Run(ctx context.Context) error {
 	if x.gallery == nil || x.js == nil {
 		return errors.New("running index: needs a gallery and a JetStream context")
 	}
-	stream, err := EnsureStream(ctx, x.js, x.replicas)
-	if err != nil {
+	if err := natsbus.EnsureStreams(ctx, x.js, x.replicas); err != nil {
 		return fmt.Errorf("running index: %w", err)
+	}
+	stream, err := x.js.Stream(ctx, wire.GalleryStream)
+	if err != nil {
+		return fmt.Errorf("running index: opening stream %s: %w", wire.GalleryStream, err)
 	}
 	info, err := stream.Info(ctx)
 	if err != nil {
-		return fmt.Errorf("running index: reading stream %s: %w", StreamName, err)
+		return fmt.Errorf("running index: reading stream %s: %w", wire.GalleryStream, err)
 	}
 	start := info.State.LastSeq + 1
 	if err := x.Load(ctx); err != nil {
 		return err
 	}
-	cons, err := x.js.OrderedConsumer(ctx, StreamName, jetstream.OrderedConsumerConfig{
-		FilterSubjects: []string{EventSubject},
+	cons, err := x.js.OrderedConsumer(ctx, wire.GalleryStream, jetstream.OrderedConsumerConfig{
+		FilterSubjects: []string{wire.GalleryEvents},
 		DeliverPolicy:  jetstream.DeliverByStartSequencePolicy,
 		OptStartSeq:    start,
 	})
 	if err != nil {
-		return fmt.Errorf("running index: consuming stream %s: %w", StreamName, err)
+		return fmt.Errorf("running index: consuming stream %s: %w", wire.GalleryStream, err)
 	}
 	it, err := cons.Messages()
 	if err != nil {
-		return fmt.Errorf("running index: consuming stream %s: %w", StreamName, err)
+		return fmt.Errorf("running index: consuming stream %s: %w", wire.GalleryStream, err)
 	}
 	defer it.Stop()
 	x.log.Info("following gallery stream", "from_seq", start)
@@ -186,7 +191,7 @@ func (x *Index) Run(ctx context.Context) error {
 		}
 		if err != nil {
 			if errors.Is(err, jetstream.ErrMsgIteratorClosed) || errors.Is(err, nats.ErrConnectionClosed) {
-				return fmt.Errorf("running index: reading stream %s: %w", StreamName, err)
+				return fmt.Errorf("running index: reading stream %s: %w", wire.GalleryStream, err)
 			}
 			x.log.Warn("reading gallery stream", "err", err)
 			select { // do not spin on a persistent error

@@ -19,6 +19,7 @@ import (
 	"github.com/facewatch/facewatch/detect"
 	"github.com/facewatch/facewatch/embed"
 	"github.com/facewatch/facewatch/internal/config"
+	"github.com/facewatch/facewatch/internal/natsbus"
 	"github.com/facewatch/facewatch/internal/wire"
 	"github.com/facewatch/facewatch/match"
 	"github.com/facewatch/facewatch/models"
@@ -60,7 +61,7 @@ func (e *env) publish(ctx context.Context, cfg config.Config, g *match.Gallery) 
 	}
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	if _, err := match.EnsureStream(ctx, js, cfg.NATS.Replicas); err != nil {
+	if err := natsbus.EnsureStreams(ctx, js, cfg.NATS.Replicas); err != nil {
 		return fmt.Errorf("publishing gallery events (they stay queued in the gallery): %w", err)
 	}
 	if _, err := g.PublishPending(ctx, js); err != nil {

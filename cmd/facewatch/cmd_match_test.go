@@ -17,6 +17,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/facewatch/facewatch/internal/testdata"
+	"github.com/facewatch/facewatch/internal/wire"
 	"github.com/facewatch/facewatch/match"
 )
 
@@ -210,7 +211,7 @@ func TestMatchCommands(t *testing.T) {
 	}
 	defer nc.Close()
 	js, _ := jetstream.New(nc)
-	st, err := js.Stream(context.Background(), match.StreamName)
+	st, err := js.Stream(context.Background(), wire.GalleryStream)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -50,6 +50,8 @@ func TestDispatch(t *testing.T) {
 	}{
 		{[]string{}, 2, "usage: facewatch"},
 		{[]string{"nope"}, 2, `unknown command "nope"`},
+		// embed runs inside detect; there is no embed command.
+		{[]string{"embed"}, 2, `unknown command "embed"`},
 		{[]string{"check-config"}, 2, "want one config file"},
 		{[]string{"models"}, 2, "want a verb"},
 		{[]string{"models", "frobnicate"}, 2, `unknown verb "frobnicate"`},

@@ -28,7 +28,6 @@ import (
 	"github.com/facewatch/facewatch/embed"
 	"github.com/facewatch/facewatch/internal/config"
 	"github.com/facewatch/facewatch/internal/natsbus"
-	"github.com/facewatch/facewatch/internal/pipeline"
 	"github.com/facewatch/facewatch/internal/rtsptest"
 	"github.com/facewatch/facewatch/internal/synthcam"
 	"github.com/facewatch/facewatch/internal/testdata"
@@ -405,7 +404,7 @@ func settle(t *testing.T, cam *camServer, nc *nats.Conn) {
 		if time.Now().After(deadline) {
 			t.Fatal("tracks and hits were not all consumed within 45s of the clip's end")
 		}
-		if idle(wire.TracksStream, pipeline.MatchConsumer) && idle(wire.HitsStream, config.Defaults().Alert.Consumer) {
+		if idle(wire.TracksStream, natsbus.MatchDurable) && idle(wire.HitsStream, config.Defaults().Alert.Consumer) {
 			stable++
 		} else {
 			stable = 0

@@ -1,10 +1,11 @@
 // Package natsbus owns facewatch's connection to NATS: it starts the
 // embedded nats-server with JetStream (its store under the data directory)
 // or connects to an external cluster, keeps the connection reconnecting,
-// creates facewatch's streams, and sends refused messages to the dead-letter
-// subject with their reason. It moves bytes; it must not decode or judge
-// the messages themselves (that is package wire's job) nor hold any
-// process-wide state.
+// declares and creates facewatch's whole JetStream topology (every stream
+// and durable consumer, in topology.go, and nowhere else), and sends
+// refused messages to the dead-letter subject with their reason. It moves
+// bytes; it must not decode or judge the messages themselves (that is
+// package wire's job) nor hold any process-wide state.
 package natsbus
 
 import (

@@ -137,13 +137,26 @@ func (s *CameraStage) publishStatus(ctx context.Context) {
 		case <-t.C:
 		}
 		for _, st := range s.Statuses() {
-			data, err := wire.Encode(st, nil)
+			data, err := wire.EncodeCameraStatus(statusMessage(st))
 			if err != nil {
+				s.log.Warn("encoding camera status", "camera", st.CameraID, "err", err)
 				continue
 			}
 			if err := s.opt.Bus.Conn.Publish(wire.StatusSubject(st.CameraID), data); err != nil && ctx.Err() == nil {
 				s.log.Warn("publishing camera status", "camera", st.CameraID, "err", err)
 			}
 		}
+	}
+}
+
+// statusMessage is st in its wire form.
+func statusMessage(st camera.Status) wire.CameraStatus {
+	return wire.CameraStatus{
+		Camera: st.CameraID, URL: st.URL, State: string(st.State), Since: st.Since,
+		Codec: st.Codec, Width: st.Width, Height: st.Height,
+		SourceFPS: st.SourceFPS, FPSIn: st.FPSIn, FPSOut: st.FPSOut,
+		FramesIn: st.FramesIn, FramesOut: st.FramesOut, Drops: st.Drops,
+		Reconnects: st.Reconnects, Stalls: st.Stalls, Captures: st.Captures,
+		LastError: st.LastError, LastErrorAt: st.LastErrorAt, LastFrame: st.LastFrame,
 	}
 }

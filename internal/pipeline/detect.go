@@ -22,10 +22,6 @@ import (
 	"github.com/facewatch/facewatch/models"
 )
 
-// DetectQueueGroup is the NATS queue group of detect stages that take
-// frames from camera stages in other processes.
-const DetectQueueGroup = "facewatch-detect"
-
 // DetectOptions configure a DetectStage.
 type DetectOptions struct {
 	Bus    *natsbus.Bus
@@ -144,7 +140,7 @@ type camWorker struct {
 // publishes their final reports (bounded by a short grace period).
 func (s *DetectStage) Run(ctx context.Context) error {
 	js := s.opt.Bus.JS
-	if err := EnsureTracksStream(ctx, js, s.opt.Replicas); err != nil {
+	if err := natsbus.EnsureStreams(ctx, js, s.opt.Replicas); err != nil {
 		return err
 	}
 	var (
@@ -295,7 +291,7 @@ func (s *DetectStage) readNATS(ctx context.Context, enqueue func(Frame)) error {
 		gate.Unlock()
 	}()
 	for _, subj := range subjects {
-		sub, err := bus.Conn.QueueSubscribe(subj, DetectQueueGroup, handle)
+		sub, err := bus.Conn.QueueSubscribe(subj, natsbus.DetectQueue, handle)
 		if err != nil {
 			return fmt.Errorf("subscribing to %s: %w", subj, err)
 		}

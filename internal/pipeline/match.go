@@ -15,10 +15,6 @@ import (
 	"github.com/facewatch/facewatch/match"
 )
 
-// MatchConsumer is the durable consumer the matchers share on the tracks
-// stream: N match processes split the tracks between them.
-const MatchConsumer = "facewatch-match"
-
 // Decider decides one track; *match.Index is one.
 type Decider interface {
 	DecideTrack(faces []match.Probe, opt match.SearchOptions) (match.Decision, error)
@@ -46,10 +42,6 @@ type MatchOptions struct {
 	Replicas int
 	Logger   *slog.Logger
 	Metrics  *Metrics
-	// EnsureHits creates the hits stream (alert.EnsureStream), so that a
-	// matcher started before the alert service does not publish into
-	// nothing.
-	EnsureHits func(ctx context.Context, js jetstream.JetStream, replicas int) error
 	// OnHit, when set, is called after a hit is stored in JetStream.
 	OnHit func(h wire.Hit, duplicate bool)
 }
@@ -78,26 +70,12 @@ func NewMatchStage(opt MatchOptions) (*MatchStage, error) {
 // the hit's message ID makes the second publish a duplicate.
 func (s *MatchStage) Run(ctx context.Context) error {
 	js := s.opt.Bus.JS
-	if err := EnsureTracksStream(ctx, js, s.opt.Replicas); err != nil {
+	if err := natsbus.EnsureStreams(ctx, js, s.opt.Replicas); err != nil {
 		return err
 	}
-	if s.opt.EnsureHits != nil {
-		if err := s.opt.EnsureHits(ctx, js, s.opt.Replicas); err != nil {
-			return err
-		}
-	}
-	cons, err := js.CreateOrUpdateConsumer(ctx, wire.TracksStream, jetstream.ConsumerConfig{
-		Durable:       MatchConsumer,
-		Description:   "facewatch matchers",
-		AckPolicy:     jetstream.AckExplicitPolicy,
-		DeliverPolicy: jetstream.DeliverAllPolicy,
-		FilterSubject: wire.TracksWildcard,
-		AckWait:       s.opt.AckWait,
-		MaxAckPending: 256,
-		MaxDeliver:    -1,
-	})
+	cons, err := natsbus.EnsureConsumer(ctx, js, natsbus.MatchConsumer(s.opt.AckWait))
 	if err != nil {
-		return fmt.Errorf("creating consumer %s on %s: %w", MatchConsumer, wire.TracksStream, err)
+		return err
 	}
 	if s.opt.Ready != nil {
 		select {
@@ -106,7 +84,7 @@ func (s *MatchStage) Run(ctx context.Context) error {
 			return nil
 		}
 	}
-	s.log.Info("match stage taking tracks", "consumer", MatchConsumer)
+	s.log.Info("match stage taking tracks", "consumer", natsbus.MatchDurable)
 	backoff := 100 * time.Millisecond
 	for ctx.Err() == nil {
 		err := s.consume(ctx, cons)

@@ -26,9 +26,6 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"gocv.io/x/gocv"
-
-	"github.com/facewatch/facewatch/internal/natsbus"
-	"github.com/facewatch/facewatch/internal/wire"
 )
 
 // Frame is a decoded frame handed from the camera stage to the detect
@@ -114,27 +111,6 @@ func orMetrics(m *Metrics) *Metrics {
 	}
 	m, _ = NewMetrics(nil)
 	return m
-}
-
-// TracksDuplicateWindow is how long JetStream remembers a track report's
-// message ID: a retried publish inside it is not stored twice.
-const TracksDuplicateWindow = 10 * time.Minute
-
-// EnsureTracksStream creates or updates the work-queue stream that carries
-// Track messages to the matchers.
-func EnsureTracksStream(ctx context.Context, js jetstream.JetStream, replicas int) error {
-	_, err := natsbus.EnsureStream(ctx, js, jetstream.StreamConfig{
-		Name:        wire.TracksStream,
-		Description: "facewatch track reports (best descriptors of each track), consumed by the matchers",
-		Subjects:    []string{wire.TracksWildcard},
-		Storage:     jetstream.FileStorage,
-		Retention:   jetstream.WorkQueuePolicy,
-		MaxAge:      24 * time.Hour,
-		Duplicates:  TracksDuplicateWindow,
-		Replicas:    max(1, replicas),
-		MaxMsgSize:  wire.MaxMeta + wire.MaxTrackFaces*wire.DescriptorBytes + wire.MaxCrop + 4,
-	})
-	return err
 }
 
 // publishRetry publishes msg to JetStream until it is stored or ctx ends,

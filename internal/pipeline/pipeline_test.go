@@ -2,8 +2,6 @@ package pipeline
 
 import (
 	"context"
-	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"image"
 	"path/filepath"
@@ -15,7 +13,6 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"gocv.io/x/gocv"
 
-	"github.com/facewatch/facewatch/alert"
 	"github.com/facewatch/facewatch/camera"
 	"github.com/facewatch/facewatch/detect"
 	"github.com/facewatch/facewatch/embed"
@@ -158,7 +155,7 @@ func TestMatchStage(t *testing.T) {
 	defer stopIdx()
 	var mu sync.Mutex
 	var hits []wire.Hit
-	ms, err := NewMatchStage(MatchOptions{Bus: bus, Decider: idx, Ready: idx.Ready(), Photos: g, AckWait: 2 * time.Second, EnsureHits: alert.EnsureStream,
+	ms, err := NewMatchStage(MatchOptions{Bus: bus, Decider: idx, Ready: idx.Ready(), Photos: g, AckWait: 2 * time.Second,
 		OnHit: func(h wire.Hit, dup bool) {
 			mu.Lock()
 			hits = append(hits, h)
@@ -315,7 +312,7 @@ func TestDetectStage(t *testing.T) {
 	}
 	defer ds.Close()
 	ctx := context.Background()
-	if err := EnsureTracksStream(ctx, bus.JS, 1); err != nil {
+	if err := natsbus.EnsureStreams(ctx, bus.JS, 1); err != nil {
 		t.Fatal(err)
 	}
 	cons, err := bus.JS.CreateOrUpdateConsumer(ctx, wire.TracksStream, jetstream.ConsumerConfig{Durable: "t", AckPolicy: jetstream.AckExplicitPolicy})
@@ -460,18 +457,17 @@ func TestCameraStagePublishes(t *testing.T) {
 	}
 	// Statuses published before the first frame say connecting; a later
 	// one must say streaming.
-	var st camera.Status
+	var st wire.CameraStatus
 	for deadline := time.Now().Add(5 * time.Second); st.State != "streaming" && time.Now().Before(deadline); {
 		m, err := status.NextMsg(time.Until(deadline))
 		if err != nil {
 			t.Fatalf("camera status: %v", err)
 		}
-		n := binary.BigEndian.Uint32(m.Data)
-		if err := json.Unmarshal(m.Data[4:4+n], &st); err != nil {
-			t.Fatal(err)
+		if st, err = wire.DecodeCameraStatus(m.Data); err != nil {
+			t.Fatalf("DecodeCameraStatus = %v", err)
 		}
 	}
-	if st.CameraID != "c1" || st.State != camera.StateStreaming || st.URL != served.URL {
+	if st.Camera != "c1" || st.State != string(camera.StateStreaming) || st.URL != served.URL {
 		t.Errorf("status = %+v, want camera c1 streaming from %s", st, served.URL)
 	}
 	if err := stop(); err != nil {

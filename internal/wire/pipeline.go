@@ -13,11 +13,6 @@ import (
 // KindTrack names a Track message.
 const KindTrack Kind = "track"
 
-// TracksStream is the JetStream work-queue stream that carries Track
-// messages from detect+embed to the matchers, so that a matcher that dies
-// mid-decision gets its tracks redelivered.
-const TracksStream = "FACEWATCH_TRACKS"
-
 // MaxFrameJPEG bounds a frame message's JPEG.
 const MaxFrameJPEG = 6 << 20
 

@@ -65,10 +65,17 @@ func TestTrackMalformed(t *testing.T) {
 	metaLen := int(nan[0])<<24 | int(nan[1])<<16 | int(nan[2])<<8 | int(nan[3])
 	bits := math.Float32bits(float32(math.Inf(1)))
 	nan[4+metaLen], nan[5+metaLen], nan[6+metaLen], nan[7+metaLen] = byte(bits), byte(bits>>8), byte(bits>>16), byte(bits>>24)
+	// A NaN in the last descriptor (it replaced the per-face descriptor
+	// message's NaN case).
+	realNaN := append([]byte(nil), good...)
+	bits = math.Float32bits(float32(math.NaN()))
+	last := 4 + metaLen + 2*DescriptorBytes - 4
+	realNaN[last], realNaN[last+1], realNaN[last+2], realNaN[last+3] = byte(bits), byte(bits>>8), byte(bits>>16), byte(bits>>24)
 	tests := map[string][]byte{
 		"empty":          nil,
 		"truncated":      good[:len(good)-10],
 		"inf descriptor": nan,
+		"nan descriptor": realNaN,
 		"no faces":       raw(func(t *Track) { t.Meta.Faces = nil; t.Vectors = nil }),
 		"bad camera":     raw(func(t *Track) { t.Meta.Camera = "a.b" }),
 		"no model":       raw(func(t *Track) { t.Meta.Model = Model{} }),

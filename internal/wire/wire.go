@@ -36,39 +36,40 @@ type Kind string
 
 // The message kinds.
 const (
-	KindFrame      Kind = "frame"
-	KindFace       Kind = "face"
-	KindDescriptor Kind = "descriptor"
-	KindTrackEnd   Kind = "track_end"
-	KindHit        Kind = "hit"
-	KindStatus     Kind = "camera_status"
+	KindFrame  Kind = "frame"
+	KindHit    Kind = "hit"
+	KindStatus Kind = "camera_status"
+)
+
+// JetStream stream names. Their subjects, retention and limits are
+// declared in internal/natsbus (topology.go), the one place that creates
+// them.
+const (
+	// TracksStream is the work queue that carries Track messages from
+	// detect+embed to the matchers, so that a matcher that dies
+	// mid-decision gets its tracks redelivered.
+	TracksStream = "FACEWATCH_TRACKS"
+	// HitsStream carries hits from the matchers to the alert service.
+	HitsStream = "FACEWATCH_HITS"
+	// GalleryStream carries gallery changes to every matcher's index.
+	GalleryStream = "FACEWATCH_GALLERY"
 )
 
 // Subject prefixes. Camera IDs and watchlist IDs are single subject tokens
 // (letters, digits, '-' and '_'), checked by ValidToken.
 const (
-	Prefix          = "facewatch"
-	GalleryEvents   = Prefix + ".gallery.events"
-	DeadLetterRoot  = Prefix + ".deadletter"
-	HitsStream      = "FACEWATCH_HITS"
-	GalleryStream   = "FACEWATCH_GALLERY"
-	HitsWildcard    = Prefix + ".hits.>"
-	StatusWildcard  = Prefix + ".cameras.*.status"
-	FramesWildcard  = Prefix + ".frames.*"
-	FacesWildcard   = Prefix + ".faces.*"
-	DescriptorsWild = Prefix + ".descriptors.*"
-	TracksWildcard  = Prefix + ".tracks.*"
+	Prefix         = "facewatch"
+	GalleryEvents  = Prefix + ".gallery.events"
+	DeadLetterRoot = Prefix + ".deadletter"
+	HitsWildcard   = Prefix + ".hits.>"
+	StatusWildcard = Prefix + ".cameras.*.status"
+	FramesWildcard = Prefix + ".frames.*"
+	TracksWildcard = Prefix + ".tracks.*"
 )
 
 // FramesSubject carries frames of one camera (only when detection runs on
 // another host).
 func FramesSubject(camera string) string { return Prefix + ".frames." + camera }
-
-// FacesSubject carries detected faces (aligned chips) of one camera.
-func FacesSubject(camera string) string { return Prefix + ".faces." + camera }
-
-// DescriptorsSubject carries descriptors of one camera's faces.
-func DescriptorsSubject(camera string) string { return Prefix + ".descriptors." + camera }
 
 // TracksSubject carries one camera's track reports (Track messages, on the
 // TracksStream work queue).

@@ -3,7 +3,6 @@ package wire
 import (
 	"bytes"
 	"errors"
-	"math"
 	"strings"
 	"testing"
 	"time"
@@ -38,25 +37,6 @@ func TestHitRoundTrip(t *testing.T) {
 	}
 }
 
-func TestDescriptorRoundTrip(t *testing.T) {
-	d := Descriptor{Meta: DescriptorMeta{FaceMeta: FaceMeta{Camera: "c", Track: 3, Seq: 9, Time: time.Now().UTC(), Box: Box{W: 5, H: 5}, Quality: 0.5}, Model: model}}
-	for i := range d.Vector {
-		d.Vector[i] = float32(i) / 100
-	}
-	d.Crop = []byte("jpeg")
-	data, err := EncodeDescriptor(d)
-	if err != nil {
-		t.Fatal(err)
-	}
-	got, err := DecodeDescriptor(data)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got.Vector != d.Vector || string(got.Crop) != "jpeg" || got.Meta.Track != 3 {
-		t.Errorf("DecodeDescriptor = %+v, want %+v", got, d)
-	}
-}
-
 func TestMalformed(t *testing.T) {
 	good, err := EncodeHit(validHit(), nil)
 	if err != nil {
@@ -72,19 +52,6 @@ func TestMalformed(t *testing.T) {
 		}
 		return b
 	}
-	nanDesc := func() []byte {
-		d := Descriptor{Meta: DescriptorMeta{FaceMeta: FaceMeta{Version: Version, Camera: "c", Time: time.Now(), Box: Box{W: 1, H: 1}}, Model: model}}
-		p := make([]byte, DescriptorBytes)
-		bits := math.Float32bits(float32(math.NaN()))
-		p[0], p[1], p[2], p[3] = byte(bits), byte(bits>>8), byte(bits>>16), byte(bits>>24)
-		b, _ := Encode(d.Meta, p)
-		return b
-	}()
-	shortDesc := func() []byte {
-		d := DescriptorMeta{FaceMeta: FaceMeta{Version: Version, Camera: "c", Time: time.Now(), Box: Box{W: 1, H: 1}}, Model: model}
-		b, _ := Encode(d, make([]byte, 100))
-		return b
-	}()
 	tests := []struct {
 		name   string
 		data   []byte
@@ -99,8 +66,6 @@ func TestMalformed(t *testing.T) {
 		{"wrong id", mutate(func(h *Hit) { h.ID = "x" }), hitDec, "id"},
 		{"negative distance", mutate(func(h *Hit) { h.Distance = -1 }), hitDec, "distance"},
 		{"no model", mutate(func(h *Hit) { h.Model = Model{} }), hitDec, "model"},
-		{"descriptor NaN", nanDesc, descDec, "NaN"},
-		{"descriptor short", shortDesc, descDec, "want at least 512"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -112,12 +77,13 @@ func TestMalformed(t *testing.T) {
 	}
 }
 
-func hitDec(b []byte) error  { _, _, err := DecodeHit(b); return err }
-func descDec(b []byte) error { _, err := DecodeDescriptor(b); return err }
+func hitDec(b []byte) error { _, _, err := DecodeHit(b); return err }
 
 func FuzzDecode(f *testing.F) {
 	good, _ := EncodeHit(validHit(), []byte("crop"))
 	f.Add(good)
+	status, _ := EncodeCameraStatus(validStatus())
+	f.Add(status)
 	f.Add([]byte{0, 0, 0, 0})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		// Must never panic; anything accepted must re-encode.
@@ -126,17 +92,23 @@ func FuzzDecode(f *testing.F) {
 				t.Fatalf("accepted hit does not re-encode: %v", err)
 			}
 		}
-		DecodeDescriptor(b)
-		DecodeFace(b)
-		DecodeTrackEnd(b)
+		if s, err := DecodeCameraStatus(b); err == nil {
+			if _, err := EncodeCameraStatus(s); err != nil {
+				t.Fatalf("accepted camera status does not re-encode: %v", err)
+			}
+		}
 	})
 }
 
-// TestLargestMessageFitsNATSDefault guards the arithmetic: the largest face
-// message the schema accepts must fit NATS's default 1 MiB max_payload.
+// TestLargestMessageFitsNATSDefault guards the arithmetic: the largest
+// track report and hit the schema accepts must fit NATS's default 1 MiB
+// max_payload.
 func TestLargestMessageFitsNATSDefault(t *testing.T) {
 	const natsDefaultMaxPayload = 1 << 20
-	if worst := 4 + MaxMeta + ChipBytes + MaxCrop; worst > natsDefaultMaxPayload {
-		t.Errorf("largest face message = %d bytes, want ≤ %d", worst, natsDefaultMaxPayload)
+	if worst := 4 + MaxMeta + MaxTrackFaces*DescriptorBytes + MaxCrop; worst > natsDefaultMaxPayload {
+		t.Errorf("largest track message = %d bytes, want ≤ %d", worst, natsDefaultMaxPayload)
+	}
+	if worst := 4 + MaxMeta + MaxCrop; worst > natsDefaultMaxPayload {
+		t.Errorf("largest hit message = %d bytes, want ≤ %d", worst, natsDefaultMaxPayload)
 	}
 }
