@@ -10,6 +10,7 @@ import (
 	"github.com/facewatch/facewatch/detect"
 	"github.com/facewatch/facewatch/embed"
 	"github.com/facewatch/facewatch/internal/config"
+	"github.com/facewatch/facewatch/internal/face"
 	"github.com/facewatch/facewatch/internal/testdata"
 )
 
@@ -52,7 +53,7 @@ func pipeline(t testing.TB) (*detect.Detector, *embed.Embedder) {
 var pipeMu sync.Mutex
 
 // facesIn runs our path on a file: decode, detect, embed.
-func facesIn(t testing.TB, path string) ([]detect.Face, []embed.Descriptor) {
+func facesIn(t testing.TB, path string) ([]face.Face, []embed.Descriptor) {
 	t.Helper()
 	det, emb := pipeline(t)
 	m, err := detect.DecodeFile(path, config.Defaults().Detect.MaxPixels)
@@ -66,7 +67,7 @@ func facesIn(t testing.TB, path string) ([]detect.Face, []embed.Descriptor) {
 	if err != nil {
 		t.Fatalf("Detect(%s): %v", filepath.Base(path), err)
 	}
-	chips := make([]detect.Chip, len(faces))
+	chips := make([]face.Chip, len(faces))
 	for i := range faces {
 		chips[i] = faces[i].Chip
 	}

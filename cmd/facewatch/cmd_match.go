@@ -19,6 +19,8 @@ import (
 	"github.com/facewatch/facewatch/detect"
 	"github.com/facewatch/facewatch/embed"
 	"github.com/facewatch/facewatch/internal/config"
+	"github.com/facewatch/facewatch/internal/enroll"
+	"github.com/facewatch/facewatch/internal/eval"
 	"github.com/facewatch/facewatch/internal/wire"
 	"github.com/facewatch/facewatch/match"
 	"github.com/facewatch/facewatch/models"
@@ -317,7 +319,7 @@ func recognition(e *env, cfg config.Config, modelDir string, enrol bool) (*detec
 }
 
 // photoProgress draws a progress bar on a terminal, nothing otherwise.
-func photoProgress(e *env, what string) match.Progress {
+func photoProgress(e *env, what string) enroll.Progress {
 	f, ok := e.stderr.(*os.File)
 	if !ok || !term.IsTerminal(int(f.Fd())) {
 		return nil
@@ -375,8 +377,8 @@ func cmdEnroll(ctx context.Context, e *env, args []string) error {
 	}
 	defer det.Close()
 	defer emb.Close()
-	en := match.NewEnroller(g, det, emb, match.EnrollerOptions{Match: cfg.Match, MaxPixels: cfg.Detect.MaxPixels, Logger: e.logger(cfg)})
-	var rep match.DirReport
+	en := enroll.NewEnroller(g, det, emb, enroll.EnrollerOptions{Match: cfg.Match, MaxPixels: cfg.Detect.MaxPixels, Logger: e.logger(cfg)})
+	var rep enroll.DirReport
 	if *identity != "" {
 		rep, err = en.EnrolFiles(ctx, *list, who, fs.Args(), *by, photoProgress(e, "enrolling"))
 	} else {
@@ -398,7 +400,7 @@ func cmdEnroll(ctx context.Context, e *env, args []string) error {
 	}
 	fmt.Fprintf(e.stdout, "enrolled %d photos (%d new, %d already there) of %d identities into %q; refused %d\n",
 		len(rep.Enrolled), created, len(rep.Enrolled)-created, rep.Identities, *list, len(rep.Refused))
-	byReason := map[match.RefusalReason]int{}
+	byReason := map[enroll.RefusalReason]int{}
 	for _, r := range rep.Refused {
 		byReason[r.Reason]++
 		fmt.Fprintf(e.stdout, "refused: %s: %s\n", r.Photo, refusalText(r))
@@ -412,7 +414,7 @@ func cmdEnroll(ctx context.Context, e *env, args []string) error {
 	return perr
 }
 
-func refusalText(r *match.Refusal) string {
+func refusalText(r *enroll.Refusal) string {
 	if r.Detail == "" {
 		return string(r.Reason)
 	}
@@ -501,9 +503,9 @@ func cmdIdentify(ctx context.Context, e *env, args []string) error {
 		}
 		line := identifyLine{File: file}
 		data, err := os.ReadFile(file)
-		var faces []match.PhotoFace
+		var faces []enroll.PhotoFace
 		if err == nil {
-			faces, err = match.Faces(ctx, det, emb, file, data, cfg.Detect.MaxPixels)
+			faces, err = enroll.Faces(ctx, det, emb, file, data, cfg.Detect.MaxPixels)
 		}
 		if err != nil {
 			failed++
@@ -564,7 +566,7 @@ func cmdEval(ctx context.Context, e *env, args []string) error {
 	if (*descr == "") == (fs.NArg() != 1) {
 		return usageErrorf("want one directory of photos (a directory per identity) or --descriptors FILE")
 	}
-	opt := match.EvalOptions{TargetFPIR: *target}
+	opt := eval.EvalOptions{TargetFPIR: *target}
 	for _, s := range strings.Split(*sizes, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(s))
 		if err != nil || n < 1 {
@@ -579,13 +581,13 @@ func cmdEval(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	var set match.LabelledSet
+	var set eval.LabelledSet
 	if *descr != "" {
 		f, err := os.Open(*descr)
 		if err != nil {
 			return fmt.Errorf("reading labelled descriptors: %w", err)
 		}
-		set, err = match.LoadGoFaceJSON(f)
+		set, err = eval.LoadGoFaceJSON(f)
 		f.Close()
 		if err != nil {
 			return fmt.Errorf("%s: %w", *descr, err)
@@ -597,8 +599,8 @@ func cmdEval(ctx context.Context, e *env, args []string) error {
 		}
 		defer det.Close()
 		defer emb.Close()
-		var refused []*match.Refusal
-		set, refused, err = match.LabelledDir(ctx, det, emb, fs.Arg(0), cfg.Detect.MaxPixels, photoProgress(e, "reading"))
+		var refused []*enroll.Refusal
+		set, refused, err = eval.LabelledDir(ctx, det, emb, fs.Arg(0), cfg.Detect.MaxPixels, photoProgress(e, "reading"))
 		if err != nil {
 			return err
 		}
@@ -606,7 +608,7 @@ func cmdEval(ctx context.Context, e *env, args []string) error {
 			fmt.Fprintf(e.stderr, "skipped: %s: %s\n", r.Photo, refusalText(r))
 		}
 	}
-	rep, err := match.Evaluate(set, opt)
+	rep, err := eval.Evaluate(set, opt)
 	if err != nil {
 		return err
 	}

@@ -27,6 +27,7 @@ import (
 	"github.com/facewatch/facewatch/detect"
 	"github.com/facewatch/facewatch/embed"
 	"github.com/facewatch/facewatch/internal/config"
+	"github.com/facewatch/facewatch/internal/face"
 	"github.com/facewatch/facewatch/internal/natsbus"
 	"github.com/facewatch/facewatch/internal/pipeline"
 	"github.com/facewatch/facewatch/internal/rtsptest"
@@ -205,7 +206,7 @@ func enrol(t testing.TB, dataDir string, people map[string]string) map[string]em
 		if err != nil || len(faces) != 1 {
 			t.Fatalf("enrolment photo %s: %d faces, %v; want one", path, len(faces), err)
 		}
-		descs, err := emb.Embed(ctx, []detect.Chip{faces[0].Chip})
+		descs, err := emb.Embed(ctx, []face.Chip{faces[0].Chip})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -682,12 +683,12 @@ func TestKillAndRestart(t *testing.T) {
 }
 
 // chipImage turns a chip's RGB bytes into an image for its PNG.
-func chipImage(c detect.Chip) (*image.RGBA, error) {
-	if len(c.Pix) != detect.ChipBytes {
-		return nil, fmt.Errorf("chip has %d bytes, want %d", len(c.Pix), detect.ChipBytes)
+func chipImage(c face.Chip) (*image.RGBA, error) {
+	if len(c.Pix) != face.ChipBytes {
+		return nil, fmt.Errorf("chip has %d bytes, want %d", len(c.Pix), face.ChipBytes)
 	}
-	img := image.NewRGBA(image.Rect(0, 0, detect.ChipSize, detect.ChipSize))
-	for i := 0; i < detect.ChipSize*detect.ChipSize; i++ {
+	img := image.NewRGBA(image.Rect(0, 0, face.ChipSize, face.ChipSize))
+	for i := 0; i < face.ChipSize*face.ChipSize; i++ {
 		img.Pix[4*i], img.Pix[4*i+1], img.Pix[4*i+2], img.Pix[4*i+3] = c.Pix[3*i], c.Pix[3*i+1], c.Pix[3*i+2], 255
 	}
 	return img, nil
