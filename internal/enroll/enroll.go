@@ -384,3 +384,12 @@ func chipImage(c face.Chip) image.Image {
 	}
 	return img
 }
+
+// DetectConfig is how enrolment photos are searched for faces: upsampled
+// at least once and with a small minimum face, so that small faces are
+// found and refused as too small rather than missed.
+func DetectConfig(c config.Detect) config.Detect {
+	c.Upsample = max(c.Upsample, 1)
+	c.MinFaceSize = min(c.MinFaceSize, 20)
+	return c
+}

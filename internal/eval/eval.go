@@ -7,6 +7,7 @@ import (
 	"io"
 	"math"
 	"math/rand/v2"
+	"os"
 	"slices"
 	"sort"
 
@@ -494,4 +495,19 @@ func normalQuantile(p float64) float64 {
 		r := q * q
 		return (((((a[0]*r+a[1])*r+a[2])*r+a[3])*r+a[4])*r + a[5]) * q / (((((b[0]*r+b[1])*r+b[2])*r+b[3])*r+b[4])*r + 1)
 	}
+}
+
+// LoadGoFaceFile reads a labelled set from a go-face style JSON file (see
+// LoadGoFaceJSON).
+func LoadGoFaceFile(path string) (LabelledSet, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return LabelledSet{}, fmt.Errorf("reading labelled descriptors: %w", err)
+	}
+	defer f.Close()
+	set, err := LoadGoFaceJSON(f)
+	if err != nil {
+		return LabelledSet{}, fmt.Errorf("%s: %w", path, err)
+	}
+	return set, nil
 }

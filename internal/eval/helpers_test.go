@@ -27,16 +27,6 @@ var (
 	recogErr  error
 )
 
-// EnrolDetectConfig is how the tests (and `facewatch enroll`) configure
-// detection for enrolment: upsampled once so that small faces are found
-// and refused as too small instead of missed.
-func enrolDetectConfig() config.Detect {
-	c := config.Defaults().Detect
-	c.Upsample = 1
-	c.MinFaceSize = 20
-	return c
-}
-
 func recognizer(t *testing.T) (*detect.Detector, *embed.Embedder) {
 	t.Helper()
 	return recognizerTB(t)
@@ -46,7 +36,7 @@ func recognizerTB(t testing.TB) (*detect.Detector, *embed.Embedder) {
 	t.Helper()
 	recogOnce.Do(func() {
 		dir := testdata.ModelDir(t)
-		recogDet, recogErr = detect.New(dir, enrolDetectConfig())
+		recogDet, recogErr = detect.New(dir, enroll.DetectConfig(config.Defaults().Detect))
 		if recogErr != nil {
 			return
 		}
