@@ -81,12 +81,11 @@ var migrations = []string{
 // JetStream stream. It is safe for concurrent use; several processes may
 // open the same file.
 type Gallery struct {
-	db       *sql.DB
-	photos   string
-	log      *slog.Logger
-	now      func() time.Time
-	dbPath   string
-	readOnly bool
+	db     *sql.DB
+	photos string
+	log    *slog.Logger
+	now    func() time.Time
+	dbPath string
 }
 
 // GalleryOptions tune OpenGallery; the zero value is fine.
