@@ -11,6 +11,7 @@ import (
 	"gocv.io/x/gocv"
 
 	"github.com/facewatch/facewatch/internal/config"
+	"github.com/facewatch/facewatch/internal/face"
 	"github.com/facewatch/facewatch/internal/testdata"
 	"github.com/facewatch/facewatch/models"
 )
@@ -91,8 +92,8 @@ func TestRegistryPicksBackendByName(t *testing.T) {
 		if f.Box != w.box || f.Confidence != w.conf {
 			t.Errorf("face %d = %v %g, want %v %g", i, f.Box, f.Confidence, w.box, w.conf)
 		}
-		if len(f.Chip.Pix) != ChipBytes {
-			t.Errorf("face %d chip = %d bytes, want %d", i, len(f.Chip.Pix), ChipBytes)
+		if len(f.Chip.Pix) != face.ChipBytes {
+			t.Errorf("face %d chip = %d bytes, want %d", i, len(f.Chip.Pix), face.ChipBytes)
 		}
 	}
 

@@ -23,6 +23,7 @@ import (
 	"gocv.io/x/gocv"
 
 	"github.com/facewatch/facewatch/detect"
+	"github.com/facewatch/facewatch/internal/face"
 	"github.com/facewatch/facewatch/internal/testdata"
 )
 
@@ -341,7 +342,7 @@ func TestManyFaces(t *testing.T) {
 	for _, f := range faces {
 		ctr := f.Box.Min.Add(f.Box.Size().Div(2))
 		cells[image.Pt(ctr.X/220, ctr.Y/220)] = true
-		if len(f.Chip.Pix) != detect.ChipBytes {
+		if len(f.Chip.Pix) != face.ChipBytes {
 			t.Errorf("face at %v: chip of %d bytes", f.Box, len(f.Chip.Pix))
 		}
 	}
@@ -429,7 +430,7 @@ func TestDetectorsInParallel(t *testing.T) {
 	}
 	defer m.Close()
 	var wg sync.WaitGroup
-	res := make([][]detect.Face, 2)
+	res := make([][]face.Face, 2)
 	errs := make([]error, 2)
 	for i := range res {
 		dd := newDetector(t, func(c *detectCfg) { c.MaxWidth = 0 })

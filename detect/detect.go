@@ -19,48 +19,9 @@ import (
 
 	"github.com/facewatch/facewatch/internal/config"
 	"github.com/facewatch/facewatch/internal/dlib"
+	"github.com/facewatch/facewatch/internal/face"
 	"github.com/facewatch/facewatch/models"
 )
-
-// ChipSize is the side of an aligned chip in pixels, and ChipPadding the
-// padding around the face, as in dlib's dnn_face_recognition_ex.cpp and
-// go-face: get_face_chip_details(shape, 150, 0.25).
-const (
-	ChipSize    = 150
-	ChipPadding = 0.25
-	// ChipBytes is the length of Chip.Pix.
-	ChipBytes = ChipSize * ChipSize * 3
-)
-
-// Chip is an aligned face: ChipSize×ChipSize RGB pixels, row-major.
-type Chip struct{ Pix []byte }
-
-// Quality says how useful a face is for recognition. Every field is in
-// [0, 1], higher is better: Size grows with the box side up to 100 pixels,
-// Sharpness with the variance of the chip's Laplacian, Frontalness with how
-// centred the nose is between the eyes. Score combines them (their
-// geometric mean) so later stages can pick the best faces of a track.
-type Quality struct {
-	Score       float64 `json:"score"`
-	Size        float64 `json:"size"`
-	Sharpness   float64 `json:"sharpness"`
-	Frontalness float64 `json:"frontalness"`
-}
-
-// Face is one detected face.
-type Face struct {
-	// Box is the detector's box in full-resolution frame pixels; it may
-	// extend past the frame's edges, as dlib's boxes do.
-	Box image.Rectangle
-	// Landmarks are dlib's 5 points (two corners of each eye, then the base
-	// of the nose) in full-resolution frame pixels.
-	Landmarks [5]image.Point
-	// Confidence is the detector's score (HOG: SVM margin; CNN: MMOD
-	// confidence); 0 is dlib's threshold.
-	Confidence float64
-	Quality    Quality
-	Chip       Chip
-}
 
 // Detector finds faces. Each worker owns one: it is not for concurrent use
 // (calls are serialised by a per-detector lock, never shared with others).
@@ -125,7 +86,7 @@ func (d *Detector) Close() error {
 // cfg.MaxWidth are searched on a downscaled copy; landmarks and chips always
 // come from the full-resolution frame. The frame is read, never modified or
 // kept. dlib's work cannot be interrupted: ctx is checked before and after.
-func (d *Detector) Detect(ctx context.Context, frame gocv.Mat) ([]Face, error) {
+func (d *Detector) Detect(ctx context.Context, frame gocv.Mat) ([]face.Face, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -150,11 +111,11 @@ func (d *Detector) Detect(ctx context.Context, frame gocv.Mat) ([]Face, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	shapes, chips, err := d.sp.Align(full, rects, ChipSize, ChipPadding)
+	shapes, chips, err := d.sp.Align(full, rects, face.ChipSize, face.ChipPadding)
 	if err != nil {
 		return nil, fmt.Errorf("aligning faces: %w", err)
 	}
-	faces := make([]Face, len(rects))
+	faces := make([]face.Face, len(rects))
 	for i, r := range rects {
 		f := &faces[i]
 		f.Box = image.Rect(r.Left, r.Top, r.Right+1, r.Bottom+1)
@@ -162,7 +123,7 @@ func (d *Detector) Detect(ctx context.Context, frame gocv.Mat) ([]Face, error) {
 		for j, p := range shapes[i] {
 			f.Landmarks[j] = image.Pt(p.X, p.Y)
 		}
-		f.Chip = Chip{Pix: chips[i*ChipBytes : (i+1)*ChipBytes : (i+1)*ChipBytes]}
+		f.Chip = face.Chip{Pix: chips[i*face.ChipBytes : (i+1)*face.ChipBytes : (i+1)*face.ChipBytes]}
 		f.Quality = Assess(f.Box, f.Landmarks, f.Chip)
 	}
 	return faces, nil
@@ -207,7 +168,7 @@ func (d *Detector) find(ctx context.Context, frame gocv.Mat) ([]dlib.Rect, error
 
 // DetectImage is Detect for a Go image; its pixels are converted to BGR once.
 // Images of more than cfg.MaxPixels pixels are refused with ErrTooLarge.
-func (d *Detector) DetectImage(ctx context.Context, img image.Image) ([]Face, error) {
+func (d *Detector) DetectImage(ctx context.Context, img image.Image) ([]face.Face, error) {
 	m, err := MatFromImage(img, d.cfg.MaxPixels)
 	if err != nil {
 		return nil, err

@@ -11,6 +11,7 @@ import (
 
 	"github.com/facewatch/facewatch/detect"
 	"github.com/facewatch/facewatch/internal/config"
+	"github.com/facewatch/facewatch/internal/face"
 	"github.com/facewatch/facewatch/internal/testdata"
 	"github.com/facewatch/facewatch/models"
 )
@@ -40,7 +41,7 @@ func TestDetectGroupPhoto(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer m.Close()
-	var full []detect.Face
+	var full []face.Face
 	for _, tc := range []struct {
 		name               string
 		maxWidth, upsample int
@@ -55,8 +56,8 @@ func TestDetectGroupPhoto(t *testing.T) {
 				t.Fatalf("Detect(pristin.jpg, max_width %d) = %d faces, want 10", tc.maxWidth, len(faces))
 			}
 			for i, f := range faces {
-				if len(f.Chip.Pix) != detect.ChipBytes {
-					t.Errorf("face %d chip = %d bytes, want %d", i, len(f.Chip.Pix), detect.ChipBytes)
+				if len(f.Chip.Pix) != face.ChipBytes {
+					t.Errorf("face %d chip = %d bytes, want %d", i, len(f.Chip.Pix), face.ChipBytes)
 				}
 				grown := f.Box.Inset(-f.Box.Dx() / 4)
 				for j, p := range f.Landmarks {

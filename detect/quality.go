@@ -3,11 +3,13 @@ package detect
 import (
 	"image"
 	"math"
+
+	"github.com/facewatch/facewatch/internal/face"
 )
 
-// Assess scores a face from its box, landmarks and chip (see Quality).
-func Assess(box image.Rectangle, lm [5]image.Point, chip Chip) Quality {
-	q := Quality{
+// Assess scores a face from its box, landmarks and chip (see face.Quality).
+func Assess(box image.Rectangle, lm [5]image.Point, chip face.Chip) face.Quality {
+	q := face.Quality{
 		Size:        math.Min(1, float64(min(box.Dx(), box.Dy()))/100),
 		Sharpness:   sharpness(chip),
 		Frontalness: frontalness(lm),
@@ -18,11 +20,11 @@ func Assess(box image.Rectangle, lm [5]image.Point, chip Chip) Quality {
 
 // sharpness maps the variance of the Laplacian of the chip's gray levels
 // (its inner part, where the face is) into [0, 1): v/(v+sharpHalf).
-func sharpness(chip Chip) float64 {
-	if len(chip.Pix) != ChipBytes {
+func sharpness(chip face.Chip) float64 {
+	if len(chip.Pix) != face.ChipBytes {
 		return 0
 	}
-	const n = ChipSize
+	const n = face.ChipSize
 	gray := make([]float64, n*n)
 	for i := range gray {
 		p := chip.Pix[i*3 : i*3+3]

@@ -11,6 +11,7 @@ import (
 	"gocv.io/x/gocv"
 
 	"github.com/facewatch/facewatch/detect"
+	"github.com/facewatch/facewatch/internal/face"
 )
 
 // TestQuality: a blurred copy of a face scores lower on sharpness, a copy
@@ -32,7 +33,7 @@ func TestQuality(t *testing.T) {
 
 	// The small copy's face (about 60 pixels) needs one upsampling.
 	up := newDetector(t, func(c *detectCfg) { c.MaxWidth, c.Upsample = 0, 1 })
-	one := func(name string, m gocv.Mat) detect.Face {
+	one := func(name string, m gocv.Mat) face.Face {
 		t.Helper()
 		dd := d
 		if name == "small" {
@@ -64,7 +65,7 @@ func TestQuality(t *testing.T) {
 	if qf.Frontalness < 0.95 || qt.Frontalness >= qf.Frontalness/2 {
 		t.Errorf("frontalness frontal %g, turned %g; want ~1 and well below", qf.Frontalness, qt.Frontalness)
 	}
-	if q := detect.Assess(box, frontal, detect.Chip{}); q.Sharpness != 0 || q.Score != 0 {
+	if q := detect.Assess(box, frontal, face.Chip{}); q.Sharpness != 0 || q.Score != 0 {
 		t.Errorf("Assess(no chip) = %+v, want sharpness and score 0", q)
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/facewatch/facewatch/embed"
 	"github.com/facewatch/facewatch/internal/config"
 	"github.com/facewatch/facewatch/internal/dlib/resnet"
+	"github.com/facewatch/facewatch/internal/face"
 	"github.com/facewatch/facewatch/internal/testdata"
 )
 
@@ -29,7 +30,7 @@ func newEmbedder(b *testing.B, batch int) *embed.Embedder {
 }
 
 // chips32 returns 32 aligned chips of dlib's johns.
-func chips32(b *testing.B) []detect.Chip {
+func chips32(b *testing.B) []face.Chip {
 	chips, _ := johnsChips(b)
 	return chips[:32]
 }
@@ -164,7 +165,7 @@ func BenchmarkEndToEnd(b *testing.B) {
 								b.Error(err)
 								return
 							}
-							chips := make([]detect.Chip, len(fs))
+							chips := make([]face.Chip, len(fs))
 							for i := range fs {
 								chips[i] = fs[i].Chip
 							}

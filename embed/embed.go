@@ -12,9 +12,9 @@ import (
 	"math"
 	"sync"
 
-	"github.com/facewatch/facewatch/detect"
 	"github.com/facewatch/facewatch/internal/config"
 	"github.com/facewatch/facewatch/internal/dlib/resnet"
+	"github.com/facewatch/facewatch/internal/face"
 	"github.com/facewatch/facewatch/models"
 )
 
@@ -91,13 +91,13 @@ func (e *Embedder) Model() ModelID { return e.model }
 // cfg.BatchSize chips per forward pass (with cfg.Jitter > 0, each chip's
 // descriptor is the mean over that many jittered copies). ctx is checked
 // between batches.
-func (e *Embedder) Embed(ctx context.Context, chips []detect.Chip) ([]Descriptor, error) {
+func (e *Embedder) Embed(ctx context.Context, chips []face.Chip) ([]Descriptor, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
 	for i, c := range chips {
-		if len(c.Pix) != detect.ChipBytes {
-			return nil, fmt.Errorf("computing descriptors: chip %d has %d bytes, want %d (150x150 RGB)", i, len(c.Pix), detect.ChipBytes)
+		if len(c.Pix) != face.ChipBytes {
+			return nil, fmt.Errorf("computing descriptors: chip %d has %d bytes, want %d (150x150 RGB)", i, len(c.Pix), face.ChipBytes)
 		}
 	}
 	e.mu.Lock()

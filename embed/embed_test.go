@@ -12,20 +12,21 @@ import (
 	"github.com/facewatch/facewatch/detect"
 	"github.com/facewatch/facewatch/embed"
 	"github.com/facewatch/facewatch/internal/config"
+	"github.com/facewatch/facewatch/internal/face"
 	"github.com/facewatch/facewatch/internal/testdata"
 	"github.com/facewatch/facewatch/models"
 )
 
 // johnsChips reads dlib's "johns" examples: already-aligned 150x150 chips,
 // labelled by folder.
-func johnsChips(t testing.TB) ([]detect.Chip, []string) {
+func johnsChips(t testing.TB) ([]face.Chip, []string) {
 	t.Helper()
 	root := testdata.Path(t, "dlib_johns")
 	dirs, err := os.ReadDir(root)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var chips []detect.Chip
+	var chips []face.Chip
 	var who []string
 	for _, d := range dirs {
 		if !d.IsDir() {
@@ -37,8 +38,8 @@ func johnsChips(t testing.TB) ([]detect.Chip, []string) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if m.Rows() != detect.ChipSize || m.Cols() != detect.ChipSize {
-				t.Fatalf("%s is %dx%d, want a %d-pixel chip", f, m.Cols(), m.Rows(), detect.ChipSize)
+			if m.Rows() != face.ChipSize || m.Cols() != face.ChipSize {
+				t.Fatalf("%s is %dx%d, want a %d-pixel chip", f, m.Cols(), m.Rows(), face.ChipSize)
 			}
 			bgr, _ := m.DataPtrUint8()
 			rgb := make([]byte, len(bgr))
@@ -46,7 +47,7 @@ func johnsChips(t testing.TB) ([]detect.Chip, []string) {
 				rgb[i], rgb[i+1], rgb[i+2] = bgr[i+2], bgr[i+1], bgr[i]
 			}
 			m.Close()
-			chips = append(chips, detect.Chip{Pix: rgb})
+			chips = append(chips, face.Chip{Pix: rgb})
 			who = append(who, d.Name())
 		}
 	}
@@ -138,18 +139,18 @@ func TestEmbedBatchesAgree(t *testing.T) {
 
 func TestEmbedErrors(t *testing.T) {
 	_, emb := pipeline(t)
-	good := make([]byte, detect.ChipBytes)
+	good := make([]byte, face.ChipBytes)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	tests := []struct {
 		name  string
 		ctx   context.Context
-		chips []detect.Chip
+		chips []face.Chip
 		want  string
 	}{
-		{"short chip", context.Background(), []detect.Chip{{Pix: good}, {Pix: good[:100]}}, "chip 1 has 100 bytes"},
-		{"nil chip", context.Background(), []detect.Chip{{}}, "chip 0 has 0 bytes"},
-		{"cancelled", ctx, []detect.Chip{{Pix: good}}, context.Canceled.Error()},
+		{"short chip", context.Background(), []face.Chip{{Pix: good}, {Pix: good[:100]}}, "chip 1 has 100 bytes"},
+		{"nil chip", context.Background(), []face.Chip{{}}, "chip 0 has 0 bytes"},
+		{"cancelled", ctx, []face.Chip{{Pix: good}}, context.Canceled.Error()},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -173,7 +174,7 @@ func TestEmbedErrors(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.Close()
-	if _, err := e.Embed(context.Background(), []detect.Chip{{Pix: good}}); !errors.Is(err, embed.ErrClosed) {
+	if _, err := e.Embed(context.Background(), []face.Chip{{Pix: good}}); !errors.Is(err, embed.ErrClosed) {
 		t.Errorf("Embed after Close = %v, want ErrClosed", err)
 	}
 	// A bad model directory is named.

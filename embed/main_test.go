@@ -2,7 +2,6 @@ package embed_test
 
 import (
 	"context"
-	"image"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -10,6 +9,7 @@ import (
 	"github.com/facewatch/facewatch/detect"
 	"github.com/facewatch/facewatch/embed"
 	"github.com/facewatch/facewatch/internal/config"
+	"github.com/facewatch/facewatch/internal/face"
 	"github.com/facewatch/facewatch/internal/testdata"
 )
 
@@ -52,7 +52,7 @@ func pipeline(t testing.TB) (*detect.Detector, *embed.Embedder) {
 var pipeMu sync.Mutex
 
 // facesIn runs our path on a file: decode, detect, embed.
-func facesIn(t testing.TB, path string) ([]detect.Face, []embed.Descriptor) {
+func facesIn(t testing.TB, path string) ([]face.Face, []embed.Descriptor) {
 	t.Helper()
 	det, emb := pipeline(t)
 	m, err := detect.DecodeFile(path, config.Defaults().Detect.MaxPixels)
@@ -66,7 +66,7 @@ func facesIn(t testing.TB, path string) ([]detect.Face, []embed.Descriptor) {
 	if err != nil {
 		t.Fatalf("Detect(%s): %v", filepath.Base(path), err)
 	}
-	chips := make([]detect.Chip, len(faces))
+	chips := make([]face.Chip, len(faces))
 	for i := range faces {
 		chips[i] = faces[i].Chip
 	}
@@ -75,15 +75,6 @@ func facesIn(t testing.TB, path string) ([]detect.Face, []embed.Descriptor) {
 		t.Fatalf("Embed(%s): %v", filepath.Base(path), err)
 	}
 	return faces, ds
-}
-
-func iou(a, b image.Rectangle) float64 {
-	in := a.Intersect(b)
-	if in.Empty() {
-		return 0
-	}
-	ia := float64(in.Dx() * in.Dy())
-	return ia / (float64(a.Dx()*a.Dy()+b.Dx()*b.Dy()) - ia)
 }
 
 func idolPath(t testing.TB, name string) string {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/facewatch/facewatch/detect"
 	"github.com/facewatch/facewatch/embed"
+	"github.com/facewatch/facewatch/internal/face"
 	"github.com/facewatch/facewatch/internal/testdata"
 )
 
@@ -30,7 +31,7 @@ func describe(t testing.TB, m gocv.Mat) (embed.Vector, bool) {
 		return embed.Vector{}, false
 	}
 	sort.Slice(faces, func(i, j int) bool { return faces[i].Box.Dx() > faces[j].Box.Dx() })
-	ds, err := emb.Embed(context.Background(), []detect.Chip{faces[0].Chip})
+	ds, err := emb.Embed(context.Background(), []face.Chip{faces[0].Chip})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -118,7 +119,7 @@ func TestRobustness(t *testing.T) {
 // The crops are too tight for the 80-pixel HOG window to fit around the
 // face, so each is padded with a border of its edge pixels and upsampled
 // once (a detector of its own, not the shared reference one).
-func bbtChips(t testing.TB) ([]detect.Chip, []string, int) {
+func bbtChips(t testing.TB) ([]face.Chip, []string, int) {
 	t.Helper()
 	root := testdata.Path(t, "faceapi_bbt")
 	dirs, err := os.ReadDir(root)
@@ -132,7 +133,7 @@ func bbtChips(t testing.TB) ([]detect.Chip, []string, int) {
 		t.Fatal(err)
 	}
 	defer det.Close()
-	var chips []detect.Chip
+	var chips []face.Chip
 	var who []string
 	missed := 0
 	for _, d := range dirs {
@@ -183,7 +184,7 @@ func TestLabelledPairs(t *testing.T) {
 	}
 	for _, set := range []struct {
 		name  string
-		chips []detect.Chip
+		chips []face.Chip
 		who   []string
 		max   float64
 	}{{"dlib_johns", jc, jw, 0.05}, {"faceapi_bbt", bc, bw, 0.05}} {

@@ -10,6 +10,11 @@ import (
 // that it still counts a little.
 const minWeight = 0.01
 
+// FarDistance stands for "the winner is not among this face's nearest
+// candidates" in Decision.FaceDistances: farther than any two descriptors
+// of dlib's unit-length vectors can be (2), so beyond every threshold.
+const FarDistance = 4.0
+
 // FaceScore is one face of a track as the reviewer sees it: its quality,
 // its nearest identities, and what it voted for.
 type FaceScore struct {
@@ -47,6 +52,19 @@ type Decision struct {
 	// smallest distance to any face), nearest first.
 	Candidates []Candidate `json:"candidates"`
 	Faces      []FaceScore `json:"faces"`
+
+	// The fields below are set only for a match (Matched is true).
+
+	// BestFace is the index of the face to show with the hit: the first
+	// (best-quality, as faces are given best first) face that voted for
+	// the winner, else 0.
+	BestFace int `json:"best_face,omitempty"`
+	// SecondDistance is the distance of the nearest other identity among
+	// Candidates; 0 when there is none.
+	SecondDistance float64 `json:"second_distance,omitempty"`
+	// FaceDistances is each face's distance to the winner, FarDistance
+	// where the winner is not among that face's candidates.
+	FaceDistances []float64 `json:"face_distances,omitempty"`
 }
 
 // DecideTrack identifies one track from the descriptors of its faces. Each
@@ -153,7 +171,37 @@ func (x *Index) DecideTrack(faces []Probe, opt SearchOptions) (Decision, error) 
 	d.IdentityID, d.Identity, d.ExternalRef = c.IdentityID, c.Identity, c.ExternalRef
 	d.WatchlistID, d.Watchlist, d.Kind, d.Priority, d.SecondReviewer = c.WatchlistID, c.Watchlist, c.Kind, c.Priority, c.SecondReviewer
 	d.EnrolmentID, d.Distance, d.Threshold = c.EnrolmentID, c.Distance, c.Threshold
+	d.explainMatch()
 	return d, nil
+}
+
+// explainMatch fills in the face to show, the second-best distance and
+// each face's distance to the winner.
+func (d *Decision) explainMatch() {
+	d.BestFace = 0
+	for i, fs := range d.Faces {
+		if fs.VoteID == d.IdentityID {
+			d.BestFace = i
+			break
+		}
+	}
+	d.SecondDistance = 0
+	for _, c := range d.Candidates {
+		if c.IdentityID != d.IdentityID {
+			d.SecondDistance = c.Distance
+			break
+		}
+	}
+	d.FaceDistances = make([]float64, len(d.Faces))
+	for i, fs := range d.Faces {
+		d.FaceDistances[i] = FarDistance
+		for _, c := range fs.Candidates {
+			if c.IdentityID == d.IdentityID {
+				d.FaceDistances[i] = c.Distance
+				break
+			}
+		}
+	}
 }
 
 // vote applies the threshold and margin rules to one face's candidates.

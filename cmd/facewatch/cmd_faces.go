@@ -8,6 +8,7 @@ import (
 
 	"github.com/facewatch/facewatch/detect"
 	"github.com/facewatch/facewatch/embed"
+	"github.com/facewatch/facewatch/internal/face"
 	"github.com/facewatch/facewatch/internal/wire"
 	"github.com/facewatch/facewatch/models"
 )
@@ -19,14 +20,14 @@ type faceLine struct {
 	Error string `json:"error,omitempty"`
 	// Faces is the number of faces found in the file; Face is this face's
 	// index among them (by decreasing confidence).
-	Faces      int             `json:"faces"`
-	Face       *int            `json:"face,omitempty"`
-	Box        *wire.Box       `json:"box,omitempty"`
-	Confidence *float64        `json:"confidence,omitempty"`
-	Landmarks  [][2]int        `json:"landmarks,omitempty"`
-	Quality    *detect.Quality `json:"quality,omitempty"`
-	Descriptor []float32       `json:"descriptor,omitempty"`
-	Model      *wire.Model     `json:"model,omitempty"`
+	Faces      int           `json:"faces"`
+	Face       *int          `json:"face,omitempty"`
+	Box        *wire.Box     `json:"box,omitempty"`
+	Confidence *float64      `json:"confidence,omitempty"`
+	Landmarks  [][2]int      `json:"landmarks,omitempty"`
+	Quality    *face.Quality `json:"quality,omitempty"`
+	Descriptor []float32     `json:"descriptor,omitempty"`
+	Model      *wire.Model   `json:"model,omitempty"`
 }
 
 func cmdFaces(ctx context.Context, e *env, args []string) error {
@@ -125,7 +126,7 @@ func facesInFile(ctx context.Context, det *detect.Detector, emb *embed.Embedder,
 	}
 	var ds []embed.Descriptor
 	if emb != nil {
-		chips := make([]detect.Chip, len(faces))
+		chips := make([]face.Chip, len(faces))
 		for i := range faces {
 			chips[i] = faces[i].Chip
 		}

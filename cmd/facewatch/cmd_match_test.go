@@ -16,6 +16,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/facewatch/facewatch/internal/eval"
 	"github.com/facewatch/facewatch/internal/testdata"
 	"github.com/facewatch/facewatch/internal/wire"
 	"github.com/facewatch/facewatch/match"
@@ -155,7 +156,7 @@ func TestMatchCommands(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "equal error rate") || !strings.Contains(out, "10 identities:") {
 		t.Fatalf("eval --descriptors: exit %d, stdout %q, stderr %q", code, out, errOut)
 	}
-	var rep match.Report
+	var rep eval.Report
 	b, _ := os.ReadFile(report)
 	if err := json.Unmarshal(b, &rep); err != nil || rep.Identities != 134 || len(rep.Recommendations) != 2 {
 		t.Errorf("eval report = %d identities, %d recommendations, %v; want 134 and 2", rep.Identities, len(rep.Recommendations), err)

@@ -11,7 +11,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"runtime"
 	"sort"
 	"strings"
 	"sync"
@@ -27,6 +26,7 @@ import (
 	"github.com/facewatch/facewatch/detect"
 	"github.com/facewatch/facewatch/embed"
 	"github.com/facewatch/facewatch/internal/config"
+	"github.com/facewatch/facewatch/internal/face"
 	"github.com/facewatch/facewatch/internal/natsbus"
 	"github.com/facewatch/facewatch/internal/rtsptest"
 	"github.com/facewatch/facewatch/internal/synthcam"
@@ -67,10 +67,8 @@ func TestMain(m *testing.M) {
 	}
 	workDir = dir
 	bin = filepath.Join(dir, "facewatch")
-	gobin := filepath.Join(runtime.GOROOT(), "bin", "go")
-	if _, err := os.Stat(gobin); err != nil {
-		gobin = "go"
-	}
+	// go test puts its own toolchain's bin directory first on PATH.
+	gobin := "go"
 	build := exec.Command(gobin, "build", "-buildvcs=false", "-o", bin, "github.com/facewatch/facewatch/cmd/facewatch")
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {
@@ -204,7 +202,7 @@ func enrol(t testing.TB, dataDir string, people map[string]string) map[string]em
 		if err != nil || len(faces) != 1 {
 			t.Fatalf("enrolment photo %s: %d faces, %v; want one", path, len(faces), err)
 		}
-		descs, err := emb.Embed(ctx, []detect.Chip{faces[0].Chip})
+		descs, err := emb.Embed(ctx, []face.Chip{faces[0].Chip})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -681,12 +679,12 @@ func TestKillAndRestart(t *testing.T) {
 }
 
 // chipImage turns a chip's RGB bytes into an image for its PNG.
-func chipImage(c detect.Chip) (*image.RGBA, error) {
-	if len(c.Pix) != detect.ChipBytes {
-		return nil, fmt.Errorf("chip has %d bytes, want %d", len(c.Pix), detect.ChipBytes)
+func chipImage(c face.Chip) (*image.RGBA, error) {
+	if len(c.Pix) != face.ChipBytes {
+		return nil, fmt.Errorf("chip has %d bytes, want %d", len(c.Pix), face.ChipBytes)
 	}
-	img := image.NewRGBA(image.Rect(0, 0, detect.ChipSize, detect.ChipSize))
-	for i := 0; i < detect.ChipSize*detect.ChipSize; i++ {
+	img := image.NewRGBA(image.Rect(0, 0, face.ChipSize, face.ChipSize))
+	for i := 0; i < face.ChipSize*face.ChipSize; i++ {
 		img.Pix[4*i], img.Pix[4*i+1], img.Pix[4*i+2], img.Pix[4*i+3] = c.Pix[3*i], c.Pix[3*i+1], c.Pix[3*i+2], 255
 	}
 	return img, nil

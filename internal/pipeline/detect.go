@@ -16,6 +16,7 @@ import (
 	"github.com/facewatch/facewatch/detect"
 	"github.com/facewatch/facewatch/embed"
 	"github.com/facewatch/facewatch/internal/config"
+	"github.com/facewatch/facewatch/internal/face"
 	"github.com/facewatch/facewatch/internal/natsbus"
 	"github.com/facewatch/facewatch/internal/track"
 	"github.com/facewatch/facewatch/internal/wire"
@@ -412,11 +413,11 @@ func (s *DetectStage) publishReports(ctx context.Context, w *camWorker, reports 
 }
 
 func (s *DetectStage) publish(ctx context.Context, w *camWorker, r track.Track[*faceData]) error {
-	var chips []detect.Chip
+	var chips []face.Chip
 	var need []*faceData
 	for _, f := range r.Best {
 		if f.Payload.vec == nil {
-			chips = append(chips, detect.Chip{Pix: f.Payload.chip})
+			chips = append(chips, face.Chip{Pix: f.Payload.chip})
 			need = append(need, f.Payload)
 		}
 	}

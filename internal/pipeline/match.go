@@ -196,15 +196,7 @@ func (s *MatchStage) decide(ctx context.Context, t wire.Track) (wire.Hit, []byte
 		return wire.Hit{}, nil, false, nil
 	}
 	identity := strconv.FormatInt(d.IdentityID, 10)
-	// The face shown with the hit: the best-quality face that voted for the
-	// winner (faces are best first), else the best face.
-	best := 0
-	for i, fs := range d.Faces {
-		if fs.VoteID == d.IdentityID {
-			best = i
-			break
-		}
-	}
+	best := d.BestFace
 	h := wire.Hit{
 		ID:             wire.HitID(t.Meta.Camera, t.Meta.Track, identity),
 		Camera:         t.Meta.Camera,
@@ -221,20 +213,8 @@ func (s *MatchStage) decide(ctx context.Context, t wire.Track) (wire.Hit, []byte
 		Model:          t.Meta.Model,
 		Box:            t.Meta.Faces[best].Box,
 	}
-	for _, c := range d.Candidates {
-		if c.IdentityID != d.IdentityID {
-			h.SecondDistance = clampDist(c.Distance)
-			break
-		}
-	}
-	for i, fs := range d.Faces {
-		dist := 4.0
-		for _, c := range fs.Candidates {
-			if c.IdentityID == d.IdentityID {
-				dist = c.Distance
-				break
-			}
-		}
+	h.SecondDistance = clampDist(d.SecondDistance)
+	for i, dist := range d.FaceDistances {
 		h.Faces = append(h.Faces, wire.FaceScore{Time: t.Meta.Faces[i].Time, Distance: clampDist(dist), Quality: t.Meta.Faces[i].Quality})
 	}
 	if s.opt.Photos != nil && d.EnrolmentID != 0 {
@@ -250,11 +230,13 @@ func (s *MatchStage) decide(ctx context.Context, t wire.Track) (wire.Hit, []byte
 	return h, t.Crop, true, nil
 }
 
+// clampDist keeps a distance within what a hit may carry: [0,
+// match.FarDistance].
 func clampDist(d float64) float64 {
 	if !(d >= 0) {
 		return 0
 	}
-	return min(d, 4)
+	return min(d, match.FarDistance)
 }
 
 // watchlistToken is the watchlist as a subject token: its name when the

@@ -17,6 +17,7 @@ import (
 	"github.com/facewatch/facewatch/detect"
 	"github.com/facewatch/facewatch/embed"
 	"github.com/facewatch/facewatch/internal/config"
+	"github.com/facewatch/facewatch/internal/face"
 	"github.com/facewatch/facewatch/internal/natsbus"
 	"github.com/facewatch/facewatch/internal/synthcam"
 	"github.com/facewatch/facewatch/internal/testdata"
@@ -68,7 +69,7 @@ func (d *describer) describe(t *testing.T, path string) (embed.Descriptor, float
 	if err != nil || len(fs) != 1 {
 		t.Fatalf("%s: %d faces, %v; want one", path, len(fs), err)
 	}
-	ds, err := d.emb.Embed(context.Background(), []detect.Chip{fs[0].Chip})
+	ds, err := d.emb.Embed(context.Background(), []face.Chip{fs[0].Chip})
 	if err != nil {
 		t.Fatal(err)
 	}

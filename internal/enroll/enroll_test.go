@@ -1,4 +1,4 @@
-package match
+package enroll
 
 import (
 	"context"
@@ -17,6 +17,7 @@ import (
 	"github.com/facewatch/facewatch/embed"
 	"github.com/facewatch/facewatch/internal/config"
 	"github.com/facewatch/facewatch/internal/testdata"
+	"github.com/facewatch/facewatch/match"
 )
 
 // The real detector and embedder, loaded once per test binary (loading
@@ -28,16 +29,6 @@ var (
 	recogErr  error
 )
 
-// EnrolDetectConfig is how the tests (and `facewatch enroll`) configure
-// detection for enrolment: upsampled once so that small faces are found
-// and refused as too small instead of missed.
-func enrolDetectConfig() config.Detect {
-	c := config.Defaults().Detect
-	c.Upsample = 1
-	c.MinFaceSize = 20
-	return c
-}
-
 func recognizer(t *testing.T) (*detect.Detector, *embed.Embedder) {
 	t.Helper()
 	return recognizerTB(t)
@@ -47,7 +38,7 @@ func recognizerTB(t testing.TB) (*detect.Detector, *embed.Embedder) {
 	t.Helper()
 	recogOnce.Do(func() {
 		dir := testdata.ModelDir(t)
-		recogDet, recogErr = detect.New(dir, enrolDetectConfig())
+		recogDet, recogErr = detect.New(dir, DetectConfig(config.Defaults().Detect))
 		if recogErr != nil {
 			return
 		}
@@ -93,7 +84,7 @@ func transformed(t *testing.T, path string, op func(src gocv.Mat, dst *gocv.Mat)
 func TestEnrolRefusals(t *testing.T) {
 	ctx := context.Background()
 	det, emb := recognizer(t)
-	g := openGallery(t, "")
+	g := openGallery(t)
 	mustList(t, g, "l")
 	e := NewEnroller(g, det, emb, EnrollerOptions{Match: testConfig(), MaxPixels: config.Defaults().Detect.MaxPixels})
 
@@ -121,7 +112,7 @@ func TestEnrolRefusals(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			res, err := e.EnrolPhoto(ctx, "l", IdentitySpec{Name: "person C"}, tc.name+".jpg", tc.photo, "curator")
+			res, err := e.EnrolPhoto(ctx, "l", match.IdentitySpec{Name: "person C"}, tc.name+".jpg", tc.photo, "curator")
 			var ref *Refusal
 			if tc.want == "" {
 				if err != nil || !res.Created {
@@ -138,51 +129,29 @@ func TestEnrolRefusals(t *testing.T) {
 		})
 	}
 	// The same photo again is idempotent; as another person it is refused.
-	first, err := e.EnrolPhoto(ctx, "l", IdentitySpec{Name: "person C"}, "again.jpg", goodBytes, "curator")
+	first, err := e.EnrolPhoto(ctx, "l", match.IdentitySpec{Name: "person C"}, "again.jpg", goodBytes, "curator")
 	if err != nil || first.Created {
 		t.Errorf("EnrolPhoto(same photo) = %+v, %v; want the existing enrolment, not created", first, err)
 	}
-	_, err = e.EnrolPhoto(ctx, "l", IdentitySpec{Name: "someone else"}, "other.jpg", goodBytes, "curator")
+	_, err = e.EnrolPhoto(ctx, "l", match.IdentitySpec{Name: "someone else"}, "other.jpg", goodBytes, "curator")
 	var ref *Refusal
 	if !errors.As(err, &ref) || ref.Reason != RefuseDuplicate {
 		t.Errorf("EnrolPhoto(same photo, other identity) = %v, want refusal %q", err, RefuseDuplicate)
 	}
-	var n int
-	g.db.QueryRowContext(ctx, "SELECT count(*) FROM enrolments").Scan(&n)
+	ids, err := g.Identities(ctx, "l")
+	if err != nil {
+		t.Fatalf("Identities(l) = %v", err)
+	}
+	n := 0
+	for _, id := range ids {
+		n += id.Enrolments
+	}
 	if n != 1 {
 		t.Errorf("enrolments after the refusals = %d, want 1", n)
 	}
-	if _, err := e.EnrolPhoto(ctx, "no-such-list", IdentitySpec{Name: "x"}, "x.jpg", goodBytes, "curator"); !errors.Is(err, ErrNotFound) {
+	if _, err := e.EnrolPhoto(ctx, "no-such-list", match.IdentitySpec{Name: "x"}, "x.jpg", goodBytes, "curator"); !errors.Is(err, match.ErrNotFound) {
 		t.Errorf("EnrolPhoto(unknown list) = %v, want ErrNotFound", err)
 	}
-}
-
-// splitSet copies a labelled directory's photos into enrol/ (the first
-// keep photos of each identity) and returns the held-back ones.
-func splitSet(t *testing.T, src, enrolDir string, keep int) map[string][]string {
-	t.Helper()
-	names, photos, err := identityPhotos(src)
-	if err != nil {
-		t.Fatal(err)
-	}
-	held := map[string][]string{}
-	for _, who := range names {
-		ps := photos[who]
-		sort.Strings(ps)
-		if err := os.MkdirAll(filepath.Join(enrolDir, who), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		for i, p := range ps {
-			if i < keep {
-				if err := os.WriteFile(filepath.Join(enrolDir, who, filepath.Base(p)), readFile(t, p), 0o644); err != nil {
-					t.Fatal(err)
-				}
-			} else {
-				held[who] = append(held[who], p)
-			}
-		}
-	}
-	return held
 }
 
 // TestEnrolWarnings: a photo of someone else enrolled under a name is
@@ -191,7 +160,7 @@ func splitSet(t *testing.T, src, enrolDir string, keep int) map[string][]string 
 func TestEnrolWarnings(t *testing.T) {
 	ctx := context.Background()
 	det, emb := recognizer(t)
-	g := openGallery(t, "")
+	g := openGallery(t)
 	mustList(t, g, "a")
 	mustList(t, g, "b")
 	e := NewEnroller(g, det, emb, EnrollerOptions{Match: testConfig(), MaxPixels: config.Defaults().Detect.MaxPixels})
@@ -203,7 +172,7 @@ func TestEnrolWarnings(t *testing.T) {
 	simm, salley := photos("John_Simm"), photos("John_Salley")
 	enrol := func(list, who, path string) Enrolled {
 		t.Helper()
-		r, err := e.EnrolPhoto(ctx, list, IdentitySpec{Name: who}, filepath.Base(path), readFile(t, path), "curator")
+		r, err := e.EnrolPhoto(ctx, list, match.IdentitySpec{Name: who}, filepath.Base(path), readFile(t, path), "curator")
 		if err != nil {
 			t.Fatalf("EnrolPhoto(%s as %s) = %v", filepath.Base(path), who, err)
 		}
@@ -230,7 +199,7 @@ func TestEnrolWarnings(t *testing.T) {
 	if !strings.Contains(r.Warning, `looks like "Simm"`) {
 		t.Errorf("EnrolPhoto(Simm as J. Simm on b) warning = %q, want looks like Simm", r.Warning)
 	}
-	x := NewIndex(testConfig(), IndexOptions{Gallery: g})
+	x := match.NewIndex(testConfig(), match.IndexOptions{Gallery: g})
 	if err := x.Load(ctx); err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package match
+package eval
 
 import (
 	"fmt"
@@ -12,6 +12,8 @@ import (
 	"gonum.org/v1/plot/vg"
 	"gonum.org/v1/plot/vg/draw"
 	"gonum.org/v1/plot/vg/vgimg"
+
+	"github.com/facewatch/facewatch/match"
 )
 
 var (
@@ -25,7 +27,7 @@ var (
 // the estimated FPIR against gallery size at a few thresholds.
 func (r *Report) WritePNG(w io.Writer) error {
 	if len(r.genuine) == 0 || len(r.impostor) == 0 {
-		return fmt.Errorf("plotting evaluation: %w: no distances (a report read back from JSON cannot be plotted)", ErrInvalid)
+		return fmt.Errorf("plotting evaluation: %w: no distances (a report read back from JSON cannot be plotted)", match.ErrInvalid)
 	}
 	hist, err := r.histPlot()
 	if err != nil {

@@ -1,4 +1,10 @@
-package match
+// Package enroll turns photos into gallery enrolments: it decodes a photo,
+// finds its faces with detect, computes descriptors with embed, refuses
+// photos without exactly one usable face and warns about look-alikes
+// before writing to match's gallery. It is the bridge between the face
+// stages and the gallery; the matcher itself (package match) must not
+// import it, and it does not run in the live pipeline.
+package enroll
 
 import (
 	"bytes"
@@ -8,10 +14,8 @@ import (
 	"image"
 	"image/png"
 	"log/slog"
-	"math"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 
 	"gocv.io/x/gocv"
@@ -19,18 +23,20 @@ import (
 	"github.com/facewatch/facewatch/detect"
 	"github.com/facewatch/facewatch/embed"
 	"github.com/facewatch/facewatch/internal/config"
+	"github.com/facewatch/facewatch/internal/face"
+	"github.com/facewatch/facewatch/match"
 )
 
 // FaceDetector is what enrolment and identification need from
 // detect.Detector.
 type FaceDetector interface {
-	Detect(ctx context.Context, frame gocv.Mat) ([]detect.Face, error)
+	Detect(ctx context.Context, frame gocv.Mat) ([]face.Face, error)
 }
 
 // FaceEmbedder is what enrolment and identification need from
 // embed.Embedder.
 type FaceEmbedder interface {
-	Embed(ctx context.Context, chips []detect.Chip) ([]embed.Descriptor, error)
+	Embed(ctx context.Context, chips []face.Chip) ([]embed.Descriptor, error)
 	Model() embed.ModelID
 }
 
@@ -66,26 +72,26 @@ func (r *Refusal) Error() string {
 
 // PhotoFace is one face found in a photo with its descriptor.
 type PhotoFace struct {
-	Face       detect.Face
+	Face       face.Face
 	Descriptor embed.Descriptor
 }
 
 // Probe returns the face as a probe for Index.Search and DecideTrack.
-func (f *PhotoFace) Probe() Probe {
-	return Probe{Vector: f.Descriptor.Vector, Model: ModelID(f.Descriptor.Model), Quality: f.Face.Quality.Score}
+func (f *PhotoFace) Probe() match.Probe {
+	return match.Probe{Vector: f.Descriptor.Vector, Model: match.ModelID(f.Descriptor.Model), Quality: f.Face.Quality.Score}
 }
 
 // Enroller turns photos into enrolments, refusing photos that do not show
 // exactly one usable face, and warns about look-alikes. It is not for
 // concurrent use (the detector and embedder are not).
 type Enroller struct {
-	g         *Gallery
+	g         *match.Gallery
 	det       FaceDetector
 	emb       FaceEmbedder
 	cfg       config.Match
 	maxPixels int64
 	log       *slog.Logger
-	idx       *Index
+	idx       *match.Index
 }
 
 // EnrollerOptions wire an Enroller.
@@ -98,13 +104,13 @@ type EnrollerOptions struct {
 }
 
 // NewEnroller returns an enroller writing to g.
-func NewEnroller(g *Gallery, det FaceDetector, emb FaceEmbedder, opt EnrollerOptions) *Enroller {
+func NewEnroller(g *match.Gallery, det FaceDetector, emb FaceEmbedder, opt EnrollerOptions) *Enroller {
 	log := opt.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
 	return &Enroller{g: g, det: det, emb: emb, cfg: opt.Match, maxPixels: opt.MaxPixels, log: log.With("component", "enrol"),
-		idx: NewIndex(opt.Match, IndexOptions{Gallery: g})}
+		idx: match.NewIndex(opt.Match, match.IndexOptions{Gallery: g})}
 }
 
 // Faces decodes a photo and returns every face in it with its descriptor,
@@ -122,7 +128,7 @@ func Faces(ctx context.Context, det FaceDetector, emb FaceEmbedder, name string,
 	if len(faces) == 0 {
 		return nil, nil
 	}
-	chips := make([]detect.Chip, len(faces))
+	chips := make([]face.Chip, len(faces))
 	for i := range faces {
 		chips[i] = faces[i].Chip
 	}
@@ -185,7 +191,7 @@ type Enrolled struct {
 // named identity of list, creating the identity if needed. A photo without
 // exactly one usable face is a *Refusal; the same photo again is
 // idempotent.
-func (e *Enroller) EnrolPhoto(ctx context.Context, list string, who IdentitySpec, name string, photo []byte, by string) (Enrolled, error) {
+func (e *Enroller) EnrolPhoto(ctx context.Context, list string, who match.IdentitySpec, name string, photo []byte, by string) (Enrolled, error) {
 	if _, err := e.g.Watchlist(ctx, list); err != nil {
 		return Enrolled{}, fmt.Errorf("enrolling %s: %w", name, err)
 	}
@@ -205,15 +211,15 @@ func (e *Enroller) EnrolPhoto(ctx context.Context, list string, who IdentitySpec
 	if err != nil {
 		return Enrolled{}, fmt.Errorf("enrolling %s: %w", name, err)
 	}
-	en, created, err := e.g.AddEnrolment(ctx, NewEnrolment{
+	en, created, err := e.g.AddEnrolment(ctx, match.NewEnrolment{
 		IdentityID: id.ID, Photo: photo, PhotoExt: filepath.Ext(name), ChipPNG: chip.Bytes(),
-		Vector: f.Descriptor.Vector, Model: ModelID(f.Descriptor.Model), Quality: f.Face.Quality.Score, EnrolledBy: by,
+		Vector: f.Descriptor.Vector, Model: match.ModelID(f.Descriptor.Model), Quality: f.Face.Quality.Score, EnrolledBy: by,
 	})
 	if err != nil {
 		switch {
-		case errors.Is(err, ErrExists):
+		case errors.Is(err, match.ErrExists):
 			return Enrolled{}, &Refusal{Photo: name, Reason: RefuseDuplicate, Detail: err.Error()}
-		case errors.Is(err, ErrModelMismatch):
+		case errors.Is(err, match.ErrModelMismatch):
 			return Enrolled{}, &Refusal{Photo: name, Reason: RefuseWrongModel, Detail: err.Error()}
 		}
 		return Enrolled{}, fmt.Errorf("enrolling %s: %w", name, err)
@@ -228,11 +234,11 @@ func (e *Enroller) EnrolPhoto(ctx context.Context, list string, who IdentitySpec
 // warning compares a new descriptor with the gallery: closer to another
 // identity than to the identity's own enrolments, or (first photo) within
 // another identity's threshold.
-func (e *Enroller) warning(ctx context.Context, id Identity, v Vector) (string, error) {
-	if err := e.idx.catchUp(ctx); err != nil {
+func (e *Enroller) warning(ctx context.Context, id match.Identity, v match.Vector) (string, error) {
+	if err := e.idx.CatchUp(ctx); err != nil {
 		return "", err
 	}
-	own, other, ok := e.idx.nearestOwnAndOther(id.ID, &v)
+	own, other, ok := e.idx.NearestOwnAndOther(id.ID, &v)
 	if !ok {
 		return "", nil
 	}
@@ -245,139 +251,12 @@ func (e *Enroller) warning(ctx context.Context, id Identity, v Vector) (string, 
 	return "", nil
 }
 
-// catchUp brings an index loaded from the gallery up to date from the
-// gallery's own outbox (no NATS needed): used by tools that write and read
-// the same gallery.
-func (x *Index) catchUp(ctx context.Context) error {
-	x.mu.RLock()
-	loaded, seq := x.loaded, x.lastSeq
-	x.mu.RUnlock()
-	if !loaded {
-		return x.Load(ctx)
-	}
-	evs, err := x.gallery.events(ctx, seq)
-	if err != nil {
-		return fmt.Errorf("reading gallery events: %w", err)
-	}
-	for _, ev := range evs {
-		if err := x.Apply(ev); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// nearestOwnAndOther returns the nearest enrolment of identity id and the
-// nearest of any other active identity.
-func (x *Index) nearestOwnAndOther(id int64, v *Vector) (own, other Candidate, ok bool) {
-	x.mu.RLock()
-	defer x.mu.RUnlock()
-	sc, _ := x.scopeLocked(SearchOptions{})
-	ownSlot, hasOwn := x.slotOf[id]
-	bo, bx := newTopK(1), newTopK(1)
-	for r := range x.rowID {
-		s := x.rowSlot[r]
-		d := sqDist(v[:], x.vecs[r*Dim:r*Dim+Dim])
-		switch {
-		case hasOwn && s == ownSlot:
-			if d < bo.worst {
-				bo.offer(s, r, d)
-			}
-		case sc.active[s]:
-			if d < bx.worst {
-				bx.offer(s, r, d)
-			}
-		}
-	}
-	if len(bx.e) == 0 {
-		return Candidate{}, Candidate{}, false
-	}
-	other = x.candidatesLocked(&bx, &sc)[0]
-	if len(bo.e) > 0 {
-		own = Candidate{IdentityID: id, Distance: sqrt32(bo.e[0].d)}
-	}
-	return own, other, true
-}
-
-// LookAlike is a pair of identities, on any lists, whose nearest
-// enrolments are within the stricter of their lists' thresholds: perhaps
-// the same person enrolled twice.
-type LookAlike struct {
-	A, B     Candidate
-	Distance float64
-}
-
-// LookAlikes lists pairs of identities that look like the same person,
-// among pairs involving the given identities (every identity when ids is
-// empty), nearest first.
-func (x *Index) LookAlikes(ids []int64) []LookAlike {
-	x.mu.RLock()
-	defer x.mu.RUnlock()
-	sc, _ := x.scopeLocked(SearchOptions{})
-	want := map[int32]bool{}
-	for _, id := range ids {
-		if s, ok := x.slotOf[id]; ok {
-			want[s] = true
-		}
-	}
-	type key struct{ a, b int32 }
-	best := map[key]topEntry{}
-	rows := map[key][2]int{}
-	for r := range x.rowID {
-		sr := x.rowSlot[r]
-		if !sc.active[sr] || (len(want) > 0 && !want[sr]) {
-			continue
-		}
-		for q := range x.rowID {
-			sq := x.rowSlot[q]
-			if sq == sr || !sc.active[sq] || (len(want) == 0 && q < r) {
-				continue
-			}
-			k := key{min(sr, sq), max(sr, sq)}
-			d := sqDist(x.vecs[r*Dim:r*Dim+Dim], x.vecs[q*Dim:q*Dim+Dim])
-			if b, ok := best[k]; !ok || d < b.d {
-				best[k] = topEntry{d: d}
-				if sr < sq {
-					rows[k] = [2]int{r, q}
-				} else {
-					rows[k] = [2]int{q, r}
-				}
-			}
-		}
-	}
-	var out []LookAlike
-	for k, b := range best {
-		d := float64(sqrt32(b.d))
-		t := min(sc.thresh[k.a], sc.thresh[k.b])
-		if d > t {
-			continue
-		}
-		rr := rows[k]
-		ta, tb := topK{e: []topEntry{{k.a, rr[0], b.d}}}, topK{e: []topEntry{{k.b, rr[1], b.d}}}
-		out = append(out, LookAlike{A: x.candidatesLocked(&ta, &sc)[0], B: x.candidatesLocked(&tb, &sc)[0], Distance: d})
-	}
-	slices.SortFunc(out, func(p, q LookAlike) int {
-		if p.Distance != q.Distance {
-			if p.Distance < q.Distance {
-				return -1
-			}
-			return 1
-		}
-		return int(p.A.IdentityID - q.A.IdentityID)
-	})
-	return out
-}
-
-func sqrt32(d float32) float64 {
-	return math.Sqrt(float64(d))
-}
-
 // DirReport summarises enrolling a directory.
 type DirReport struct {
-	Enrolled   []Enrolled  `json:"enrolled"`
-	Refused    []*Refusal  `json:"-"`
-	Identities int         `json:"identities"`
-	LookAlikes []LookAlike `json:"look_alikes,omitempty"`
+	Enrolled   []Enrolled        `json:"enrolled"`
+	Refused    []*Refusal        `json:"-"`
+	Identities int               `json:"identities"`
+	LookAlikes []match.LookAlike `json:"look_alikes,omitempty"`
 }
 
 // Progress reports enrolment progress: done of total photos.
@@ -386,9 +265,9 @@ type Progress func(done, total int, photo string)
 // photoExts are the files EnrolDir and LabelledDir read.
 var photoExts = map[string]bool{".jpg": true, ".jpeg": true, ".png": true}
 
-// identityPhotos lists dir's subdirectories (one per identity, named
+// IdentityPhotos lists dir's subdirectories (one per identity, named
 // after it) and their photo files, sorted.
-func identityPhotos(dir string) (names []string, photos map[string][]string, err error) {
+func IdentityPhotos(dir string) (names []string, photos map[string][]string, err error) {
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		return nil, nil, fmt.Errorf("reading %s: %w", dir, err)
@@ -412,7 +291,7 @@ func identityPhotos(dir string) (names []string, photos map[string][]string, err
 		}
 	}
 	if len(names) == 0 {
-		return nil, nil, fmt.Errorf("%s: %w: no identity directories with .jpg or .png photos", dir, ErrEmpty)
+		return nil, nil, fmt.Errorf("%s: %w: no identity directories with .jpg or .png photos", dir, match.ErrEmpty)
 	}
 	return names, photos, nil
 }
@@ -425,14 +304,14 @@ func (e *Enroller) EnrolDir(ctx context.Context, list, dir, by string, progress 
 	if _, err := e.g.Watchlist(ctx, list); err != nil {
 		return DirReport{}, fmt.Errorf("enrolling %s: %w", dir, err)
 	}
-	names, photos, err := identityPhotos(dir)
+	names, photos, err := IdentityPhotos(dir)
 	if err != nil {
 		return DirReport{}, fmt.Errorf("enrolling: %w", err)
 	}
 	var items []enrolItem
 	for _, who := range names {
 		for _, p := range photos[who] {
-			items = append(items, enrolItem{who: IdentitySpec{Name: who}, path: p, label: filepath.Join(who, filepath.Base(p))})
+			items = append(items, enrolItem{who: match.IdentitySpec{Name: who}, path: p, label: filepath.Join(who, filepath.Base(p))})
 		}
 	}
 	return e.enrolAll(ctx, list, items, by, progress)
@@ -440,7 +319,7 @@ func (e *Enroller) EnrolDir(ctx context.Context, list, dir, by string, progress 
 
 // EnrolFiles enrols photo files of one identity (created from who when it
 // is new), with EnrolDir's report.
-func (e *Enroller) EnrolFiles(ctx context.Context, list string, who IdentitySpec, paths []string, by string, progress Progress) (DirReport, error) {
+func (e *Enroller) EnrolFiles(ctx context.Context, list string, who match.IdentitySpec, paths []string, by string, progress Progress) (DirReport, error) {
 	if _, err := e.g.Watchlist(ctx, list); err != nil {
 		return DirReport{}, fmt.Errorf("enrolling: %w", err)
 	}
@@ -452,7 +331,7 @@ func (e *Enroller) EnrolFiles(ctx context.Context, list string, who IdentitySpec
 }
 
 type enrolItem struct {
-	who         IdentitySpec
+	who         match.IdentitySpec
 	path, label string
 }
 
@@ -484,7 +363,7 @@ func (e *Enroller) enrolAll(ctx context.Context, list string, items []enrolItem,
 		}
 	}
 	rep.Identities = len(touched)
-	if err := e.idx.catchUp(ctx); err != nil {
+	if err := e.idx.CatchUp(ctx); err != nil {
 		return rep, err
 	}
 	ids := make([]int64, 0, len(touched))
@@ -497,63 +376,20 @@ func (e *Enroller) enrolAll(ctx context.Context, list string, items []enrolItem,
 	return rep, nil
 }
 
-// LabelledDir computes a labelled set from a directory of one directory
-// per identity, for Evaluate: each photo's single face (photos with no
-// face or several are skipped and returned as refusals).
-func LabelledDir(ctx context.Context, det FaceDetector, emb FaceEmbedder, dir string, maxPixels int64, progress Progress) (LabelledSet, []*Refusal, error) {
-	names, photos, err := identityPhotos(dir)
-	if err != nil {
-		return LabelledSet{}, nil, fmt.Errorf("reading labelled set: %w", err)
-	}
-	total := 0
-	for _, n := range names {
-		total += len(photos[n])
-	}
-	set := LabelledSet{Model: ModelID(emb.Model())}
-	var refused []*Refusal
-	done := 0
-	for _, who := range names {
-		li := LabelledIdentity{Name: who}
-		for _, p := range photos[who] {
-			if err := ctx.Err(); err != nil {
-				return LabelledSet{}, nil, err
-			}
-			data, err := os.ReadFile(p)
-			if err != nil {
-				return LabelledSet{}, nil, fmt.Errorf("reading labelled set: %w", err)
-			}
-			label := filepath.Join(who, filepath.Base(p))
-			faces, err := Faces(ctx, det, emb, label, data, maxPixels)
-			var ref *Refusal
-			switch {
-			case errors.As(err, &ref):
-				refused = append(refused, ref)
-			case err != nil:
-				return LabelledSet{}, nil, err
-			case len(faces) == 0:
-				refused = append(refused, &Refusal{Photo: label, Reason: RefuseNoFace})
-			case len(faces) > 1:
-				refused = append(refused, &Refusal{Photo: label, Reason: RefuseSeveralFaces, Detail: fmt.Sprintf("%d faces", len(faces))})
-			default:
-				li.Vectors = append(li.Vectors, faces[0].Descriptor.Vector)
-			}
-			done++
-			if progress != nil {
-				progress(done, total, label)
-			}
-		}
-		if len(li.Vectors) > 0 {
-			set.Identities = append(set.Identities, li)
-		}
-	}
-	return set, refused, nil
-}
-
 // chipImage wraps a chip's RGB pixels as an image for PNG encoding.
-func chipImage(c detect.Chip) image.Image {
-	img := image.NewRGBA(image.Rect(0, 0, detect.ChipSize, detect.ChipSize))
-	for i := 0; i < detect.ChipSize*detect.ChipSize && 3*i+2 < len(c.Pix); i++ {
+func chipImage(c face.Chip) image.Image {
+	img := image.NewRGBA(image.Rect(0, 0, face.ChipSize, face.ChipSize))
+	for i := 0; i < face.ChipSize*face.ChipSize && 3*i+2 < len(c.Pix); i++ {
 		img.Pix[4*i], img.Pix[4*i+1], img.Pix[4*i+2], img.Pix[4*i+3] = c.Pix[3*i], c.Pix[3*i+1], c.Pix[3*i+2], 0xff
 	}
 	return img
+}
+
+// DetectConfig is how enrolment photos are searched for faces: upsampled
+// at least once and with a small minimum face, so that small faces are
+// found and refused as too small rather than missed.
+func DetectConfig(c config.Detect) config.Detect {
+	c.Upsample = max(c.Upsample, 1)
+	c.MinFaceSize = min(c.MinFaceSize, 20)
+	return c
 }

@@ -1,27 +1,29 @@
-package match
+package eval
 
 import (
 	"encoding/base64"
 	"encoding/json"
-
 	"fmt"
 	"io"
 	"math"
 	"math/rand/v2"
+	"os"
 	"slices"
 	"sort"
+
+	"github.com/facewatch/facewatch/match"
 )
 
 // LabelledSet is descriptors grouped by identity, the input of Evaluate.
 type LabelledSet struct {
-	Model      ModelID            `json:"model"`
+	Model      match.ModelID      `json:"model"`
 	Identities []LabelledIdentity `json:"identities"`
 }
 
 // LabelledIdentity is one person's descriptors.
 type LabelledIdentity struct {
-	Name    string   `json:"name"`
-	Vectors []Vector `json:"-"`
+	Name    string         `json:"name"`
+	Vectors []match.Vector `json:"-"`
 }
 
 // LoadGoFaceJSON reads a labelled set in go-face's test format: {"idols":
@@ -52,7 +54,7 @@ func LoadGoFaceJSON(r io.Reader) (LabelledSet, error) {
 		if err != nil {
 			return LabelledSet{}, fmt.Errorf("reading labelled descriptors: face %d: %w", n, err)
 		}
-		v, err := DecodeVector(b)
+		v, err := match.DecodeVector(b)
 		if err != nil {
 			return LabelledSet{}, fmt.Errorf("reading labelled descriptors: face %d: %w", n, err)
 		}
@@ -97,13 +99,13 @@ type EvalOptions struct {
 
 // Report is the outcome of an evaluation; it is written as JSON.
 type Report struct {
-	Model         ModelID `json:"model"`
-	Identities    int     `json:"identities"`
-	Descriptors   int     `json:"descriptors"`
-	GenuinePairs  int     `json:"genuine_pairs"`
-	ImpostorPairs int     `json:"impostor_pairs"`
-	Genuine       Summary `json:"genuine"`
-	Impostor      Summary `json:"impostor"`
+	Model         match.ModelID `json:"model"`
+	Identities    int           `json:"identities"`
+	Descriptors   int           `json:"descriptors"`
+	GenuinePairs  int           `json:"genuine_pairs"`
+	ImpostorPairs int           `json:"impostor_pairs"`
+	Genuine       Summary       `json:"genuine"`
+	Impostor      Summary       `json:"impostor"`
 	// EER is the equal error rate, where FMR and FNMR cross.
 	EER          float64 `json:"eer"`
 	EERThreshold float64 `json:"eer_threshold"`
@@ -217,7 +219,7 @@ func Evaluate(set LabelledSet, opt EvalOptions) (*Report, error) {
 		opt.TargetFPIR = 0.01
 	}
 	if !(opt.TargetFPIR > 0 && opt.TargetFPIR < 1) {
-		return nil, fmt.Errorf("evaluating: %w: target FPIR %g is not in (0, 1)", ErrInvalid, opt.TargetFPIR)
+		return nil, fmt.Errorf("evaluating: %w: target FPIR %g is not in (0, 1)", match.ErrInvalid, opt.TargetFPIR)
 	}
 	if opt.DuplicateDistance == 0 {
 		opt.DuplicateDistance = 0.1
@@ -225,12 +227,12 @@ func Evaluate(set LabelledSet, opt EvalOptions) (*Report, error) {
 	if len(opt.GallerySizes) == 0 {
 		opt.GallerySizes = []int{1, 10, 100, 1000, 10000, 100000}
 	}
-	var vecs []Vector
+	var vecs []match.Vector
 	var label []int
 	withPairs := 0
 	for i, id := range set.Identities {
 		for _, v := range id.Vectors {
-			if err := CheckVector(&v); err != nil {
+			if err := match.CheckVector(&v); err != nil {
 				return nil, fmt.Errorf("evaluating: identity %q: %w", id.Name, err)
 			}
 			vecs = append(vecs, v)
@@ -242,7 +244,7 @@ func Evaluate(set LabelledSet, opt EvalOptions) (*Report, error) {
 	}
 	if len(set.Identities) < 2 || withPairs == 0 {
 		return nil, fmt.Errorf("evaluating: %w: need at least two identities and one with two or more faces (got %d identities, %d with two or more)",
-			ErrInvalid, len(set.Identities), withPairs)
+			match.ErrInvalid, len(set.Identities), withPairs)
 	}
 	n := len(vecs)
 	nid := len(set.Identities)
@@ -339,7 +341,7 @@ func Evaluate(set LabelledSet, opt EvalOptions) (*Report, error) {
 	slices.Sort(sizes)
 	for _, size := range sizes {
 		if size < 1 {
-			return nil, fmt.Errorf("evaluating: %w: gallery size %d", ErrInvalid, size)
+			return nil, fmt.Errorf("evaluating: %w: gallery size %d", match.ErrInvalid, size)
 		}
 		rec := Recommendation{GallerySize: size}
 		rec.PerComparisonFMR = -math.Expm1(math.Log1p(-opt.TargetFPIR) / float64(size))
@@ -370,7 +372,7 @@ func Evaluate(set LabelledSet, opt EvalOptions) (*Report, error) {
 
 // dist64 is the Euclidean distance computed in float64, so that the
 // statistics do not depend on float32 rounding at a threshold.
-func dist64(a, b *Vector) float64 {
+func dist64(a, b *match.Vector) float64 {
 	var s float64
 	for i := range a {
 		d := float64(a[i]) - float64(b[i])
@@ -493,4 +495,19 @@ func normalQuantile(p float64) float64 {
 		r := q * q
 		return (((((a[0]*r+a[1])*r+a[2])*r+a[3])*r+a[4])*r + a[5]) * q / (((((b[0]*r+b[1])*r+b[2])*r+b[3])*r+b[4])*r + 1)
 	}
+}
+
+// LoadGoFaceFile reads a labelled set from a go-face style JSON file (see
+// LoadGoFaceJSON).
+func LoadGoFaceFile(path string) (LabelledSet, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return LabelledSet{}, fmt.Errorf("reading labelled descriptors: %w", err)
+	}
+	defer f.Close()
+	set, err := LoadGoFaceJSON(f)
+	if err != nil {
+		return LabelledSet{}, fmt.Errorf("%s: %w", path, err)
+	}
+	return set, nil
 }

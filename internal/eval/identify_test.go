@@ -1,4 +1,4 @@
-package match
+package eval
 
 import (
 	"context"
@@ -8,7 +8,9 @@ import (
 
 	"github.com/facewatch/facewatch/detect"
 	"github.com/facewatch/facewatch/internal/config"
+	"github.com/facewatch/facewatch/internal/enroll"
 	"github.com/facewatch/facewatch/internal/testdata"
+	"github.com/facewatch/facewatch/match"
 )
 
 // TestIdentifyRealPhotos enrols dlib's johns and face-api's Big Bang
@@ -54,11 +56,11 @@ func TestIdentifyRealPhotos(t *testing.T) {
 	t.Logf("eval: EER %.3f at %.3f; recommended threshold for %d identities at FPIR %.2g: %.3f (extrapolated %v, FNIR %.3f)",
 		rep.EER, rep.EERThreshold, rec.GallerySize, rep.TargetFPIR, rec.Threshold, rec.Extrapolated, rec.FNIR)
 
-	g := openGallery(t, "")
-	if _, err := g.CreateWatchlist(ctx, WatchlistSpec{Name: "cast", Kind: KindOther, Owner: "curator", LegalBasis: "test", Threshold: rec.Threshold}); err != nil {
+	g := openGallery(t)
+	if _, err := g.CreateWatchlist(ctx, match.WatchlistSpec{Name: "cast", Kind: match.KindOther, Owner: "curator", LegalBasis: "test", Threshold: rec.Threshold}); err != nil {
 		t.Fatal(err)
 	}
-	e := NewEnroller(g, det, emb, EnrollerOptions{Match: testConfig(), MaxPixels: maxPx})
+	e := enroll.NewEnroller(g, det, emb, enroll.EnrollerOptions{Match: testConfig(), MaxPixels: maxPx})
 	dr, err := e.EnrolDir(ctx, "cast", enrolDir, "curator", nil)
 	if err != nil {
 		t.Fatalf("EnrolDir() = %v", err)
@@ -70,7 +72,7 @@ func TestIdentifyRealPhotos(t *testing.T) {
 		t.Logf("look-alike: %s ~ %s at %.3f", la.A.Identity, la.B.Identity, la.Distance)
 	}
 
-	x := NewIndex(testConfig(), IndexOptions{Gallery: g})
+	x := match.NewIndex(testConfig(), match.IndexOptions{Gallery: g})
 	if err := x.Load(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -80,13 +82,13 @@ func TestIdentifyRealPhotos(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer idDet.Close()
-	identify := func(path string) (Decision, bool) {
-		faces, err := Faces(ctx, idDet, emb, filepath.Base(path), readFile(t, path), maxPx)
+	identify := func(path string) (match.Decision, bool) {
+		faces, err := enroll.Faces(ctx, idDet, emb, filepath.Base(path), readFile(t, path), maxPx)
 		if err != nil || len(faces) != 1 {
 			t.Logf("%s: %d faces, %v", path, len(faces), err)
-			return Decision{}, false
+			return match.Decision{}, false
 		}
-		d, err := x.DecideTrack([]Probe{faces[0].Probe()}, SearchOptions{Watchlists: []string{"cast"}})
+		d, err := x.DecideTrack([]match.Probe{faces[0].Probe()}, match.SearchOptions{Watchlists: []string{"cast"}})
 		if err != nil {
 			t.Fatalf("DecideTrack(%s) = %v", path, err)
 		}

@@ -1,4 +1,4 @@
-package match
+package eval
 
 import (
 	"bytes"
@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/facewatch/facewatch/internal/testdata"
+	"github.com/facewatch/facewatch/match"
 )
 
 // idols loads go-face's real reference descriptors (computed with dlib's
@@ -187,8 +188,8 @@ func TestEvaluateIdols(t *testing.T) {
 
 func TestEvaluateBadInput(t *testing.T) {
 	rng := newRand(31)
-	one := LabelledIdentity{Name: "a", Vectors: []Vector{randVec(rng), randVec(rng)}}
-	single := LabelledIdentity{Name: "b", Vectors: []Vector{randVec(rng)}}
+	one := LabelledIdentity{Name: "a", Vectors: []match.Vector{randVec(rng), randVec(rng)}}
+	single := LabelledIdentity{Name: "b", Vectors: []match.Vector{randVec(rng)}}
 	nan := randVec(rng)
 	nan[0] = float32(math.NaN())
 	tests := []struct {
@@ -199,18 +200,18 @@ func TestEvaluateBadInput(t *testing.T) {
 		{"empty", LabelledSet{}, EvalOptions{}},
 		{"one identity", LabelledSet{Identities: []LabelledIdentity{one}}, EvalOptions{}},
 		{"no genuine pairs", LabelledSet{Identities: []LabelledIdentity{single, single}}, EvalOptions{}},
-		{"NaN", LabelledSet{Identities: []LabelledIdentity{one, {Name: "n", Vectors: []Vector{nan}}}}, EvalOptions{}},
+		{"NaN", LabelledSet{Identities: []LabelledIdentity{one, {Name: "n", Vectors: []match.Vector{nan}}}}, EvalOptions{}},
 		{"target over 1", LabelledSet{Identities: []LabelledIdentity{one, single}}, EvalOptions{TargetFPIR: 2}},
 		{"gallery size 0", LabelledSet{Identities: []LabelledIdentity{one, single}}, EvalOptions{GallerySizes: []int{0}}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			if _, err := Evaluate(tc.set, tc.opt); !errors.Is(err, ErrInvalid) {
-				t.Errorf("Evaluate(%s) = %v, want ErrInvalid", tc.name, err)
+			if _, err := Evaluate(tc.set, tc.opt); !errors.Is(err, match.ErrInvalid) {
+				t.Errorf("Evaluate(%s) = %v, want match.ErrInvalid", tc.name, err)
 			}
 		})
 	}
-	if _, err := LoadGoFaceJSON(strings.NewReader(`{"faces":[{"descriptor":"AAAA","idol_id":"x"}]}`)); !errors.Is(err, ErrInvalid) {
-		t.Errorf("LoadGoFaceJSON(short descriptor) = %v, want ErrInvalid", err)
+	if _, err := LoadGoFaceJSON(strings.NewReader(`{"faces":[{"descriptor":"AAAA","idol_id":"x"}]}`)); !errors.Is(err, match.ErrInvalid) {
+		t.Errorf("LoadGoFaceJSON(short descriptor) = %v, want match.ErrInvalid", err)
 	}
 }

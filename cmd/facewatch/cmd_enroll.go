@@ -1,0 +1,143 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"golang.org/x/term"
+
+	"github.com/facewatch/facewatch/detect"
+	"github.com/facewatch/facewatch/embed"
+	"github.com/facewatch/facewatch/internal/config"
+	"github.com/facewatch/facewatch/internal/enroll"
+	"github.com/facewatch/facewatch/match"
+	"github.com/facewatch/facewatch/models"
+)
+
+// recognition loads the detector (configured for enrolment photos when
+// enrol is set: upsampled once so that small faces are found and refused
+// as too small rather than missed) and the embedder.
+func recognition(e *env, cfg config.Config, modelDir string, enrol bool) (*detect.Detector, *embed.Embedder, error) {
+	dir, _, err := models.Locate(modelDir, cfg.ModelDir, e.getenv)
+	if err != nil {
+		return nil, nil, err
+	}
+	dc := cfg.Detect
+	if enrol {
+		dc = enroll.DetectConfig(dc)
+	}
+	det, err := detect.New(models.Dir(dir), dc)
+	if err != nil {
+		return nil, nil, err
+	}
+	emb, err := embed.New(models.Dir(dir), cfg.Embed)
+	if err != nil {
+		det.Close()
+		return nil, nil, err
+	}
+	return det, emb, nil
+}
+
+// photoProgress draws a progress bar on a terminal, nothing otherwise.
+func photoProgress(e *env, what string) enroll.Progress {
+	f, ok := e.stderr.(*os.File)
+	if !ok || !term.IsTerminal(int(f.Fd())) {
+		return nil
+	}
+	return func(done, total int, photo string) {
+		const width = 30
+		n := width * done / max(total, 1)
+		fmt.Fprintf(e.stderr, "\r%s [%s%s] %d/%d %-40.40s", what, strings.Repeat("#", n), strings.Repeat(".", width-n), done, total, photo)
+		if done == total {
+			fmt.Fprintln(e.stderr)
+		}
+	}
+}
+
+func cmdEnroll(ctx context.Context, e *env, args []string) error {
+	const usage = "enroll --list NAME [--by WHO] [--config FILE] [--model-dir DIR] DIR   (DIR holds one directory of photos per identity, named after it)\n" +
+		"       facewatch enroll --list NAME --identity PERSON [--notes TEXT] [--ref ID] [--expires TIME] [--by WHO] FILE..."
+	fs := newFlagSet(e, "enroll", usage)
+	cfgPath := fs.String("config", "", "config file")
+	dirFlag := fs.String("model-dir", "", "model directory")
+	list := fs.String("list", "", "watchlist to enrol into (required)")
+	by := fs.String("by", e.getenv("USER"), "who is enrolling, for the record")
+	identity := fs.String("identity", "", "enrol the FILEs as this person (instead of a directory per identity)")
+	notes := fs.String("notes", "", "with --identity: notes on a new identity")
+	ref := fs.String("ref", "", "with --identity: external reference (case number) of a new identity")
+	expires := fs.String("expires", "", "with --identity: when a new identity stops matching (RFC 3339, YYYY-MM-DD or a duration)")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if *list == "" || (*identity == "" && fs.NArg() != 1) || (*identity != "" && fs.NArg() == 0) {
+		return usageErrorf("want --list NAME and one directory, or --list NAME --identity PERSON and photo files")
+	}
+	who := match.IdentitySpec{Name: *identity, Notes: *notes, ExternalRef: *ref}
+	if *expires != "" {
+		t, err := parseWhen(*expires, time.Now())
+		if err != nil {
+			return usageErrorf("--expires: %v", err)
+		}
+		who.Expires = t
+	}
+	if *by == "" {
+		*by = "unknown"
+	}
+	cfg, g, err := e.openGallery(ctx, *cfgPath)
+	if err != nil {
+		return err
+	}
+	defer g.Close()
+	if _, err := g.Watchlist(ctx, *list); err != nil {
+		return err
+	}
+	det, emb, err := recognition(e, cfg, *dirFlag, true)
+	if err != nil {
+		return err
+	}
+	defer det.Close()
+	defer emb.Close()
+	en := enroll.NewEnroller(g, det, emb, enroll.EnrollerOptions{Match: cfg.Match, MaxPixels: cfg.Detect.MaxPixels, Logger: e.logger(cfg)})
+	var rep enroll.DirReport
+	if *identity != "" {
+		rep, err = en.EnrolFiles(ctx, *list, who, fs.Args(), *by, photoProgress(e, "enrolling"))
+	} else {
+		rep, err = en.EnrolDir(ctx, *list, fs.Arg(0), *by, photoProgress(e, "enrolling"))
+	}
+	// Whatever was enrolled before an error is in the gallery: publish it.
+	perr := e.publish(ctx, cfg, g)
+	if err != nil {
+		return err
+	}
+	created := 0
+	for _, r := range rep.Enrolled {
+		if r.Created {
+			created++
+		}
+		if r.Warning != "" {
+			fmt.Fprintf(e.stdout, "warning: %s: %s\n", r.Photo, r.Warning)
+		}
+	}
+	fmt.Fprintf(e.stdout, "enrolled %d photos (%d new, %d already there) of %d identities into %q; refused %d\n",
+		len(rep.Enrolled), created, len(rep.Enrolled)-created, rep.Identities, *list, len(rep.Refused))
+	byReason := map[enroll.RefusalReason]int{}
+	for _, r := range rep.Refused {
+		byReason[r.Reason]++
+		fmt.Fprintf(e.stdout, "refused: %s: %s\n", r.Photo, refusalText(r))
+	}
+	for reason, n := range byReason {
+		fmt.Fprintf(e.stdout, "  %d refused: %s\n", n, reason)
+	}
+	printLookAlikes(e.stdout, rep.LookAlikes)
+	return perr
+}
+
+func refusalText(r *enroll.Refusal) string {
+	if r.Detail == "" {
+		return string(r.Reason)
+	}
+	return string(r.Reason) + " (" + r.Detail + ")"
+}

@@ -1,0 +1,125 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/facewatch/facewatch/internal/enroll"
+	"github.com/facewatch/facewatch/internal/wire"
+	"github.com/facewatch/facewatch/match"
+)
+
+// identifyLine is one line of `facewatch identify`: one face of one file,
+// or a file with no face or an error.
+type identifyLine struct {
+	File     string            `json:"file"`
+	Error    string            `json:"error,omitempty"`
+	Faces    int               `json:"faces"`
+	Face     *int              `json:"face,omitempty"`
+	Box      *wire.Box         `json:"box,omitempty"`
+	Quality  *float64          `json:"quality,omitempty"`
+	Best     []match.Candidate `json:"best,omitempty"`
+	Decision *identifyDecision `json:"decision,omitempty"`
+}
+
+type identifyDecision struct {
+	Matched   bool    `json:"matched"`
+	Identity  string  `json:"identity,omitempty"`
+	Watchlist string  `json:"watchlist,omitempty"`
+	Distance  float64 `json:"distance"`
+	Threshold float64 `json:"threshold"`
+	Margin    float64 `json:"margin"`
+	Reason    string  `json:"reason,omitempty"`
+}
+
+func cmdIdentify(ctx context.Context, e *env, args []string) error {
+	const usage = "identify [--list NAME]... [--top K] [--config FILE] [--model-dir DIR] FILE..."
+	fs := newFlagSet(e, "identify", usage)
+	cfgPath := fs.String("config", "", "config file")
+	dirFlag := fs.String("model-dir", "", "model directory")
+	var lists listFlag
+	fs.Var(&lists, "list", "watchlist to search (repeat for several; default: every active list)")
+	top := fs.Int("top", 0, "identities to report per face (default: match.top_k)")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() == 0 {
+		return usageErrorf("want at least one image file")
+	}
+	cfg, g, err := e.openGallery(ctx, *cfgPath)
+	if err != nil {
+		return err
+	}
+	defer g.Close()
+	opt := match.SearchOptions{Watchlists: lists, TopK: *top}
+	if err := g.CheckSearchable(ctx, lists, time.Now()); err != nil {
+		return fmt.Errorf("identifying: %w", err)
+	}
+	x := match.NewIndex(cfg.Match, match.IndexOptions{Gallery: g})
+	if err := x.Load(ctx); err != nil {
+		return err
+	}
+	det, emb, err := recognition(e, cfg, *dirFlag, false)
+	if err != nil {
+		return err
+	}
+	defer det.Close()
+	defer emb.Close()
+	enc := json.NewEncoder(e.stdout)
+	failed := 0
+	for _, file := range fs.Args() {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		line := identifyLine{File: file}
+		data, err := os.ReadFile(file)
+		var faces []enroll.PhotoFace
+		if err == nil {
+			faces, err = enroll.Faces(ctx, det, emb, file, data, cfg.Detect.MaxPixels)
+		}
+		if err != nil {
+			failed++
+			line.Error = err.Error()
+			enc.Encode(line)
+			continue
+		}
+		line.Faces = len(faces)
+		if len(faces) == 0 {
+			enc.Encode(line)
+			continue
+		}
+		for i := range faces {
+			f := &faces[i]
+			d, err := x.DecideTrack([]match.Probe{f.Probe()}, opt)
+			if err != nil {
+				return fmt.Errorf("identifying %s: %w", file, err)
+			}
+			idx, q := i, f.Face.Quality.Score
+			b := f.Face.Box
+			l := line
+			l.Face, l.Quality = &idx, &q
+			wb := wire.BoxOf(b)
+			l.Box = &wb
+			l.Best = d.Candidates
+			l.Decision = &identifyDecision{Matched: d.Matched, Identity: d.Identity, Watchlist: d.Watchlist,
+				Distance: d.Distance, Threshold: d.Threshold, Margin: d.Margin, Reason: d.Reason}
+			if err := enc.Encode(l); err != nil {
+				return err
+			}
+		}
+	}
+	if failed > 0 {
+		return fmt.Errorf("%d of %d files failed", failed, fs.NArg())
+	}
+	return nil
+}
+
+// listFlag collects repeated --list flags.
+type listFlag []string
+
+func (l *listFlag) String() string     { return strings.Join(*l, ",") }
+func (l *listFlag) Set(s string) error { *l = append(*l, s); return nil }

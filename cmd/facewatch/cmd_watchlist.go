@@ -1,0 +1,250 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/facewatch/facewatch/internal/config"
+	"github.com/facewatch/facewatch/match"
+)
+
+// watchlistRun is one verb's action on the opened gallery.
+type watchlistRun func(ctx context.Context, w *watchlistCall) error
+
+// watchlistCall is what a verb's action works with.
+type watchlistCall struct {
+	e      *env
+	cfg    config.Config
+	g      *match.Gallery
+	args   []string
+	asJSON bool
+}
+
+// watchlistVerb is one `facewatch watchlist` verb: how many arguments it
+// takes, whether it changes the gallery (and so publishes its events), and
+// flags, which declares its flags and returns its action.
+type watchlistVerb struct {
+	name    string
+	args    int
+	changes bool
+	flags   func(e *env, fs *flag.FlagSet) watchlistRun
+}
+
+// watchlistVerbs is the verb table, in the order usage lists them.
+var watchlistVerbs = []watchlistVerb{
+	{"create", 1, true, watchlistCreate},
+	{"list", 0, false, watchlistList},
+	{"show", 1, false, watchlistShow},
+	{"expire", 1, true, watchlistExpire},
+	{"delete", 1, true, watchlistDelete},
+	{"threshold", 2, true, watchlistThreshold},
+}
+
+func cmdWatchlist(ctx context.Context, e *env, args []string) error {
+	names := make([]string, len(watchlistVerbs))
+	for i, v := range watchlistVerbs {
+		names[i] = v.name
+	}
+	usage := "watchlist " + strings.Join(names, "|") + " [--config FILE] ..."
+	wantVerb := strings.Join(names[:len(names)-1], ", ") + " or " + names[len(names)-1]
+	if len(args) == 0 {
+		return usageErrorf("want a verb: %s", wantVerb)
+	}
+	name, args := args[0], args[1:]
+	var verb *watchlistVerb
+	for i := range watchlistVerbs {
+		if watchlistVerbs[i].name == name {
+			verb = &watchlistVerbs[i]
+		}
+	}
+	if verb == nil {
+		return usageErrorf("unknown verb %q: want %s", name, wantVerb)
+	}
+	fs := newFlagSet(e, "watchlist "+name, usage)
+	cfgPath := fs.String("config", "", "config file (its data_dir holds the gallery)")
+	asJSON := fs.Bool("json", false, "list, show: print JSON")
+	run := verb.flags(e, fs)
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() != verb.args {
+		return usageErrorf("watchlist %s wants %d argument(s), got %d", name, verb.args, fs.NArg())
+	}
+	cfg, g, err := e.openGallery(ctx, *cfgPath)
+	if err != nil {
+		return err
+	}
+	defer g.Close()
+	if err := run(ctx, &watchlistCall{e: e, cfg: cfg, g: g, args: fs.Args(), asJSON: *asJSON}); err != nil {
+		return err
+	}
+	if !verb.changes {
+		return nil
+	}
+	return e.publish(ctx, cfg, g)
+}
+
+func watchlistCreate(e *env, fs *flag.FlagSet) watchlistRun {
+	kind := fs.String("kind", "", "missing, wanted or other (required)")
+	owner := fs.String("owner", e.getenv("USER"), "who is responsible for the list")
+	basis := fs.String("legal-basis", "", "the order or law the list rests on (required)")
+	expires := fs.String("expires", "", "when the list stops matching: RFC 3339, YYYY-MM-DD or a duration from now (720h)")
+	priority := fs.Int("priority", 0, "priority of its alerts, 0-100")
+	threshold := fs.Float64("threshold", 0, "match threshold (0 = match.default_threshold; take it from `facewatch eval`)")
+	second := fs.Bool("second-reviewer", false, "alerts need a second reviewer")
+	return func(ctx context.Context, w *watchlistCall) error {
+		k, err := match.ParseKind(*kind)
+		if err != nil {
+			return usageErrorf("--kind: %v", err)
+		}
+		spec := match.WatchlistSpec{Name: w.args[0], Kind: k, Owner: *owner, LegalBasis: *basis, Priority: *priority,
+			Threshold: *threshold, SecondReviewer: *second}
+		if *expires != "" {
+			if spec.Expires, err = parseWhen(*expires, time.Now()); err != nil {
+				return usageErrorf("--expires: %v", err)
+			}
+		}
+		l, err := w.g.CreateWatchlist(ctx, spec)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(w.e.stdout, "watchlist %q created (id %d, %s)\n", l.Name, l.ID, l.Kind)
+		return nil
+	}
+}
+
+func watchlistList(_ *env, _ *flag.FlagSet) watchlistRun {
+	return func(ctx context.Context, w *watchlistCall) error {
+		lists, err := w.g.Watchlists(ctx)
+		if err != nil {
+			return err
+		}
+		if w.asJSON {
+			return json.NewEncoder(w.e.stdout).Encode(lists)
+		}
+		tw := tabwriter.NewWriter(w.e.stdout, 2, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "NAME\tKIND\tPRIORITY\tIDENTITIES\tPHOTOS\tTHRESHOLD\tEXPIRES\tOWNER")
+		for _, l := range lists {
+			fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%s\t%s\t%s\n", l.Name, l.Kind, l.Priority, l.Identities, l.Enrolments,
+				thresholdText(l.Threshold, w.cfg.Match.DefaultThreshold), expiryText(l.Expires), l.Owner)
+		}
+		return tw.Flush()
+	}
+}
+
+func watchlistShow(_ *env, _ *flag.FlagSet) watchlistRun {
+	return func(ctx context.Context, w *watchlistCall) error {
+		name := w.args[0]
+		l, err := w.g.Watchlist(ctx, name)
+		if err != nil {
+			return err
+		}
+		ids, err := w.g.Identities(ctx, name)
+		if err != nil {
+			return err
+		}
+		x := match.NewIndex(w.cfg.Match, match.IndexOptions{Gallery: w.g})
+		if err := x.Load(ctx); err != nil {
+			return err
+		}
+		var idList []int64
+		for _, i := range ids {
+			idList = append(idList, i.ID)
+		}
+		var looks []match.LookAlike
+		if len(idList) > 0 {
+			looks = x.LookAlikes(idList)
+		}
+		out := w.e.stdout
+		if w.asJSON {
+			return json.NewEncoder(out).Encode(struct {
+				Watchlist  match.Watchlist         `json:"watchlist"`
+				Identities []match.IdentitySummary `json:"identities"`
+				LookAlikes []match.LookAlike       `json:"look_alikes"`
+			}{l, ids, looks})
+		}
+		fmt.Fprintf(out, "watchlist %s (id %d): %s, priority %d, owner %s\n", l.Name, l.ID, l.Kind, l.Priority, l.Owner)
+		fmt.Fprintf(out, "legal basis: %s\nthreshold: %s; second reviewer: %v; expires: %s\n", l.LegalBasis,
+			thresholdText(l.Threshold, w.cfg.Match.DefaultThreshold), l.SecondReviewer, expiryText(l.Expires))
+		tw := tabwriter.NewWriter(out, 2, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "ID\tIDENTITY\tPHOTOS\tEXPIRES")
+		for _, i := range ids {
+			fmt.Fprintf(tw, "%d\t%s\t%d\t%s\n", i.ID, i.Name, i.Enrolments, expiryText(i.Expires))
+		}
+		tw.Flush()
+		printLookAlikes(out, looks)
+		return nil
+	}
+}
+
+func watchlistExpire(_ *env, fs *flag.FlagSet) watchlistRun {
+	at := fs.String("at", "now", "when: RFC 3339, YYYY-MM-DD or a duration from now")
+	identity := fs.String("identity", "", "expire only this identity of the list")
+	return func(ctx context.Context, w *watchlistCall) error {
+		name := w.args[0]
+		when, err := parseWhen(*at, time.Now())
+		if err != nil {
+			return usageErrorf("--at: %v", err)
+		}
+		if *identity == "" {
+			if _, err := w.g.ExpireWatchlist(ctx, name, when); err != nil {
+				return err
+			}
+			fmt.Fprintf(w.e.stdout, "watchlist %q expires %s\n", name, when.Format(time.RFC3339))
+			return nil
+		}
+		id, err := findIdentity(ctx, w.g, name, *identity)
+		if err != nil {
+			return err
+		}
+		if _, err := w.g.ExpireIdentity(ctx, id.ID, when); err != nil {
+			return err
+		}
+		fmt.Fprintf(w.e.stdout, "identity %q of %q expires %s\n", id.Name, name, when.Format(time.RFC3339))
+		return nil
+	}
+}
+
+func watchlistDelete(_ *env, fs *flag.FlagSet) watchlistRun {
+	identity := fs.String("identity", "", "delete only this identity (and its photos) from the list")
+	return func(ctx context.Context, w *watchlistCall) error {
+		name := w.args[0]
+		if *identity == "" {
+			if err := w.g.DeleteWatchlist(ctx, name); err != nil {
+				return err
+			}
+			fmt.Fprintf(w.e.stdout, "watchlist %q deleted with its identities, descriptors and photos\n", name)
+			return nil
+		}
+		id, err := findIdentity(ctx, w.g, name, *identity)
+		if err != nil {
+			return err
+		}
+		if err := w.g.DeleteIdentity(ctx, id.ID); err != nil {
+			return err
+		}
+		fmt.Fprintf(w.e.stdout, "identity %q deleted from %q with its descriptors and photos\n", id.Name, name)
+		return nil
+	}
+}
+
+func watchlistThreshold(_ *env, _ *flag.FlagSet) watchlistRun {
+	return func(ctx context.Context, w *watchlistCall) error {
+		name := w.args[0]
+		t, err := strconv.ParseFloat(w.args[1], 64)
+		if err != nil {
+			return usageErrorf("threshold %q is not a number", w.args[1])
+		}
+		if _, err := w.g.SetThreshold(ctx, name, t); err != nil {
+			return err
+		}
+		fmt.Fprintf(w.e.stdout, "watchlist %q threshold %s\n", name, thresholdText(t, w.cfg.Match.DefaultThreshold))
+		return nil
+	}
+}
