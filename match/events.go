@@ -103,7 +103,8 @@ func ParseEvent(data []byte) (Event, error) {
 func MsgID(seq int64) string { return fmt.Sprintf("gallery-%d", seq) }
 
 // PublishPending sends the outbox's unpublished events to the stream in
-// order and marks them published. It returns how many it sent. Any process
+// order and marks them published, then deletes from the stream the
+// descriptor events of purged enrolments. It returns how many it sent. Any process
 // holding the gallery file may call it; JetStream's de-duplication by
 // message ID makes a concurrent or repeated call harmless.
 func (g *Gallery) PublishPending(ctx context.Context, js jetstream.JetStream) (int, error) {
@@ -130,10 +131,13 @@ func (g *Gallery) PublishPending(ctx context.Context, js jetstream.JetStream) (i
 	}
 	n := 0
 	for _, p := range todo {
-		if _, err := js.Publish(ctx, wire.GalleryEvents, p.payload, jetstream.WithMsgID(MsgID(p.seq))); err != nil {
+		ack, err := js.Publish(ctx, wire.GalleryEvents, p.payload, jetstream.WithMsgID(MsgID(p.seq)))
+		if err != nil {
 			return n, fmt.Errorf("publishing gallery event %d: %w", p.seq, err)
 		}
-		if _, err := g.db.ExecContext(ctx, "UPDATE events SET published = 1 WHERE seq = ?", p.seq); err != nil {
+		// The stream sequence lets a later purge delete this message
+		// (it may carry a descriptor) from the stream.
+		if _, err := g.db.ExecContext(ctx, "UPDATE events SET published = 1, stream_seq = ? WHERE seq = ?", int64(ack.Sequence), p.seq); err != nil {
 			return n, fmt.Errorf("marking gallery event %d published: %w", p.seq, err)
 		}
 		n++
@@ -144,6 +148,11 @@ func (g *Gallery) PublishPending(ctx context.Context, js jetstream.JetStream) (i
 	if len(todo) == 1000 {
 		m, err := g.PublishPending(ctx, js)
 		return n + m, err
+	}
+	// Purged descriptors leave the stream once their delete events are
+	// out: a matcher never sees an enrolment come back.
+	if _, err := g.scrubStream(ctx, js); err != nil {
+		return n, err
 	}
 	return n, nil
 }

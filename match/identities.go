@@ -164,9 +164,11 @@ func (g *Gallery) ExpireIdentity(ctx context.Context, id int64, at time.Time) (I
 	return out, nil
 }
 
-// DeleteIdentity removes the identity with its descriptors and photos.
+// DeleteIdentity removes the identity with its descriptors and photos,
+// and scrubs its descriptors from the gallery's event outbox and stream
+// (see deleteIdentityTx).
 func (g *Gallery) DeleteIdentity(ctx context.Context, id int64) error {
-	var photos []string
+	var rm removal
 	err := g.tx(ctx, func(tx *sql.Tx) error {
 		var one int
 		if err := tx.QueryRowContext(ctx, "SELECT 1 FROM identities WHERE id = ?", id).Scan(&one); err != nil {
@@ -176,16 +178,11 @@ func (g *Gallery) DeleteIdentity(ctx context.Context, id int64) error {
 			return err
 		}
 		var err error
-		if photos, err = photosOf(ctx, tx, "i.id = ?", id); err != nil {
-			return err
-		}
-		if _, err := tx.ExecContext(ctx, "DELETE FROM identities WHERE id = ?", id); err != nil {
-			return err
-		}
-		return appendEvent(ctx, tx, &Event{Type: EventIdentityDelete, DeletedID: id}, nil)
+		rm, err = deleteIdentityTx(ctx, tx, id)
+		return err
 	})
 	if err != nil {
 		return fmt.Errorf("deleting identity: %w", err)
 	}
-	return g.removePhotos(ctx, photos)
+	return g.afterRemoval(ctx, rm)
 }

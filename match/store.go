@@ -74,6 +74,33 @@ var migrations = []string{
 		published INTEGER NOT NULL DEFAULT 0
 	);
 	CREATE INDEX events_unpublished ON events (seq) WHERE published = 0;`,
+	// 2: lifecycle. purges is the record kept of each purge (expiry after
+	// the grace period, a missing person found): who, when, which list or
+	// identity and why, without biometric data; audited marks the rows
+	// already written to the audit log (it is also their outbox).
+	// events.stream_seq is where a published event sits in the gallery
+	// stream, so that a purge can delete an enrolment's descriptor from
+	// the stream too (stream_scrub lists the messages still to delete).
+	`CREATE TABLE purges (
+		id           INTEGER PRIMARY KEY AUTOINCREMENT,
+		time_ms      INTEGER NOT NULL,
+		cause        TEXT NOT NULL CHECK (cause IN ('expired', 'found')),
+		actor        TEXT NOT NULL,
+		reason       TEXT NOT NULL,
+		watchlist_id INTEGER NOT NULL,
+		watchlist    TEXT NOT NULL,
+		identity_id  INTEGER NOT NULL DEFAULT 0,
+		identity     TEXT NOT NULL DEFAULT '',
+		external_ref TEXT NOT NULL DEFAULT '',
+		expired_ms   INTEGER,
+		identities   INTEGER NOT NULL,
+		enrolments   INTEGER NOT NULL,
+		photos       INTEGER NOT NULL,
+		audited      INTEGER NOT NULL DEFAULT 0
+	);
+	CREATE INDEX purges_unaudited ON purges (id) WHERE audited = 0;
+	ALTER TABLE events ADD COLUMN stream_seq INTEGER;
+	CREATE TABLE stream_scrub (stream_seq INTEGER PRIMARY KEY);`,
 }
 
 // Gallery is the SQLite store of watchlists, identities and enrolments,
@@ -114,6 +141,9 @@ func OpenGallery(ctx context.Context, dataDir string, opt GalleryOptions) (*Gall
 	dsn := sqlitefile.DSN(path, url.Values{
 		"_journal_mode": {"WAL"}, "_synchronous": {"FULL"}, "_busy_timeout": {"10000"},
 		"_foreign_keys": {"on"}, "_txlock": {"immediate"},
+		// Deleted rows (descriptors, chips) are overwritten with zeros,
+		// not left in free pages: a purge really ends the data.
+		"_secure_delete": {"on"},
 	})
 	db, err := sql.Open("sqlite3", dsn)
 	if err != nil {

@@ -214,9 +214,10 @@ func (g *Gallery) SetThreshold(ctx context.Context, name string, threshold float
 }
 
 // DeleteWatchlist removes the list with its identities, descriptors and
-// photos.
+// photos, and scrubs its descriptors from the gallery's event outbox and
+// stream (see deleteWatchlistTx).
 func (g *Gallery) DeleteWatchlist(ctx context.Context, name string) error {
-	var photos []string
+	var rm removal
 	err := g.tx(ctx, func(tx *sql.Tx) error {
 		var id int64
 		if err := tx.QueryRowContext(ctx, "SELECT id FROM watchlists WHERE name = ?", name).Scan(&id); err != nil {
@@ -226,17 +227,11 @@ func (g *Gallery) DeleteWatchlist(ctx context.Context, name string) error {
 			return err
 		}
 		var err error
-		photos, err = photosOf(ctx, tx, "i.watchlist_id = ?", id)
-		if err != nil {
-			return err
-		}
-		if _, err := tx.ExecContext(ctx, "DELETE FROM watchlists WHERE id = ?", id); err != nil {
-			return err
-		}
-		return appendEvent(ctx, tx, &Event{Type: EventWatchlistDelete, DeletedID: id}, nil)
+		rm, err = deleteWatchlistTx(ctx, tx, id)
+		return err
 	})
 	if err != nil {
 		return fmt.Errorf("deleting watchlist: %w", err)
 	}
-	return g.removePhotos(ctx, photos)
+	return g.afterRemoval(ctx, rm)
 }
