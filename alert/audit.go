@@ -156,3 +156,65 @@ func verifyAudit(ctx context.Context, r *sql.DB) (int, error) {
 	}
 	return n, nil
 }
+
+// AppendAudit appends one entry to the audit log of the database at path
+// (see DBPath; created if missing) for an action taken outside the API: a
+// command run on the host, the gallery's lifecycle sweep. A zero Time is
+// now; Seq and the hashes are filled in. It returns the entry as stored.
+func AppendAudit(ctx context.Context, path string, e AuditEntry) (AuditEntry, error) {
+	d, err := openDB(ctx, path)
+	if err != nil {
+		return AuditEntry{}, err
+	}
+	defer d.Close()
+	if e.Time.IsZero() {
+		e.Time = time.Now()
+	}
+	tx, err := d.w.BeginTx(ctx, nil)
+	if err != nil {
+		return AuditEntry{}, fmt.Errorf("auditing %s: %w", e.Action, err)
+	}
+	defer tx.Rollback()
+	if err := appendAudit(ctx, tx, &e); err != nil {
+		return AuditEntry{}, err
+	}
+	if err := tx.Commit(); err != nil {
+		return AuditEntry{}, fmt.Errorf("auditing %s: %w", e.Action, err)
+	}
+	return e, nil
+}
+
+// AuditEntries returns the audit entries of the database at path whose
+// target is target, oldest first.
+func AuditEntries(ctx context.Context, path, target string) ([]AuditEntry, error) {
+	if _, err := os.Stat(path); err != nil {
+		return nil, fmt.Errorf("opening audit log: %w", err)
+	}
+	r, err := sql.Open("sqlite3", dsn(path, true))
+	if err != nil {
+		return nil, fmt.Errorf("opening audit log %s: %w", path, err)
+	}
+	defer r.Close()
+	return auditEntries(ctx, r, target)
+}
+
+func auditEntries(ctx context.Context, q queryer, target string) ([]AuditEntry, error) {
+	rows, err := q.QueryContext(ctx, `SELECT seq, time_ns, actor, actor_name, role, action, target, case_ref, detail, prev_hash, hash
+		FROM audit WHERE target = ? ORDER BY seq`, target)
+	if err != nil {
+		return nil, fmt.Errorf("reading audit entries of %s: %w", target, err)
+	}
+	defer rows.Close()
+	var out []AuditEntry
+	for rows.Next() {
+		var e AuditEntry
+		var ns int64
+		var role string
+		if err := rows.Scan(&e.Seq, &ns, &e.Actor, &e.ActorName, &role, &e.Action, &e.Target, &e.Case, &e.Detail, &e.PrevHash, &e.Hash); err != nil {
+			return nil, fmt.Errorf("reading audit entries of %s: %w", target, err)
+		}
+		e.Time, e.Role = time.Unix(0, ns).UTC(), Role(role)
+		out = append(out, e)
+	}
+	return out, rows.Err()
+}

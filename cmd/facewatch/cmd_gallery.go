@@ -2,13 +2,17 @@ package main
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/facewatch/facewatch/alert"
 	"github.com/facewatch/facewatch/internal/config"
 	"github.com/facewatch/facewatch/internal/natsbus"
 	"github.com/facewatch/facewatch/match"
@@ -112,4 +116,119 @@ func printLookAlikes(w io.Writer, looks []match.LookAlike) {
 	for _, la := range looks {
 		fmt.Fprintf(w, "look-alike: %q (%s) and %q (%s) at %.3f: the same person?\n", la.A.Identity, la.A.Watchlist, la.B.Identity, la.B.Watchlist, la.Distance)
 	}
+}
+
+// localActor is who a local command acts as, in the gallery's records and
+// the audit log: --by when given, else the OS user ($USER).
+func localActor(e *env, by string) string {
+	if by = strings.TrimSpace(by); by != "" {
+		return by
+	}
+	if u := e.getenv("USER"); u != "" {
+		return u
+	}
+	return "unknown local user"
+}
+
+// purgeAuditor writes gallery purges to the audit log of the alert
+// database under the same data directory (the gallery and the alert
+// service share data_dir, as they share the enrolled photos). It is the
+// one place where gallery purges become audit entries.
+type purgeAuditor struct {
+	path  string
+	actor string     // the audit actor column: "local" or "system"
+	role  alert.Role // curator for commands, "system" for the sweep
+}
+
+// auditorFor returns the purge auditor of cfg's data directory; sweep
+// says whether it writes for the service's own lifecycle sweep.
+func auditorFor(cfg config.Config, sweep bool) purgeAuditor {
+	if sweep {
+		return purgeAuditor{path: alert.DBPath(cfg.DataDir), actor: "system", role: alert.Role("system")}
+	}
+	return purgeAuditor{path: alert.DBPath(cfg.DataDir), actor: "local", role: alert.RoleCurator}
+}
+
+// AuditPurge appends one entry: action gallery_found or
+// gallery_purge_expired, target identity/<id> or watchlist/<id>, the
+// record's details (never biometric data).
+func (a purgeAuditor) AuditPurge(ctx context.Context, p match.Purge) error {
+	action := "gallery_purge_expired"
+	if p.Cause == match.PurgeFound {
+		action = "gallery_found"
+	}
+	detail, err := json.Marshal(map[string]any{
+		"purge_id": p.ID, "cause": p.Cause, "reason": p.Reason, "watchlist": p.Watchlist, "watchlist_id": p.WatchlistID,
+		"identity": p.Identity, "identity_id": p.IdentityID, "external_ref": p.ExternalRef, "expired": p.Expired,
+		"identities": p.Identities, "enrolments": p.Enrolments, "photos": p.Photos,
+	})
+	if err != nil {
+		return err
+	}
+	_, err = alert.AppendAudit(ctx, a.path, alert.AuditEntry{Time: p.Time, Actor: a.actor, ActorName: p.Actor, Role: a.role,
+		Action: action, Target: p.Target(), Detail: string(detail)})
+	return err
+}
+
+// cmdGallery runs `facewatch gallery purge|purges`.
+func cmdGallery(ctx context.Context, e *env, args []string) error {
+	if len(args) == 0 || (args[0] != "purge" && args[0] != "purges") {
+		return usageErrorf("want a verb: purge or purges")
+	}
+	verb, args := args[0], args[1:]
+	fs := newFlagSet(e, "gallery "+verb, "gallery purge [--grace DURATION] [--by WHO] --config FILE | gallery purges [--json] --config FILE")
+	cfgPath := fs.String("config", "", "config file (its data_dir holds the gallery)")
+	grace := fs.Duration("grace", -1, "purge: entries expired at least this long ago (default match.purge_grace)")
+	by := fs.String("by", "", "purge: who runs it (default $USER)")
+	asJSON := fs.Bool("json", false, "purges: print JSON")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() != 0 {
+		return usageErrorf("gallery %s takes no arguments", verb)
+	}
+	cfg, g, err := e.openGallery(ctx, *cfgPath)
+	if err != nil {
+		return err
+	}
+	defer g.Close()
+	if verb == "purges" {
+		ps, err := g.Purges(ctx)
+		if err != nil {
+			return err
+		}
+		if *asJSON {
+			return json.NewEncoder(e.stdout).Encode(ps)
+		}
+		for _, p := range ps {
+			fmt.Fprintln(e.stdout, purgeLine(p))
+		}
+		return nil
+	}
+	if *grace < 0 {
+		*grace = cfg.Match.PurgeGrace
+	}
+	ps, err := g.PurgeExpired(ctx, *grace, localActor(e, *by))
+	if err != nil {
+		return err
+	}
+	for _, p := range ps {
+		fmt.Fprintln(e.stdout, purgeLine(p))
+	}
+	if len(ps) == 0 {
+		fmt.Fprintf(e.stdout, "nothing expired %v ago or longer\n", *grace)
+	}
+	// Audit (also any record an earlier run could not audit), then tell
+	// the matchers; a failed audit stays queued in the gallery.
+	_, aerr := g.AuditPurges(ctx, auditorFor(cfg, false))
+	return errors.Join(e.publish(ctx, cfg, g), aerr)
+}
+
+func purgeLine(p match.Purge) string {
+	what := fmt.Sprintf("watchlist %q", p.Watchlist)
+	if p.IdentityID != 0 {
+		what = fmt.Sprintf("identity %q of %q", p.Identity, p.Watchlist)
+	}
+	return fmt.Sprintf("%s %s: %s by %s (%s): %d identities, %d descriptors, %d photos removed",
+		p.Time.Local().Format(time.RFC3339), p.Cause, what, p.Actor, p.Reason, p.Identities, p.Enrolments, p.Photos)
 }

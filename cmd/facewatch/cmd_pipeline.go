@@ -94,6 +94,7 @@ func cmdMatchStage(ctx context.Context, e *env, args []string) error {
 	grp, gctx := errgroup.WithContext(ctx)
 	grp.Go(func() error { return idx.Run(gctx) })
 	grp.Go(func() error { return g.RunPublisher(gctx, s.bus.JS, 0) })
+	grp.Go(func() error { return g.RunLifecycle(gctx, s.lifecycle()) })
 	grp.Go(func() error { return ms.Run(gctx) })
 	grp.Go(func() error { return s.serveMetrics(gctx) })
 	return ignoreCancel(ctx, grp.Wait())

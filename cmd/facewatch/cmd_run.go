@@ -63,6 +63,7 @@ func cmdRun(ctx context.Context, e *env, args []string) error {
 	grp, gctx := errgroup.WithContext(ctx)
 	grp.Go(func() error { return idx.Run(gctx) })
 	grp.Go(func() error { return g.RunPublisher(gctx, js, 0) })
+	grp.Go(func() error { return g.RunLifecycle(gctx, s.lifecycle()) })
 	grp.Go(func() error { return ms.Run(gctx) })
 	if det != nil {
 		grp.Go(func() error { return det.Run(gctx) })

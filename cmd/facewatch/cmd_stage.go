@@ -146,6 +146,12 @@ func trackConfig(cfg config.Config) track.Config {
 	return tc
 }
 
+// lifecycle is how the running matcher purges expired gallery entries.
+func (s *stage) lifecycle() match.LifecycleOptions {
+	return match.LifecycleOptions{Grace: s.cfg.Match.PurgeGrace, Interval: s.cfg.Match.PurgeInterval,
+		Actor: "lifecycle sweep", Auditor: auditorFor(s.cfg, true)}
+}
+
 // matchParts opens the gallery and its index for a match stage.
 func (s *stage) matchParts(ctx context.Context) (*match.Gallery, *match.Index, error) {
 	g, err := match.OpenGallery(ctx, s.cfg.DataDir, match.GalleryOptions{Logger: s.log})

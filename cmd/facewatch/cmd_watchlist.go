@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"strconv"
@@ -24,6 +25,10 @@ type watchlistCall struct {
 	g      *match.Gallery
 	args   []string
 	asJSON bool
+	// err, when an action sets it, is returned after the gallery's
+	// events are published (the change happened; something after it
+	// failed).
+	err error
 }
 
 // watchlistVerb is one `facewatch watchlist` verb: how many arguments it
@@ -44,6 +49,7 @@ var watchlistVerbs = []watchlistVerb{
 	{"expire", 1, true, watchlistExpire},
 	{"delete", 1, true, watchlistDelete},
 	{"threshold", 2, true, watchlistThreshold},
+	{"found", 1, true, watchlistFound},
 }
 
 func cmdWatchlist(ctx context.Context, e *env, args []string) error {
@@ -81,13 +87,14 @@ func cmdWatchlist(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	defer g.Close()
-	if err := run(ctx, &watchlistCall{e: e, cfg: cfg, g: g, args: fs.Args(), asJSON: *asJSON}); err != nil {
+	call := &watchlistCall{e: e, cfg: cfg, g: g, args: fs.Args(), asJSON: *asJSON}
+	if err := run(ctx, call); err != nil {
 		return err
 	}
 	if !verb.changes {
-		return nil
+		return call.err
 	}
-	return e.publish(ctx, cfg, g)
+	return errors.Join(e.publish(ctx, cfg, g), call.err)
 }
 
 func watchlistCreate(e *env, fs *flag.FlagSet) watchlistRun {
@@ -245,6 +252,35 @@ func watchlistThreshold(_ *env, _ *flag.FlagSet) watchlistRun {
 			return err
 		}
 		fmt.Fprintf(w.e.stdout, "watchlist %q threshold %s\n", name, thresholdText(t, w.cfg.Match.DefaultThreshold))
+		return nil
+	}
+}
+
+// watchlistFound marks a missing person found: their matching ends (the
+// delete event reaches every matcher), their descriptors and photos are
+// purged, and the record of it is kept and audited.
+func watchlistFound(e *env, fs *flag.FlagSet) watchlistRun {
+	identity := fs.String("identity", "", "the person found (required)")
+	reason := fs.String("reason", "", "how and when they were found (required; kept in the record and the audit log)")
+	by := fs.String("by", "", "who marks them found (default $USER)")
+	return func(ctx context.Context, w *watchlistCall) error {
+		name := w.args[0]
+		if *identity == "" || strings.TrimSpace(*reason) == "" {
+			return usageErrorf("watchlist found needs --identity and --reason")
+		}
+		id, err := findIdentity(ctx, w.g, name, *identity)
+		if err != nil {
+			return err
+		}
+		p, err := w.g.Found(ctx, id.ID, localActor(w.e, *by), *reason)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(w.e.stdout, "identity %q of %q marked found: matching ended, %d descriptors and %d photos purged (record %d)\n",
+			p.Identity, p.Watchlist, p.Enrolments, p.Photos, p.ID)
+		if _, err := w.g.AuditPurges(ctx, auditorFor(w.cfg, false)); err != nil {
+			w.err = fmt.Errorf("the purge is done and recorded in the gallery, but its audit entry is still queued: %w", err)
+		}
 		return nil
 	}
 }

@@ -158,6 +158,13 @@ type Match struct {
 	// quality scores (0..1) accepted for enrolment.
 	EnrolMinSharpness   float64 `yaml:"enrol_min_sharpness"`
 	EnrolMinFrontalness float64 `yaml:"enrol_min_frontalness"`
+	// PurgeGrace is how long after its expiry a watchlist or identity is
+	// purged (descriptors, photos, rows); until then it only stops
+	// matching, and a curator can extend it. 0 purges at expiry.
+	PurgeGrace time.Duration `yaml:"purge_grace"`
+	// PurgeInterval is how often the running matcher sweeps for entries
+	// past their grace period.
+	PurgeInterval time.Duration `yaml:"purge_interval"`
 }
 
 // Alert configures the alert service and its API.
@@ -232,7 +239,8 @@ func Defaults() Config {
 		},
 		Embed: Embed{Workers: 1, BatchSize: 16, Jitter: 0, BLASThreads: 1},
 		Match: Match{DefaultThreshold: 0.5, Margin: 0.05, TopK: 3, VoteShare: 0.5,
-			EnrolMinFaceSize: 80, EnrolMinSharpness: 0.1, EnrolMinFrontalness: 0.5},
+			EnrolMinFaceSize: 80, EnrolMinSharpness: 0.1, EnrolMinFrontalness: 0.5,
+			PurgeGrace: 30 * 24 * time.Hour, PurgeInterval: time.Hour},
 		Alert: Alert{
 			Listen:             "127.0.0.1:8640",
 			Retention:          90 * 24 * time.Hour,
@@ -537,6 +545,10 @@ func (e *Embed) Validate() error {
 	return nil
 }
 
+// MaxPurgeGrace bounds match.purge_grace: data of an expired entry is not
+// kept for longer than a year past its expiry.
+const MaxPurgeGrace = 366 * 24 * time.Hour
+
 // Validate checks the match section.
 func (m *Match) Validate() error {
 	if m.DefaultThreshold <= 0 || m.DefaultThreshold > 2 {
@@ -559,6 +571,12 @@ func (m *Match) Validate() error {
 	}
 	if m.EnrolMinFrontalness < 0 || m.EnrolMinFrontalness > 1 {
 		return fmt.Errorf("enrol_min_frontalness: %g is not between 0 and 1", m.EnrolMinFrontalness)
+	}
+	if m.PurgeGrace < 0 || m.PurgeGrace > MaxPurgeGrace {
+		return fmt.Errorf("purge_grace: %v is not between 0 and %v", m.PurgeGrace, MaxPurgeGrace)
+	}
+	if m.PurgeInterval < time.Minute || m.PurgeInterval > 24*time.Hour {
+		return fmt.Errorf("purge_interval: %v is not between 1m and 24h", m.PurgeInterval)
 	}
 	return nil
 }

@@ -3,6 +3,7 @@ package config
 import (
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestMatchValidate: each bad value of the match section is refused with
@@ -21,6 +22,11 @@ func TestMatchValidate(t *testing.T) {
 		{"negative face size", func(m *Match) { m.EnrolMinFaceSize = -1 }, "enrol_min_face_size"},
 		{"sharpness over 1", func(m *Match) { m.EnrolMinSharpness = 1.5 }, "enrol_min_sharpness"},
 		{"negative frontalness", func(m *Match) { m.EnrolMinFrontalness = -0.5 }, "enrol_min_frontalness"},
+		{"grace 0 (purge at expiry)", func(m *Match) { m.PurgeGrace = 0 }, ""},
+		{"negative grace", func(m *Match) { m.PurgeGrace = -time.Hour }, "purge_grace"},
+		{"grace over a year", func(m *Match) { m.PurgeGrace = MaxPurgeGrace + time.Hour }, "purge_grace"},
+		{"sweep every second", func(m *Match) { m.PurgeInterval = time.Second }, "purge_interval"},
+		{"sweep every two days", func(m *Match) { m.PurgeInterval = 48 * time.Hour }, "purge_interval"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -35,8 +41,11 @@ func TestMatchValidate(t *testing.T) {
 			}
 		})
 	}
-	cfg, err := Parse([]byte("match:\n  vote_share: 0.7\n  enrol_min_face_size: 100\n"))
-	if err != nil || cfg.Match.VoteShare != 0.7 || cfg.Match.EnrolMinFaceSize != 100 {
-		t.Errorf("Parse(match section) = %+v, %v; want vote_share 0.7, enrol_min_face_size 100", cfg.Match, err)
+	cfg, err := Parse([]byte("match:\n  vote_share: 0.7\n  enrol_min_face_size: 100\n  purge_grace: 168h\n"))
+	if err != nil || cfg.Match.VoteShare != 0.7 || cfg.Match.EnrolMinFaceSize != 100 || cfg.Match.PurgeGrace != 168*time.Hour {
+		t.Errorf("Parse(match section) = %+v, %v; want vote_share 0.7, enrol_min_face_size 100, purge_grace 168h", cfg.Match, err)
+	}
+	if d := Defaults().Match; d.PurgeGrace != 30*24*time.Hour || d.PurgeInterval != time.Hour {
+		t.Errorf("Defaults().Match purge_grace, purge_interval = %v, %v; want 720h, 1h", d.PurgeGrace, d.PurgeInterval)
 	}
 }
