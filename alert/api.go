@@ -57,6 +57,7 @@ func (s *Service) routeTable() []route {
 		{"GET", "/api/v1/alerts/{id}", []Role{RoleOperator, RoleInvestigator}, "one alert with its reviews", s.view},
 		{"GET", "/api/v1/alerts/{id}/crop", []Role{RoleOperator, RoleInvestigator}, "the probe face crop (JPEG)", s.crop},
 		{"POST", "/api/v1/alerts/{id}/review", []Role{RoleOperator}, "confirm or dismiss an alert with a comment", s.reviewH},
+		{"GET", "/api/v1/alerts/{id}/evidence", []Role{RoleInvestigator}, "signed evidence bundle of one alert (needs a case reference)", s.evidenceH},
 		{"GET", "/api/v1/photos/{sha256}", []Role{RoleOperator, RoleInvestigator, RoleCurator}, "an enrolled photo (JPEG)", s.photo},
 		{"GET", "/api/v1/stats/precision", []Role{RoleAdmin, RoleCurator, RoleOperator, RoleInvestigator}, "measured precision per camera and watchlist from review outcomes", s.precision},
 		{"GET", "/api/v1/audit/verify", []Role{RoleAdmin}, "verify the audit chain", s.auditVerify},

@@ -473,6 +473,12 @@ var errNotFound = errors.New("not found")
 
 // getAlert loads one alert with its reviews.
 func (s *Service) getAlert(ctx context.Context, q queryer, id int64) (Alert, error) {
+	return loadAlert(ctx, q, id)
+}
+
+// loadAlert loads one alert with its reviews (errNotFound when there is
+// none).
+func loadAlert(ctx context.Context, q queryer, id int64) (Alert, error) {
 	row := q.QueryRowContext(ctx, `SELECT `+alertColumns+` FROM alerts WHERE id = ?`, id)
 	a, err := scanAlert(row)
 	if errors.Is(err, sql.ErrNoRows) {

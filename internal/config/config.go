@@ -186,6 +186,10 @@ type Alert struct {
 	// Sinks are the destinations alerts go to after they are stored,
 	// besides the history and the live feed. All are off by default.
 	Sinks Sinks `yaml:"sinks"`
+	// EvidenceKeyFile is the site's ed25519 key that signs evidence
+	// bundles, kept outside the database; generated (mode 0600) on first
+	// use. Empty is <data_dir>/keys/evidence-ed25519.pem.
+	EvidenceKeyFile string `yaml:"evidence_key_file"`
 }
 
 // Sinks configures the alert service's optional alert sinks.
@@ -662,6 +666,7 @@ func (c *Config) Resolve(base string) {
 	c.DataDir = abs(c.DataDir)
 	c.ModelDir = abs(c.ModelDir)
 	c.Alert.Sinks.Webhook.SecretFile = abs(c.Alert.Sinks.Webhook.SecretFile)
+	c.Alert.EvidenceKeyFile = abs(c.Alert.EvidenceKeyFile)
 }
 
 // Redact removes the password (and user) from a URL for logs, status,
