@@ -98,7 +98,7 @@ func TestGalleryPurgeCommand(t *testing.T) {
 	entries := []*entry{
 		{name: "ann", expires: now.Add(-2 * time.Hour), purged: true}, // past a 1h grace
 		{name: "cat", expires: now.Add(-10 * time.Minute)},            // expired, within grace
-		{name: "bob"},                                                 // never expires
+		{name: "bob"}, // never expires
 	}
 	for _, e := range entries {
 		e.id, e.vec, e.photo = enrolSynthetic(t, g, rng, "missing", match.IdentitySpec{Name: e.name})
@@ -234,8 +234,8 @@ func TestWatchlistFoundCommand(t *testing.T) {
 		args []string
 		code int
 	}{
-		{[]string{"watchlist", "found", "--config", cfg, "--identity", "amy", "missing"}, 2},                          // no reason
-		{[]string{"watchlist", "found", "--config", cfg, "--identity", "wes", "--reason", "arrested", "wanted"}, 1},   // not missing
+		{[]string{"watchlist", "found", "--config", cfg, "--identity", "amy", "missing"}, 2},                         // no reason
+		{[]string{"watchlist", "found", "--config", cfg, "--identity", "wes", "--reason", "arrested", "wanted"}, 1},  // not missing
 		{[]string{"watchlist", "found", "--config", cfg, "--identity", "nobody", "--reason", "found", "missing"}, 1}, // unknown
 	} {
 		if code, _, errOut := run(t, bad.args...); code != bad.code {

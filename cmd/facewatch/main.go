@@ -1,9 +1,9 @@
 // Command facewatch is the one binary of the facewatch pipeline: it runs
 // every stage in one process (`facewatch run`) or one stage per process, and
-// carries the tools integrators and curators use (models, check-config,
-// faces, watchlist, enroll, eval, token, audit). It parses flags, loads the
-// configuration and wires packages together; the work itself lives in the
-// top-level packages.
+// carries the tools integrators, curators and investigators use (models,
+// check-config, faces, watchlist, gallery, enroll, eval, token, audit,
+// evidence). It parses flags, loads the configuration and wires packages
+// together; the work itself lives in the top-level packages.
 package main
 
 import (
@@ -52,6 +52,7 @@ func commands() []command {
 		{"eval", "measure error rates on a labelled set and recommend thresholds", cmdEval},
 		{"token", "create or revoke API tokens", cmdToken},
 		{"audit", "verify the hash-chained audit log", cmdAudit},
+		{"evidence", "export a signed evidence bundle of an alert, verify one offline, print the site's public key", cmdEvidence},
 		{"dev", "developer tools: `dev synth` serves a synthetic RTSP camera with ground truth", cmdDev},
 	}
 }
