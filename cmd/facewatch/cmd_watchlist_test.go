@@ -13,7 +13,8 @@ func TestWatchlistVerbs(t *testing.T) {
 		code     int
 		inStderr string
 	}{
-		{[]string{"watchlist"}, 2, "want a verb: create, list, show, expire, delete or threshold"},
+		{[]string{"watchlist"}, 2, "want a verb: create, list, show, expire, delete, threshold or found"},
+		{[]string{"watchlist", "found"}, 2, "watchlist found wants 1 argument(s), got 0"},
 		{[]string{"watchlist", "frobnicate"}, 2, `unknown verb "frobnicate"`},
 		{[]string{"watchlist", "list", "extra"}, 2, "watchlist list wants 0 argument(s), got 1"},
 		{[]string{"watchlist", "show"}, 2, "watchlist show wants 1 argument(s), got 0"},
