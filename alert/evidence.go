@@ -181,8 +181,12 @@ func (src evidenceSource) bundle(ctx context.Context, key ed25519.PrivateKey, id
 	if err := add("audit-chain.json", "application/json", ch); err != nil {
 		return nil, err
 	}
+	by := fmt.Sprintf("%s (%s, token %s)", p.Name, p.Role, p.ID)
+	if p.ID == "local" {
+		by = fmt.Sprintf("%s (%s, local command)", p.Name, p.Role)
+	}
 	return evidence.Build(evidence.Manifest{Created: now.UTC(), Subject: target, Case: caseRef,
-		ExportedBy: fmt.Sprintf("%s (%s, token %s)", p.Name, p.Role, p.ID), Omitted: omitted}, parts, key)
+		ExportedBy: by, Omitted: omitted}, parts, key)
 }
 
 // readCrop returns the probe crop of hash sum, or why it is not there.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"strings"
@@ -178,7 +179,7 @@ func cmdGallery(ctx context.Context, e *env, args []string) error {
 	verb, args := args[0], args[1:]
 	fs := newFlagSet(e, "gallery "+verb, "gallery purge [--grace DURATION] [--by WHO] --config FILE | gallery purges [--json] --config FILE")
 	cfgPath := fs.String("config", "", "config file (its data_dir holds the gallery)")
-	grace := fs.Duration("grace", -1, "purge: entries expired at least this long ago (default match.purge_grace)")
+	grace := fs.Duration("grace", 0, "purge: entries expired at least this long ago (default match.purge_grace)")
 	by := fs.String("by", "", "purge: who runs it (default $USER)")
 	asJSON := fs.Bool("json", false, "purges: print JSON")
 	if err := parseFlags(fs, args); err != nil {
@@ -205,7 +206,9 @@ func cmdGallery(ctx context.Context, e *env, args []string) error {
 		}
 		return nil
 	}
-	if *grace < 0 {
+	graceSet := false
+	fs.Visit(func(f *flag.Flag) { graceSet = graceSet || f.Name == "grace" })
+	if !graceSet {
 		*grace = cfg.Match.PurgeGrace
 	}
 	ps, err := g.PurgeExpired(ctx, *grace, localActor(e, *by))

@@ -156,6 +156,9 @@ func TestGalleryPurgeCommand(t *testing.T) {
 			t.Errorf("facewatch %q = exit %d, want 2", bad, code)
 		}
 	}
+	if code, _, errOut := run(t, "gallery", "purge", "--config", cfg, "--grace", "-1h"); code != 1 || !strings.Contains(errOut, "negative") {
+		t.Errorf("gallery purge --grace -1h = exit %d, %q; want 1, refused as negative", code, errOut)
+	}
 }
 
 // TestWatchlistFoundCommand: with a matcher following a real nats-server,
