@@ -107,6 +107,12 @@ CREATE TABLE sink_cursors (
 	updated_ns INTEGER NOT NULL
 );
 `,
+	// 3: a token's scope (see Scope): camera groups and watchlists it may
+	// see. Tokens issued before scopes existed saw the whole site and keep
+	// doing so; new ones name their scope (token create --scope).
+	`
+ALTER TABLE tokens ADD COLUMN scope TEXT NOT NULL DEFAULT 'all';
+`,
 }
 
 // db is the pair of handles on one SQLite file: a single writer connection

@@ -61,6 +61,8 @@ type TokenInfo struct {
 	Created time.Time `json:"created"`
 	Expires time.Time `json:"expires"`
 	Revoked bool      `json:"revoked"`
+	// Scope limits what the token sees (see Scope).
+	Scope Scope `json:"scope"`
 }
 
 func hashToken(tok string) string {
@@ -68,28 +70,47 @@ func hashToken(tok string) string {
 	return hex.EncodeToString(s[:])
 }
 
-// CreateToken issues a token for role in the database at dbPath (see
-// DBPath; it is created if missing), valid for ttl. The token is returned
-// once and only its SHA-256 is stored.
+// CreateToken issues a site-wide token for role in the database at dbPath
+// (see DBPath; it is created if missing), valid for ttl. The token is
+// returned once and only its SHA-256 is stored.
 func CreateToken(ctx context.Context, dbPath string, role Role, name string, ttl time.Duration) (string, error) {
+	return CreateScopedToken(ctx, dbPath, role, name, ttl, Scope{})
+}
+
+// CreateScopedToken is CreateToken for a token limited to scope.
+func CreateScopedToken(ctx context.Context, dbPath string, role Role, name string, ttl time.Duration, scope Scope) (string, error) {
 	d, err := openDB(ctx, dbPath)
 	if err != nil {
 		return "", err
 	}
 	defer d.Close()
-	tok, _, err := createToken(ctx, d.w, role, name, ttl, time.Now())
+	tok, _, err := createToken(ctx, d.w, role, name, ttl, time.Now(), scope)
 	return tok, err
 }
 
-// CreateToken issues a token in the service's own database (see the
-// package-level CreateToken).
+// CreateToken issues a site-wide token in the service's own database (see
+// the package-level CreateToken).
 func (s *Service) CreateToken(ctx context.Context, role Role, name string, ttl time.Duration) (string, error) {
-	tok, _, err := createToken(ctx, s.db.w, role, name, ttl, s.now())
+	return s.CreateScopedToken(ctx, role, name, ttl, Scope{})
+}
+
+// CreateScopedToken is CreateToken for a token limited to scope.
+func (s *Service) CreateScopedToken(ctx context.Context, role Role, name string, ttl time.Duration, scope Scope) (string, error) {
+	tok, _, err := createToken(ctx, s.db.w, role, name, ttl, s.now(), scope)
 	return tok, err
 }
 
-func createToken(ctx context.Context, w *sql.DB, role Role, name string, ttl time.Duration, now time.Time) (string, TokenInfo, error) {
+func createToken(ctx context.Context, w *sql.DB, role Role, name string, ttl time.Duration, now time.Time, scope Scope) (string, TokenInfo, error) {
 	if _, err := ParseRole(string(role)); err != nil {
+		return "", TokenInfo{}, fmt.Errorf("creating token: %w", err)
+	}
+	// Round-trip the scope through its stored form: what is stored is what
+	// authenticate will read.
+	scope, err := ParseScope(scope.String())
+	if err != nil {
+		return "", TokenInfo{}, fmt.Errorf("creating token: %w", err)
+	}
+	if err := checkScopeForRole(role, scope); err != nil {
 		return "", TokenInfo{}, fmt.Errorf("creating token: %w", err)
 	}
 	if !tokenName.MatchString(name) {
@@ -104,9 +125,9 @@ func createToken(ctx context.Context, w *sql.DB, role Role, name string, ttl tim
 	}
 	tok := tokenPrefix + base64.RawURLEncoding.EncodeToString(raw[:])
 	h := hashToken(tok)
-	info := TokenInfo{ID: h[:12], Role: role, Name: name, Created: now.UTC(), Expires: now.Add(ttl).UTC()}
-	_, err := w.ExecContext(ctx, `INSERT INTO tokens (id, hash, role, name, created_ns, expires_ns) VALUES (?, ?, ?, ?, ?, ?)`,
-		info.ID, h, string(role), name, info.Created.UnixNano(), info.Expires.UnixNano())
+	info := TokenInfo{ID: h[:12], Role: role, Name: name, Created: now.UTC(), Expires: now.Add(ttl).UTC(), Scope: scope}
+	_, err = w.ExecContext(ctx, `INSERT INTO tokens (id, hash, role, name, created_ns, expires_ns, scope) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+		info.ID, h, string(role), name, info.Created.UnixNano(), info.Expires.UnixNano(), scope.String())
 	if err != nil {
 		return "", TokenInfo{}, fmt.Errorf("storing token: %w", err)
 	}
@@ -120,7 +141,7 @@ func ListTokens(ctx context.Context, dbPath string) ([]TokenInfo, error) {
 		return nil, err
 	}
 	defer d.Close()
-	rows, err := d.r.QueryContext(ctx, `SELECT id, role, name, created_ns, expires_ns, revoked_ns FROM tokens ORDER BY created_ns`)
+	rows, err := d.r.QueryContext(ctx, `SELECT id, role, name, created_ns, expires_ns, revoked_ns, scope FROM tokens ORDER BY created_ns`)
 	if err != nil {
 		return nil, fmt.Errorf("listing tokens: %w", err)
 	}
@@ -128,10 +149,13 @@ func ListTokens(ctx context.Context, dbPath string) ([]TokenInfo, error) {
 	var out []TokenInfo
 	for rows.Next() {
 		var t TokenInfo
-		var role string
+		var role, scope string
 		var c, e, r int64
-		if err := rows.Scan(&t.ID, &role, &t.Name, &c, &e, &r); err != nil {
+		if err := rows.Scan(&t.ID, &role, &t.Name, &c, &e, &r, &scope); err != nil {
 			return nil, fmt.Errorf("listing tokens: %w", err)
+		}
+		if t.Scope, err = ParseScope(scope); err != nil {
+			return nil, fmt.Errorf("listing tokens: token %s: %w", t.ID, err)
 		}
 		t.Role, t.Created, t.Expires, t.Revoked = Role(role), time.Unix(0, c).UTC(), time.Unix(0, e).UTC(), r != 0
 		out = append(out, t)
@@ -170,6 +194,8 @@ type principal struct {
 	ID   string
 	Name string
 	Role Role
+	// Scope is what the caller may see (see Scope).
+	Scope Scope
 }
 
 // authenticate checks a presented token against the store.
@@ -181,10 +207,10 @@ func (s *Service) authenticate(ctx context.Context, tok string) (principal, erro
 		return principal{}, errMalformedToken
 	}
 	var p principal
-	var role string
+	var role, scope string
 	var exp, revoked int64
-	err := s.db.r.QueryRowContext(ctx, `SELECT id, name, role, expires_ns, revoked_ns FROM tokens WHERE hash = ?`, hashToken(tok)).
-		Scan(&p.ID, &p.Name, &role, &exp, &revoked)
+	err := s.db.r.QueryRowContext(ctx, `SELECT id, name, role, expires_ns, revoked_ns, scope FROM tokens WHERE hash = ?`, hashToken(tok)).
+		Scan(&p.ID, &p.Name, &role, &exp, &revoked, &scope)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		return principal{}, errUnknownToken
@@ -196,5 +222,12 @@ func (s *Service) authenticate(ctx context.Context, tok string) (principal, erro
 		return principal{}, errExpiredToken
 	}
 	p.Role = Role(role)
+	// An unreadable scope fails closed: the request is refused (500).
+	if p.Scope, err = ParseScope(scope); err != nil {
+		return principal{}, fmt.Errorf("token %s: reading scope: %w", p.ID, err)
+	}
+	if err := checkScopeForRole(p.Role, p.Scope); err != nil {
+		return principal{}, fmt.Errorf("token %s: %w", p.ID, err)
+	}
 	return p, nil
 }

@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -190,6 +191,11 @@ type Alert struct {
 	// bundles, kept outside the database; generated (mode 0600) on first
 	// use. Empty is <data_dir>/keys/evidence-ed25519.pem.
 	EvidenceKeyFile string `yaml:"evidence_key_file"`
+	// CameraGroups names sets of cameras (a district, a station) that a
+	// token's scope can name: group → camera IDs. A camera may be in
+	// several groups. A scoped token sees only alerts of its groups'
+	// cameras (see docs/alerts.md, Scopes).
+	CameraGroups map[string][]string `yaml:"camera_groups"`
 }
 
 // Sinks configures the alert service's optional alert sinks.
@@ -443,6 +449,24 @@ func (c *Config) Validate() error {
 	if err := c.Alert.Validate(); err != nil {
 		return fmt.Errorf("alert.%w", err)
 	}
+	// A config that lists cameras (the single-process and camera-stage
+	// case) must name only those in its groups: a typo would otherwise
+	// silently hide a camera from everyone scoped to the group. A config
+	// for the alert service alone may list no cameras.
+	if len(c.Cameras) > 0 {
+		groups := make([]string, 0, len(c.Alert.CameraGroups))
+		for g := range c.Alert.CameraGroups {
+			groups = append(groups, g)
+		}
+		sort.Strings(groups)
+		for _, g := range groups {
+			for i, cam := range c.Alert.CameraGroups[g] {
+				if _, ok := seen[cam]; !ok {
+					return fmt.Errorf("alert.camera_groups.%s[%d]: camera %q is not in cameras", g, i, cam)
+				}
+			}
+		}
+	}
 	return nil
 }
 
@@ -605,11 +629,51 @@ func (a *Alert) Validate() error {
 	if !cameraID.MatchString(a.Consumer) {
 		return fmt.Errorf("consumer: %q must be 1-64 letters, digits, '-' or '_'", a.Consumer)
 	}
+	if err := a.validateCameraGroups(); err != nil {
+		return err
+	}
 	if err := a.Sinks.Webhook.Validate(); err != nil {
 		return fmt.Errorf("sinks.webhook.%w", err)
 	}
 	if err := a.Sinks.MQTT.Validate(); err != nil {
 		return fmt.Errorf("sinks.mqtt.%w", err)
+	}
+	return nil
+}
+
+// MaxCameraGroups bounds alert.camera_groups.
+const MaxCameraGroups = 256
+
+// validateCameraGroups checks alert.camera_groups on its own: names and
+// members are IDs, no group is empty, no camera is listed twice in one
+// group. Config.Validate also checks the members against cameras.
+func (a *Alert) validateCameraGroups() error {
+	if len(a.CameraGroups) > MaxCameraGroups {
+		return fmt.Errorf("camera_groups: %d groups exceeds %d", len(a.CameraGroups), MaxCameraGroups)
+	}
+	names := make([]string, 0, len(a.CameraGroups))
+	for g := range a.CameraGroups {
+		names = append(names, g)
+	}
+	sort.Strings(names) // the first error is the same on every run
+	for _, g := range names {
+		if !cameraID.MatchString(g) || g == "all" {
+			return fmt.Errorf("camera_groups: group name %q must be 1-64 letters, digits, '-' or '_' (and not \"all\")", g)
+		}
+		cams := a.CameraGroups[g]
+		if len(cams) == 0 {
+			return fmt.Errorf("camera_groups.%s: lists no cameras", g)
+		}
+		seen := map[string]bool{}
+		for i, c := range cams {
+			if !cameraID.MatchString(c) {
+				return fmt.Errorf("camera_groups.%s[%d]: %q is not a camera ID", g, i, c)
+			}
+			if seen[c] {
+				return fmt.Errorf("camera_groups.%s[%d]: camera %q is listed twice", g, i, c)
+			}
+			seen[c] = true
+		}
 	}
 	return nil
 }

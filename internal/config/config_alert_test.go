@@ -22,6 +22,14 @@ func TestAlertSectionValidation(t *testing.T) {
 		{"consumer with a dot", "alert:\n  consumer: a.b\n", "alert.consumer"},
 		{"consumer empty", "alert:\n  consumer: \"\"\n", "alert.consumer"},
 		{"unknown key", "alert:\n  retension: 1h\n", "retension"},
+		{"camera groups", "alert:\n  camera_groups:\n    north: [cam-1, cam-2]\n    south: [cam-2]\n", ""},
+		{"group listing no camera", "alert:\n  camera_groups:\n    north: []\n", "alert.camera_groups.north: lists no cameras"},
+		{"group name with a dot", "alert:\n  camera_groups:\n    a.b: [cam-1]\n", "alert.camera_groups: group name \"a.b\""},
+		{"group named all", "alert:\n  camera_groups:\n    all: [cam-1]\n", "alert.camera_groups: group name \"all\""},
+		{"member not an id", "alert:\n  camera_groups:\n    north: [\"cam 1\"]\n", "alert.camera_groups.north[0]"},
+		{"member twice", "alert:\n  camera_groups:\n    north: [cam-1, cam-1]\n", "alert.camera_groups.north[1]: camera \"cam-1\" is listed twice"},
+		{"member not a configured camera", "cameras:\n  - {id: cam-1, url: 'rtsp://h/s'}\nalert:\n  camera_groups:\n    north: [cam-1, cam-9]\n", "alert.camera_groups.north[1]: camera \"cam-9\" is not in cameras"},
+		{"members all configured", "cameras:\n  - {id: cam-1, url: 'rtsp://h/s'}\nalert:\n  camera_groups:\n    north: [cam-1]\n", ""},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -3,6 +3,7 @@ package config
 import (
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -29,7 +30,7 @@ func TestDefaultsFillOmittedKeys(t *testing.T) {
 		t.Fatal(err)
 	}
 	d := Defaults()
-	if cfg.Detect != d.Detect || cfg.Embed != d.Embed || cfg.Match != d.Match || cfg.Alert != d.Alert || cfg.DataDir != d.DataDir {
+	if cfg.Detect != d.Detect || cfg.Embed != d.Embed || cfg.Match != d.Match || !reflect.DeepEqual(cfg.Alert, d.Alert) || cfg.DataDir != d.DataDir {
 		t.Errorf("Parse(minimal) = %+v, want defaults %+v", cfg, d)
 	}
 	want := CameraDefaults()
