@@ -48,7 +48,7 @@ func (s *Service) routeTable() []route {
 		{"GET", "/readyz", all, "readiness: database answers and hits are being consumed", s.readyz},
 		{"GET", "/metrics", []Role{RoleAdmin, RoleIntegrator}, "Prometheus metrics", s.metrics},
 		{"GET", "/openapi.json", all, "this API's OpenAPI description", s.openapi},
-		{"GET", "/api/v1/whoami", all, "the caller's token ID, name and role", s.whoami},
+		{"GET", "/api/v1/whoami", all, "the caller's token ID, name, role and scope", s.whoami},
 		{"GET", "/console", []Role{RoleOperator}, "operator console (HTML)", s.console},
 		{"GET", "/api/v1/queue", []Role{RoleOperator}, "alerts awaiting review", s.queue},
 		{"GET", "/api/v1/live", []Role{RoleOperator}, "live feed of new alerts (Server-Sent Events)", s.live},
@@ -102,6 +102,7 @@ const tokenCookie = "facewatch_token"
 // the route's roles (403).
 func (s *Service) Handler() http.Handler {
 	mux := http.NewServeMux()
+	scopes := routeScopes()
 	for _, rt := range s.routes {
 		rt := rt
 		mux.HandleFunc(rt.Method+" "+rt.Pattern, func(w http.ResponseWriter, r *http.Request) {
@@ -116,6 +117,12 @@ func (s *Service) Handler() http.Handler {
 			}()
 			if !slices.Contains(rt.Roles, p.Role) {
 				writeError(sw, http.StatusForbidden, fmt.Sprintf("role %s may not call %s %s", p.Role, rt.Method, rt.Pattern))
+				return
+			}
+			// A route nobody decided a scope rule for is closed to scoped
+			// tokens rather than open to them.
+			if rule, ok := scopes[rt.Method+" "+rt.Pattern]; !p.Scope.All() && (!ok || rule == scopeSiteWide) {
+				writeError(sw, http.StatusForbidden, fmt.Sprintf("a scoped token may not call %s %s", rt.Method, rt.Pattern))
 				return
 			}
 			rt.h(sw, r, p)
@@ -279,8 +286,8 @@ func (s *Service) readyz(w http.ResponseWriter, r *http.Request, _ principal) {
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
 }
 
-func (s *Service) metrics(w http.ResponseWriter, r *http.Request, _ principal) {
-	promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{}).ServeHTTP(w, r)
+func (s *Service) metrics(w http.ResponseWriter, r *http.Request, p principal) {
+	promhttp.HandlerFor(s.scopeOf(p).gatherer(s.reg), promhttp.HandlerOpts{}).ServeHTTP(w, r)
 }
 
 func (s *Service) openapi(w http.ResponseWriter, r *http.Request, _ principal) {
@@ -289,7 +296,15 @@ func (s *Service) openapi(w http.ResponseWriter, r *http.Request, _ principal) {
 }
 
 func (s *Service) whoami(w http.ResponseWriter, r *http.Request, p principal) {
-	writeJSON(w, http.StatusOK, map[string]string{"id": p.ID, "name": p.Name, "role": string(p.Role)})
+	writeJSON(w, http.StatusOK, map[string]any{"id": p.ID, "name": p.Name, "role": string(p.Role), "scope": p.Scope.String(),
+		"camera_groups": nonNil(p.Scope.Groups), "watchlists": nonNil(p.Scope.Watchlists)})
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
 }
 
 func (s *Service) console(w http.ResponseWriter, r *http.Request, p principal) {
@@ -348,7 +363,7 @@ func (s *Service) view(w http.ResponseWriter, r *http.Request, p principal) {
 		return
 	}
 	a, err := s.getAlert(r.Context(), s.db.r, id)
-	if errors.Is(err, errNotFound) {
+	if errors.Is(err, errNotFound) || (err == nil && !s.scopeOf(p).allows(a.Camera, a.Watchlist)) {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("alert %d not found", id))
 		return
 	}
@@ -375,10 +390,11 @@ func (s *Service) crop(w http.ResponseWriter, r *http.Request, p principal) {
 	if !ok {
 		return
 	}
-	var sum, status string
+	var sum, status, camera, watchlist string
 	var storedNS int64
-	err := s.db.r.QueryRowContext(r.Context(), `SELECT crop_sha256, stored_ns, status FROM alerts WHERE id = ?`, id).Scan(&sum, &storedNS, &status)
-	if errors.Is(err, sql.ErrNoRows) || (err == nil && sum == "") {
+	err := s.db.r.QueryRowContext(r.Context(), `SELECT crop_sha256, stored_ns, status, camera, watchlist FROM alerts WHERE id = ?`, id).
+		Scan(&sum, &storedNS, &status, &camera, &watchlist)
+	if errors.Is(err, sql.ErrNoRows) || (err == nil && (sum == "" || !s.scopeOf(p).allows(camera, watchlist))) {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("alert %d has no crop", id))
 		return
 	}
@@ -417,6 +433,20 @@ func (s *Service) photo(w http.ResponseWriter, r *http.Request, p principal) {
 	if s.photoDir == "" {
 		writeError(w, http.StatusNotFound, "no photo directory is configured")
 		return
+	}
+	// A scoped caller sees only a photo an alert in its scope names.
+	if v := s.scopeOf(p); !v.all() {
+		cond, args := v.and()
+		var one int
+		err := s.db.r.QueryRowContext(r.Context(), `SELECT 1 FROM alerts WHERE enrolled_photo = ?`+cond+` LIMIT 1`, append([]any{sum}, args...)...).Scan(&one)
+		if errors.Is(err, sql.ErrNoRows) {
+			writeError(w, http.StatusNotFound, "photo not found")
+			return
+		}
+		if err != nil {
+			writeError(w, http.StatusInternalServerError, "loading the photo failed")
+			return
+		}
 	}
 	f, ctype, err := openPhoto(s.photoDir, sum)
 	if err != nil {
@@ -472,8 +502,9 @@ func (s *Service) queue(w http.ResponseWriter, r *http.Request, p principal) {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	rows, err := s.db.r.QueryContext(r.Context(), `SELECT `+alertColumns+` FROM alerts WHERE status IN (?, ?) ORDER BY time_ns DESC, id DESC LIMIT ?`,
-		string(StatusPending), string(StatusAwaitingSecond), limit)
+	cond, args := s.scopeOf(p).and()
+	rows, err := s.db.r.QueryContext(r.Context(), `SELECT `+alertColumns+` FROM alerts WHERE status IN (?, ?)`+cond+` ORDER BY time_ns DESC, id DESC LIMIT ?`,
+		append(append([]any{string(StatusPending), string(StatusAwaitingSecond)}, args...), limit)...)
 	if err != nil {
 		writeError(w, http.StatusInternalServerError, "query failed")
 		return

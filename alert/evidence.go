@@ -8,6 +8,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/sha256"
+	"database/sql"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -237,6 +238,16 @@ func (s *Service) evidenceH(w http.ResponseWriter, r *http.Request, p principal)
 	}
 	c, ok := needCase(w, r)
 	if !ok {
+		return
+	}
+	var camera, watchlist string
+	err := s.db.r.QueryRowContext(r.Context(), `SELECT camera, watchlist FROM alerts WHERE id = ?`, id).Scan(&camera, &watchlist)
+	if errors.Is(err, sql.ErrNoRows) || (err == nil && !s.scopeOf(p).allows(camera, watchlist)) {
+		writeError(w, http.StatusNotFound, fmt.Sprintf("alert %d not found", id)) // out of scope: as if it did not exist
+		return
+	}
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, "exporting the evidence failed")
 		return
 	}
 	key, _, err := evidence.LoadOrCreateKey(EvidenceKeyPath(s.dataDir, s.cfg))

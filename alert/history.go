@@ -27,6 +27,7 @@ func (s *Service) list(w http.ResponseWriter, r *http.Request, p principal) {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
+	f.scope = s.scopeOf(p)
 	if !s.auditOr500(w, r, p, "query", "alerts", c, map[string]string{"query": r.URL.RawQuery}) {
 		return
 	}
@@ -69,6 +70,7 @@ func (s *Service) export(w http.ResponseWriter, r *http.Request, p principal) {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
+	f.scope = s.scopeOf(p)
 	where, args := f.where()
 	var n int
 	if err := s.db.r.QueryRowContext(r.Context(), `SELECT COUNT(*) FROM alerts`+where, args...).Scan(&n); err != nil {

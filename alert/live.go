@@ -39,7 +39,8 @@ func (s *Service) live(w http.ResponseWriter, r *http.Request, p principal) {
 	}
 	// Subscribe before replaying, so nothing stored in between is missed;
 	// the id check below drops what the replay already sent.
-	ch, cancel := s.feed.subscribe()
+	scope := s.scopeOf(p)
+	ch, cancel := s.feed.subscribeFunc(func(a Alert) bool { return scope.allows(a.Camera, a.Watchlist) })
 	defer cancel()
 	s.m.sseClients.Inc()
 	defer s.m.sseClients.Dec()
@@ -79,8 +80,9 @@ func (s *Service) live(w http.ResponseWriter, r *http.Request, p principal) {
 	if last > 0 {
 		// Only what an operator could have missed recently: the replay is
 		// not a way around the history's case reference.
-		rows, err := s.db.r.QueryContext(r.Context(), `SELECT `+alertColumns+` FROM alerts WHERE id > ? AND stored_ns >= ? ORDER BY id LIMIT ?`,
-			last, s.now().Add(-OperatorWindow).UnixNano(), maxReplay)
+		cond, args := scope.and()
+		rows, err := s.db.r.QueryContext(r.Context(), `SELECT `+alertColumns+` FROM alerts WHERE id > ? AND stored_ns >= ?`+cond+` ORDER BY id LIMIT ?`,
+			append(append([]any{last, s.now().Add(-OperatorWindow).UnixNano()}, args...), maxReplay)...)
 		if err == nil {
 			var replay []Alert
 			for rows.Next() {

@@ -124,6 +124,9 @@ type Filter struct {
 	// After is the keyset cursor: rows strictly after (time, id) in
 	// newest-first order.
 	After *Cursor
+	// scope limits the rows to the caller's scope (the zero value does
+	// not); handlers set it from the token, never from the query.
+	scope scopeView
 }
 
 // Cursor is a position in newest-first order.
@@ -273,6 +276,8 @@ func (f Filter) where() (string, []any) {
 	if f.After != nil {
 		add("(time_ns < ? OR (time_ns = ? AND id < ?))", f.After.TimeNS, f.After.TimeNS, f.After.ID)
 	}
+	sc, sargs := f.scope.conds()
+	conds, args = append(conds, sc...), append(args, sargs...)
 	if len(conds) == 0 {
 		return "", nil
 	}

@@ -89,11 +89,11 @@ func (s *Service) recordReview(ctx context.Context, p principal, id int64, decis
 		return Alert{}, fmt.Errorf("reviewing alert %d: %w", id, err)
 	}
 	defer tx.Rollback()
-	var status string
+	var status, camera, watchlist string
 	var second bool
-	err = tx.QueryRowContext(ctx, `SELECT status, second_reviewer FROM alerts WHERE id = ?`, id).Scan(&status, &second)
-	if errors.Is(err, sql.ErrNoRows) {
-		return Alert{}, errNotFound
+	err = tx.QueryRowContext(ctx, `SELECT status, second_reviewer, camera, watchlist FROM alerts WHERE id = ?`, id).Scan(&status, &second, &camera, &watchlist)
+	if errors.Is(err, sql.ErrNoRows) || (err == nil && !s.scopeOf(p).allows(camera, watchlist)) {
+		return Alert{}, errNotFound // out of scope: as if it did not exist
 	}
 	if err != nil {
 		return Alert{}, fmt.Errorf("reviewing alert %d: %w", id, err)
@@ -165,8 +165,8 @@ const maxGroups = 1000
 
 // precisionStats aggregates review outcomes of alerts captured in
 // [from, to] (zero = open).
-func (s *Service) precisionStats(ctx context.Context, from, to time.Time) (Precision, error) {
-	f := Filter{From: from, To: to, MinDistance: math.NaN(), MaxDistance: math.NaN()}
+func (s *Service) precisionStats(ctx context.Context, from, to time.Time, scope scopeView) (Precision, error) {
+	f := Filter{From: from, To: to, MinDistance: math.NaN(), MaxDistance: math.NaN(), scope: scope}
 	where, args := f.where()
 	var out Precision
 	for _, g := range []struct {
@@ -202,7 +202,7 @@ func (s *Service) precisionStats(ctx context.Context, from, to time.Time) (Preci
 	return out, nil
 }
 
-func (s *Service) precision(w http.ResponseWriter, r *http.Request, _ principal) {
+func (s *Service) precision(w http.ResponseWriter, r *http.Request, pr principal) {
 	q := r.URL.Query()
 	f, err := ParseFilter(q)
 	if err != nil {
@@ -215,7 +215,7 @@ func (s *Service) precision(w http.ResponseWriter, r *http.Request, _ principal)
 			return
 		}
 	}
-	p, err := s.precisionStats(r.Context(), f.From, f.To)
+	p, err := s.precisionStats(r.Context(), f.From, f.To, s.scopeOf(pr))
 	if err != nil {
 		s.log.Error("precision", "err", err)
 		writeError(w, http.StatusInternalServerError, "computing precision failed")

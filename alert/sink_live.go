@@ -30,17 +30,23 @@ func (l liveSink) Deliver(_ context.Context, a Alert) error {
 type feed struct {
 	mu sync.Mutex
 	// guarded by mu:
-	subs   map[chan Alert]struct{}
+	subs   map[chan Alert]func(Alert) bool // each subscriber's filter
 	closed bool
 }
 
-func newFeed() *feed { return &feed{subs: map[chan Alert]struct{}{}} }
+func newFeed() *feed { return &feed{subs: map[chan Alert]func(Alert) bool{}} }
 
 const feedBuffer = 64
 
 // subscribe returns a channel of new alerts; it is closed when the
 // subscriber falls behind or the feed closes. Call cancel when done.
 func (f *feed) subscribe() (ch chan Alert, cancel func()) {
+	return f.subscribeFunc(func(Alert) bool { return true })
+}
+
+// subscribeFunc is subscribe for the alerts keep accepts only (a token's
+// scope): the others never reach the subscriber or fill its buffer.
+func (f *feed) subscribeFunc(keep func(Alert) bool) (ch chan Alert, cancel func()) {
 	ch = make(chan Alert, feedBuffer)
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -48,7 +54,7 @@ func (f *feed) subscribe() (ch chan Alert, cancel func()) {
 		close(ch)
 		return ch, func() {}
 	}
-	f.subs[ch] = struct{}{}
+	f.subs[ch] = keep
 	return ch, func() {
 		f.mu.Lock()
 		defer f.mu.Unlock()
@@ -64,7 +70,10 @@ func (f *feed) publish(a Alert) int {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	dropped := 0
-	for ch := range f.subs {
+	for ch, keep := range f.subs {
+		if !keep(a) {
+			continue
+		}
 		select {
 		case ch <- a:
 		default:
