@@ -96,7 +96,7 @@ func scopedRole(r Role) bool {
 // checkScopeForRole refuses a scope a role cannot hold.
 func checkScopeForRole(r Role, sc Scope) error {
 	if !scopedRole(r) && !sc.All() {
-		return fmt.Errorf("scope %s: a %s token is site-wide (scopes apply to operator, investigator and integrator tokens)", sc, r)
+		return fmt.Errorf("scope %s: %s tokens are site-wide (scopes apply to operator, investigator and integrator tokens)", sc, r)
 	}
 	return nil
 }

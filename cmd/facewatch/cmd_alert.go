@@ -102,11 +102,12 @@ func cmdToken(ctx context.Context, e *env, args []string) error {
 		return usageErrorf("want a subcommand: create, list or revoke")
 	}
 	sub, args := args[0], args[1:]
-	fs := newFlagSet(e, "token "+sub, "token create --role ROLE [--name NAME] [--ttl DURATION] --config FILE | token list --config FILE | token revoke ID --config FILE")
+	fs := newFlagSet(e, "token "+sub, "token create --role ROLE --scope SCOPE|all [--name NAME] [--ttl DURATION] --config FILE | token list --config FILE | token revoke ID --config FILE")
 	cfgPath := fs.String("config", "", "config file")
 	role := fs.String("role", "", "role: admin, curator, operator, investigator or integrator")
 	name := fs.String("name", "", "who the token is for (shown in the audit log)")
 	ttl := fs.Duration("ttl", 90*24*time.Hour, "how long the token is valid")
+	scopeFlag := fs.String("scope", "", "what the token sees: group:NAME,watchlist:NAME,... (camera groups of alert.camera_groups and watchlists), or all for the whole site; required for operator, investigator and integrator tokens")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -124,12 +125,16 @@ func cmdToken(ctx context.Context, e *env, args []string) error {
 		if err != nil {
 			return usageErrorf("--role: %v", err)
 		}
-		tok, err := alert.CreateToken(ctx, db, r, *name, *ttl)
+		sc, err := tokenScope(r, *scopeFlag, cfg.Alert.CameraGroups)
+		if err != nil {
+			return err
+		}
+		tok, err := alert.CreateScopedToken(ctx, db, r, *name, *ttl, sc)
 		if err != nil {
 			return err
 		}
 		fmt.Fprintln(e.stdout, tok)
-		fmt.Fprintf(e.stderr, "token for %s (%q) valid until %s; it is shown only this once\n", r, *name, time.Now().Add(*ttl).UTC().Format(time.RFC3339))
+		fmt.Fprintf(e.stderr, "token for %s (%q, scope %s) valid until %s; it is shown only this once\n", r, *name, sc, time.Now().Add(*ttl).UTC().Format(time.RFC3339))
 		return nil
 	case "list":
 		toks, err := alert.ListTokens(ctx, db)
@@ -143,7 +148,7 @@ func cmdToken(ctx context.Context, e *env, args []string) error {
 			} else if time.Now().After(t.Expires) {
 				state = "expired"
 			}
-			fmt.Fprintf(e.stdout, "%s  %-12s  %-8s  expires %s  %s\n", t.ID, t.Role, state, t.Expires.Format(time.RFC3339), t.Name)
+			fmt.Fprintf(e.stdout, "%s  %-12s  %-8s  expires %s  scope %s  %s\n", t.ID, t.Role, state, t.Expires.Format(time.RFC3339), t.Scope, t.Name)
 		}
 		return nil
 	case "revoke":
@@ -154,6 +159,28 @@ func cmdToken(ctx context.Context, e *env, args []string) error {
 	default:
 		return usageErrorf("unknown subcommand %q: want create, list or revoke", sub)
 	}
+}
+
+// tokenScope reads token create's --scope for role: required (site-wide
+// only as "all") for the roles a scope applies to, and every group it
+// names must be one the configuration declares.
+func tokenScope(r alert.Role, flag string, groups map[string][]string) (alert.Scope, error) {
+	if flag == "" {
+		if r != alert.RoleOperator && r != alert.RoleInvestigator && r != alert.RoleIntegrator {
+			return alert.Scope{}, nil // admin and curator tokens are site-wide
+		}
+		return alert.Scope{}, usageErrorf("--scope: %s tokens need a scope: camera groups and/or watchlists (group:NAME,watchlist:NAME), or all for the whole site", r)
+	}
+	sc, err := alert.ParseScope(flag)
+	if err != nil {
+		return alert.Scope{}, usageErrorf("--scope: %v", err)
+	}
+	for _, g := range sc.Groups {
+		if _, ok := groups[g]; !ok {
+			return alert.Scope{}, usageErrorf("--scope: camera group %q is not declared in alert.camera_groups", g)
+		}
+	}
+	return sc, nil
 }
 
 func cmdAudit(ctx context.Context, e *env, args []string) error {

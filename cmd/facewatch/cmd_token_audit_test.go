@@ -63,7 +63,7 @@ func TestTokenCreateAndAuditVerify(t *testing.T) {
 		})
 	}
 
-	code, tok, stderr := runAlertCLI(t, "token", "create", "--role", "operator", "--name", "ana", "--ttl", "1h", "--config", cfgPath)
+	code, tok, stderr := runAlertCLI(t, "token", "create", "--role", "operator", "--scope", "all", "--name", "ana", "--ttl", "1h", "--config", cfgPath)
 	tok = strings.TrimSpace(tok)
 	if code != 0 || !regexp.MustCompile(`^fwt_[A-Za-z0-9_-]{43}$`).MatchString(tok) {
 		t.Fatalf("token create = exit %d, stdout %q, stderr %q; want the token alone on stdout", code, tok, stderr)
@@ -137,7 +137,7 @@ func TestAlertStage(t *testing.T) {
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	_, tok, _ := runAlertCLI(t, "token", "create", "--role", "operator", "--name", "ana", "--config", cfgPath)
+	_, tok, _ := runAlertCLI(t, "token", "create", "--role", "operator", "--scope", "all", "--name", "ana", "--config", cfgPath)
 	tok = strings.TrimSpace(tok)
 
 	ctx, cancel := context.WithCancel(context.Background())
