@@ -247,6 +247,7 @@ func TestScopedTokenSeesNothingOutside(t *testing.T) {
 				for _, rt := range f.s.routes {
 					key := rt.Method + " " + rt.Pattern
 					controlled := false // the site-wide token saw something the scoped one must not
+					shown := false      // a list showed something in scope
 					if _, ok := rules[key]; !ok {
 						t.Errorf("route %s has no scope decision in routeScopes", key)
 					}
@@ -298,6 +299,9 @@ func TestScopedTokenSeesNothingOutside(t *testing.T) {
 								t.Errorf("out-of-scope alert %d has status %q (%v) after %s %s as scoped %s, want pending", rq.alert+1, st, err, rt.Method, rq.path, role)
 							}
 						}
+						for _, a := range allowed {
+							shown = shown || (rq.target == "list" && bytes.Contains(body, []byte(a)))
+						}
 						if rq.target == "in" || rq.target == "list" {
 							// In-scope data is really shown (JSON bodies name it).
 							if strings.HasPrefix(resp.Header.Get("Content-Type"), "application/json") && rq.target == "in" && !bytes.Contains(body, []byte(f.hits[rq.alert].ID)) {
@@ -310,6 +314,9 @@ func TestScopedTokenSeesNothingOutside(t *testing.T) {
 							wresp, wbody := do(t, f.srv, rt.Method, rq.path, wide, rq.body)
 							controlled = controlled || len(leaks(wbody)) > 0 || (rq.target == "out" && wresp.StatusCode == http.StatusOK)
 						}
+					}
+					if mayCall && len(allowed) > 0 && rules[key] == scopeFiltered && rt.Pattern != "/api/v1/live" && rt.Pattern != "/metrics" && !shown {
+						t.Errorf("%s as scoped %s shows nothing of its scope: the scope over-filters", key, role)
 					}
 					if mayCall && len(forbidden) > 0 && (rules[key] == scopeItem || rules[key] == scopeFiltered) && rt.Pattern != "/api/v1/live" && !controlled {
 						t.Errorf("control: %s as a site-wide %s shows nothing the scope excludes; the fixture does not exercise the route", key, role)
