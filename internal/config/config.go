@@ -451,6 +451,9 @@ func (c *Config) Validate() error {
 	if err := c.Detect.Validate(); err != nil {
 		return fmt.Errorf("detect.%w", err)
 	}
+	if len(c.Cameras) > c.Detect.MaxCameras {
+		return fmt.Errorf("detect.max_cameras: %d is fewer than the %d cameras configured", c.Detect.MaxCameras, len(c.Cameras))
+	}
 	if err := c.Embed.Validate(); err != nil {
 		return fmt.Errorf("embed.%w", err)
 	}
