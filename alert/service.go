@@ -28,6 +28,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/facewatch/facewatch/internal/config"
+	"github.com/facewatch/facewatch/internal/httpserve"
 	"github.com/facewatch/facewatch/internal/wire"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -54,6 +55,10 @@ type Options struct {
 	// Console, when set, receives one line per new alert (the console
 	// sink); `facewatch run` passes its standard output.
 	Console io.Writer
+	// Watchlists, when set, lists the gallery's watchlist names: only
+	// those (and a few others, first come) get their own metric label
+	// value; Run refreshes them every minute.
+	Watchlists func(ctx context.Context) ([]string, error)
 }
 
 // Service is the alert service. Its methods are safe for concurrent use.
@@ -85,6 +90,11 @@ type Service struct {
 	cropMu sync.RWMutex
 	// consuming is 1 while Run holds a consumer; readyz reports it.
 	consuming atomic.Int32
+	// liveSlots bounds the open live feeds.
+	liveSlots *liveSlots
+	// labels bounds the watchlist label values of the metrics.
+	labels     *labelGuard
+	watchlists func(ctx context.Context) ([]string, error)
 
 	closeOnce sync.Once
 	closed    chan struct{}
@@ -132,6 +142,14 @@ func Open(ctx context.Context, dataDir string, cfg config.Alert, opts Options) (
 		cfg: cfg, dataDir: dataDir, crops: cropDir(dataDir), photoDir: opts.PhotoDir,
 		log: log, reg: reg, now: now, batch: batch, ackWait: ackWait, depthEvery: 5 * time.Second, db: d, m: m,
 		feed: newFeed(), closed: make(chan struct{}),
+		liveSlots: newLiveSlots(cfg.LiveMaxClients, cfg.LiveMaxPerToken),
+		labels:    newLabelGuard(), watchlists: opts.Watchlists,
+	}
+	if s.watchlists != nil {
+		// Known before the first hit is counted.
+		if names, err := s.watchlists(ctx); err == nil {
+			s.labels.setKnown(names)
+		}
 	}
 	s.inline, s.runners, err = openSinks(sinkEnv{cfg: cfg.Sinks, log: log, feed: s.feed, m: m, console: opts.Console, nc: &s.nc})
 	if err != nil {
@@ -146,6 +164,15 @@ func Open(ctx context.Context, dataDir string, cfg config.Alert, opts Options) (
 	}
 	s.routes = s.routeTable()
 	return s, nil
+}
+
+// HTTPLimits are the limits the API's server must run with (config
+// alert.max_connections and the package's timeouts); the live feed lifts
+// the read and write timeouts for its own stream.
+func (s *Service) HTTPLimits() httpserve.Limits {
+	l := httpserve.DefaultLimits()
+	l.MaxConns = s.cfg.MaxConnections
+	return l
 }
 
 // Close closes the database and ends every live feed. Run must have
@@ -231,7 +258,7 @@ func (s *Service) storeBatch(ctx context.Context, hits []pendingHit) ([]bool, er
 			s.m.duplicates.Inc()
 			continue
 		}
-		s.m.stored.WithLabelValues(p.hit.Watchlist).Inc()
+		s.m.stored.WithLabelValues(s.labels.value(p.hit.Watchlist)).Inc()
 		fresh = append(fresh, alertFromHit(ids[i], p.hit, cropHash[i], nowNS))
 		if lat := time.Since(p.hit.Time); lat > 0 {
 			s.m.hitLatency.Observe(lat.Seconds())

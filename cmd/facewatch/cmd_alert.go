@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
-	"net/http"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -13,6 +11,7 @@ import (
 
 	"github.com/facewatch/facewatch/alert"
 	"github.com/facewatch/facewatch/internal/config"
+	"github.com/facewatch/facewatch/internal/httpserve"
 	"github.com/facewatch/facewatch/internal/natsbus"
 	"github.com/facewatch/facewatch/match"
 )
@@ -67,16 +66,15 @@ func cmdAlertStage(ctx context.Context, e *env, args []string) error {
 // serveAlert runs svc's consumer and its HTTP API on listen until ctx ends
 // or either fails, then stops both.
 func serveAlert(ctx context.Context, svc *alert.Service, js jetstream.JetStream, listen string, ready func(addr string)) error {
-	ln, err := net.Listen("tcp", listen)
+	srv, err := httpserve.Listen(listen, svc.Handler(), svc.HTTPLimits())
 	if err != nil {
-		return fmt.Errorf("listening on %s: %w", listen, err)
+		return err
 	}
-	srv := &http.Server{Handler: svc.Handler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	errs := make(chan error, 2)
-	go func() { // stops when srv.Shutdown/Close is called below
-		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+	go func() { // stops when ctx is cancelled below
+		if err := srv.Serve(ctx, 5*time.Second); err != nil {
 			errs <- fmt.Errorf("serving the alert API: %w", err)
 			return
 		}
@@ -84,17 +82,28 @@ func serveAlert(ctx context.Context, svc *alert.Service, js jetstream.JetStream,
 	}()
 	go func() { errs <- svc.Run(ctx, js) }() // stops when ctx is cancelled
 	if ready != nil {
-		ready(ln.Addr().String())
+		ready(srv.Addr().String())
 	}
 	first := <-errs
 	cancel()
-	shutCtx, done := context.WithTimeout(context.Background(), 5*time.Second)
-	defer done()
-	if err := srv.Shutdown(shutCtx); err != nil {
-		srv.Close() // live feeds do not end on Shutdown
-	}
 	second := <-errs
 	return errors.Join(first, second)
+}
+
+// watchlistNames lists g's watchlist names, for the alert service's
+// metric labels.
+func watchlistNames(g *match.Gallery) func(context.Context) ([]string, error) {
+	return func(ctx context.Context) ([]string, error) {
+		ws, err := g.Watchlists(ctx)
+		if err != nil {
+			return nil, err
+		}
+		names := make([]string, len(ws))
+		for i, w := range ws {
+			names[i] = w.Name
+		}
+		return names, nil
+	}
 }
 
 func cmdToken(ctx context.Context, e *env, args []string) error {

@@ -54,7 +54,7 @@ func cmdRun(ctx context.Context, e *env, args []string) error {
 		}
 	}
 	svc, err := alert.Open(ctx, s.cfg.DataDir, s.cfg.Alert, alert.Options{Logger: s.log, Registry: s.reg, PhotoDir: alertPhotoDir(s.cfg), AckWait: s.cfg.NATS.AckWait,
-		Console: e.stdout})
+		Console: e.stdout, Watchlists: watchlistNames(g)})
 	if err != nil {
 		return err
 	}

@@ -194,6 +194,42 @@ func TestAlertStage(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+	// A slow-loris client (headers one byte a second) is cut off within the
+	// API server's header timeout (10 s), while others are served.
+	slow, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer slow.Close()
+	cut := make(chan time.Duration, 1)
+	start := time.Now()
+	go func() { // ends when the server closes the connection
+		io.Copy(io.Discard, slow)
+		cut <- time.Since(start)
+	}()
+	header := "GET /healthz HTTP/1.1\r\nHost: facewatch\r\nAuthorization: Bearer " + tok + "\r\n\r\n"
+	sent := 0
+	tick := time.NewTicker(time.Second)
+	var held time.Duration
+loris:
+	for sent < len(header) {
+		select {
+		case held = <-cut:
+			break loris
+		case <-tick.C:
+			slow.Write([]byte{header[sent]})
+			sent++
+			if sent == 3 {
+				if code, _ := get("/healthz"); code != 200 {
+					t.Errorf("GET /healthz beside a slow-loris client = %d, want 200", code)
+				}
+			}
+		}
+	}
+	tick.Stop()
+	if held == 0 || held > 15*time.Second || sent >= len(header) {
+		t.Errorf("slow-loris client held the connection %v and sent %d of %d header bytes, want it cut off within 10s (+5s slack)", held, sent, len(header))
+	}
 	cancel()
 	select {
 	case code := <-done:

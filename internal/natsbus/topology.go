@@ -54,6 +54,27 @@ const (
 	GalleryDuplicateWindow = 10 * time.Minute
 )
 
+// Stream byte caps. JetStream's store shares the disk with the SQLite
+// databases (data_dir): without a cap, a flood of messages (forged, or a
+// consumer down for days) fills the disk, and then the audit log cannot be
+// written and every audited request is refused. Each stream refuses new
+// messages at its cap (DiscardNew) rather than discarding old ones: an
+// unconsumed hit is an alert not yet stored, and is never dropped for a
+// newer one; the publisher retries until there is room. They are
+// constants, not configuration, because every process declares the
+// streams and would otherwise undo each other's settings; budget
+// TracksMaxBytes+HitsMaxBytes+GalleryMaxBytes (1.5 GiB) of disk for them.
+const (
+	// TracksMaxBytes caps the tracks stream (a work queue, normally nearly
+	// empty: it fills only while no matcher runs).
+	TracksMaxBytes = 256 << 20
+	// HitsMaxBytes caps the hits stream: a week of hits (HitsMaxAge) with
+	// their crops, about 50,000 of them.
+	HitsMaxBytes = 1 << 30
+	// GalleryMaxBytes caps the gallery event stream.
+	GalleryMaxBytes = 256 << 20
+)
+
 // Streams returns facewatch's JetStream streams, each with replicas
 // replicas (at least 1). It is the one declaration of their names,
 // subjects, retention, storage and limits.
@@ -67,6 +88,8 @@ func Streams(replicas int) []jetstream.StreamConfig {
 			Storage:     jetstream.FileStorage,
 			Retention:   jetstream.WorkQueuePolicy,
 			MaxAge:      TracksMaxAge,
+			MaxBytes:    TracksMaxBytes,
+			Discard:     jetstream.DiscardNew,
 			Duplicates:  TracksDuplicateWindow,
 			Replicas:    replicas,
 			MaxMsgSize:  wire.MaxMeta + wire.MaxTrackFaces*wire.DescriptorBytes + wire.MaxCrop + 4,
@@ -78,6 +101,8 @@ func Streams(replicas int) []jetstream.StreamConfig {
 			Storage:     jetstream.FileStorage,
 			Retention:   jetstream.LimitsPolicy,
 			MaxAge:      HitsMaxAge,
+			MaxBytes:    HitsMaxBytes,
+			Discard:     jetstream.DiscardNew,
 			Duplicates:  HitsDuplicateWindow,
 			Replicas:    replicas,
 			MaxMsgSize:  wire.MaxCrop + wire.MaxMeta + 4,
@@ -89,6 +114,8 @@ func Streams(replicas int) []jetstream.StreamConfig {
 			Storage:     jetstream.FileStorage,
 			Retention:   jetstream.LimitsPolicy,
 			MaxAge:      GalleryMaxAge,
+			MaxBytes:    GalleryMaxBytes,
+			Discard:     jetstream.DiscardNew,
 			Duplicates:  GalleryDuplicateWindow,
 			Replicas:    replicas,
 		},
