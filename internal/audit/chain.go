@@ -159,38 +159,47 @@ func (l *Log) Keys() *Keys { return l.keys }
 // plain-SHA-256 entries came before; on one that has, it checks the key.
 // It then writes a checkpoint. Append works only after Start.
 func (l *Log) Start(ctx context.Context, w *sql.DB, at time.Time) error {
-	tx, err := w.BeginTx(ctx, nil)
+	era, err := l.startTx(ctx, w, at)
 	if err != nil {
-		return fmt.Errorf("starting audit log %s: %w", l.name, err)
-	}
-	defer tx.Rollback()
-	era, keyID, err := findEra(ctx, tx)
-	if err != nil {
-		return fmt.Errorf("starting audit log %s: %w", l.name, err)
-	}
-	switch {
-	case era > 0 && keyID != l.keys.ID():
-		return fmt.Errorf("starting audit log %s: %w %s, not %s (keys in %s)", l.name, ErrWrongKey, keyID, l.keys.ID(), l.keys.Dir())
-	case era == 0:
-		seq, head, err := headOf(ctx, tx)
-		if err != nil {
-			return fmt.Errorf("starting audit log %s: %w", l.name, err)
-		}
-		d, _ := json.Marshal(keyedDetail{KeyID: l.keys.ID(), LegacyEntries: seq, LegacyHead: head})
-		e := &Entry{Time: at, Actor: "facewatch", ActorName: "facewatch", Role: "system", Action: ActionKeyed, Target: "audit/" + l.name, Detail: string(d)}
-		if err := l.insert(ctx, tx, e, seq, head); err != nil {
-			return err
-		}
-		if err := tx.Commit(); err != nil {
-			return fmt.Errorf("starting audit log %s: %w", l.name, err)
-		}
-		era = e.Seq
+		return err
 	}
 	l.mu.Lock()
 	l.era = era
 	l.mu.Unlock()
+	// After the transaction: w may have a single connection.
 	_, _, err = l.Checkpoint(ctx, w, at)
 	return err
+}
+
+func (l *Log) startTx(ctx context.Context, w *sql.DB, at time.Time) (int64, error) {
+	tx, err := w.BeginTx(ctx, nil)
+	if err != nil {
+		return 0, fmt.Errorf("starting audit log %s: %w", l.name, err)
+	}
+	defer tx.Rollback()
+	era, keyID, err := findEra(ctx, tx)
+	if err != nil {
+		return 0, fmt.Errorf("starting audit log %s: %w", l.name, err)
+	}
+	switch {
+	case era > 0 && keyID != l.keys.ID():
+		return 0, fmt.Errorf("starting audit log %s: %w %s, not %s (keys in %s)", l.name, ErrWrongKey, keyID, l.keys.ID(), l.keys.Dir())
+	case era > 0:
+		return era, nil
+	}
+	seq, head, err := headOf(ctx, tx)
+	if err != nil {
+		return 0, fmt.Errorf("starting audit log %s: %w", l.name, err)
+	}
+	d, _ := json.Marshal(keyedDetail{KeyID: l.keys.ID(), LegacyEntries: seq, LegacyHead: head})
+	e := &Entry{Time: at, Actor: "facewatch", ActorName: "facewatch", Role: "system", Action: ActionKeyed, Target: "audit/" + l.name, Detail: string(d)}
+	if err := l.insert(ctx, tx, e, seq, head); err != nil {
+		return 0, err
+	}
+	if err := tx.Commit(); err != nil {
+		return 0, fmt.Errorf("starting audit log %s: %w", l.name, err)
+	}
+	return e.Seq, nil
 }
 
 // keyedDetail is the detail of the ActionKeyed entry.
