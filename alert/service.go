@@ -87,7 +87,7 @@ type Service struct {
 	inline  []Sink
 	runners []*sinkRunner
 	// nc is the NATS connection Run was given, for sinks that publish.
-	nc     atomic.Pointer[nats.Conn]
+	nc atomic.Pointer[nats.Conn]
 	// js is the JetStream Run was given, for audit checkpoints.
 	js     atomic.Pointer[jetstream.JetStream]
 	routes []route
