@@ -3,6 +3,7 @@ package match
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -45,7 +46,7 @@ func TestGalleryMigrations(t *testing.T) {
 	}
 	// Put the version back and reopen: the data is still there.
 	g = openRaw(t, dir)
-	if _, err := g.db.ExecContext(ctx, "PRAGMA user_version = 1"); err != nil {
+	if _, err := g.db.ExecContext(ctx, fmt.Sprintf("PRAGMA user_version = %d", len(migrations))); err != nil {
 		t.Fatal(err)
 	}
 	g.Close()

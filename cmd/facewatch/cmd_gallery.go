@@ -9,19 +9,29 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/facewatch/facewatch/internal/audit"
 	"github.com/facewatch/facewatch/internal/config"
 	"github.com/facewatch/facewatch/internal/natsbus"
 	"github.com/facewatch/facewatch/match"
 )
 
 // openGallery loads the config and opens the gallery under its data
-// directory.
-func (e *env) openGallery(ctx context.Context, cfgPath string) (config.Config, *match.Gallery, error) {
+// directory with the audit keys, acting as the OS user; note (the --by
+// flag) is recorded beside that identity, never instead of it.
+func (e *env) openGallery(ctx context.Context, cfgPath, note string) (config.Config, *match.Gallery, error) {
 	cfg, err := e.loadConfig(cfgPath)
 	if err != nil {
 		return config.Config{}, nil, err
 	}
-	g, err := match.OpenGallery(ctx, cfg.DataDir, match.GalleryOptions{Logger: e.logger(cfg)})
+	actor, err := e.localActor()
+	if err != nil {
+		return config.Config{}, nil, err
+	}
+	keys, err := auditKeys(cfg)
+	if err != nil {
+		return config.Config{}, nil, err
+	}
+	g, err := match.OpenGallery(ctx, cfg.DataDir, match.GalleryOptions{Logger: e.logger(cfg), Audit: keys, Actor: actor, Note: note})
 	if err != nil {
 		return config.Config{}, nil, err
 	}
@@ -55,6 +65,13 @@ func (e *env) publish(ctx context.Context, cfg config.Config, g *match.Gallery) 
 	}
 	if _, err := g.PublishPending(ctx, js); err != nil {
 		return fmt.Errorf("publishing gallery events (they stay queued in the gallery): %w", err)
+	}
+	c, err := g.AuditCheckpoint(ctx)
+	if err != nil {
+		return err
+	}
+	if err := audit.Publish(ctx, js, c); err != nil {
+		fmt.Fprintf(e.stderr, "warning: audit checkpoint %s/%d not copied to JetStream (it is in the checkpoint file): %v\n", c.Log, c.Seq, err)
 	}
 	return nil
 }

@@ -69,6 +69,7 @@ func cmdWatchlist(ctx context.Context, e *env, args []string) error {
 	fs := newFlagSet(e, "watchlist "+name, usage)
 	cfgPath := fs.String("config", "", "config file (its data_dir holds the gallery)")
 	asJSON := fs.Bool("json", false, "list, show: print JSON")
+	by := fs.String("by", "", "a note for the audit log (on whose behalf); the OS user is recorded whatever it says")
 	run := verb.flags(e, fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -76,7 +77,7 @@ func cmdWatchlist(ctx context.Context, e *env, args []string) error {
 	if fs.NArg() != verb.args {
 		return usageErrorf("watchlist %s wants %d argument(s), got %d", name, verb.args, fs.NArg())
 	}
-	cfg, g, err := e.openGallery(ctx, *cfgPath)
+	cfg, g, err := e.openGallery(ctx, *cfgPath, *by)
 	if err != nil {
 		return err
 	}
