@@ -214,3 +214,65 @@ func TestAlertStage(t *testing.T) {
 		t.Fatal("facewatch alert did not stop within 15s of cancel")
 	}
 }
+
+// TestAuditVerifyReadsTheStream: someone who can write both the database
+// and the checkpoint file cuts the log's tail and the checkpoints that
+// cover it. The file alone cannot tell; the JetStream copy, which refuses
+// deletes, still does.
+func TestAuditVerifyReadsTheStream(t *testing.T) {
+	dir := t.TempDir()
+	ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: filepath.Join(dir, "js"), NoLog: true, NoSigs: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go ns.Start() // stopped by Shutdown below
+	defer func() { ns.Shutdown(); ns.WaitForShutdown() }()
+	if !ns.ReadyForConnections(10 * time.Second) {
+		t.Fatal("nats-server not ready")
+	}
+	withNATS := filepath.Join(dir, "nats.yaml")
+	fileOnly := filepath.Join(dir, "file.yaml")
+	os.WriteFile(withNATS, []byte("data_dir: data\nnats:\n  url: "+ns.ClientURL()+"\n"), 0o600)
+	os.WriteFile(fileOnly, []byte("data_dir: data\n"), 0o600)
+	for _, p := range []string{"Ana", "Ben"} {
+		if code, _, stderr := runAlertCLI(t, "token", "create", "--role", "operator", "--person", p, "--config", withNATS); code != 0 {
+			t.Fatalf("token create --person %s = exit %d %s", p, code, stderr)
+		}
+	}
+	if code, out, stderr := runAlertCLI(t, "audit", "verify", "--config", withNATS); code != 0 || !strings.Contains(out, "audit log alert ok: 3 entries") {
+		t.Fatalf("audit verify before the attack = exit %d %q %q, want ok with 3 entries", code, out, stderr)
+	}
+	// The attack: Ben's token issue (entry 3) cut from the database, and
+	// every checkpoint covering it cut from the checkpoint file.
+	db, err := sql.Open("sqlite3", "file:"+alert.DBPath(filepath.Join(dir, "data")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(`DROP TRIGGER audit_no_delete; DELETE FROM audit WHERE seq = 3`); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	cpFile := filepath.Join(dir, "data", "audit", "alert.checkpoints")
+	b, err := os.ReadFile(cpFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var kept []string
+	for _, l := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		if !strings.Contains(l, `"seq":3,`) {
+			kept = append(kept, l)
+		}
+	}
+	if len(kept) == len(strings.Split(strings.TrimSpace(string(b)), "\n")) {
+		t.Fatalf("checkpoint file has no checkpoint of entry 3:\n%s", b)
+	}
+	os.WriteFile(cpFile, []byte(strings.Join(kept, "\n")+"\n"), 0o600)
+
+	if code, out, _ := runAlertCLI(t, "audit", "verify", "--config", fileOnly); code != 0 || !strings.Contains(out, "alert ok: 2 entries") {
+		t.Fatalf("audit verify from the file alone = exit %d %q, want it fooled (ok, 2 entries): the test's attack is not the one intended", code, out)
+	}
+	code, _, stderr := runAlertCLI(t, "audit", "verify", "--config", withNATS)
+	if code != 1 || !strings.Contains(stderr, "truncated") {
+		t.Errorf("audit verify with the JetStream copy = exit %d %q, want exit 1 saying truncated", code, stderr)
+	}
+}
