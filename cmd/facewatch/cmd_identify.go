@@ -78,6 +78,13 @@ func cmdIdentify(ctx context.Context, e *env, args []string) error {
 	if err := g.Audit(ctx, "identify", target, *caseRef, map[string]any{"files": files, "top": *top}); err != nil {
 		return err
 	}
+	if cfg.NATS.URL != "" {
+		c, err := g.AuditCheckpoint(ctx)
+		if err != nil {
+			return err
+		}
+		publishCheckpoint(ctx, e, cfg, c)
+	}
 	x := match.NewIndex(cfg.Match, match.IndexOptions{Gallery: g})
 	if err := x.Load(ctx); err != nil {
 		return err
