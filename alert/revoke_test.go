@@ -3,8 +3,11 @@ package alert
 import (
 	"context"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/facewatch/facewatch/internal/audit"
 )
 
 // TestLiveFeedEndsWithItsToken opens real SSE connections, then revokes
@@ -69,5 +72,51 @@ func TestLiveFeedEndsWithItsToken(t *testing.T) {
 				t.Errorf("other feed's next alert = %s, want %s", a.HitID, h2.ID)
 			}
 		})
+	}
+}
+
+// TestTokenChangesAudited: issuing and revoking a token from the CLI's
+// path each add one audit entry naming the local actor, the action, the
+// token and the person, with the note beside (not instead of) the actor.
+func TestTokenChangesAudited(t *testing.T) {
+	dir := t.TempDir()
+	l := local(dir)
+	l.Note = "ticket 77"
+	ctx := context.Background()
+	last := func() AuditEntry {
+		s := openService(t, dir, Options{})
+		defer s.Close()
+		seq, _, err := audit.Head(ctx, s.db.r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		es, err := audit.Entries(ctx, s.db.r, seq, seq)
+		if err != nil || len(es) != 1 {
+			t.Fatalf("reading audit entry %d = %v, %v", seq, es, err)
+		}
+		return es[0]
+	}
+	_, info, err := CreateToken(ctx, l, TokenSpec{Role: RoleCurator, Person: "Cora Lind", TTL: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, step := range []struct {
+		action string
+		do     func() error
+	}{
+		{"token_create", func() error { return nil }},
+		{"token_revoke", func() error { return RevokeToken(ctx, l, info.ID) }},
+	} {
+		if err := step.do(); err != nil {
+			t.Fatalf("%s = %v", step.action, err)
+		}
+		e := last()
+		if e.Action != step.action || e.Target != "token/"+info.ID || e.Actor != testAdmin.ID || e.ActorName != testAdmin.Name ||
+			e.Role != "local" || !strings.Contains(e.Detail, "Cora Lind") || !strings.Contains(e.Detail, "ticket 77") {
+			t.Errorf("audit entry after %s = %+v, want action %s on token/%s by %s with the person and the note", step.action, e, step.action, info.ID, testAdmin.ID)
+		}
+	}
+	if err := RevokeToken(ctx, l, info.ID); err == nil {
+		t.Error("RevokeToken(already revoked) = nil, want an error")
 	}
 }
