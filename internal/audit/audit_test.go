@@ -21,7 +21,7 @@ var t0 = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 
 // openDB opens (creating) an SQLite file with the audit table, as
 // facewatch's stores do (BEGIN IMMEDIATE, one writer).
-func openDB(t *testing.T, path string) *sql.DB {
+func openDB(t testing.TB, path string) *sql.DB {
 	t.Helper()
 	db, err := sql.Open("sqlite3", "file:"+path+"?_journal_mode=WAL&_txlock=immediate&_busy_timeout=5000")
 	if err != nil {
@@ -47,7 +47,7 @@ type fixture struct {
 	log    *Log
 }
 
-func newFixture(t *testing.T, n int) *fixture {
+func newFixture(t testing.TB, n int) *fixture {
 	t.Helper()
 	dir := t.TempDir()
 	f := &fixture{dbPath: filepath.Join(dir, "data", "x.db")}
@@ -66,7 +66,7 @@ func newFixture(t *testing.T, n int) *fixture {
 }
 
 // add appends n entries and checkpoints them.
-func (f *fixture) add(t *testing.T, n int) {
+func (f *fixture) add(t testing.TB, n int) {
 	t.Helper()
 	ctx := context.Background()
 	for i := 0; i < n; i++ {
