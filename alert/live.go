@@ -169,8 +169,18 @@ func (s *Service) live(w http.ResponseWriter, r *http.Request, p principal) {
 	fl.Flush()
 	keepalive := time.NewTicker(15 * time.Second)
 	defer keepalive.Stop()
+	// A feed lasts no longer than its token: revoked (by another process,
+	// so polled) or expired, it ends within TokenRecheck.
+	recheck := time.NewTicker(s.tokenRecheck)
+	defer recheck.Stop()
 	for {
 		select {
+		case <-recheck.C:
+			if !s.tokenValid(r.Context(), p) {
+				io.WriteString(w, "event: end\ndata: {\"reason\": \"token revoked or expired\"}\n\n")
+				fl.Flush()
+				return
+			}
 		case <-r.Context().Done():
 			return
 		case <-s.closed:

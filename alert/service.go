@@ -26,7 +26,9 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/facewatch/facewatch/internal/audit"
 	"github.com/facewatch/facewatch/internal/config"
 	"github.com/facewatch/facewatch/internal/httpserve"
 	"github.com/facewatch/facewatch/internal/wire"
@@ -59,6 +61,14 @@ type Options struct {
 	// those (and a few others, first come) get their own metric label
 	// value; Run refreshes them every minute.
 	Watchlists func(ctx context.Context) ([]string, error)
+	// AuditDir holds the audit keys and checkpoints (config audit.dir);
+	// empty is audit.DefaultDir(dataDir). Keys are generated there on
+	// first start.
+	AuditDir string
+	// CheckpointEvery is how often Run signs the audit log's head while it
+	// moves (default 5s): entries newer than the last checkpoint are the
+	// only ones that could be cut off unseen.
+	CheckpointEvery time.Duration
 }
 
 // Service is the alert service. Its methods are safe for concurrent use.
@@ -82,8 +92,15 @@ type Service struct {
 	inline  []Sink
 	runners []*sinkRunner
 	// nc is the NATS connection Run was given, for sinks that publish.
-	nc     atomic.Pointer[nats.Conn]
+	nc atomic.Pointer[nats.Conn]
+	// js is the JetStream Run was given, for audit checkpoints.
+	js     atomic.Pointer[jetstream.JetStream]
 	routes []route
+	// alog is the audit log (internal/audit), keyed and checkpointed.
+	alog            *audit.Log
+	checkpointEvery time.Duration
+	// tokenRecheck is how often a live feed rechecks its token.
+	tokenRecheck time.Duration
 	// cropMu keeps the retention sweep from removing a crop file between a
 	// batch finding it already on disk and committing a row that refers to
 	// it: batches hold it shared, the sweep exclusively.
@@ -129,9 +146,22 @@ func Open(ctx context.Context, dataDir string, cfg config.Alert, opts Options) (
 	if err := os.MkdirAll(cropDir(dataDir), 0o750); err != nil {
 		return nil, fmt.Errorf("creating crop directory: %w", err)
 	}
+	keys, err := auditKeys(dataDir, opts.AuditDir)
+	if err != nil {
+		return nil, err
+	}
 	d, err := openDB(ctx, DBPath(dataDir))
 	if err != nil {
 		return nil, err
+	}
+	alog := audit.NewLog(AuditLogName, keys, "")
+	if err := alog.Start(ctx, d.w, now()); err != nil {
+		d.Close()
+		return nil, err
+	}
+	every := opts.CheckpointEvery
+	if every <= 0 {
+		every = 5 * time.Second
 	}
 	m, err := newMetrics(reg)
 	if err != nil {
@@ -141,9 +171,10 @@ func Open(ctx context.Context, dataDir string, cfg config.Alert, opts Options) (
 	s := &Service{
 		cfg: cfg, dataDir: dataDir, crops: cropDir(dataDir), photoDir: opts.PhotoDir,
 		log: log, reg: reg, now: now, batch: batch, ackWait: ackWait, depthEvery: 5 * time.Second, db: d, m: m,
-		feed: newFeed(), closed: make(chan struct{}),
-		liveSlots: newLiveSlots(cfg.LiveMaxClients, cfg.LiveMaxPerToken),
-		labels:    newLabelGuard(), watchlists: opts.Watchlists,
+		feed: newFeed(), closed: make(chan struct{}), alog: alog, checkpointEvery: every,
+		tokenRecheck: TokenRecheck,
+		liveSlots:    newLiveSlots(cfg.LiveMaxClients, cfg.LiveMaxPerToken),
+		labels:       newLabelGuard(), watchlists: opts.Watchlists,
 	}
 	if s.watchlists != nil {
 		// Known before the first hit is counted.
@@ -182,6 +213,9 @@ func (s *Service) Close() error {
 	s.closeOnce.Do(func() {
 		close(s.closed)
 		s.feed.close()
+		if _, _, cerr := s.alog.Checkpoint(context.Background(), s.db.r, s.now()); cerr != nil {
+			s.log.Error("final audit checkpoint failed", "err", cerr)
+		}
 		err = s.db.Close()
 	})
 	return err

@@ -4,12 +4,16 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/facewatch/facewatch/alert"
+	"github.com/facewatch/facewatch/internal/audit"
 	"github.com/facewatch/facewatch/internal/config"
 	"github.com/facewatch/facewatch/internal/httpserve"
 	"github.com/facewatch/facewatch/internal/natsbus"
@@ -53,7 +57,7 @@ func cmdAlertStage(ctx context.Context, e *env, args []string) error {
 	if err := natsbus.EnsureStreams(ctx, js, cfg.NATS.Replicas); err != nil {
 		return err
 	}
-	svc, err := alert.Open(ctx, cfg.DataDir, cfg.Alert, alert.Options{Logger: log, PhotoDir: alertPhotoDir(cfg), AckWait: cfg.NATS.AckWait})
+	svc, err := alert.Open(ctx, cfg.DataDir, cfg.Alert, alert.Options{Logger: log, PhotoDir: alertPhotoDir(cfg), AckWait: cfg.NATS.AckWait, AuditDir: auditDir(cfg)})
 	if err != nil {
 		return err
 	}
@@ -111,11 +115,13 @@ func cmdToken(ctx context.Context, e *env, args []string) error {
 		return usageErrorf("want a subcommand: create, list or revoke")
 	}
 	sub, args := args[0], args[1:]
-	fs := newFlagSet(e, "token "+sub, "token create --role ROLE [--name NAME] [--ttl DURATION] --config FILE | token list --config FILE | token revoke ID --config FILE")
+	fs := newFlagSet(e, "token "+sub, "token create --role ROLE --person NAME [--name LABEL] [--ttl DURATION] --config FILE | token list --config FILE | token revoke ID --config FILE")
 	cfgPath := fs.String("config", "", "config file")
 	role := fs.String("role", "", "role: admin, curator, operator, investigator or integrator")
-	name := fs.String("name", "", "who the token is for (shown in the audit log)")
+	person := fs.String("person", "", "the person the token belongs to (required; the audit log and the second-reviewer rule go by person)")
+	name := fs.String("name", "", "a label for the token (\"ana's laptop\")")
 	ttl := fs.Duration("ttl", 90*24*time.Hour, "how long the token is valid")
+	by := fs.String("by", "", "a note for the audit log (on whose behalf); the OS user is recorded whatever it says")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -124,6 +130,26 @@ func cmdToken(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	db := alert.DBPath(cfg.DataDir)
+	local := func() (alert.Local, func(), error) {
+		actor, err := e.localActor()
+		if err != nil {
+			return alert.Local{}, nil, err
+		}
+		l := alert.Local{DataDir: cfg.DataDir, AuditDir: auditDir(cfg), Actor: actor, Note: *by}
+		nc, js, err := connectJS(cfg, "facewatch-token")
+		if err != nil {
+			return alert.Local{}, nil, err
+		}
+		if js == nil {
+			return l, func() {}, nil
+		}
+		if err := natsbus.EnsureStreams(ctx, js, cfg.NATS.Replicas); err != nil {
+			nc.Close()
+			return alert.Local{}, nil, err
+		}
+		l.JS = js
+		return l, nc.Close, nil
+	}
 	switch sub {
 	case "create":
 		if fs.NArg() != 0 {
@@ -133,12 +159,20 @@ func cmdToken(ctx context.Context, e *env, args []string) error {
 		if err != nil {
 			return usageErrorf("--role: %v", err)
 		}
-		tok, err := alert.CreateToken(ctx, db, r, *name, *ttl)
+		if strings.TrimSpace(*person) == "" {
+			return usageErrorf("--person NAME is required: a token belongs to a person")
+		}
+		l, done, err := local()
+		if err != nil {
+			return err
+		}
+		defer done()
+		tok, info, err := alert.CreateToken(ctx, l, alert.TokenSpec{Role: r, Person: *person, Name: *name, TTL: *ttl})
 		if err != nil {
 			return err
 		}
 		fmt.Fprintln(e.stdout, tok)
-		fmt.Fprintf(e.stderr, "token for %s (%q) valid until %s; it is shown only this once\n", r, *name, time.Now().Add(*ttl).UTC().Format(time.RFC3339))
+		fmt.Fprintf(e.stderr, "token %s for %s as %s valid until %s; it is shown only this once\n", info.ID, info.Person, r, info.Expires.Format(time.RFC3339))
 		return nil
 	case "list":
 		toks, err := alert.ListTokens(ctx, db)
@@ -152,14 +186,19 @@ func cmdToken(ctx context.Context, e *env, args []string) error {
 			} else if time.Now().After(t.Expires) {
 				state = "expired"
 			}
-			fmt.Fprintf(e.stdout, "%s  %-12s  %-8s  expires %s  %s\n", t.ID, t.Role, state, t.Expires.Format(time.RFC3339), t.Name)
+			fmt.Fprintf(e.stdout, "%s  %-12s  %-8s  expires %s  %s  %s\n", t.ID, t.Role, state, t.Expires.Format(time.RFC3339), t.Person, t.Name)
 		}
 		return nil
 	case "revoke":
 		if fs.NArg() != 1 {
 			return usageErrorf("token revoke takes one token ID (see token list)")
 		}
-		return alert.RevokeToken(ctx, db, fs.Arg(0))
+		l, done, err := local()
+		if err != nil {
+			return err
+		}
+		defer done()
+		return alert.RevokeToken(ctx, l, fs.Arg(0))
 	default:
 		return usageErrorf("unknown subcommand %q: want create, list or revoke", sub)
 	}
@@ -178,14 +217,48 @@ func cmdAudit(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	n, err := alert.VerifyAudit(ctx, alert.DBPath(cfg.DataDir))
-	if err != nil {
-		return fmt.Errorf("audit log %s: %d entries verified before the break: %w", alert.DBPath(cfg.DataDir), n, err)
-	}
-	seq, head, err := alert.AuditHead(ctx, alert.DBPath(cfg.DataDir))
+	keys, err := auditKeys(cfg)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(e.stdout, "audit log ok: %d entries, chain intact; head %d %s\n", n, seq, head)
-	return nil
+	// The stream's copy of the checkpoints, when there is one: a log and
+	// checkpoint file cut together still disagree with it.
+	streamed := map[string][]audit.Checkpoint{}
+	nc, js, err := connectJS(cfg, "facewatch-audit")
+	if err != nil {
+		return fmt.Errorf("reading audit checkpoints from JetStream: %w", err)
+	}
+	if js != nil {
+		defer nc.Close()
+		for _, name := range []string{alert.AuditLogName, match.AuditLogName} {
+			if streamed[name], err = audit.Fetch(ctx, js, name); err != nil {
+				return err
+			}
+		}
+	}
+	var errs []error
+	for _, l := range []struct {
+		name, path string
+		verify     func() (audit.Report, error)
+	}{
+		{alert.AuditLogName, alert.DBPath(cfg.DataDir), func() (audit.Report, error) {
+			return alert.VerifyAudit(ctx, cfg.DataDir, auditDir(cfg), streamed[alert.AuditLogName])
+		}},
+		{match.AuditLogName, filepath.Join(cfg.DataDir, match.GalleryFile), func() (audit.Report, error) {
+			return match.VerifyAudit(ctx, cfg.DataDir, keys, streamed[match.AuditLogName])
+		}},
+	} {
+		if _, err := os.Stat(l.path); errors.Is(err, os.ErrNotExist) {
+			fmt.Fprintf(e.stdout, "audit log %s: no database yet\n", l.name)
+			continue
+		}
+		rep, err := l.verify()
+		if err != nil {
+			errs = append(errs, fmt.Errorf("audit log %s (%s): %d entries verified before the break: %w", l.name, l.path, rep.Entries, err))
+			continue
+		}
+		fmt.Fprintf(e.stdout, "audit log %s ok: %d entries, chain intact (keyed from entry %d); head %d %s; %d checkpoints, the last covering entry %d\n",
+			l.name, rep.Entries, rep.Era, rep.HeadSeq, rep.Head, rep.Checkpoints, rep.Checkpointed)
+	}
+	return errors.Join(errs...)
 }

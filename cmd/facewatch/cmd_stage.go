@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/facewatch/facewatch/camera"
+	"github.com/facewatch/facewatch/internal/audit"
 	"github.com/facewatch/facewatch/internal/config"
 	"github.com/facewatch/facewatch/internal/httpserve"
 	"github.com/facewatch/facewatch/internal/natsbus"
@@ -172,12 +173,19 @@ func trackConfig(cfg config.Config) track.Config {
 // lifecycle is how the running matcher purges expired gallery entries.
 func (s *stage) lifecycle() match.LifecycleOptions {
 	return match.LifecycleOptions{Grace: s.cfg.Match.PurgeGrace, Interval: s.cfg.Match.PurgeInterval,
-		Actor: "lifecycle sweep", Auditor: auditorFor(s.cfg, true)}
+		Actor: "lifecycle sweep"}
 }
 
 // matchParts opens the gallery and its index for a match stage.
 func (s *stage) matchParts(ctx context.Context) (*match.Gallery, *match.Index, error) {
-	g, err := match.OpenGallery(ctx, s.cfg.DataDir, match.GalleryOptions{Logger: s.log})
+	// The gallery's audit keys: the lifecycle sweep's purges are audited
+	// in their own transactions, as the system.
+	keys, err := auditKeys(s.cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	g, err := match.OpenGallery(ctx, s.cfg.DataDir, match.GalleryOptions{Logger: s.log, Audit: keys,
+		Actor: audit.Actor{ID: "system:lifecycle", Name: "lifecycle sweep", Role: "system"}})
 	if err != nil {
 		return nil, nil, err
 	}

@@ -41,6 +41,16 @@ type Config struct {
 	Embed   Embed    `yaml:"embed"`
 	Match   Match    `yaml:"match"`
 	Alert   Alert    `yaml:"alert"`
+	Audit   Audit    `yaml:"audit"`
+}
+
+// Audit configures the audit logs' keys and checkpoints.
+type Audit struct {
+	// Dir holds the audit keys (HMAC and ed25519, generated on first
+	// start, 0600) and the signed checkpoint files. Empty is
+	// <data_dir>/audit; it must not be a database's directory. Put it
+	// where whoever can write the databases cannot (docs/alerts.md).
+	Dir string `yaml:"dir"`
 }
 
 // NATS configures the transport between stages.
@@ -718,6 +728,7 @@ func (c *Config) Resolve(base string) {
 	}
 	c.DataDir = abs(c.DataDir)
 	c.ModelDir = abs(c.ModelDir)
+	c.Audit.Dir = abs(c.Audit.Dir)
 	c.Alert.Sinks.Webhook.SecretFile = abs(c.Alert.Sinks.Webhook.SecretFile)
 	c.Alert.EvidenceKeyFile = abs(c.Alert.EvidenceKeyFile)
 }

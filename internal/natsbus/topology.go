@@ -52,6 +52,15 @@ const (
 	// GalleryDuplicateWindow is how long JetStream remembers a gallery
 	// event's message ID (match.MsgID).
 	GalleryDuplicateWindow = 10 * time.Minute
+	// AuditMaxAge is how long audit checkpoints are kept: longer than any
+	// retention, so that a log cut or rewritten within it is caught.
+	AuditMaxAge = 400 * 24 * time.Hour
+	// AuditMaxBytes bounds the checkpoint stream (a checkpoint is ~300 B;
+	// the alert service checkpoints at most every 5 s).
+	AuditMaxBytes = 256 << 20
+	// AuditDuplicateWindow drops a checkpoint published twice (two
+	// processes signing the same head; message ID log-seq-head).
+	AuditDuplicateWindow = 10 * time.Minute
 )
 
 // Stream byte caps. JetStream's store shares the disk with the SQLite
@@ -118,6 +127,21 @@ func Streams(replicas int) []jetstream.StreamConfig {
 			Discard:     jetstream.DiscardNew,
 			Duplicates:  GalleryDuplicateWindow,
 			Replicas:    replicas,
+		},
+		{
+			Name:        wire.AuditStream,
+			Description: "facewatch audit log checkpoints (signed chain heads), a copy the databases' writers cannot alter",
+			Subjects:    []string{wire.AuditWildcard},
+			Storage:     jetstream.FileStorage,
+			Retention:   jetstream.LimitsPolicy,
+			MaxAge:      AuditMaxAge,
+			MaxBytes:    AuditMaxBytes,
+			Discard:     jetstream.DiscardOld,
+			Duplicates:  AuditDuplicateWindow,
+			DenyDelete:  true,
+			DenyPurge:   true,
+			Replicas:    replicas,
+			MaxMsgSize:  4 << 10,
 		},
 	}
 }
