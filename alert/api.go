@@ -241,22 +241,10 @@ func needCase(w http.ResponseWriter, r *http.Request) (string, bool) {
 	return c, true
 }
 
-// audit appends one entry in its own transaction. A failure refuses the
-// request: nothing is shown that is not recorded.
+// audit appends one entry for p in its own transaction. A failure
+// refuses the request: nothing is shown that is not recorded.
 func (s *Service) audit(ctx context.Context, p principal, action, target, caseRef string, detail any) error {
-	d, _ := json.Marshal(detail)
-	tx, err := s.db.w.BeginTx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("auditing %s: %w", action, err)
-	}
-	defer tx.Rollback()
-	if err := appendAudit(ctx, tx, &AuditEntry{Time: s.now(), Actor: p.ID, ActorName: p.Name, Role: p.Role, Action: action, Target: target, Case: caseRef, Detail: string(d)}); err != nil {
-		return err
-	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("auditing %s: %w", action, err)
-	}
-	return nil
+	return s.auditAs(ctx, p.actor(), action, target, caseRef, detail)
 }
 
 func (s *Service) auditOr500(w http.ResponseWriter, r *http.Request, p principal, action, target, caseRef string, detail any) bool {
@@ -296,7 +284,7 @@ func (s *Service) openapi(w http.ResponseWriter, r *http.Request, _ principal) {
 }
 
 func (s *Service) whoami(w http.ResponseWriter, r *http.Request, p principal) {
-	writeJSON(w, http.StatusOK, map[string]any{"id": p.ID, "name": p.Name, "role": string(p.Role), "scope": p.Scope.String(),
+	writeJSON(w, http.StatusOK, map[string]any{"id": p.ID, "name": p.Name, "person": p.Person, "role": string(p.Role), "scope": p.Scope.String(),
 		"camera_groups": nonNil(p.Scope.Groups), "watchlists": nonNil(p.Scope.Watchlists)})
 }
 
@@ -534,10 +522,10 @@ func (s *Service) queue(w http.ResponseWriter, r *http.Request, p principal) {
 }
 
 func (s *Service) auditVerify(w http.ResponseWriter, r *http.Request, p principal) {
-	n, err := verifyAudit(r.Context(), s.db.r)
+	rep, err := s.verifyAudit(r.Context())
 	if err != nil {
-		writeJSON(w, http.StatusOK, map[string]any{"ok": false, "entries": n, "error": err.Error()})
+		writeJSON(w, http.StatusOK, map[string]any{"ok": false, "entries": rep.Entries, "error": err.Error(), "report": rep})
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"ok": true, "entries": n})
+	writeJSON(w, http.StatusOK, map[string]any{"ok": true, "entries": rep.Entries, "report": rep})
 }

@@ -2,186 +2,127 @@ package alert
 
 import (
 	"context"
-	"crypto/sha256"
 	"database/sql"
-	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"time"
+
+	"github.com/facewatch/facewatch/internal/audit"
 )
 
-// genesisHash is the prev_hash of the first audit entry.
-const genesisHash = "0000000000000000000000000000000000000000000000000000000000000000"
-
 // AuditEntry is one row of the audit log: who did what, when, to which
-// target, under which case reference.
-type AuditEntry struct {
-	Seq       int64     `json:"seq"`
-	Time      time.Time `json:"time"`
-	Actor     string    `json:"actor"` // token ID
-	ActorName string    `json:"actor_name"`
-	Role      Role      `json:"role"`
-	Action    string    `json:"action"`
-	Target    string    `json:"target"`
-	Case      string    `json:"case"`
-	Detail    string    `json:"detail"` // JSON
-	PrevHash  string    `json:"prev_hash"`
-	Hash      string    `json:"hash"`
-}
+// target, under which case reference (see internal/audit).
+type AuditEntry = audit.Entry
 
-// canonical is the byte string an entry's hash covers besides the previous
-// hash: every column but the hashes, in a fixed order, as JSON (which
-// escapes separators, so no two entries share an encoding).
-func (e *AuditEntry) canonical() []byte {
-	b, _ := json.Marshal([]any{e.Seq, e.Time.UnixNano(), e.Actor, e.ActorName, string(e.Role), e.Action, e.Target, e.Case, e.Detail})
-	return b
-}
+// AuditLogName names the alert database's audit log in checkpoints.
+const AuditLogName = "alert"
 
-// chainHash is SHA-256(prev hash ‖ canonical content), hex.
-func chainHash(prev string, e *AuditEntry) string {
-	h := sha256.New()
-	h.Write([]byte(prev))
-	h.Write([]byte{'\n'})
-	h.Write(e.canonical())
-	return hex.EncodeToString(h.Sum(nil))
-}
-
-// appendAudit appends e to the chain inside tx (which must hold the write
-// lock: the writer uses BEGIN IMMEDIATE) and fills in its sequence and
-// hashes.
-func appendAudit(ctx context.Context, tx *sql.Tx, e *AuditEntry) error {
-	var seq int64
-	var prev string
-	err := tx.QueryRowContext(ctx, `SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1`).Scan(&seq, &prev)
-	switch {
-	case errors.Is(err, sql.ErrNoRows):
-		seq, prev = 0, genesisHash
-	case err != nil:
-		return fmt.Errorf("reading audit chain head: %w", err)
-	}
-	e.Seq = seq + 1
-	e.Time = e.Time.UTC().Truncate(time.Nanosecond)
-	if e.Detail == "" {
-		e.Detail = "{}"
-	}
-	e.PrevHash = prev
-	e.Hash = chainHash(prev, e)
-	_, err = tx.ExecContext(ctx, `INSERT INTO audit (seq, time_ns, actor, actor_name, role, action, target, case_ref, detail, prev_hash, hash)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		e.Seq, e.Time.UnixNano(), e.Actor, e.ActorName, string(e.Role), e.Action, e.Target, e.Case, e.Detail, e.PrevHash, e.Hash)
-	if err != nil {
-		return fmt.Errorf("appending audit entry: %w", err)
-	}
-	return nil
-}
-
-// ErrAuditBroken is wrapped by VerifyAudit's error when the chain does not
+// ErrAuditBroken is wrapped by VerifyAudit's error when the log does not
 // verify.
-var ErrAuditBroken = errors.New("audit chain broken")
+var ErrAuditBroken = audit.ErrBroken
 
-// VerifyAudit checks the audit chain of the database at path (see DBPath):
-// sequence numbers without gaps, each entry's prev_hash equal to the hash
-// before it, and each hash equal to SHA-256 of the previous hash and the
-// entry's own content. It returns the number of entries checked; on a
-// break the error wraps ErrAuditBroken and names the first broken entry.
-func VerifyAudit(ctx context.Context, path string) (int, error) {
+// auditKeys loads the installation's audit keys from dir (default
+// audit.DefaultDir(dataDir)), which must lie apart from the databases.
+func auditKeys(dataDir, dir string) (*audit.Keys, error) {
+	if dir == "" {
+		dir = audit.DefaultDir(dataDir)
+	}
+	return audit.LoadKeys(dir, dataDir, filepath.Dir(DBPath(dataDir)))
+}
+
+// appendAudit appends e to the service's chain inside tx (which holds the
+// write lock: the writer uses BEGIN IMMEDIATE) and fills in its sequence
+// and hashes.
+func (s *Service) appendAudit(ctx context.Context, tx *sql.Tx, e *AuditEntry) error {
+	return s.alog.Append(ctx, tx, e)
+}
+
+// CheckpointAudit signs the audit log's current head and appends it to
+// the checkpoint file (and the JetStream stream while Run holds a
+// connection). Run does it every few seconds while the head moves, and
+// Close once more.
+func (s *Service) CheckpointAudit(ctx context.Context) (audit.Checkpoint, error) {
+	c, wrote, err := s.alog.Checkpoint(ctx, s.db.r, s.now())
+	if err != nil {
+		return c, err
+	}
+	if wrote {
+		if js := s.js.Load(); js != nil {
+			if err := audit.Publish(ctx, *js, c); err != nil {
+				s.log.Warn("publishing audit checkpoint to JetStream (the file has it)", "seq", c.Seq, "err", err)
+			}
+		}
+	}
+	return c, nil
+}
+
+// checkpointLoop checkpoints the audit log every interval until ctx ends.
+func (s *Service) checkpointLoop(ctx context.Context, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if _, err := s.CheckpointAudit(ctx); err != nil && ctx.Err() == nil {
+				s.log.Error("audit checkpoint failed", "err", err)
+			}
+		}
+	}
+}
+
+// VerifyAudit checks the audit log of the alert database under dataDir
+// against the audit keys and checkpoints in auditDir ("" = the default),
+// and against extra checkpoints (the JetStream stream's); see
+// audit.Verify for what it detects. On a break the error wraps
+// ErrAuditBroken and names the first broken entry.
+func VerifyAudit(ctx context.Context, dataDir, auditDir string, extra []audit.Checkpoint) (audit.Report, error) {
+	path := DBPath(dataDir)
 	if _, err := os.Stat(path); err != nil {
-		return 0, fmt.Errorf("opening audit log: %w", err)
+		return audit.Report{}, fmt.Errorf("opening audit log: %w", err)
+	}
+	keys, err := auditKeys(dataDir, auditDir)
+	if err != nil {
+		return audit.Report{}, err
 	}
 	r, err := sql.Open("sqlite3", dsn(path, true))
 	if err != nil {
-		return 0, fmt.Errorf("opening audit log %s: %w", path, err)
+		return audit.Report{}, fmt.Errorf("opening audit log %s: %w", path, err)
 	}
 	defer r.Close()
-	return verifyAudit(ctx, r)
+	cps, err := audit.ReadCheckpoints(audit.CheckpointPath(keys.Dir(), AuditLogName))
+	if err != nil {
+		return audit.Report{}, err
+	}
+	return audit.Verify(ctx, r, keys, AuditLogName, append(cps, extra...))
 }
 
-// AuditHead returns the newest audit entry's sequence number and hash (0
-// and the genesis hash for an empty log). Recording it outside the
-// database lets a later check notice entries cut off the end, which the
-// chain alone cannot.
-func AuditHead(ctx context.Context, path string) (int64, string, error) {
-	if _, err := os.Stat(path); err != nil {
-		return 0, "", fmt.Errorf("opening audit log: %w", err)
-	}
-	r, err := sql.Open("sqlite3", dsn(path, true))
+func (s *Service) verifyAudit(ctx context.Context) (audit.Report, error) {
+	cps, err := audit.ReadCheckpoints(s.alog.CheckpointFile())
 	if err != nil {
-		return 0, "", fmt.Errorf("opening audit log %s: %w", path, err)
+		return audit.Report{}, err
 	}
-	defer r.Close()
-	var seq int64
-	var hash string
-	err = r.QueryRowContext(ctx, `SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1`).Scan(&seq, &hash)
-	if errors.Is(err, sql.ErrNoRows) {
-		return 0, genesisHash, nil
-	}
-	if err != nil {
-		return 0, "", fmt.Errorf("reading audit head: %w", err)
-	}
-	return seq, hash, nil
+	return audit.Verify(ctx, s.db.r, s.alog.Keys(), AuditLogName, cps)
 }
 
-func verifyAudit(ctx context.Context, r *sql.DB) (int, error) {
-	rows, err := r.QueryContext(ctx, `SELECT seq, time_ns, actor, actor_name, role, action, target, case_ref, detail, prev_hash, hash FROM audit ORDER BY seq`)
+// auditTx appends one entry for p in its own transaction.
+func (s *Service) auditAs(ctx context.Context, a audit.Actor, action, target, caseRef string, detail any) error {
+	d, _ := json.Marshal(detail)
+	tx, err := s.db.w.BeginTx(ctx, nil)
 	if err != nil {
-		return 0, fmt.Errorf("reading audit log: %w", err)
-	}
-	defer rows.Close()
-	prev := genesisHash
-	n := 0
-	for rows.Next() {
-		var e AuditEntry
-		var ns int64
-		var role string
-		if err := rows.Scan(&e.Seq, &ns, &e.Actor, &e.ActorName, &role, &e.Action, &e.Target, &e.Case, &e.Detail, &e.PrevHash, &e.Hash); err != nil {
-			return n, fmt.Errorf("reading audit entry after %d: %w", n, err)
-		}
-		e.Time = time.Unix(0, ns).UTC()
-		e.Role = Role(role)
-		n++
-		switch {
-		case e.Seq != int64(n):
-			return n - 1, fmt.Errorf("%w at entry %d: missing (the log jumps from %d to %d)", ErrAuditBroken, n, n-1, e.Seq)
-		case e.PrevHash != prev:
-			return n - 1, fmt.Errorf("%w at entry %d: prev_hash does not match the hash of entry %d", ErrAuditBroken, e.Seq, e.Seq-1)
-		case chainHash(prev, &e) != e.Hash:
-			return n - 1, fmt.Errorf("%w at entry %d: content does not match its hash (edited)", ErrAuditBroken, e.Seq)
-		}
-		prev = e.Hash
-	}
-	if err := rows.Err(); err != nil {
-		return n, fmt.Errorf("reading audit log: %w", err)
-	}
-	return n, nil
-}
-
-// AppendAudit appends one entry to the audit log of the database at path
-// (see DBPath; created if missing) for an action taken outside the API: a
-// command run on the host, the gallery's lifecycle sweep. A zero Time is
-// now; Seq and the hashes are filled in. It returns the entry as stored.
-func AppendAudit(ctx context.Context, path string, e AuditEntry) (AuditEntry, error) {
-	d, err := openDB(ctx, path)
-	if err != nil {
-		return AuditEntry{}, err
-	}
-	defer d.Close()
-	if e.Time.IsZero() {
-		e.Time = time.Now()
-	}
-	tx, err := d.w.BeginTx(ctx, nil)
-	if err != nil {
-		return AuditEntry{}, fmt.Errorf("auditing %s: %w", e.Action, err)
+		return fmt.Errorf("auditing %s: %w", action, err)
 	}
 	defer tx.Rollback()
-	if err := appendAudit(ctx, tx, &e); err != nil {
-		return AuditEntry{}, err
+	if err := s.appendAudit(ctx, tx, &AuditEntry{Time: s.now(), Actor: a.ID, ActorName: a.Name, Role: a.Role, Action: action, Target: target, Case: caseRef, Detail: string(d)}); err != nil {
+		return err
 	}
 	if err := tx.Commit(); err != nil {
-		return AuditEntry{}, fmt.Errorf("auditing %s: %w", e.Action, err)
+		return fmt.Errorf("auditing %s: %w", action, err)
 	}
-	return e, nil
+	return nil
 }
 
 // AuditEntries returns the audit entries of the database at path whose
@@ -209,11 +150,10 @@ func auditEntries(ctx context.Context, q queryer, target string) ([]AuditEntry, 
 	for rows.Next() {
 		var e AuditEntry
 		var ns int64
-		var role string
-		if err := rows.Scan(&e.Seq, &ns, &e.Actor, &e.ActorName, &role, &e.Action, &e.Target, &e.Case, &e.Detail, &e.PrevHash, &e.Hash); err != nil {
+		if err := rows.Scan(&e.Seq, &ns, &e.Actor, &e.ActorName, &e.Role, &e.Action, &e.Target, &e.Case, &e.Detail, &e.PrevHash, &e.Hash); err != nil {
 			return nil, fmt.Errorf("reading audit entries of %s: %w", target, err)
 		}
-		e.Time, e.Role = time.Unix(0, ns).UTC(), Role(role)
+		e.Time = time.Unix(0, ns).UTC()
 		out = append(out, e)
 	}
 	return out, rows.Err()

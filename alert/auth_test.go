@@ -144,7 +144,7 @@ func TestRevokedTokenRejected(t *testing.T) {
 	if err != nil || len(toks) != 1 {
 		t.Fatalf("ListTokens = %v, %v, want one token", toks, err)
 	}
-	if err := RevokeToken(context.Background(), DBPath(dir), toks[0].ID); err != nil {
+	if err := RevokeToken(context.Background(), local(dir), toks[0].ID); err != nil {
 		t.Fatalf("RevokeToken(%s) = %v", toks[0].ID, err)
 	}
 	if resp, _ := do(t, srv, "GET", "/healthz", tok, nil); resp.StatusCode != http.StatusUnauthorized {
@@ -154,7 +154,7 @@ func TestRevokedTokenRejected(t *testing.T) {
 
 func TestTokensStoredHashed(t *testing.T) {
 	dir := t.TempDir()
-	tok, err := CreateToken(context.Background(), DBPath(dir), RoleOperator, "ana", time.Hour)
+	tok, _, err := CreateToken(context.Background(), local(dir), TokenSpec{Role: RoleOperator, Person: "Ana Silva", Name: "ana", TTL: time.Hour})
 	if err != nil {
 		t.Fatalf("CreateToken = %v", err)
 	}
@@ -167,16 +167,17 @@ func TestTokensStoredHashed(t *testing.T) {
 		t.Errorf("rows holding the plain token = %d (%v), want 0", n, err)
 	}
 	p, err := s.authenticate(context.Background(), tok)
-	if err != nil || p.Role != RoleOperator || p.Name != "ana" {
-		t.Errorf("authenticate(new token) = %+v, %v, want operator ana", p, err)
+	if err != nil || p.Role != RoleOperator || p.Name != "ana" || p.Person != "Ana Silva" {
+		t.Errorf("authenticate(new token) = %+v, %v, want operator ana of person Ana Silva", p, err)
 	}
 	for _, c := range []struct {
-		role Role
-		name string
-		ttl  time.Duration
-	}{{"root", "x", time.Hour}, {RoleAdmin, "x", 0}, {RoleAdmin, "x", -time.Hour}, {RoleAdmin, "bad\nname", time.Hour}, {RoleAdmin, strings.Repeat("n", 65), time.Hour}} {
-		if _, err := CreateToken(context.Background(), DBPath(dir), c.role, c.name, c.ttl); err == nil {
-			t.Errorf("CreateToken(%q, %q, %v) = nil error, want refusal", c.role, c.name, c.ttl)
+		role         Role
+		person, name string
+		ttl          time.Duration
+	}{{"root", "x", "x", time.Hour}, {RoleAdmin, "x", "x", 0}, {RoleAdmin, "x", "x", -time.Hour}, {RoleAdmin, "x", "bad\nname", time.Hour},
+		{RoleAdmin, "x", strings.Repeat("n", 65), time.Hour}, {RoleAdmin, "", "x", time.Hour}, {RoleAdmin, "   ", "x", time.Hour}, {RoleAdmin, "bad<person>", "x", time.Hour}} {
+		if _, _, err := CreateToken(context.Background(), local(dir), TokenSpec{Role: c.role, Person: c.person, Name: c.name, TTL: c.ttl}); err == nil {
+			t.Errorf("CreateToken(%q, person %q, name %q, %v) = nil error, want refusal", c.role, c.person, c.name, c.ttl)
 		}
 	}
 }

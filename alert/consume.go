@@ -39,6 +39,10 @@ func (s *Service) Run(ctx context.Context, js jetstream.JetStream) error {
 	wg.Go(func() { s.sweepLoop(ctx) })
 	wg.Go(func() { s.depthLoop(ctx, cons) })
 	wg.Go(func() { s.runSinks(ctx, js.Conn()) })
+	wg.Go(func() { s.watchlistLoop(ctx, time.Minute) })
+	s.js.Store(&js)
+	defer s.js.Store(nil)
+	wg.Go(func() { s.checkpointLoop(ctx, s.checkpointEvery) })
 
 	backoff := 100 * time.Millisecond
 	for ctx.Err() == nil {

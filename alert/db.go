@@ -107,7 +107,21 @@ CREATE TABLE sink_cursors (
 	updated_ns INTEGER NOT NULL
 );
 `,
-	// 3: a token's scope (see Scope): camera groups and watchlists it may
+	// 3: people, not tokens. A token belongs to a person; a review records
+	// the reviewer's person, which the second-reviewer rule compares.
+	// Tokens issued before keep their name as their person, or, unnamed,
+	// become a person of their own ("token <id>"): re-issue them with
+	// `facewatch token create --person`.
+	`
+ALTER TABLE tokens ADD COLUMN person TEXT NOT NULL DEFAULT '';
+UPDATE tokens SET person = CASE WHEN trim(name) != '' THEN trim(name) ELSE 'token ' || id END;
+ALTER TABLE reviews ADD COLUMN reviewer_person TEXT NOT NULL DEFAULT '';
+UPDATE reviews SET reviewer_person = COALESCE(
+	NULLIF((SELECT person FROM tokens WHERE tokens.id = reviews.reviewer), ''),
+	NULLIF(trim(reviewer_name), ''),
+	'token ' || reviewer);
+`,
+	// 4: a token's scope (see Scope): camera groups and watchlists it may
 	// see. Tokens issued before scopes existed saw the whole site and keep
 	// doing so; new ones name their scope (token create --scope).
 	`

@@ -18,8 +18,10 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
+	"github.com/facewatch/facewatch/internal/audit"
 	"github.com/facewatch/facewatch/internal/config"
 	"github.com/facewatch/facewatch/internal/evidence"
 	"github.com/facewatch/facewatch/internal/wire"
@@ -49,28 +51,30 @@ func EvidencePublicKey(dataDir string, cfg config.Alert) (ed25519.PublicKey, err
 }
 
 // ExportEvidence returns the signed evidence bundle of alert id from the
-// alert database under dataDir, for a command run on the host: actor
-// names who runs it (audited as a local investigator) and caseRef, which
-// is required, why. photoDir holds the enrolled photos (the gallery's).
-func ExportEvidence(ctx context.Context, dataDir string, cfg config.Alert, photoDir string, id int64, caseRef, actor string) ([]byte, error) {
+// alert database of l (a command run on the host, audited as l's OS user
+// acting as a local investigator); caseRef, which is required, says why.
+// photoDir holds the enrolled photos (the gallery's).
+func ExportEvidence(ctx context.Context, l Local, cfg config.Alert, photoDir string, id int64, caseRef string) ([]byte, error) {
 	if !caseFormat.MatchString(caseRef) {
 		return nil, errors.New("exporting evidence: case reference must be 3-64 letters, digits or ' ._/:#-', starting with a letter or digit")
 	}
-	key, _, err := evidence.LoadOrCreateKey(EvidenceKeyPath(dataDir, cfg))
+	key, _, err := evidence.LoadOrCreateKey(EvidenceKeyPath(l.DataDir, cfg))
 	if err != nil {
 		return nil, fmt.Errorf("exporting evidence: %w", err)
 	}
-	d, err := openDB(ctx, DBPath(dataDir))
-	if err != nil {
-		return nil, err
-	}
-	defer d.Close()
-	src := evidenceSource{db: d, crops: cropDir(dataDir), photoDir: photoDir}
-	return src.bundle(ctx, key, id, caseRef, principal{ID: "local", Name: actor, Role: RoleInvestigator}, time.Now())
+	var b []byte
+	err = l.do(ctx, func(d *db, alog *audit.Log) error {
+		src := evidenceSource{db: d, alog: alog, crops: cropDir(l.DataDir), photoDir: photoDir}
+		p := principal{ID: l.Actor.ID, Name: l.Actor.Name, Person: l.Actor.Name, Role: RoleInvestigator}
+		b, err = src.bundle(ctx, key, id, caseRef, p, l.Note, time.Now())
+		return err
+	})
+	return b, err
 }
 
 // evidenceSource is where an alert's evidence lies.
 type evidenceSource struct {
+	alog     *audit.Log
 	db       *db
 	crops    string
 	photoDir string
@@ -104,7 +108,7 @@ type chainPart struct {
 
 // bundle audits the export (before anything is gathered: nothing leaves
 // that is not recorded), then gathers the parts and signs them.
-func (src evidenceSource) bundle(ctx context.Context, key ed25519.PrivateKey, id int64, caseRef string, p principal, now time.Time) ([]byte, error) {
+func (src evidenceSource) bundle(ctx context.Context, key ed25519.PrivateKey, id int64, caseRef string, p principal, note string, now time.Time) ([]byte, error) {
 	a, err := loadAlert(ctx, src.db.r, id)
 	if errors.Is(err, errNotFound) {
 		return nil, fmt.Errorf("exporting evidence: alert %d: %w", id, ErrAlertNotFound)
@@ -114,13 +118,18 @@ func (src evidenceSource) bundle(ctx context.Context, key ed25519.PrivateKey, id
 	}
 	target := "alert/" + strconv.FormatInt(id, 10)
 	pub := key.Public().(ed25519.PublicKey)
-	detail, _ := json.Marshal(map[string]string{"key_id": evidence.KeyID(pub)})
+	dm := map[string]string{"key_id": evidence.KeyID(pub)}
+	if note != "" {
+		dm["note"] = note
+	}
+	detail, _ := json.Marshal(dm)
 	tx, err := src.db.w.BeginTx(ctx, nil)
 	if err != nil {
 		return nil, fmt.Errorf("auditing evidence export: %w", err)
 	}
 	defer tx.Rollback()
-	if err := appendAudit(ctx, tx, &AuditEntry{Time: now, Actor: p.ID, ActorName: p.Name, Role: p.Role, Action: "evidence_export",
+	a0 := p.actor()
+	if err := src.alog.Append(ctx, tx, &AuditEntry{Time: now, Actor: a0.ID, ActorName: a0.Name, Role: a0.Role, Action: "evidence_export",
 		Target: target, Case: caseRef, Detail: string(detail)}); err != nil {
 		return nil, err
 	}
@@ -174,17 +183,21 @@ func (src evidenceSource) bundle(ctx context.Context, key ed25519.PrivateKey, id
 	if err := src.db.r.QueryRowContext(ctx, `SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1`).Scan(&ch.HeadSeq, &ch.HeadHash); err != nil {
 		return nil, fmt.Errorf("exporting evidence: reading audit head: %w", err)
 	}
-	n, verr := verifyAudit(ctx, src.db.r)
-	ch.VerifiedEntries, ch.ChainIntact = n, verr == nil
+	cps, err := audit.ReadCheckpoints(src.alog.CheckpointFile())
+	if err != nil {
+		return nil, fmt.Errorf("exporting evidence: %w", err)
+	}
+	rep, verr := audit.Verify(ctx, src.db.r, src.alog.Keys(), AuditLogName, cps)
+	ch.VerifiedEntries, ch.ChainIntact = rep.Entries, verr == nil
 	if verr != nil {
 		ch.Error = verr.Error()
 	}
 	if err := add("audit-chain.json", "application/json", ch); err != nil {
 		return nil, err
 	}
-	by := fmt.Sprintf("%s (%s, token %s)", p.Name, p.Role, p.ID)
-	if p.ID == "local" {
-		by = fmt.Sprintf("%s (%s, local command)", p.Name, p.Role)
+	by := fmt.Sprintf("%s (%s, token %s)", p.Person, p.Role, p.ID)
+	if strings.HasPrefix(p.ID, "os:") {
+		by = fmt.Sprintf("%s (%s, local command as OS user)", p.Person, p.Role)
 	}
 	return evidence.Build(evidence.Manifest{Created: now.UTC(), Subject: target, Case: caseRef,
 		ExportedBy: by, Omitted: omitted}, parts, key)
@@ -256,9 +269,9 @@ func (s *Service) evidenceH(w http.ResponseWriter, r *http.Request, p principal)
 		writeError(w, http.StatusInternalServerError, "the evidence signing key is unavailable")
 		return
 	}
-	src := evidenceSource{db: s.db, crops: s.crops, photoDir: s.photoDir}
+	src := evidenceSource{db: s.db, alog: s.alog, crops: s.crops, photoDir: s.photoDir}
 	s.cropMu.RLock() // the retention sweep must not remove the crop mid-read
-	b, err := src.bundle(r.Context(), key, id, c, p, s.now())
+	b, err := src.bundle(r.Context(), key, id, c, p, "", s.now())
 	s.cropMu.RUnlock()
 	if errors.Is(err, ErrAlertNotFound) {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("alert %d not found", id))

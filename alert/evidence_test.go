@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/facewatch/facewatch/internal/audit"
 	"github.com/facewatch/facewatch/internal/evidence"
 )
 
@@ -94,7 +95,11 @@ func TestEvidenceExport(t *testing.T) {
 	if last.Action != "evidence_export" || last.Case != "2026/0147" || last.ActorName != "ivy" || last.Target != "alert/1" {
 		t.Errorf("last audit entry in the bundle = %+v, want ivy's evidence_export of alert/1", last)
 	}
-	seq, head, _ := AuditHead(ctx, DBPath(dir))
+	var seq int64
+	var head string
+	if err := s.db.r.QueryRowContext(ctx, `SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1`).Scan(&seq, &head); err != nil {
+		t.Fatal(err)
+	}
 	if chain.HeadSeq != last.Seq || chain.HeadHash != last.Hash || !chain.ChainIntact || seq != last.Seq || head != last.Hash {
 		t.Errorf("audit-chain.json = %+v, database head %d %s; want the export entry %d as head, chain intact", chain, seq, head, last.Seq)
 	}
@@ -110,14 +115,14 @@ func TestEvidenceExport(t *testing.T) {
 		t.Errorf("bundle after the photo was purged = %+v, %v; want intact, the photo omitted with the reason", r, err)
 	}
 	// The package-level export (the command) gives a bundle under the same key.
-	b, err := ExportEvidence(ctx, dir, testConfig(), photos, 1, "2026/0147", "ivy (local)")
+	b, err := ExportEvidence(ctx, Local{DataDir: dir, Actor: audit.Actor{ID: "os:ivy", Name: "ivy", Role: "local"}}, testConfig(), photos, 1, "2026/0147")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if r, err := evidence.Verify(b, pub); err != nil || !r.OK() {
 		t.Errorf("ExportEvidence() bundle = %+v, %v; want intact under the site key", r, err)
 	}
-	if _, err := ExportEvidence(ctx, dir, testConfig(), photos, 1, "", "ivy"); err == nil {
+	if _, err := ExportEvidence(ctx, Local{DataDir: dir, Actor: audit.Actor{ID: "os:ivy", Name: "ivy", Role: "local"}}, testConfig(), photos, 1, ""); err == nil {
 		t.Error("ExportEvidence(no case) = nil error")
 	}
 }

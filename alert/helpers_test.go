@@ -19,6 +19,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/facewatch/facewatch/internal/audit"
 	"github.com/facewatch/facewatch/internal/config"
 	"github.com/facewatch/facewatch/internal/wire"
 )
@@ -133,14 +134,27 @@ func publishHit(t testing.TB, js jetstream.JetStream, h wire.Hit, crop []byte) {
 	}
 }
 
+// testAdmin is who issues the tests' tokens.
+var testAdmin = audit.Actor{ID: "os:test", Name: "test", Role: "local"}
+
+// mustToken issues a token for the person name.
 func mustToken(t testing.TB, s *Service, role Role, name string, ttl time.Duration) string {
 	t.Helper()
-	tok, err := s.CreateToken(context.Background(), role, name, ttl)
+	return mustPersonToken(t, s, role, name, name, ttl)
+}
+
+// mustPersonToken issues a token labelled name for person.
+func mustPersonToken(t testing.TB, s *Service, role Role, person, name string, ttl time.Duration) string {
+	t.Helper()
+	tok, _, err := s.CreateToken(context.Background(), testAdmin, TokenSpec{Role: role, Person: person, Name: name, TTL: ttl})
 	if err != nil {
-		t.Fatalf("CreateToken(%s) = %v", role, err)
+		t.Fatalf("CreateToken(%s, %s) = %v", role, person, err)
 	}
 	return tok
 }
+
+// local is the CLI's access to the alert database under dir.
+func local(dir string) Local { return Local{DataDir: dir, Actor: testAdmin} }
 
 // do sends a request with a bearer token (none when tok is "").
 func do(t testing.TB, srv *httptest.Server, method, path, tok string, body []byte, hdr ...string) (*http.Response, []byte) {

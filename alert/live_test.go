@@ -23,13 +23,19 @@ type sseEvent struct {
 // openLive connects to the live feed and returns a channel of its events.
 func openLive(t *testing.T, srv *httptest.Server, tok, lastID string) (<-chan sseEvent, func()) {
 	t.Helper()
+	return openLiveURL(t, srv.Client(), srv.URL, tok, lastID)
+}
+
+// openLiveURL is openLive for a server at url.
+func openLiveURL(t *testing.T, client *http.Client, url, tok, lastID string) (<-chan sseEvent, func()) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	req, _ := http.NewRequestWithContext(ctx, "GET", srv.URL+"/api/v1/live", nil)
+	req, _ := http.NewRequestWithContext(ctx, "GET", url+"/api/v1/live", nil)
 	req.Header.Set("Authorization", "Bearer "+tok)
 	if lastID != "" {
 		req.Header.Set("Last-Event-ID", lastID)
 	}
-	resp, err := srv.Client().Do(req)
+	resp, err := client.Do(req)
 	if err != nil {
 		cancel()
 		t.Fatalf("GET /api/v1/live: %v", err)
@@ -134,28 +140,39 @@ func TestLiveFeedDeliversStoredAlert(t *testing.T) {
 	if got := nextEvent(t, events); got.HitID != h4.ID {
 		t.Errorf("live alert after replay = %s, want %s", got.HitID, h4.ID)
 	}
-	// Every alert shown on the feed was recorded as seen, by whom.
-	rows, err := s.db.r.Query(`SELECT detail, actor_name FROM audit WHERE action = 'live_view'`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rows.Close()
-	seen := map[int64]bool{}
-	for rows.Next() {
-		var detail, who string
-		rows.Scan(&detail, &who)
-		var d struct{ IDs []int64 }
-		json.Unmarshal([]byte(detail), &d)
-		for _, id := range d.IDs {
-			seen[id] = true
+	// Every alert shown on the feed was recorded as seen, by whom: each
+	// feed's close entry names the alerts it showed.
+	stop()
+	var shown map[int64]bool
+	waitFor(t, 10*time.Second, "both feeds' close entries", func() bool {
+		rows, err := s.db.r.Query(`SELECT detail, actor_name FROM audit WHERE action = 'live_close'`)
+		if err != nil {
+			t.Fatal(err)
 		}
-		if who != "otto" {
-			t.Errorf("live_view audited for %q, want otto", who)
+		defer rows.Close()
+		shown = map[int64]bool{}
+		n := 0
+		for rows.Next() {
+			var detail, who string
+			rows.Scan(&detail, &who)
+			var d struct {
+				First int64 `json:"first_id"`
+				Last  int64 `json:"last_id"`
+			}
+			json.Unmarshal([]byte(detail), &d)
+			for id := d.First; id > 0 && id <= d.Last; id++ {
+				shown[id] = true
+			}
+			if who != "otto" {
+				t.Errorf("live_close audited for %q, want otto", who)
+			}
+			n++
 		}
-	}
+		return n == 2
+	})
 	for id := int64(1); id <= 4; id++ {
-		if !seen[id] {
-			t.Errorf("alert %d shown on the live feed but not audited (audited: %v)", id, seen)
+		if !shown[id] {
+			t.Errorf("alert %d shown on the live feed but not audited (audited: %v)", id, shown)
 		}
 	}
 }

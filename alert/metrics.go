@@ -19,6 +19,7 @@ type metrics struct {
 	swept         prometheus.Counter
 	sseClients    prometheus.Gauge
 	sseDropped    prometheus.Counter
+	sseRefused    *prometheus.CounterVec
 	requests      *prometheus.CounterVec
 	reviews       *prometheus.CounterVec
 	authFailures  *prometheus.CounterVec
@@ -34,7 +35,7 @@ func newMetrics(reg *prometheus.Registry) (*metrics, error) {
 		received: prometheus.NewCounter(prometheus.CounterOpts{Name: "facewatch_alert_hits_received_total",
 			Help: "Hit messages received from JetStream, including redeliveries and malformed ones."}),
 		stored: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "facewatch_alert_alerts_stored_total",
-			Help: "New alerts committed to the history, by watchlist."}, []string{"watchlist"}),
+			Help: "New alerts committed to the history, by watchlist (names the service does not know beyond a few collapse into \"other\")."}, []string{"watchlist"}),
 		duplicates: prometheus.NewCounter(prometheus.CounterOpts{Name: "facewatch_alert_duplicates_total",
 			Help: "Hits already stored (redeliveries and retried publishes)."}),
 		deadLetters: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "facewatch_alert_dead_letters_total",
@@ -55,6 +56,8 @@ func newMetrics(reg *prometheus.Registry) (*metrics, error) {
 			Help: "Connected live-feed (SSE) clients."}),
 		sseDropped: prometheus.NewCounter(prometheus.CounterOpts{Name: "facewatch_alert_live_clients_dropped_total",
 			Help: "Live-feed clients disconnected for falling behind (they resume with Last-Event-ID)."}),
+		sseRefused: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "facewatch_alert_live_clients_refused_total",
+			Help: "Live-feed clients refused at their limit, by status (429: the token's share, 503: the service's)."}, []string{"code"}),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "facewatch_alert_http_requests_total",
 			Help: "API requests by route and status code."}, []string{"route", "code"}),
 		reviews: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "facewatch_alert_reviews_total",
@@ -73,7 +76,7 @@ func newMetrics(reg *prometheus.Registry) (*metrics, error) {
 			Help: "Alerts stored but not yet delivered by a sink."}, []string{"sink"}),
 	}
 	for _, c := range []prometheus.Collector{m.received, m.stored, m.duplicates, m.deadLetters, m.cropsRejected, m.storeErrors,
-		m.storeSeconds, m.batchSize, m.hitLatency, m.swept, m.sseClients, m.sseDropped, m.requests, m.reviews, m.authFailures, m.queueDepth,
+		m.storeSeconds, m.batchSize, m.hitLatency, m.swept, m.sseClients, m.sseDropped, m.sseRefused, m.requests, m.reviews, m.authFailures, m.queueDepth,
 		m.sinkDelivered, m.sinkFailures, m.sinkDropped, m.sinkBacklog} {
 		if err := reg.Register(c); err != nil {
 			return nil, err

@@ -26,7 +26,7 @@ const MaxComment = 2000
 // Errors of the review workflow (409 Conflict).
 var (
 	ErrAlreadyReviewed = errors.New("alert is already reviewed")
-	ErrSameReviewer    = errors.New("the second review must come from a different reviewer")
+	ErrSameReviewer    = errors.New("the second review must come from a different person")
 )
 
 func (s *Service) reviewH(w http.ResponseWriter, r *http.Request, p principal) {
@@ -105,11 +105,12 @@ func (s *Service) recordReview(ctx context.Context, p principal, id int64, decis
 			next = StatusAwaitingSecond
 		}
 	case StatusAwaitingSecond:
-		var firstBy, firstDecision string
-		if err := tx.QueryRowContext(ctx, `SELECT reviewer, decision FROM reviews WHERE alert_id = ? ORDER BY id LIMIT 1`, id).Scan(&firstBy, &firstDecision); err != nil {
+		// People, not tokens: one person's second token is still them.
+		var firstBy, firstPerson, firstDecision string
+		if err := tx.QueryRowContext(ctx, `SELECT reviewer, reviewer_person, decision FROM reviews WHERE alert_id = ? ORDER BY id LIMIT 1`, id).Scan(&firstBy, &firstPerson, &firstDecision); err != nil {
 			return Alert{}, fmt.Errorf("reviewing alert %d: reading first review: %w", id, err)
 		}
-		if firstBy == p.ID {
+		if firstBy == p.ID || samePerson(firstPerson, p.Person) {
 			return Alert{}, ErrSameReviewer
 		}
 		if firstDecision != decision {
@@ -119,15 +120,15 @@ func (s *Service) recordReview(ctx context.Context, p principal, id int64, decis
 		return Alert{}, fmt.Errorf("%w (status %s)", ErrAlreadyReviewed, status)
 	}
 	now := s.now()
-	if _, err := tx.ExecContext(ctx, `INSERT INTO reviews (alert_id, reviewer, reviewer_name, decision, comment, time_ns) VALUES (?, ?, ?, ?, ?, ?)`,
-		id, p.ID, p.Name, decision, comment, now.UnixNano()); err != nil {
+	if _, err := tx.ExecContext(ctx, `INSERT INTO reviews (alert_id, reviewer, reviewer_name, reviewer_person, decision, comment, time_ns) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+		id, p.ID, p.Person, p.Person, decision, comment, now.UnixNano()); err != nil {
 		return Alert{}, fmt.Errorf("reviewing alert %d: %w", id, err)
 	}
 	if _, err := tx.ExecContext(ctx, `UPDATE alerts SET status = ? WHERE id = ?`, string(next), id); err != nil {
 		return Alert{}, fmt.Errorf("reviewing alert %d: %w", id, err)
 	}
 	d, _ := json.Marshal(map[string]string{"decision": decision, "comment": comment, "status": string(next)})
-	if err := appendAudit(ctx, tx, &AuditEntry{Time: now, Actor: p.ID, ActorName: p.Name, Role: p.Role, Action: "review",
+	if err := s.appendAudit(ctx, tx, &AuditEntry{Time: now, Actor: p.ID, ActorName: p.Person, Role: string(p.Role), Action: "review",
 		Target: "alert/" + strconv.FormatInt(id, 10), Case: caseRef, Detail: string(d)}); err != nil {
 		return Alert{}, err
 	}

@@ -2,6 +2,7 @@ package alert
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -12,12 +13,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/facewatch/facewatch/internal/audit"
 	"github.com/facewatch/facewatch/internal/wire"
 )
 
 func TestReviewRules(t *testing.T) {
 	type step struct {
-		reviewer string // token name
+		reviewer string // token: ana, ana-phone (Ana's second token), ben, cleo
 		decision string
 		comment  string
 		code     int
@@ -44,6 +46,14 @@ func TestReviewRules(t *testing.T) {
 			{"ana", "confirm", "really yes", 409, ""},
 			{"ben", "dismiss", "both dismiss", 200, StatusDisputed},
 			{"cleo", "confirm", "third", 409, ""}}},
+		{"one person, two tokens", true, []step{
+			{"ana", "confirm", "yes", 200, StatusAwaitingSecond},
+			{"ana-phone", "confirm", "yes from my phone", 409, ""},
+			{"ben", "confirm", "agree", 200, StatusConfirmed}}},
+		{"one person's second token reviews first", true, []step{
+			{"ana-phone", "dismiss", "no", 200, StatusAwaitingSecond},
+			{"ana", "dismiss", "still no", 409, ""},
+			{"cleo", "confirm", "it is him", 200, StatusDisputed}}},
 		{"empty comment", false, []step{{"ana", "confirm", "   ", 400, ""}}},
 		{"long comment", false, []step{{"ana", "confirm", strings.Repeat("c", MaxComment+1), 400, ""}}},
 		{"bad decision", false, []step{{"ana", "approve", "x", 400, ""}}},
@@ -62,6 +72,8 @@ func TestReviewRules(t *testing.T) {
 			for _, n := range []string{"ana", "ben", "cleo"} {
 				toks[n] = mustToken(t, s, RoleOperator, n, time.Hour)
 			}
+			// The same person, spelt with other case and spacing.
+			toks["ana-phone"] = mustPersonToken(t, s, RoleOperator, " ANA ", "ana phone", time.Hour)
 			want := StatusPending
 			reviews := 0
 			for i, st := range c.steps {
@@ -169,6 +181,11 @@ func TestAuditChain(t *testing.T) {
 	inv := mustToken(t, s, RoleInvestigator, "ivy", time.Hour)
 	op := mustToken(t, s, RoleOperator, "otto", time.Hour)
 	admin := mustToken(t, s, RoleAdmin, "ada", time.Hour)
+	// The keyed-era entry and the three token issues come first.
+	base, _, err := audit.Head(context.Background(), s.db.r)
+	if err != nil || base != 4 {
+		t.Fatalf("audit head after issuing 3 tokens = %d, %v, want 4 (keyed-era entry + 3 token_create)", base, err)
+	}
 	// Activity: every kind of audited action.
 	calls := []struct {
 		tok, method, path, body, action string
@@ -192,7 +209,7 @@ func TestAuditChain(t *testing.T) {
 	}
 	// Refused calls are not audited as access.
 	do(t, srv, "GET", "/api/v1/alerts", inv, nil)
-	rows, err := s.db.r.Query(`SELECT action, actor_name, case_ref FROM audit ORDER BY seq`)
+	rows, err := s.db.r.Query(`SELECT action, actor_name, case_ref FROM audit WHERE seq > ? ORDER BY seq`, base)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -214,15 +231,15 @@ func TestAuditChain(t *testing.T) {
 			t.Errorf("audit entry %d = %s, want %s", i+1, got[i], c.action)
 		}
 	}
-	n, err := VerifyAudit(context.Background(), DBPath(dir))
-	if err != nil || n != len(calls) {
-		t.Fatalf("VerifyAudit after activity = %d, %v, want %d, nil", n, err, len(calls))
+	if _, err := s.CheckpointAudit(context.Background()); err != nil {
+		t.Fatal(err)
 	}
-	seq, head, err := AuditHead(context.Background(), DBPath(dir))
+	total := int(base) + len(calls)
+	rep, err := VerifyAudit(context.Background(), dir, "", nil)
 	var lastHash string
-	s.db.r.QueryRow(`SELECT hash FROM audit WHERE seq = ?`, len(calls)).Scan(&lastHash)
-	if err != nil || seq != int64(len(calls)) || head != lastHash || len(head) != 64 {
-		t.Errorf("AuditHead = %d, %q, %v, want %d, %q", seq, head, err, len(calls), lastHash)
+	s.db.r.QueryRow(`SELECT hash FROM audit WHERE seq = ?`, total).Scan(&lastHash)
+	if err != nil || rep.Entries != total || rep.HeadSeq != int64(total) || rep.Head != lastHash || rep.Checkpointed != int64(total) {
+		t.Fatalf("VerifyAudit after activity = %+v, %v, want %d entries, head %s, all checkpointed", rep, err, total, lastHash)
 	}
 	resp, out := do(t, srv, "GET", "/api/v1/audit/verify", admin, nil)
 	if resp.StatusCode != 200 || !strings.Contains(string(out), `"ok": true`) {
@@ -236,44 +253,97 @@ func TestAuditChain(t *testing.T) {
 	if _, err := s.db.w.Exec(`DELETE FROM audit WHERE seq = 1`); err == nil {
 		t.Error("DELETE FROM audit succeeded, want the append-only trigger to refuse it")
 	}
-	// ...and a tamperer who drops the trigger is caught by the chain.
+	// ...and someone with write access to the database file (not to the
+	// audit directory) who drops the triggers is caught.
+	e := func(k int) int { return int(base) + k }
 	tamper := []struct {
-		name  string
-		sql   string
-		entry int
+		name string
+		sql  string
+		want string
 	}{
-		{"edited case", `UPDATE audit SET case_ref = 'OTHER' WHERE seq = 3`, 3},
-		{"edited actor", `UPDATE audit SET actor_name = 'mallory' WHERE seq = 2`, 2},
-		{"deleted entry", `DELETE FROM audit WHERE seq = 5`, 5},
-		{"rehashed entry", `UPDATE audit SET detail = '{}', hash = 'ff' WHERE seq = 4`, 4},
+		{"edited case", fmt.Sprintf(`UPDATE audit SET case_ref = 'OTHER' WHERE seq = %d`, e(3)), fmt.Sprintf("entry %d: content does not match its keyed hash", e(3))},
+		{"edited actor", fmt.Sprintf(`UPDATE audit SET actor_name = 'mallory' WHERE seq = %d`, e(2)), fmt.Sprintf("entry %d: content does not match", e(2))},
+		{"deleted entry", fmt.Sprintf(`DELETE FROM audit WHERE seq = %d`, e(5)), fmt.Sprintf("entry %d: missing", e(5))},
+		{"rehashed entry", fmt.Sprintf(`UPDATE audit SET detail = '{}', hash = 'ff' WHERE seq = %d`, e(4)), fmt.Sprintf("entry %d:", e(4))},
+		{"truncated tail", fmt.Sprintf(`DELETE FROM audit WHERE seq > %d`, e(2)), "truncated"},
+		{"edited and rechained with SHA-256", fmt.Sprintf(`UPDATE audit SET case_ref = 'OTHER' WHERE seq = %d`, e(3)), "chained with plain SHA-256"},
 	}
 	for _, c := range tamper {
 		t.Run(c.name, func(t *testing.T) {
 			// Work on a copy so that each case breaks one thing.
-			cp := filepath.Join(t.TempDir(), "copy.db")
-			if _, err := s.db.w.Exec(`VACUUM INTO ?`, cp); err != nil {
-				t.Fatal(err)
-			}
-			d, err := openDB(context.Background(), cp)
+			cp := copyData(t, s, dir)
+			d, err := sql.Open("sqlite3", "file:"+DBPath(cp))
 			if err != nil {
 				t.Fatal(err)
 			}
 			defer d.Close()
-			if _, err := d.w.Exec(`DROP TRIGGER audit_no_update; DROP TRIGGER audit_no_delete; ` + c.sql); err != nil {
+			if _, err := d.Exec(`DROP TRIGGER audit_no_update; DROP TRIGGER audit_no_delete; ` + c.sql); err != nil {
 				t.Fatal(err)
 			}
-			n, err := VerifyAudit(context.Background(), cp)
-			want := fmt.Sprintf("entry %d:", c.entry)
-			if !errors.Is(err, ErrAuditBroken) || !strings.Contains(err.Error(), want) {
-				t.Errorf("VerifyAudit after %s = %v, want ErrAuditBroken naming %q", c.name, err, want)
+			if strings.Contains(c.name, "rechained") {
+				rechainPlain(t, d)
 			}
-			if n != c.entry-1 {
-				t.Errorf("VerifyAudit after %s verified %d entries, want %d", c.name, n, c.entry-1)
+			_, err = VerifyAudit(context.Background(), cp, "", nil)
+			if !errors.Is(err, ErrAuditBroken) || !strings.Contains(err.Error(), c.want) {
+				t.Errorf("VerifyAudit after %s = %v, want ErrAuditBroken saying %q", c.name, err, c.want)
 			}
 		})
 	}
-	if _, err := VerifyAudit(context.Background(), filepath.Join(dir, "nope.db")); !errors.Is(err, os.ErrNotExist) {
+	if _, err := VerifyAudit(context.Background(), filepath.Join(dir, "nope"), "", nil); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("VerifyAudit(missing file) = %v, want not-exist", err)
+	}
+}
+
+// copyData copies s's database (consistently, VACUUM INTO) and audit
+// directory into a new data directory.
+func copyData(t *testing.T, s *Service, dir string) string {
+	t.Helper()
+	cp := t.TempDir()
+	os.MkdirAll(filepath.Dir(DBPath(cp)), 0o700)
+	if _, err := s.db.w.Exec(`VACUUM INTO ?`, DBPath(cp)); err != nil {
+		t.Fatal(err)
+	}
+	src, dst := audit.DefaultDir(dir), audit.DefaultDir(cp)
+	os.MkdirAll(dst, 0o700)
+	ents, _ := os.ReadDir(src)
+	for _, e := range ents {
+		b, err := os.ReadFile(filepath.Join(src, e.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		os.WriteFile(filepath.Join(dst, e.Name()), b, 0o600)
+	}
+	return cp
+}
+
+// rechainPlain recomputes every hash of the audit table with plain
+// SHA-256 from the genesis hash, as anyone without the key can (the
+// algorithm is public; written out independently of the package).
+func rechainPlain(t *testing.T, d *sql.DB) {
+	t.Helper()
+	rows, err := d.Query(`SELECT seq, time_ns, actor, actor_name, role, action, target, case_ref, detail FROM audit ORDER BY seq`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	type row struct {
+		seq, ns int64
+		f       [7]string
+	}
+	var all []row
+	for rows.Next() {
+		var r row
+		rows.Scan(&r.seq, &r.ns, &r.f[0], &r.f[1], &r.f[2], &r.f[3], &r.f[4], &r.f[5], &r.f[6])
+		all = append(all, r)
+	}
+	rows.Close()
+	prev := strings.Repeat("0", 64)
+	for _, r := range all {
+		b, _ := json.Marshal([]any{r.seq, r.ns, r.f[0], r.f[1], r.f[2], r.f[3], r.f[4], r.f[5], r.f[6]})
+		h := sha(append([]byte(prev+"\n"), b...))
+		if _, err := d.Exec(`UPDATE audit SET prev_hash = ?, hash = ? WHERE seq = ?`, prev, h, r.seq); err != nil {
+			t.Fatal(err)
+		}
+		prev = h
 	}
 }
 

@@ -64,9 +64,9 @@ func TestScopeOnlyForOperatorInvestigatorIntegrator(t *testing.T) {
 	s := openService(t, t.TempDir(), Options{})
 	north := Scope{Groups: []string{"north"}}
 	for _, r := range Roles() {
-		_, err := s.CreateScopedToken(context.Background(), r, "x", time.Hour, north)
+		_, err := scopedToken(s, r, "x", north)
 		if want := scopedRole(r); (err == nil) != want {
-			t.Errorf("CreateScopedToken(%s, %s) = %v, want allowed %v", r, north, err, want)
+			t.Errorf("CreateToken(%s, scope %s) = %v, want allowed %v", r, north, err, want)
 		}
 	}
 }
@@ -220,7 +220,7 @@ func TestScopedTokenSeesNothingOutside(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				tok, err := f.s.CreateScopedToken(context.Background(), role, "scoped tester", time.Hour, sc)
+				tok, err := scopedToken(f.s, role, "scoped tester", sc)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -403,7 +403,7 @@ func TestScopeGroupsFollowConfig(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	tok, err := s.CreateScopedToken(context.Background(), RoleOperator, "otto", time.Hour, Scope{Groups: []string{"north"}})
+	tok, err := scopedToken(s, RoleOperator, "otto", Scope{Groups: []string{"north"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -459,7 +459,7 @@ func TestScopedMetrics(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.scope, func(t *testing.T) {
 			sc, _ := ParseScope(c.scope)
-			tok, err := f.s.CreateScopedToken(context.Background(), RoleIntegrator, "graf", time.Hour, sc)
+			tok, err := scopedToken(f.s, RoleIntegrator, "graf", sc)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -491,7 +491,7 @@ func TestRouteWithoutScopeDecisionClosedToScopedTokens(t *testing.T) {
 	}})
 	srv := httptest.NewServer(s.Handler())
 	defer srv.Close()
-	scoped, err := s.CreateScopedToken(context.Background(), RoleOperator, "o", time.Hour, Scope{Watchlists: []string{"w"}})
+	scoped, err := scopedToken(s, RoleOperator, "o", Scope{Watchlists: []string{"w"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -520,4 +520,10 @@ func expandBundle(body []byte) []byte {
 		}
 	}
 	return out
+}
+
+// scopedToken issues a token of role for person, limited to sc.
+func scopedToken(s *Service, role Role, person string, sc Scope) (string, error) {
+	tok, _, err := s.CreateToken(context.Background(), testAdmin, TokenSpec{Role: role, Person: person, Name: person, TTL: time.Hour, Scope: sc})
+	return tok, err
 }

@@ -26,8 +26,11 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/facewatch/facewatch/internal/audit"
 	"github.com/facewatch/facewatch/internal/config"
+	"github.com/facewatch/facewatch/internal/httpserve"
 	"github.com/facewatch/facewatch/internal/wire"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -54,6 +57,18 @@ type Options struct {
 	// Console, when set, receives one line per new alert (the console
 	// sink); `facewatch run` passes its standard output.
 	Console io.Writer
+	// Watchlists, when set, lists the gallery's watchlist names: only
+	// those (and a few others, first come) get their own metric label
+	// value; Run refreshes them every minute.
+	Watchlists func(ctx context.Context) ([]string, error)
+	// AuditDir holds the audit keys and checkpoints (config audit.dir);
+	// empty is audit.DefaultDir(dataDir). Keys are generated there on
+	// first start.
+	AuditDir string
+	// CheckpointEvery is how often Run signs the audit log's head while it
+	// moves (default 5s): entries newer than the last checkpoint are the
+	// only ones that could be cut off unseen.
+	CheckpointEvery time.Duration
 }
 
 // Service is the alert service. Its methods are safe for concurrent use.
@@ -77,14 +92,26 @@ type Service struct {
 	inline  []Sink
 	runners []*sinkRunner
 	// nc is the NATS connection Run was given, for sinks that publish.
-	nc     atomic.Pointer[nats.Conn]
+	nc atomic.Pointer[nats.Conn]
+	// js is the JetStream Run was given, for audit checkpoints.
+	js     atomic.Pointer[jetstream.JetStream]
 	routes []route
+	// alog is the audit log (internal/audit), keyed and checkpointed.
+	alog            *audit.Log
+	checkpointEvery time.Duration
+	// tokenRecheck is how often a live feed rechecks its token.
+	tokenRecheck time.Duration
 	// cropMu keeps the retention sweep from removing a crop file between a
 	// batch finding it already on disk and committing a row that refers to
 	// it: batches hold it shared, the sweep exclusively.
 	cropMu sync.RWMutex
 	// consuming is 1 while Run holds a consumer; readyz reports it.
 	consuming atomic.Int32
+	// liveSlots bounds the open live feeds.
+	liveSlots *liveSlots
+	// labels bounds the watchlist label values of the metrics.
+	labels     *labelGuard
+	watchlists func(ctx context.Context) ([]string, error)
 
 	closeOnce sync.Once
 	closed    chan struct{}
@@ -119,9 +146,22 @@ func Open(ctx context.Context, dataDir string, cfg config.Alert, opts Options) (
 	if err := os.MkdirAll(cropDir(dataDir), 0o750); err != nil {
 		return nil, fmt.Errorf("creating crop directory: %w", err)
 	}
+	keys, err := auditKeys(dataDir, opts.AuditDir)
+	if err != nil {
+		return nil, err
+	}
 	d, err := openDB(ctx, DBPath(dataDir))
 	if err != nil {
 		return nil, err
+	}
+	alog := audit.NewLog(AuditLogName, keys, "")
+	if err := alog.Start(ctx, d.w, now()); err != nil {
+		d.Close()
+		return nil, err
+	}
+	every := opts.CheckpointEvery
+	if every <= 0 {
+		every = 5 * time.Second
 	}
 	m, err := newMetrics(reg)
 	if err != nil {
@@ -131,7 +171,16 @@ func Open(ctx context.Context, dataDir string, cfg config.Alert, opts Options) (
 	s := &Service{
 		cfg: cfg, dataDir: dataDir, crops: cropDir(dataDir), photoDir: opts.PhotoDir,
 		log: log, reg: reg, now: now, batch: batch, ackWait: ackWait, depthEvery: 5 * time.Second, db: d, m: m,
-		feed: newFeed(), closed: make(chan struct{}),
+		feed: newFeed(), closed: make(chan struct{}), alog: alog, checkpointEvery: every,
+		tokenRecheck: TokenRecheck,
+		liveSlots:    newLiveSlots(cfg.LiveMaxClients, cfg.LiveMaxPerToken),
+		labels:       newLabelGuard(), watchlists: opts.Watchlists,
+	}
+	if s.watchlists != nil {
+		// Known before the first hit is counted.
+		if names, err := s.watchlists(ctx); err == nil {
+			s.labels.setKnown(names)
+		}
 	}
 	s.inline, s.runners, err = openSinks(sinkEnv{cfg: cfg.Sinks, log: log, feed: s.feed, m: m, console: opts.Console, nc: &s.nc})
 	if err != nil {
@@ -148,6 +197,15 @@ func Open(ctx context.Context, dataDir string, cfg config.Alert, opts Options) (
 	return s, nil
 }
 
+// HTTPLimits are the limits the API's server must run with (config
+// alert.max_connections and the package's timeouts); the live feed lifts
+// the read and write timeouts for its own stream.
+func (s *Service) HTTPLimits() httpserve.Limits {
+	l := httpserve.DefaultLimits()
+	l.MaxConns = s.cfg.MaxConnections
+	return l
+}
+
 // Close closes the database and ends every live feed. Run must have
 // returned (cancel its context first).
 func (s *Service) Close() error {
@@ -155,6 +213,9 @@ func (s *Service) Close() error {
 	s.closeOnce.Do(func() {
 		close(s.closed)
 		s.feed.close()
+		if _, _, cerr := s.alog.Checkpoint(context.Background(), s.db.r, s.now()); cerr != nil {
+			s.log.Error("final audit checkpoint failed", "err", cerr)
+		}
 		err = s.db.Close()
 	})
 	return err
@@ -231,7 +292,7 @@ func (s *Service) storeBatch(ctx context.Context, hits []pendingHit) ([]bool, er
 			s.m.duplicates.Inc()
 			continue
 		}
-		s.m.stored.WithLabelValues(p.hit.Watchlist).Inc()
+		s.m.stored.WithLabelValues(s.labels.value(p.hit.Watchlist)).Inc()
 		fresh = append(fresh, alertFromHit(ids[i], p.hit, cropHash[i], nowNS))
 		if lat := time.Since(p.hit.Time); lat > 0 {
 			s.m.hitLatency.Observe(lat.Seconds())

@@ -7,10 +7,16 @@ import (
 	"database/sql"
 	"encoding/base64"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"regexp"
+	"strings"
 	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/facewatch/facewatch/internal/audit"
 )
 
 // Role is what a token may do; each token has exactly one.
@@ -55,9 +61,12 @@ const MaxTokenTTL = 5 * 366 * 24 * time.Hour
 
 // TokenInfo describes a stored token; the secret itself is never stored.
 type TokenInfo struct {
-	ID      string    `json:"id"`
+	ID string `json:"id"`
+	// Person is who the token belongs to: the audit log records them, and
+	// the second-reviewer rule compares persons, not tokens.
+	Person  string    `json:"person"`
 	Role    Role      `json:"role"`
-	Name    string    `json:"name"`
+	Name    string    `json:"name"` // a label ("ana's laptop")
 	Created time.Time `json:"created"`
 	Expires time.Time `json:"expires"`
 	Revoked bool      `json:"revoked"`
@@ -65,59 +74,115 @@ type TokenInfo struct {
 	Scope Scope `json:"scope"`
 }
 
+// TokenSpec is what a token is issued for.
+type TokenSpec struct {
+	Role Role
+	// Person is required: 1-64 letters, digits, spaces or ._@()-.
+	Person string
+	// Name is an optional label.
+	Name string
+	TTL  time.Duration
+	// Scope limits what the token sees (see Scope); the zero Scope is the
+	// whole site, which the CLI issues only for --scope all.
+	Scope Scope
+}
+
 func hashToken(tok string) string {
 	s := sha256.Sum256([]byte(tok))
 	return hex.EncodeToString(s[:])
 }
 
-// CreateToken issues a site-wide token for role in the database at dbPath
-// (see DBPath; it is created if missing), valid for ttl. The token is
-// returned once and only its SHA-256 is stored.
-func CreateToken(ctx context.Context, dbPath string, role Role, name string, ttl time.Duration) (string, error) {
-	return CreateScopedToken(ctx, dbPath, role, name, ttl, Scope{})
+// normPerson trims a person's name and collapses its inner spaces; persons
+// compare without regard to case (samePerson).
+func normPerson(p string) string { return strings.Join(strings.Fields(p), " ") }
+
+// samePerson reports whether two recorded persons are the same person.
+func samePerson(a, b string) bool { return strings.EqualFold(normPerson(a), normPerson(b)) }
+
+// Local is a local command (the facewatch CLI) working on the alert
+// database's files directly, as the OS user running it: its changes are
+// audited with Actor (see internal/audit's local actor) and checkpointed
+// when it is done.
+type Local struct {
+	DataDir string
+	// AuditDir holds the audit keys and checkpoints ("" = the default).
+	AuditDir string
+	Actor    audit.Actor
+	// Note is free text recorded with each entry (the CLI's --by: on
+	// whose behalf; it never replaces Actor).
+	Note string
+	// JS, when set, also receives the audit checkpoint.
+	JS jetstream.JetStream
 }
 
-// CreateScopedToken is CreateToken for a token limited to scope.
-func CreateScopedToken(ctx context.Context, dbPath string, role Role, name string, ttl time.Duration, scope Scope) (string, error) {
-	d, err := openDB(ctx, dbPath)
+// do opens the database and the audit log, runs fn, and checkpoints the
+// log after it.
+func (l Local) do(ctx context.Context, fn func(d *db, alog *audit.Log) error) error {
+	keys, err := auditKeys(l.DataDir, l.AuditDir)
 	if err != nil {
-		return "", err
+		return err
+	}
+	d, err := openDB(ctx, DBPath(l.DataDir))
+	if err != nil {
+		return err
 	}
 	defer d.Close()
-	tok, _, err := createToken(ctx, d.w, role, name, ttl, time.Now(), scope)
-	return tok, err
+	alog := audit.NewLog(AuditLogName, keys, "")
+	if err := alog.Start(ctx, d.w, time.Now()); err != nil {
+		return err
+	}
+	ferr := fn(d, alog)
+	c, wrote, err := alog.Checkpoint(ctx, d.r, time.Now())
+	if err != nil {
+		return errors.Join(ferr, err)
+	}
+	if wrote && l.JS != nil {
+		if err := audit.Publish(ctx, l.JS, c); err != nil {
+			ferr = errors.Join(ferr, fmt.Errorf("the checkpoint file has it: %w", err))
+		}
+	}
+	return ferr
 }
 
-// CreateToken issues a site-wide token in the service's own database (see
-// the package-level CreateToken).
-func (s *Service) CreateToken(ctx context.Context, role Role, name string, ttl time.Duration) (string, error) {
-	return s.CreateScopedToken(ctx, role, name, ttl, Scope{})
+// CreateToken issues a token (see TokenSpec) in the alert database, as
+// the local actor l. The token is returned once and only its SHA-256 is
+// stored; the issue is audited.
+func CreateToken(ctx context.Context, l Local, spec TokenSpec) (tok string, info TokenInfo, err error) {
+	err = l.do(ctx, func(d *db, alog *audit.Log) error {
+		tok, info, err = createToken(ctx, d.w, alog, l.Actor, l.Note, spec, time.Now())
+		return err
+	})
+	return tok, info, err
 }
 
-// CreateScopedToken is CreateToken for a token limited to scope.
-func (s *Service) CreateScopedToken(ctx context.Context, role Role, name string, ttl time.Duration, scope Scope) (string, error) {
-	tok, _, err := createToken(ctx, s.db.w, role, name, ttl, s.now(), scope)
-	return tok, err
+// CreateToken issues a token in the service's own database, audited as
+// by (see the package-level CreateToken).
+func (s *Service) CreateToken(ctx context.Context, by audit.Actor, spec TokenSpec) (string, TokenInfo, error) {
+	return createToken(ctx, s.db.w, s.alog, by, "", spec, s.now())
 }
 
-func createToken(ctx context.Context, w *sql.DB, role Role, name string, ttl time.Duration, now time.Time, scope Scope) (string, TokenInfo, error) {
-	if _, err := ParseRole(string(role)); err != nil {
+func createToken(ctx context.Context, w *sql.DB, alog *audit.Log, by audit.Actor, note string, spec TokenSpec, now time.Time) (string, TokenInfo, error) {
+	if _, err := ParseRole(string(spec.Role)); err != nil {
 		return "", TokenInfo{}, fmt.Errorf("creating token: %w", err)
+	}
+	person := normPerson(spec.Person)
+	if person == "" || !tokenName.MatchString(person) {
+		return "", TokenInfo{}, fmt.Errorf("creating token: person %q must be 1-64 letters, digits, spaces or ._@()-", spec.Person)
+	}
+	if !tokenName.MatchString(spec.Name) {
+		return "", TokenInfo{}, fmt.Errorf("creating token: name %q must be at most 64 letters, digits, spaces or ._@()-", spec.Name)
+	}
+	if spec.TTL <= 0 || spec.TTL > MaxTokenTTL {
+		return "", TokenInfo{}, fmt.Errorf("creating token: ttl %v is not in (0, %v]", spec.TTL, MaxTokenTTL)
 	}
 	// Round-trip the scope through its stored form: what is stored is what
 	// authenticate will read.
-	scope, err := ParseScope(scope.String())
+	scope, err := ParseScope(spec.Scope.String())
 	if err != nil {
 		return "", TokenInfo{}, fmt.Errorf("creating token: %w", err)
 	}
-	if err := checkScopeForRole(role, scope); err != nil {
+	if err := checkScopeForRole(spec.Role, scope); err != nil {
 		return "", TokenInfo{}, fmt.Errorf("creating token: %w", err)
-	}
-	if !tokenName.MatchString(name) {
-		return "", TokenInfo{}, fmt.Errorf("creating token: name %q must be at most 64 letters, digits, spaces or ._@()-", name)
-	}
-	if ttl <= 0 || ttl > MaxTokenTTL {
-		return "", TokenInfo{}, fmt.Errorf("creating token: ttl %v is not in (0, %v]", ttl, MaxTokenTTL)
 	}
 	var raw [32]byte
 	if _, err := rand.Read(raw[:]); err != nil {
@@ -125,10 +190,23 @@ func createToken(ctx context.Context, w *sql.DB, role Role, name string, ttl tim
 	}
 	tok := tokenPrefix + base64.RawURLEncoding.EncodeToString(raw[:])
 	h := hashToken(tok)
-	info := TokenInfo{ID: h[:12], Role: role, Name: name, Created: now.UTC(), Expires: now.Add(ttl).UTC(), Scope: scope}
-	_, err = w.ExecContext(ctx, `INSERT INTO tokens (id, hash, role, name, created_ns, expires_ns, scope) VALUES (?, ?, ?, ?, ?, ?, ?)`,
-		info.ID, h, string(role), name, info.Created.UnixNano(), info.Expires.UnixNano(), scope.String())
+	info := TokenInfo{ID: h[:12], Person: person, Role: spec.Role, Name: spec.Name, Created: now.UTC(), Expires: now.Add(spec.TTL).UTC(), Scope: scope}
+	tx, err := w.BeginTx(ctx, nil)
 	if err != nil {
+		return "", TokenInfo{}, fmt.Errorf("storing token: %w", err)
+	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx, `INSERT INTO tokens (id, hash, role, name, person, created_ns, expires_ns, scope) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+		info.ID, h, string(spec.Role), spec.Name, person, info.Created.UnixNano(), info.Expires.UnixNano(), scope.String()); err != nil {
+		return "", TokenInfo{}, fmt.Errorf("storing token: %w", err)
+	}
+	d, _ := json.Marshal(map[string]string{"person": person, "role": string(spec.Role), "name": spec.Name,
+		"expires": info.Expires.Format(time.RFC3339), "scope": scope.String(), "note": note})
+	if err := alog.Append(ctx, tx, &audit.Entry{Time: now, Actor: by.ID, ActorName: by.Name, Role: by.Role,
+		Action: "token_create", Target: "token/" + info.ID, Detail: string(d)}); err != nil {
+		return "", TokenInfo{}, err
+	}
+	if err := tx.Commit(); err != nil {
 		return "", TokenInfo{}, fmt.Errorf("storing token: %w", err)
 	}
 	return tok, info, nil
@@ -141,7 +219,7 @@ func ListTokens(ctx context.Context, dbPath string) ([]TokenInfo, error) {
 		return nil, err
 	}
 	defer d.Close()
-	rows, err := d.r.QueryContext(ctx, `SELECT id, role, name, created_ns, expires_ns, revoked_ns, scope FROM tokens ORDER BY created_ns`)
+	rows, err := d.r.QueryContext(ctx, `SELECT id, person, role, name, created_ns, expires_ns, revoked_ns, scope FROM tokens ORDER BY created_ns`)
 	if err != nil {
 		return nil, fmt.Errorf("listing tokens: %w", err)
 	}
@@ -149,34 +227,54 @@ func ListTokens(ctx context.Context, dbPath string) ([]TokenInfo, error) {
 	var out []TokenInfo
 	for rows.Next() {
 		var t TokenInfo
-		var role, scope string
+		var role string
 		var c, e, r int64
-		if err := rows.Scan(&t.ID, &role, &t.Name, &c, &e, &r, &scope); err != nil {
+		var scope string
+		if err := rows.Scan(&t.ID, &t.Person, &role, &t.Name, &c, &e, &r, &scope); err != nil {
 			return nil, fmt.Errorf("listing tokens: %w", err)
 		}
+		t.Role, t.Created, t.Expires, t.Revoked = Role(role), time.Unix(0, c).UTC(), time.Unix(0, e).UTC(), r != 0
 		if t.Scope, err = ParseScope(scope); err != nil {
 			return nil, fmt.Errorf("listing tokens: token %s: %w", t.ID, err)
 		}
-		t.Role, t.Created, t.Expires, t.Revoked = Role(role), time.Unix(0, c).UTC(), time.Unix(0, e).UTC(), r != 0
 		out = append(out, t)
 	}
 	return out, rows.Err()
 }
 
 // RevokeToken revokes the token with the given ID (as ListTokens shows
-// it) in the database at dbPath.
-func RevokeToken(ctx context.Context, dbPath, id string) error {
-	d, err := openDB(ctx, dbPath)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	res, err := d.w.ExecContext(ctx, `UPDATE tokens SET revoked_ns = ? WHERE id = ? AND revoked_ns = 0`, time.Now().UnixNano(), id)
+// it), as the local actor l; the revocation is audited. A running
+// service closes the token's live feeds within TokenRecheck.
+func RevokeToken(ctx context.Context, l Local, id string) error {
+	return l.do(ctx, func(d *db, alog *audit.Log) error {
+		return revokeToken(ctx, d.w, alog, l.Actor, l.Note, id, time.Now())
+	})
+}
+
+func revokeToken(ctx context.Context, w *sql.DB, alog *audit.Log, by audit.Actor, note, id string, now time.Time) error {
+	tx, err := w.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("revoking token %s: %w", id, err)
 	}
-	if n, _ := res.RowsAffected(); n == 0 {
+	defer tx.Rollback()
+	var person, role string
+	err = tx.QueryRowContext(ctx, `SELECT person, role FROM tokens WHERE id = ? AND revoked_ns = 0`, id).Scan(&person, &role)
+	if errors.Is(err, sql.ErrNoRows) {
 		return fmt.Errorf("revoking token %q: no such active token", id)
+	}
+	if err != nil {
+		return fmt.Errorf("revoking token %s: %w", id, err)
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE tokens SET revoked_ns = ? WHERE id = ?`, now.UnixNano(), id); err != nil {
+		return fmt.Errorf("revoking token %s: %w", id, err)
+	}
+	d, _ := json.Marshal(map[string]string{"person": person, "role": role, "note": note})
+	if err := alog.Append(ctx, tx, &audit.Entry{Time: now, Actor: by.ID, ActorName: by.Name, Role: by.Role,
+		Action: "token_revoke", Target: "token/" + id, Detail: string(d)}); err != nil {
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("revoking token %s: %w", id, err)
 	}
 	return nil
 }
@@ -191,11 +289,31 @@ var (
 
 // principal is an authenticated caller.
 type principal struct {
-	ID   string
-	Name string
-	Role Role
+	ID      string
+	Name    string
+	Person  string
+	Role    Role
+	Expires time.Time
 	// Scope is what the caller may see (see Scope).
 	Scope Scope
+}
+
+// actor is how the audit log records p.
+func (p principal) actor() audit.Actor {
+	return audit.Actor{ID: p.ID, Name: p.Person, Role: string(p.Role)}
+}
+
+// TokenRecheck is how often an open live feed checks that its token is
+// still valid: a revoked or expired token's feed ends within it.
+const TokenRecheck = time.Second
+
+// tokenValid reports whether p's token is still neither revoked nor
+// expired (false on a database error too: the feed ends, the client
+// reconnects and is authenticated afresh).
+func (s *Service) tokenValid(ctx context.Context, p principal) bool {
+	var exp, revoked int64
+	err := s.db.r.QueryRowContext(ctx, `SELECT expires_ns, revoked_ns FROM tokens WHERE id = ?`, p.ID).Scan(&exp, &revoked)
+	return err == nil && revoked == 0 && s.now().UnixNano() < exp
 }
 
 // authenticate checks a presented token against the store.
@@ -207,10 +325,11 @@ func (s *Service) authenticate(ctx context.Context, tok string) (principal, erro
 		return principal{}, errMalformedToken
 	}
 	var p principal
-	var role, scope string
+	var role string
 	var exp, revoked int64
-	err := s.db.r.QueryRowContext(ctx, `SELECT id, name, role, expires_ns, revoked_ns, scope FROM tokens WHERE hash = ?`, hashToken(tok)).
-		Scan(&p.ID, &p.Name, &role, &exp, &revoked, &scope)
+	var scope string
+	err := s.db.r.QueryRowContext(ctx, `SELECT id, name, person, role, expires_ns, revoked_ns, scope FROM tokens WHERE hash = ?`, hashToken(tok)).
+		Scan(&p.ID, &p.Name, &p.Person, &role, &exp, &revoked, &scope)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		return principal{}, errUnknownToken
@@ -221,7 +340,7 @@ func (s *Service) authenticate(ctx context.Context, tok string) (principal, erro
 	case s.now().UnixNano() >= exp:
 		return principal{}, errExpiredToken
 	}
-	p.Role = Role(role)
+	p.Role, p.Expires = Role(role), time.Unix(0, exp)
 	// An unreadable scope fails closed: the request is refused (500).
 	if p.Scope, err = ParseScope(scope); err != nil {
 		return principal{}, fmt.Errorf("token %s: reading scope: %w", p.ID, err)

@@ -349,6 +349,20 @@ func TestManyFaces(t *testing.T) {
 	if len(cells) != 30 {
 		t.Errorf("faces fall in %d distinct tiles, want 30", len(cells))
 	}
+	// detect.max_faces keeps the most confident faces of a crowd.
+	capped := newDetector(t, func(c *detectCfg) { c.MaxWidth, c.MaxFaces = 0, 5 })
+	few, err := capped.Detect(context.Background(), mosaic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(few) != 5 {
+		t.Fatalf("Detect(mosaic of 30 faces) with max_faces 5 = %d faces, want 5", len(few))
+	}
+	for i, f := range few {
+		if f.Confidence != faces[i].Confidence || f.Box != faces[i].Box {
+			t.Errorf("capped face %d = %v (%.3f), want the %d-th most confident %v (%.3f)", i, f.Box, f.Confidence, i+1, faces[i].Box, faces[i].Confidence)
+		}
+	}
 
 	up := newDetector(t, func(c *detectCfg) { c.MaxWidth, c.Upsample = 0, 1 })
 	m, err := detect.DecodeFile(testdata.DlibFace(t, "bald_guys.jpg"), 1<<26)
@@ -449,4 +463,21 @@ func TestDetectorsInParallel(t *testing.T) {
 	if res[0][0].Box != res[1][0].Box || !bytes.Equal(res[0][0].Chip.Pix, res[1][0].Chip.Pix) {
 		t.Errorf("parallel workers disagree: %v vs %v", res[0][0].Box, res[1][0].Box)
 	}
+}
+
+// peakRSS is the process's peak resident memory in bytes (VmHWM, Linux).
+func peakRSS(t testing.TB) int64 {
+	t.Helper()
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		t.Skipf("no /proc/self/status: %v", err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmHWM:" {
+			kb, _ := strconv.ParseInt(f[1], 10, 64)
+			return kb << 10
+		}
+	}
+	t.Skip("no VmHWM in /proc/self/status")
+	return 0
 }

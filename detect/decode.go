@@ -2,12 +2,11 @@ package detect
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"image"
 	"image/color"
-	_ "image/jpeg" // image.DecodeConfig reads JPEG headers
-	_ "image/png"  // and PNG headers
 	"math"
 	"os"
 
@@ -40,23 +39,14 @@ func DecodeFile(path string, maxPixels int64) (gocv.Mat, error) {
 // Decode decodes JPEG or PNG bytes into an 8-bit BGR Mat the caller closes,
 // turned as the EXIF orientation says. Grayscale, CMYK and 16-bit images are
 // converted to 8-bit BGR. Images with more than maxPixels pixels are refused
-// from their header, before any pixel is decoded (maxPixels <= 0 means no
-// limit).
+// from their header (ImageHeader), before any pixel is decoded or any
+// buffer allocated (maxPixels <= 0 means MaxImagePixels).
 func Decode(data []byte, maxPixels int64) (gocv.Mat, error) {
-	if len(data) == 0 {
-		return gocv.Mat{}, fmt.Errorf("decoding image: %w: no bytes", ErrCorrupt)
-	}
-	cfg, format, err := image.DecodeConfig(bytes.NewReader(data))
+	hdr, err := CheckHeader(data, maxPixels)
 	if err != nil {
-		return gocv.Mat{}, fmt.Errorf("decoding image header: %w: %v", ErrCorrupt, err)
+		return gocv.Mat{}, err
 	}
-	px := int64(cfg.Width) * int64(cfg.Height)
-	if cfg.Width <= 0 || cfg.Height <= 0 {
-		return gocv.Mat{}, fmt.Errorf("decoding image: %w: %dx%d pixels", ErrCorrupt, cfg.Width, cfg.Height)
-	}
-	if maxPixels > 0 && px > maxPixels {
-		return gocv.Mat{}, fmt.Errorf("decoding image: %w: %dx%d is %d pixels, limit %d", ErrTooLarge, cfg.Width, cfg.Height, px, maxPixels)
-	}
+	format := hdr.Format
 	if format == "jpeg" && truncatedJPEG(data) {
 		return gocv.Mat{}, fmt.Errorf("decoding image: %w: JPEG is truncated (no end marker after the last scan)", ErrCorrupt)
 	}
@@ -72,6 +62,110 @@ func Decode(data []byte, maxPixels int64) (gocv.Mat, error) {
 		return gocv.Mat{}, fmt.Errorf("decoding %s image: %w", format, ErrCorrupt)
 	}
 	return m, nil
+}
+
+// Header is what an image's header says, read without decoding it.
+type Header struct {
+	// Format is "jpeg" or "png".
+	Format        string
+	Width, Height int
+}
+
+// Pixels is Width*Height.
+func (h Header) Pixels() int64 { return int64(h.Width) * int64(h.Height) }
+
+// CheckHeader reads data's header (ImageHeader) and refuses an image of
+// more than maxPixels pixels (maxPixels <= 0 means MaxImagePixels) with
+// ErrTooLarge. Every decode goes through it before allocating anything.
+func CheckHeader(data []byte, maxPixels int64) (Header, error) {
+	h, err := ImageHeader(data)
+	if err != nil {
+		return Header{}, err
+	}
+	if maxPixels <= 0 || maxPixels > MaxImagePixels {
+		maxPixels = MaxImagePixels
+	}
+	if px := h.Pixels(); px > maxPixels {
+		return Header{}, fmt.Errorf("decoding image: %w: %dx%d is %d pixels, limit %d", ErrTooLarge, h.Width, h.Height, px, maxPixels)
+	}
+	return h, nil
+}
+
+// ImageHeader reads a JPEG's or PNG's format and size from its header (a
+// JPEG's start-of-frame segment, a PNG's IHDR chunk) without decoding or
+// allocating: a few bytes decide whether a frame may be decoded at all.
+func ImageHeader(data []byte) (Header, error) {
+	var h Header
+	switch {
+	case len(data) == 0:
+		return Header{}, fmt.Errorf("decoding image: %w: no bytes", ErrCorrupt)
+	case bytes.HasPrefix(data, pngMagic):
+		// Signature, then the IHDR chunk: length (13), "IHDR", width,
+		// height (big-endian, 1..2^31-1).
+		if len(data) < 24 || string(data[12:16]) != "IHDR" || binary.BigEndian.Uint32(data[8:12]) != 13 {
+			return Header{}, fmt.Errorf("decoding image header: %w: PNG without an IHDR chunk first", ErrCorrupt)
+		}
+		w, ht := binary.BigEndian.Uint32(data[16:20]), binary.BigEndian.Uint32(data[20:24])
+		if w > math.MaxInt32 || ht > math.MaxInt32 {
+			return Header{}, fmt.Errorf("decoding image header: %w: PNG size %dx%d out of range", ErrCorrupt, w, ht)
+		}
+		h = Header{Format: "png", Width: int(w), Height: int(ht)}
+	case len(data) >= 2 && data[0] == 0xFF && data[1] == 0xD8:
+		var err error
+		if h, err = jpegHeader(data); err != nil {
+			return Header{}, err
+		}
+	default:
+		return Header{}, fmt.Errorf("decoding image header: %w: neither JPEG nor PNG", ErrCorrupt)
+	}
+	if h.Width <= 0 || h.Height <= 0 {
+		return Header{}, fmt.Errorf("decoding image: %w: %dx%d pixels", ErrCorrupt, h.Width, h.Height)
+	}
+	return h, nil
+}
+
+var pngMagic = []byte("\x89PNG\r\n\x1a\n")
+
+// jpegHeader walks a JPEG's marker segments up to its first start-of-frame
+// (SOF0-SOF15 but DHT, JPG and DAC) and reads the frame's size there.
+func jpegHeader(data []byte) (Header, error) {
+	bad := func(why string) (Header, error) {
+		return Header{}, fmt.Errorf("decoding image header: %w: JPEG %s", ErrCorrupt, why)
+	}
+	i := 2
+	for {
+		// Markers may be preceded by fill bytes 0xFF.
+		for i < len(data) && data[i] == 0xFF && i+1 < len(data) && data[i+1] == 0xFF {
+			i++
+		}
+		if i+4 > len(data) {
+			return bad("ends before its start-of-frame segment")
+		}
+		if data[i] != 0xFF {
+			return bad(fmt.Sprintf("has no marker at byte %d", i))
+		}
+		marker := data[i+1]
+		switch {
+		case marker == 0xD8 || marker == 0x01 || (marker >= 0xD0 && marker <= 0xD7):
+			i += 2 // markers without a length
+			continue
+		case marker == 0xD9 || marker == 0xDA:
+			return bad("has no start-of-frame segment before its scan")
+		}
+		n := int(binary.BigEndian.Uint16(data[i+2 : i+4]))
+		if n < 2 || i+2+n > len(data) {
+			return bad(fmt.Sprintf("segment 0x%02X at byte %d overruns the data", marker, i))
+		}
+		if marker >= 0xC0 && marker <= 0xCF && marker != 0xC4 && marker != 0xC8 && marker != 0xCC {
+			// SOF: length, precision, height, width, components.
+			if n < 8 {
+				return bad("start-of-frame segment is too short")
+			}
+			seg := data[i+4:]
+			return Header{Format: "jpeg", Height: int(binary.BigEndian.Uint16(seg[1:3])), Width: int(binary.BigEndian.Uint16(seg[3:5]))}, nil
+		}
+		i += 2 + n
+	}
 }
 
 // truncatedJPEG reports whether the last start-of-scan marker has no

@@ -82,7 +82,8 @@ func (d *Detector) Close() error {
 }
 
 // Detect finds the faces in frame, an 8-bit BGR (8UC3), gray (8UC1) or BGRA
-// (8UC4) Mat, ordered by decreasing confidence. Frames wider than
+// (8UC4) Mat, ordered by decreasing confidence: at most cfg.MaxFaces, the
+// most confident. Frames wider than
 // cfg.MaxWidth are searched on a downscaled copy; landmarks and chips always
 // come from the full-resolution frame. The frame is read, never modified or
 // kept. dlib's work cannot be interrupted: ctx is checked before and after.
@@ -163,6 +164,10 @@ func (d *Detector) find(ctx context.Context, frame gocv.Mat) ([]dlib.Rect, error
 		out = append(out, dlib.Rect{Left: b.Min.X, Top: b.Min.Y, Right: b.Max.X - 1, Bottom: b.Max.Y - 1, Score: c.Confidence})
 	}
 	sort.SliceStable(out, func(i, j int) bool { return out[i].Score > out[j].Score })
+	// A crowd or a poster wall costs at most MaxFaces alignments.
+	if d.cfg.MaxFaces > 0 && len(out) > d.cfg.MaxFaces {
+		out = out[:d.cfg.MaxFaces]
+	}
 	return out, nil
 }
 

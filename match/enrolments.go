@@ -135,7 +135,11 @@ func (g *Gallery) AddEnrolment(ctx context.Context, n NewEnrolment) (e Enrolment
 			return err
 		}
 		created = true
-		return appendEvent(ctx, tx, &Event{Type: EventEnrolmentAdd, Enrolment: enrolmentEvent(&e, id.WatchlistID)}, nil)
+		if err := appendEvent(ctx, tx, &Event{Type: EventEnrolmentAdd, Enrolment: enrolmentEvent(&e, id.WatchlistID)}, nil); err != nil {
+			return err
+		}
+		return g.auditTx(ctx, tx, "enrol", identityTarget(id.ID), id.ExternalRef, map[string]any{"watchlist": wname, "name": id.Name,
+			"enrolment": e.ID, "photo_sha256": sha, "enrolled_by": n.EnrolledBy})
 	})
 	if err != nil {
 		if !created {

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 )
 
@@ -62,7 +63,10 @@ func (g *Gallery) EnsureIdentity(ctx context.Context, list string, s IdentitySpe
 			return err
 		}
 		created = true
-		return putIdentityEvent(ctx, tx, &id)
+		if err := putIdentityEvent(ctx, tx, &id); err != nil {
+			return err
+		}
+		return g.auditTx(ctx, tx, "identity_create", identityTarget(id.ID), id.ExternalRef, map[string]any{"watchlist": list, "name": id.Name, "expires": id.Expires})
 	})
 	if err != nil {
 		return Identity{}, false, fmt.Errorf("adding identity to watchlist %q: %w", list, err)
@@ -156,7 +160,10 @@ func (g *Gallery) ExpireIdentity(ctx context.Context, id int64, at time.Time) (I
 			return err
 		}
 		out = i
-		return putIdentityEvent(ctx, tx, &out)
+		if err := putIdentityEvent(ctx, tx, &out); err != nil {
+			return err
+		}
+		return g.auditTx(ctx, tx, "identity_expire", identityTarget(i.ID), i.ExternalRef, map[string]any{"name": i.Name, "expires": i.Expires})
 	})
 	if err != nil {
 		return Identity{}, fmt.Errorf("expiring identity: %w", err)
@@ -170,19 +177,24 @@ func (g *Gallery) ExpireIdentity(ctx context.Context, id int64, at time.Time) (I
 func (g *Gallery) DeleteIdentity(ctx context.Context, id int64) error {
 	var rm removal
 	err := g.tx(ctx, func(tx *sql.Tx) error {
-		var one int
-		if err := tx.QueryRowContext(ctx, "SELECT 1 FROM identities WHERE id = ?", id).Scan(&one); err != nil {
+		var name, ref string
+		if err := tx.QueryRowContext(ctx, "SELECT name, external_ref FROM identities WHERE id = ?", id).Scan(&name, &ref); err != nil {
 			if errors.Is(err, sql.ErrNoRows) {
 				return fmt.Errorf("identity %d: %w", id, ErrNotFound)
 			}
 			return err
 		}
 		var err error
-		rm, err = deleteIdentityTx(ctx, tx, id)
-		return err
+		if rm, err = deleteIdentityTx(ctx, tx, id); err != nil {
+			return err
+		}
+		return g.auditTx(ctx, tx, "identity_delete", identityTarget(id), ref, map[string]any{"name": name, "photos": len(rm.photos)})
 	})
 	if err != nil {
 		return fmt.Errorf("deleting identity: %w", err)
 	}
 	return g.afterRemoval(ctx, rm)
 }
+
+// identityTarget names an identity in the audit log.
+func identityTarget(id int64) string { return "identity/" + strconv.FormatInt(id, 10) }

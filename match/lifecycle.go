@@ -197,18 +197,31 @@ func scanPurge(r scanner) (Purge, error) {
 	return p, err
 }
 
-func insertPurge(ctx context.Context, tx *sql.Tx, p *Purge, rm removal) error {
+// insertPurge records a purge in the same transaction as the deletion.
+// A gallery with its own audit log (keys configured) writes the audit
+// entry in that transaction too, and the record is born audited; without
+// one the record waits for AuditPurges.
+func (g *Gallery) insertPurge(ctx context.Context, tx *sql.Tx, p *Purge, rm removal) error {
 	p.Identities, p.Enrolments = rm.identities, rm.enrolments
 	p.Photos = len(rm.photos)
+	p.Audited = g.alog != nil
 	res, err := tx.ExecContext(ctx, `INSERT INTO purges (time_ms, cause, actor, reason, watchlist_id, watchlist, identity_id, identity,
-		external_ref, expired_ms, identities, enrolments, photos) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		external_ref, expired_ms, identities, enrolments, photos, audited) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		p.Time.UnixMilli(), string(p.Cause), p.Actor, p.Reason, p.WatchlistID, p.Watchlist, p.IdentityID, p.Identity,
-		p.ExternalRef, ms(p.Expired), p.Identities, p.Enrolments, p.Photos)
+		p.ExternalRef, ms(p.Expired), p.Identities, p.Enrolments, p.Photos, p.Audited)
 	if err != nil {
 		return fmt.Errorf("recording the purge: %w", err)
 	}
-	p.ID, err = res.LastInsertId()
-	return err
+	if p.ID, err = res.LastInsertId(); err != nil {
+		return err
+	}
+	action := "gallery_purge_expired"
+	if p.Cause == PurgeFound {
+		action = "gallery_found"
+	}
+	return g.auditTx(ctx, tx, action, p.Target(), p.ExternalRef, map[string]any{
+		"purge": p.ID, "by": p.Actor, "reason": p.Reason, "watchlist": p.Watchlist, "identity": p.Identity, "external_ref": p.ExternalRef,
+		"identities": p.Identities, "enrolments": p.Enrolments, "photos": p.Photos})
 }
 
 // PurgeExpired purges every list and identity that expired at least grace
@@ -243,7 +256,7 @@ func (g *Gallery) PurgeExpired(ctx context.Context, grace time.Duration, actor s
 			}
 			p := Purge{Time: now, Cause: PurgeExpired, Actor: actor, Reason: "expired " + w.Expires.Format(time.RFC3339) + ", grace " + grace.String(),
 				WatchlistID: w.ID, Watchlist: w.Name, Expired: w.Expires}
-			if err := insertPurge(ctx, tx, &p, rm); err != nil {
+			if err := g.insertPurge(ctx, tx, &p, rm); err != nil {
 				return err
 			}
 			out = append(out, p)
@@ -264,7 +277,7 @@ func (g *Gallery) PurgeExpired(ctx context.Context, grace time.Duration, actor s
 			}
 			p := Purge{Time: now, Cause: PurgeExpired, Actor: actor, Reason: "expired " + i.Expires.Format(time.RFC3339) + ", grace " + grace.String(),
 				WatchlistID: i.WatchlistID, Watchlist: list, IdentityID: i.ID, Identity: i.Name, ExternalRef: i.ExternalRef, Expired: i.Expires}
-			if err := insertPurge(ctx, tx, &p, rm); err != nil {
+			if err := g.insertPurge(ctx, tx, &p, rm); err != nil {
 				return err
 			}
 			out = append(out, p)
@@ -325,7 +338,7 @@ func (g *Gallery) Found(ctx context.Context, identityID int64, actor, reason str
 		}
 		p = Purge{Time: g.now().UTC().Truncate(time.Millisecond), Cause: PurgeFound, Actor: actor, Reason: reason,
 			WatchlistID: w.ID, Watchlist: w.Name, IdentityID: i.ID, Identity: i.Name, ExternalRef: i.ExternalRef}
-		return insertPurge(ctx, tx, &p, rm)
+		return g.insertPurge(ctx, tx, &p, rm)
 	})
 	if err != nil {
 		return Purge{}, fmt.Errorf("marking identity %d found: %w", identityID, err)

@@ -15,6 +15,7 @@ import (
 
 	sqlite3 "github.com/mattn/go-sqlite3"
 
+	"github.com/facewatch/facewatch/internal/audit"
 	"github.com/facewatch/facewatch/internal/sqlitefile"
 )
 
@@ -101,6 +102,25 @@ var migrations = []string{
 	CREATE INDEX purges_unaudited ON purges (id) WHERE audited = 0;
 	ALTER TABLE events ADD COLUMN stream_seq INTEGER;
 	CREATE TABLE stream_scrub (stream_seq INTEGER PRIMARY KEY);`,
+	// 3: the gallery's audit log (internal/audit's schema): every change
+	// by a curator, and every search, with who made it.
+	`CREATE TABLE audit (
+		seq        INTEGER PRIMARY KEY,
+		time_ns    INTEGER NOT NULL,
+		actor      TEXT    NOT NULL,
+		actor_name TEXT    NOT NULL,
+		role       TEXT    NOT NULL,
+		action     TEXT    NOT NULL,
+		target     TEXT    NOT NULL,
+		case_ref   TEXT    NOT NULL,
+		detail     TEXT    NOT NULL,
+		prev_hash  TEXT    NOT NULL,
+		hash       TEXT    NOT NULL
+	);
+	CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit
+	BEGIN SELECT RAISE(ABORT, 'audit log is append-only'); END;
+	CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit
+	BEGIN SELECT RAISE(ABORT, 'audit log is append-only'); END;`,
 }
 
 // Gallery is the SQLite store of watchlists, identities and enrolments,
@@ -113,14 +133,38 @@ type Gallery struct {
 	log    *slog.Logger
 	now    func() time.Time
 	dbPath string
+	// alog is the gallery's audit log, nil when opened without keys;
+	// auditRequired then refuses changes to a gallery whose log is keyed.
+	alog          *audit.Log
+	auditRequired bool
+	actor         audit.Actor
+	note          string
 }
 
-// GalleryOptions tune OpenGallery; the zero value is fine.
+// GalleryOptions tune OpenGallery; the zero value is fine for reading
+// and for galleries that never had an audit log.
 type GalleryOptions struct {
 	Logger *slog.Logger
 	// Now is the clock (tests); nil means time.Now.
 	Now func() time.Time
+	// Audit, when set, records every change (and every Audit call) in the
+	// gallery's audit log, chained with these keys, as Actor, in the
+	// change's own transaction. A gallery whose log is keyed refuses
+	// changes from a Gallery opened without keys.
+	Audit *audit.Keys
+	// Actor is who this Gallery acts for (the OS user of a local command).
+	Actor audit.Actor
+	// Note is recorded with each entry (the CLI's --by: on whose behalf;
+	// it never replaces Actor).
+	Note string
 }
+
+// AuditLogName names the gallery's audit log in checkpoints.
+const AuditLogName = "gallery"
+
+// ErrUnaudited refuses a change to a gallery with a keyed audit log
+// through a Gallery opened without the audit keys.
+var ErrUnaudited = errors.New("gallery changes are audited: open the gallery with the audit keys")
 
 // OpenGallery opens (creating if needed) the gallery under dataDir:
 // gallery.db and the gallery-photos directory. It runs pending migrations
@@ -152,16 +196,100 @@ func OpenGallery(ctx context.Context, dataDir string, opt GalleryOptions) (*Gall
 	// One connection: SQLite has one writer anyway, and a single
 	// connection keeps the pragmas above in force for every statement.
 	db.SetMaxOpenConns(1)
-	g := &Gallery{db: db, photos: PhotoDir(dataDir), log: log.With("component", "gallery"), now: now, dbPath: path}
+	g := &Gallery{db: db, photos: PhotoDir(dataDir), log: log.With("component", "gallery"), now: now, dbPath: path,
+		actor: opt.Actor, note: opt.Note}
 	if err := g.migrate(ctx); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("opening gallery %s: %w", path, err)
 	}
+	if opt.Audit != nil {
+		g.alog = audit.NewLog(AuditLogName, opt.Audit, "")
+		if err := g.alog.Start(ctx, db, now()); err != nil {
+			db.Close()
+			return nil, fmt.Errorf("opening gallery %s: %w", path, err)
+		}
+	} else {
+		var n int
+		if err := db.QueryRowContext(ctx, "SELECT count(*) FROM audit WHERE action = ?", audit.ActionKeyed).Scan(&n); err != nil {
+			db.Close()
+			return nil, fmt.Errorf("opening gallery %s: %w", path, err)
+		}
+		g.auditRequired = n > 0
+	}
 	return g, nil
 }
 
-// Close closes the database.
-func (g *Gallery) Close() error { return g.db.Close() }
+// Close checkpoints the audit log (when the gallery has one open) and
+// closes the database.
+func (g *Gallery) Close() error {
+	var err error
+	if g.alog != nil {
+		_, err = g.AuditCheckpoint(context.Background())
+	}
+	return errors.Join(err, g.db.Close())
+}
+
+// AuditCheckpoint signs the audit log's head into its checkpoint file and
+// returns the checkpoint (for a copy elsewhere: audit.Publish).
+func (g *Gallery) AuditCheckpoint(ctx context.Context) (audit.Checkpoint, error) {
+	if g.alog == nil {
+		return audit.Checkpoint{}, fmt.Errorf("checkpointing the gallery's audit log: %w", ErrUnaudited)
+	}
+	c, _, err := g.alog.Checkpoint(ctx, g.db, g.now())
+	return c, err
+}
+
+// Audit records an action on the gallery that changes nothing (a 1:N
+// search: `facewatch identify`) in its audit log, as the Gallery's actor.
+func (g *Gallery) Audit(ctx context.Context, action, target, caseRef string, detail map[string]any) error {
+	if g.alog == nil {
+		return fmt.Errorf("auditing %s: %w", action, ErrUnaudited)
+	}
+	return g.tx(ctx, func(tx *sql.Tx) error { return g.auditTx(ctx, tx, action, target, caseRef, detail) })
+}
+
+// auditTx appends one entry for a change inside the change's transaction.
+// Without an audit log it records nothing, unless the gallery's log is
+// keyed (ErrUnaudited).
+func (g *Gallery) auditTx(ctx context.Context, tx *sql.Tx, action, target, caseRef string, detail map[string]any) error {
+	if g.alog == nil {
+		if g.auditRequired {
+			return ErrUnaudited
+		}
+		return nil
+	}
+	if detail == nil {
+		detail = map[string]any{}
+	}
+	if g.note != "" {
+		detail["note"] = g.note
+	}
+	d, err := json.Marshal(detail)
+	if err != nil {
+		return fmt.Errorf("encoding audit detail: %w", err)
+	}
+	return g.alog.Append(ctx, tx, &audit.Entry{Time: g.now(), Actor: g.actor.ID, ActorName: g.actor.Name, Role: g.actor.Role,
+		Action: action, Target: target, Case: caseRef, Detail: string(d)})
+}
+
+// VerifyAudit checks the audit log of the gallery under dataDir against
+// keys, their checkpoint file and extra checkpoints (see audit.Verify).
+func VerifyAudit(ctx context.Context, dataDir string, keys *audit.Keys, extra []audit.Checkpoint) (audit.Report, error) {
+	path := filepath.Join(dataDir, GalleryFile)
+	if _, err := os.Stat(path); err != nil {
+		return audit.Report{}, fmt.Errorf("opening gallery audit log: %w", err)
+	}
+	db, err := sql.Open("sqlite3", sqlitefile.DSN(path, url.Values{"mode": {"ro"}, "_busy_timeout": {"10000"}}))
+	if err != nil {
+		return audit.Report{}, fmt.Errorf("opening gallery %s: %w", path, err)
+	}
+	defer db.Close()
+	cps, err := audit.ReadCheckpoints(audit.CheckpointPath(keys.Dir(), AuditLogName))
+	if err != nil {
+		return audit.Report{}, err
+	}
+	return audit.Verify(ctx, db, keys, AuditLogName, append(cps, extra...))
+}
 
 // Path is the database file.
 func (g *Gallery) Path() string { return g.dbPath }
@@ -291,3 +419,6 @@ func (n *nullString) Scan(v any) error {
 func sqlOpen(path string) (*sql.DB, error) {
 	return sql.Open("sqlite3", sqlitefile.DSN(path, url.Values{"_busy_timeout": {"10000"}, "_foreign_keys": {"on"}}))
 }
+
+// Actor is who this gallery's changes are recorded as (GalleryOptions.Actor).
+func (g *Gallery) Actor() audit.Actor { return g.actor }

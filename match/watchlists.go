@@ -77,7 +77,11 @@ func (g *Gallery) CreateWatchlist(ctx context.Context, s WatchlistSpec) (Watchli
 		if w.ID, err = res.LastInsertId(); err != nil {
 			return err
 		}
-		return putWatchlistEvent(ctx, tx, &w)
+		if err := putWatchlistEvent(ctx, tx, &w); err != nil {
+			return err
+		}
+		return g.auditTx(ctx, tx, "watchlist_create", "watchlist/"+w.Name, "", map[string]any{"kind": w.Kind, "owner": w.Owner,
+			"legal_basis": w.LegalBasis, "expires": w.Expires, "threshold": w.Threshold, "priority": w.Priority, "second_reviewer": w.SecondReviewer})
 	})
 	if err != nil {
 		return Watchlist{}, fmt.Errorf("creating watchlist: %w", err)
@@ -156,9 +160,10 @@ func (g *Gallery) Watchlists(ctx context.Context) ([]WatchlistSummary, error) {
 	return out, nil
 }
 
-// updateWatchlist changes the named list inside one transaction and emits
-// its new state as an event.
-func (g *Gallery) updateWatchlist(ctx context.Context, name string, fn func(*Watchlist) error) (Watchlist, error) {
+// updateWatchlist changes the named list inside one transaction, emits
+// its new state as an event and audits the change as action with the
+// detail fn returns.
+func (g *Gallery) updateWatchlist(ctx context.Context, name, action string, fn func(*Watchlist) (map[string]any, error)) (Watchlist, error) {
 	var w Watchlist
 	err := g.tx(ctx, func(tx *sql.Tx) error {
 		var err error
@@ -169,14 +174,18 @@ func (g *Gallery) updateWatchlist(ctx context.Context, name string, fn func(*Wat
 		if err != nil {
 			return err
 		}
-		if err := fn(&w); err != nil {
+		detail, err := fn(&w)
+		if err != nil {
 			return err
 		}
 		if _, err := tx.ExecContext(ctx, "UPDATE watchlists SET expires_ms = ?, threshold = ?, priority = ?, second_reviewer = ? WHERE id = ?",
 			ms(w.Expires), w.Threshold, w.Priority, w.SecondReviewer, w.ID); err != nil {
 			return err
 		}
-		return putWatchlistEvent(ctx, tx, &w)
+		if err := putWatchlistEvent(ctx, tx, &w); err != nil {
+			return err
+		}
+		return g.auditTx(ctx, tx, action, "watchlist/"+w.Name, "", detail)
 	})
 	return w, err
 }
@@ -187,9 +196,10 @@ func (g *Gallery) ExpireWatchlist(ctx context.Context, name string, at time.Time
 	if at.IsZero() {
 		at = g.now()
 	}
-	w, err := g.updateWatchlist(ctx, name, func(w *Watchlist) error {
+	w, err := g.updateWatchlist(ctx, name, "watchlist_expire", func(w *Watchlist) (map[string]any, error) {
+		old := w.Expires
 		w.Expires = at.UTC().Truncate(time.Millisecond)
-		return nil
+		return map[string]any{"expires": w.Expires, "was": old}, nil
 	})
 	if err != nil {
 		return Watchlist{}, fmt.Errorf("expiring watchlist: %w", err)
@@ -203,9 +213,10 @@ func (g *Gallery) SetThreshold(ctx context.Context, name string, threshold float
 	if threshold < 0 || threshold > 2 {
 		return Watchlist{}, fmt.Errorf("setting threshold of watchlist %q: %w: %g is not in [0, 2]", name, ErrInvalid, threshold)
 	}
-	w, err := g.updateWatchlist(ctx, name, func(w *Watchlist) error {
+	w, err := g.updateWatchlist(ctx, name, "watchlist_threshold", func(w *Watchlist) (map[string]any, error) {
+		old := w.Threshold
 		w.Threshold = threshold
-		return nil
+		return map[string]any{"threshold": threshold, "was": old}, nil
 	})
 	if err != nil {
 		return Watchlist{}, fmt.Errorf("setting threshold: %w", err)
@@ -227,8 +238,10 @@ func (g *Gallery) DeleteWatchlist(ctx context.Context, name string) error {
 			return err
 		}
 		var err error
-		rm, err = deleteWatchlistTx(ctx, tx, id)
-		return err
+		if rm, err = deleteWatchlistTx(ctx, tx, id); err != nil {
+			return err
+		}
+		return g.auditTx(ctx, tx, "watchlist_delete", "watchlist/"+name, "", map[string]any{"identities": rm.identities, "photos": len(rm.photos)})
 	})
 	if err != nil {
 		return fmt.Errorf("deleting watchlist: %w", err)

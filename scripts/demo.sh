@@ -67,7 +67,7 @@ mkdir -p "$work/enrol/$person"
 cp "$photo" "$work/enrol/$person/"
 "$bin" watchlist create --config "$work/facewatch.yaml" --kind missing --legal-basis "demo" --owner demo demo >/dev/null
 "$bin" enroll --config "$work/facewatch.yaml" --list demo --by demo "$work/enrol" 2>/dev/null | tail -n 1
-token=$("$bin" token create --config "$work/facewatch.yaml" --role operator --scope all --name demo 2>/dev/null)
+token=$("$bin" token create --config "$work/facewatch.yaml" --role operator --scope all --person demo --name demo 2>/dev/null)
 
 echo "demo: running facewatch until the clip ends (at most ${seconds}s); expect two alerts for $person and none for the strangers"
 echo "demo: API token (operator): $token  (while it runs: curl -H \"Authorization: Bearer TOKEN\" API-URL/api/v1/queue)"

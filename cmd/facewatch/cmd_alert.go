@@ -4,15 +4,18 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
-	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/facewatch/facewatch/alert"
+	"github.com/facewatch/facewatch/internal/audit"
 	"github.com/facewatch/facewatch/internal/config"
+	"github.com/facewatch/facewatch/internal/httpserve"
 	"github.com/facewatch/facewatch/internal/natsbus"
 	"github.com/facewatch/facewatch/match"
 )
@@ -54,7 +57,7 @@ func cmdAlertStage(ctx context.Context, e *env, args []string) error {
 	if err := natsbus.EnsureStreams(ctx, js, cfg.NATS.Replicas); err != nil {
 		return err
 	}
-	svc, err := alert.Open(ctx, cfg.DataDir, cfg.Alert, alert.Options{Logger: log, PhotoDir: alertPhotoDir(cfg), AckWait: cfg.NATS.AckWait})
+	svc, err := alert.Open(ctx, cfg.DataDir, cfg.Alert, alert.Options{Logger: log, PhotoDir: alertPhotoDir(cfg), AckWait: cfg.NATS.AckWait, AuditDir: auditDir(cfg)})
 	if err != nil {
 		return err
 	}
@@ -67,16 +70,15 @@ func cmdAlertStage(ctx context.Context, e *env, args []string) error {
 // serveAlert runs svc's consumer and its HTTP API on listen until ctx ends
 // or either fails, then stops both.
 func serveAlert(ctx context.Context, svc *alert.Service, js jetstream.JetStream, listen string, ready func(addr string)) error {
-	ln, err := net.Listen("tcp", listen)
+	srv, err := httpserve.Listen(listen, svc.Handler(), svc.HTTPLimits())
 	if err != nil {
-		return fmt.Errorf("listening on %s: %w", listen, err)
+		return err
 	}
-	srv := &http.Server{Handler: svc.Handler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	errs := make(chan error, 2)
-	go func() { // stops when srv.Shutdown/Close is called below
-		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+	go func() { // stops when ctx is cancelled below
+		if err := srv.Serve(ctx, 5*time.Second); err != nil {
 			errs <- fmt.Errorf("serving the alert API: %w", err)
 			return
 		}
@@ -84,17 +86,28 @@ func serveAlert(ctx context.Context, svc *alert.Service, js jetstream.JetStream,
 	}()
 	go func() { errs <- svc.Run(ctx, js) }() // stops when ctx is cancelled
 	if ready != nil {
-		ready(ln.Addr().String())
+		ready(srv.Addr().String())
 	}
 	first := <-errs
 	cancel()
-	shutCtx, done := context.WithTimeout(context.Background(), 5*time.Second)
-	defer done()
-	if err := srv.Shutdown(shutCtx); err != nil {
-		srv.Close() // live feeds do not end on Shutdown
-	}
 	second := <-errs
 	return errors.Join(first, second)
+}
+
+// watchlistNames lists g's watchlist names, for the alert service's
+// metric labels.
+func watchlistNames(g *match.Gallery) func(context.Context) ([]string, error) {
+	return func(ctx context.Context) ([]string, error) {
+		ws, err := g.Watchlists(ctx)
+		if err != nil {
+			return nil, err
+		}
+		names := make([]string, len(ws))
+		for i, w := range ws {
+			names[i] = w.Name
+		}
+		return names, nil
+	}
 }
 
 func cmdToken(ctx context.Context, e *env, args []string) error {
@@ -102,11 +115,13 @@ func cmdToken(ctx context.Context, e *env, args []string) error {
 		return usageErrorf("want a subcommand: create, list or revoke")
 	}
 	sub, args := args[0], args[1:]
-	fs := newFlagSet(e, "token "+sub, "token create --role ROLE --scope SCOPE|all [--name NAME] [--ttl DURATION] --config FILE | token list --config FILE | token revoke ID --config FILE")
+	fs := newFlagSet(e, "token "+sub, "token create --role ROLE --person NAME --scope SCOPE|all [--name LABEL] [--ttl DURATION] --config FILE | token list --config FILE | token revoke ID --config FILE")
 	cfgPath := fs.String("config", "", "config file")
 	role := fs.String("role", "", "role: admin, curator, operator, investigator or integrator")
-	name := fs.String("name", "", "who the token is for (shown in the audit log)")
+	person := fs.String("person", "", "the person the token belongs to (required; the audit log and the second-reviewer rule go by person)")
+	name := fs.String("name", "", "a label for the token (\"ana's laptop\")")
 	ttl := fs.Duration("ttl", 90*24*time.Hour, "how long the token is valid")
+	by := fs.String("by", "", "a note for the audit log (on whose behalf); the OS user is recorded whatever it says")
 	scopeFlag := fs.String("scope", "", "what the token sees: group:NAME,watchlist:NAME,... (camera groups of alert.camera_groups and watchlists), or all for the whole site; required for operator, investigator and integrator tokens")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -116,6 +131,26 @@ func cmdToken(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	db := alert.DBPath(cfg.DataDir)
+	local := func() (alert.Local, func(), error) {
+		actor, err := e.localActor()
+		if err != nil {
+			return alert.Local{}, nil, err
+		}
+		l := alert.Local{DataDir: cfg.DataDir, AuditDir: auditDir(cfg), Actor: actor, Note: *by}
+		nc, js, err := connectJS(cfg, "facewatch-token")
+		if err != nil {
+			return alert.Local{}, nil, err
+		}
+		if js == nil {
+			return l, func() {}, nil
+		}
+		if err := natsbus.EnsureStreams(ctx, js, cfg.NATS.Replicas); err != nil {
+			nc.Close()
+			return alert.Local{}, nil, err
+		}
+		l.JS = js
+		return l, nc.Close, nil
+	}
 	switch sub {
 	case "create":
 		if fs.NArg() != 0 {
@@ -125,16 +160,24 @@ func cmdToken(ctx context.Context, e *env, args []string) error {
 		if err != nil {
 			return usageErrorf("--role: %v", err)
 		}
+		if strings.TrimSpace(*person) == "" {
+			return usageErrorf("--person NAME is required: a token belongs to a person")
+		}
 		sc, err := tokenScope(r, *scopeFlag, cfg.Alert.CameraGroups)
 		if err != nil {
 			return err
 		}
-		tok, err := alert.CreateScopedToken(ctx, db, r, *name, *ttl, sc)
+		l, done, err := local()
+		if err != nil {
+			return err
+		}
+		defer done()
+		tok, info, err := alert.CreateToken(ctx, l, alert.TokenSpec{Role: r, Person: *person, Name: *name, TTL: *ttl, Scope: sc})
 		if err != nil {
 			return err
 		}
 		fmt.Fprintln(e.stdout, tok)
-		fmt.Fprintf(e.stderr, "token for %s (%q, scope %s) valid until %s; it is shown only this once\n", r, *name, sc, time.Now().Add(*ttl).UTC().Format(time.RFC3339))
+		fmt.Fprintf(e.stderr, "token %s for %s as %s (scope %s) valid until %s; it is shown only this once\n", info.ID, info.Person, r, info.Scope, info.Expires.Format(time.RFC3339))
 		return nil
 	case "list":
 		toks, err := alert.ListTokens(ctx, db)
@@ -148,14 +191,19 @@ func cmdToken(ctx context.Context, e *env, args []string) error {
 			} else if time.Now().After(t.Expires) {
 				state = "expired"
 			}
-			fmt.Fprintf(e.stdout, "%s  %-12s  %-8s  expires %s  scope %s  %s\n", t.ID, t.Role, state, t.Expires.Format(time.RFC3339), t.Scope, t.Name)
+			fmt.Fprintf(e.stdout, "%s  %-12s  %-8s  expires %s  scope %s  %s  %s\n", t.ID, t.Role, state, t.Expires.Format(time.RFC3339), t.Scope, t.Person, t.Name)
 		}
 		return nil
 	case "revoke":
 		if fs.NArg() != 1 {
 			return usageErrorf("token revoke takes one token ID (see token list)")
 		}
-		return alert.RevokeToken(ctx, db, fs.Arg(0))
+		l, done, err := local()
+		if err != nil {
+			return err
+		}
+		defer done()
+		return alert.RevokeToken(ctx, l, fs.Arg(0))
 	default:
 		return usageErrorf("unknown subcommand %q: want create, list or revoke", sub)
 	}
@@ -196,14 +244,48 @@ func cmdAudit(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	n, err := alert.VerifyAudit(ctx, alert.DBPath(cfg.DataDir))
-	if err != nil {
-		return fmt.Errorf("audit log %s: %d entries verified before the break: %w", alert.DBPath(cfg.DataDir), n, err)
-	}
-	seq, head, err := alert.AuditHead(ctx, alert.DBPath(cfg.DataDir))
+	keys, err := auditKeys(cfg)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(e.stdout, "audit log ok: %d entries, chain intact; head %d %s\n", n, seq, head)
-	return nil
+	// The stream's copy of the checkpoints, when there is one: a log and
+	// checkpoint file cut together still disagree with it.
+	streamed := map[string][]audit.Checkpoint{}
+	nc, js, err := connectJS(cfg, "facewatch-audit")
+	if err != nil {
+		return fmt.Errorf("reading audit checkpoints from JetStream: %w", err)
+	}
+	if js != nil {
+		defer nc.Close()
+		for _, name := range []string{alert.AuditLogName, match.AuditLogName} {
+			if streamed[name], err = audit.Fetch(ctx, js, name); err != nil {
+				return err
+			}
+		}
+	}
+	var errs []error
+	for _, l := range []struct {
+		name, path string
+		verify     func() (audit.Report, error)
+	}{
+		{alert.AuditLogName, alert.DBPath(cfg.DataDir), func() (audit.Report, error) {
+			return alert.VerifyAudit(ctx, cfg.DataDir, auditDir(cfg), streamed[alert.AuditLogName])
+		}},
+		{match.AuditLogName, filepath.Join(cfg.DataDir, match.GalleryFile), func() (audit.Report, error) {
+			return match.VerifyAudit(ctx, cfg.DataDir, keys, streamed[match.AuditLogName])
+		}},
+	} {
+		if _, err := os.Stat(l.path); errors.Is(err, os.ErrNotExist) {
+			fmt.Fprintf(e.stdout, "audit log %s: no database yet\n", l.name)
+			continue
+		}
+		rep, err := l.verify()
+		if err != nil {
+			errs = append(errs, fmt.Errorf("audit log %s (%s): %d entries verified before the break: %w", l.name, l.path, rep.Entries, err))
+			continue
+		}
+		fmt.Fprintf(e.stdout, "audit log %s ok: %d entries, chain intact (keyed from entry %d); head %d %s; %d checkpoints, the last covering entry %d\n",
+			l.name, rep.Entries, rep.Era, rep.HeadSeq, rep.Head, rep.Checkpoints, rep.Checkpointed)
+	}
+	return errors.Join(errs...)
 }

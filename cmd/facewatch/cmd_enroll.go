@@ -64,7 +64,7 @@ func cmdEnroll(ctx context.Context, e *env, args []string) error {
 	cfgPath := fs.String("config", "", "config file")
 	dirFlag := fs.String("model-dir", "", "model directory")
 	list := fs.String("list", "", "watchlist to enrol into (required)")
-	by := fs.String("by", e.getenv("USER"), "who is enrolling, for the record")
+	by := fs.String("by", "", "a note for the audit log (on whose behalf); the OS user is recorded as the enroller whatever it says")
 	identity := fs.String("identity", "", "enrol the FILEs as this person (instead of a directory per identity)")
 	notes := fs.String("notes", "", "with --identity: notes on a new identity")
 	ref := fs.String("ref", "", "with --identity: external reference (case number) of a new identity")
@@ -83,10 +83,11 @@ func cmdEnroll(ctx context.Context, e *env, args []string) error {
 		}
 		who.Expires = t
 	}
-	if *by == "" {
-		*by = "unknown"
+	actor, err := e.localActor()
+	if err != nil {
+		return err
 	}
-	cfg, g, err := e.openGallery(ctx, *cfgPath)
+	cfg, g, err := e.openGallery(ctx, *cfgPath, *by)
 	if err != nil {
 		return err
 	}
@@ -103,9 +104,9 @@ func cmdEnroll(ctx context.Context, e *env, args []string) error {
 	en := enroll.NewEnroller(g, det, emb, enroll.EnrollerOptions{Match: cfg.Match, MaxPixels: cfg.Detect.MaxPixels, Logger: e.logger(cfg)})
 	var rep enroll.DirReport
 	if *identity != "" {
-		rep, err = en.EnrolFiles(ctx, *list, who, fs.Args(), *by, photoProgress(e, "enrolling"))
+		rep, err = en.EnrolFiles(ctx, *list, who, fs.Args(), actor.Name, photoProgress(e, "enrolling"))
 	} else {
-		rep, err = en.EnrolDir(ctx, *list, fs.Arg(0), *by, photoProgress(e, "enrolling"))
+		rep, err = en.EnrolDir(ctx, *list, fs.Arg(0), actor.Name, photoProgress(e, "enrolling"))
 	}
 	// Whatever was enrolled before an error is in the gallery: publish it.
 	perr := e.publish(ctx, cfg, g)

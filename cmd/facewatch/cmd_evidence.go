@@ -27,7 +27,7 @@ func cmdEvidence(ctx context.Context, e *env, args []string) error {
 	id := fs.Int64("alert", 0, "export: the alert's id")
 	caseRef := fs.String("case", "", "export: case reference (required; audited)")
 	out := fs.String("out", "", "export: the bundle file (default evidence-alert-ID.json); pubkey: the PEM file (default stdout)")
-	by := fs.String("by", "", "export: who exports (default $USER)")
+	by := fs.String("by", "", "export: a note on whose behalf (recorded beside the OS user, never instead)")
 	pubFile := fs.String("pubkey", "", "verify: the site's public key (PEM from `evidence pubkey`); without it the bundle's own key is used, which proves only that it is intact")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -41,7 +41,12 @@ func cmdEvidence(ctx context.Context, e *env, args []string) error {
 		if err != nil {
 			return err
 		}
-		b, err := alert.ExportEvidence(ctx, cfg.DataDir, cfg.Alert, alertPhotoDir(cfg), *id, *caseRef, localActor(e, *by))
+		actor, err := e.localActor()
+		if err != nil {
+			return err
+		}
+		l := alert.Local{DataDir: cfg.DataDir, AuditDir: auditDir(cfg), Actor: actor, Note: *by}
+		b, err := alert.ExportEvidence(ctx, l, cfg.Alert, alertPhotoDir(cfg), *id, *caseRef)
 		if err != nil {
 			return err
 		}

@@ -175,9 +175,11 @@ func TestEvidenceCommands(t *testing.T) {
 			t.Errorf("facewatch %q = exit %d, %q; want %d mentioning %q", bad.args, code, errOut, bad.code, bad.want)
 		}
 	}
-	// Every export is in the audit log, by who and for which case.
+	// Every export is in the audit log, by the OS user (--by only adds a
+	// note) and for which case.
 	es, err := alert.AuditEntries(ctx, alert.DBPath(dataDir), "alert/1")
-	if err != nil || len(es) == 0 || es[len(es)-1].Action != "evidence_export" || es[0].ActorName != "ivy" || es[0].Case != "2026/0147" {
-		t.Errorf("audit of alert/1 = %+v, %v; want ivy's evidence_export for case 2026/0147", es, err)
+	if err != nil || len(es) == 0 || es[len(es)-1].Action != "evidence_export" || es[0].ActorName != osUser(t) ||
+		!strings.Contains(es[0].Detail, `"note":"ivy"`) || es[0].Case != "2026/0147" {
+		t.Errorf("audit of alert/1 = %+v, %v; want the OS user's evidence_export for case 2026/0147 with note ivy", es, err)
 	}
 }

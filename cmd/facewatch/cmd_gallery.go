@@ -3,30 +3,37 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/facewatch/facewatch/alert"
+	"github.com/facewatch/facewatch/internal/audit"
 	"github.com/facewatch/facewatch/internal/config"
 	"github.com/facewatch/facewatch/internal/natsbus"
 	"github.com/facewatch/facewatch/match"
 )
 
 // openGallery loads the config and opens the gallery under its data
-// directory.
-func (e *env) openGallery(ctx context.Context, cfgPath string) (config.Config, *match.Gallery, error) {
+// directory with the audit keys, acting as the OS user; note (the --by
+// flag) is recorded beside that identity, never instead of it.
+func (e *env) openGallery(ctx context.Context, cfgPath, note string) (config.Config, *match.Gallery, error) {
 	cfg, err := e.loadConfig(cfgPath)
 	if err != nil {
 		return config.Config{}, nil, err
 	}
-	g, err := match.OpenGallery(ctx, cfg.DataDir, match.GalleryOptions{Logger: e.logger(cfg)})
+	actor, err := e.localActor()
+	if err != nil {
+		return config.Config{}, nil, err
+	}
+	keys, err := auditKeys(cfg)
+	if err != nil {
+		return config.Config{}, nil, err
+	}
+	g, err := match.OpenGallery(ctx, cfg.DataDir, match.GalleryOptions{Logger: e.logger(cfg), Audit: keys, Actor: actor, Note: note})
 	if err != nil {
 		return config.Config{}, nil, err
 	}
@@ -60,6 +67,13 @@ func (e *env) publish(ctx context.Context, cfg config.Config, g *match.Gallery) 
 	}
 	if _, err := g.PublishPending(ctx, js); err != nil {
 		return fmt.Errorf("publishing gallery events (they stay queued in the gallery): %w", err)
+	}
+	c, err := g.AuditCheckpoint(ctx)
+	if err != nil {
+		return err
+	}
+	if err := audit.Publish(ctx, js, c); err != nil {
+		fmt.Fprintf(e.stderr, "warning: audit checkpoint %s/%d not copied to JetStream (it is in the checkpoint file): %v\n", c.Log, c.Seq, err)
 	}
 	return nil
 }
@@ -119,57 +133,9 @@ func printLookAlikes(w io.Writer, looks []match.LookAlike) {
 	}
 }
 
-// localActor is who a local command acts as, in the gallery's records and
-// the audit log: --by when given, else the OS user ($USER).
-func localActor(e *env, by string) string {
-	if by = strings.TrimSpace(by); by != "" {
-		return by
-	}
-	if u := e.getenv("USER"); u != "" {
-		return u
-	}
-	return "unknown local user"
-}
-
-// purgeAuditor writes gallery purges to the audit log of the alert
-// database under the same data directory (the gallery and the alert
-// service share data_dir, as they share the enrolled photos). It is the
-// one place where gallery purges become audit entries.
-type purgeAuditor struct {
-	path  string
-	actor string     // the audit actor column: "local" or "system"
-	role  alert.Role // curator for commands, "system" for the sweep
-}
-
-// auditorFor returns the purge auditor of cfg's data directory; sweep
-// says whether it writes for the service's own lifecycle sweep.
-func auditorFor(cfg config.Config, sweep bool) purgeAuditor {
-	if sweep {
-		return purgeAuditor{path: alert.DBPath(cfg.DataDir), actor: "system", role: alert.Role("system")}
-	}
-	return purgeAuditor{path: alert.DBPath(cfg.DataDir), actor: "local", role: alert.RoleCurator}
-}
-
-// AuditPurge appends one entry: action gallery_found or
-// gallery_purge_expired, target identity/<id> or watchlist/<id>, the
-// record's details (never biometric data).
-func (a purgeAuditor) AuditPurge(ctx context.Context, p match.Purge) error {
-	action := "gallery_purge_expired"
-	if p.Cause == match.PurgeFound {
-		action = "gallery_found"
-	}
-	detail, err := json.Marshal(map[string]any{
-		"purge_id": p.ID, "cause": p.Cause, "reason": p.Reason, "watchlist": p.Watchlist, "watchlist_id": p.WatchlistID,
-		"identity": p.Identity, "identity_id": p.IdentityID, "external_ref": p.ExternalRef, "expired": p.Expired,
-		"identities": p.Identities, "enrolments": p.Enrolments, "photos": p.Photos,
-	})
-	if err != nil {
-		return err
-	}
-	_, err = alert.AppendAudit(ctx, a.path, alert.AuditEntry{Time: p.Time, Actor: a.actor, ActorName: p.Actor, Role: a.role,
-		Action: action, Target: p.Target(), Detail: string(detail)})
-	return err
-}
+// actorName is the name a local command's purge records carry: the OS
+// user the gallery's audit log records it under.
+func actorName(g *match.Gallery) string { return g.Actor().Name }
 
 // cmdGallery runs `facewatch gallery purge|purges`.
 func cmdGallery(ctx context.Context, e *env, args []string) error {
@@ -180,7 +146,7 @@ func cmdGallery(ctx context.Context, e *env, args []string) error {
 	fs := newFlagSet(e, "gallery "+verb, "gallery purge [--grace DURATION] [--by WHO] --config FILE | gallery purges [--json] --config FILE")
 	cfgPath := fs.String("config", "", "config file (its data_dir holds the gallery)")
 	grace := fs.Duration("grace", 0, "purge: entries expired at least this long ago (default match.purge_grace)")
-	by := fs.String("by", "", "purge: who runs it (default $USER)")
+	by := fs.String("by", "", "purge: a note on whose behalf it runs (recorded beside the OS user, never instead)")
 	asJSON := fs.Bool("json", false, "purges: print JSON")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -188,7 +154,7 @@ func cmdGallery(ctx context.Context, e *env, args []string) error {
 	if fs.NArg() != 0 {
 		return usageErrorf("gallery %s takes no arguments", verb)
 	}
-	cfg, g, err := e.openGallery(ctx, *cfgPath)
+	cfg, g, err := e.openGallery(ctx, *cfgPath, *by)
 	if err != nil {
 		return err
 	}
@@ -211,7 +177,7 @@ func cmdGallery(ctx context.Context, e *env, args []string) error {
 	if !graceSet {
 		*grace = cfg.Match.PurgeGrace
 	}
-	ps, err := g.PurgeExpired(ctx, *grace, localActor(e, *by))
+	ps, err := g.PurgeExpired(ctx, *grace, actorName(g))
 	if err != nil {
 		return err
 	}
@@ -221,10 +187,8 @@ func cmdGallery(ctx context.Context, e *env, args []string) error {
 	if len(ps) == 0 {
 		fmt.Fprintf(e.stdout, "nothing expired %v ago or longer\n", *grace)
 	}
-	// Audit (also any record an earlier run could not audit), then tell
-	// the matchers; a failed audit stays queued in the gallery.
-	_, aerr := g.AuditPurges(ctx, auditorFor(cfg, false))
-	return errors.Join(e.publish(ctx, cfg, g), aerr)
+	// Each purge was audited in its own transaction; tell the matchers.
+	return e.publish(ctx, cfg, g)
 }
 
 func purgeLine(p match.Purge) string {

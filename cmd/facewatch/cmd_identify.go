@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"path/filepath"
+	"regexp"
 	"strings"
 	"time"
 
@@ -37,20 +39,25 @@ type identifyDecision struct {
 }
 
 func cmdIdentify(ctx context.Context, e *env, args []string) error {
-	const usage = "identify [--list NAME]... [--top K] [--config FILE] [--model-dir DIR] FILE..."
+	const usage = "identify --case REF [--list NAME]... [--top K] [--by NOTE] [--config FILE] [--model-dir DIR] FILE..."
 	fs := newFlagSet(e, "identify", usage)
 	cfgPath := fs.String("config", "", "config file")
 	dirFlag := fs.String("model-dir", "", "model directory")
 	var lists listFlag
 	fs.Var(&lists, "list", "watchlist to search (repeat for several; default: every active list)")
 	top := fs.Int("top", 0, "identities to report per face (default: match.top_k)")
+	caseRef := fs.String("case", "", "case reference the search is for (required: a 1:N face search is audited)")
+	by := fs.String("by", "", "a note for the audit log (on whose behalf); the OS user is recorded whatever it says")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() == 0 {
 		return usageErrorf("want at least one image file")
 	}
-	cfg, g, err := e.openGallery(ctx, *cfgPath)
+	if !caseFormat.MatchString(*caseRef) {
+		return usageErrorf("--case: a case reference (3-64 letters, digits or ' ._/:#-') is required: a 1:N face search is audited")
+	}
+	cfg, g, err := e.openGallery(ctx, *cfgPath, *by)
 	if err != nil {
 		return err
 	}
@@ -58,6 +65,25 @@ func cmdIdentify(ctx context.Context, e *env, args []string) error {
 	opt := match.SearchOptions{Watchlists: lists, TopK: *top}
 	if err := g.CheckSearchable(ctx, lists, time.Now()); err != nil {
 		return fmt.Errorf("identifying: %w", err)
+	}
+	// Recorded before anything is searched: nothing is shown that is not.
+	target := "watchlists/*"
+	if len(lists) > 0 {
+		target = "watchlists/" + strings.Join(lists, ",")
+	}
+	files := make([]string, fs.NArg())
+	for i, f := range fs.Args() {
+		files[i] = filepath.Base(f)
+	}
+	if err := g.Audit(ctx, "identify", target, *caseRef, map[string]any{"files": files, "top": *top}); err != nil {
+		return err
+	}
+	if cfg.NATS.URL != "" {
+		c, err := g.AuditCheckpoint(ctx)
+		if err != nil {
+			return err
+		}
+		publishCheckpoint(ctx, e, cfg, c)
 	}
 	x := match.NewIndex(cfg.Match, match.IndexOptions{Gallery: g})
 	if err := x.Load(ctx); err != nil {
@@ -123,3 +149,6 @@ type listFlag []string
 
 func (l *listFlag) String() string     { return strings.Join(*l, ",") }
 func (l *listFlag) Set(s string) error { *l = append(*l, s); return nil }
+
+// caseFormat is what a case reference looks like (as the alert API's).
+var caseFormat = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9 ._/:#-]{2,63}$`)

@@ -8,6 +8,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"os"
+	"os/user"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -55,10 +56,11 @@ func enrolSynthetic(t *testing.T, g *match.Gallery, rng *rand.Rand, list string,
 	return id, v, g.PhotoPath(&e, ".jpg")
 }
 
-// auditOf returns the audit entries of target in dataDir's alert database.
+// auditOf returns the audit entries of target in dataDir's gallery
+// database (the gallery's own audit log; its schema is the alert log's).
 func auditOf(t *testing.T, dataDir, target string) []alert.AuditEntry {
 	t.Helper()
-	es, err := alert.AuditEntries(context.Background(), alert.DBPath(dataDir), target)
+	es, err := alert.AuditEntries(context.Background(), filepath.Join(dataDir, match.GalleryFile), target)
 	if err != nil {
 		t.Fatalf("AuditEntries(%s) = %v", target, err)
 	}
@@ -110,7 +112,7 @@ func TestGalleryPurgeCommand(t *testing.T) {
 	}
 
 	code, out, errOut := run(t, "gallery", "purge", "--config", cfg, "--grace", "1h", "--by", "ana")
-	if code != 0 || !strings.Contains(out, `expired: identity "ann" of "missing" by ana`) || strings.Contains(out, "cat") {
+	if code != 0 || !strings.Contains(out, `expired: identity "ann" of "missing" by `+osUser(t)) || strings.Contains(out, "cat") {
 		t.Fatalf("gallery purge --grace 1h = exit %d, stdout %q, stderr %q; want ann purged by ana, not cat", code, out, errOut)
 	}
 	for _, e := range entries {
@@ -121,8 +123,8 @@ func TestGalleryPurgeCommand(t *testing.T) {
 			if !errors.Is(statErr, os.ErrNotExist) || !errors.Is(idErr, match.ErrNotFound) {
 				t.Errorf("%s after purge: photo %v, identity %v; want both gone", e.name, statErr, idErr)
 			}
-			if len(entriesOf) != 1 || entriesOf[0].Action != "gallery_purge_expired" || entriesOf[0].ActorName != "ana" ||
-				!strings.Contains(entriesOf[0].Detail, `"identity":"ann"`) {
+			if len(entriesOf) != 1 || entriesOf[0].Action != "gallery_purge_expired" || entriesOf[0].ActorName != osUser(t) ||
+				!strings.Contains(entriesOf[0].Detail, `"identity":"ann"`) || !strings.Contains(entriesOf[0].Detail, `"note":"ana"`) {
 				t.Errorf("audit of %s = %+v, want one gallery_purge_expired entry by ana naming ann", e.name, entriesOf)
 			}
 			b64 := base64.StdEncoding.EncodeToString(match.EncodeVector(&e.vec))
@@ -135,8 +137,8 @@ func TestGalleryPurgeCommand(t *testing.T) {
 			t.Errorf("%s (within grace or not expiring): photo %v, identity %v, audit %+v; want kept, not audited", e.name, statErr, idErr, entriesOf)
 		}
 	}
-	if _, err := alert.VerifyAudit(ctx, alert.DBPath(dataDir)); err != nil {
-		t.Errorf("VerifyAudit() = %v", err)
+	if code, out, errOut := run(t, "audit", "verify", "--config", cfg); code != 0 {
+		t.Errorf("audit verify after purge = exit %d, %q, %q; want 0", code, out, errOut)
 	}
 	// With the configured grace (720h) nothing more is due.
 	if code, out, _ := run(t, "gallery", "purge", "--config", cfg); code != 0 || !strings.Contains(out, "nothing expired 720h0m0s ago") {
@@ -265,11 +267,21 @@ func TestWatchlistFoundCommand(t *testing.T) {
 		t.Errorf("amy's photo after found: %v, want gone", err)
 	}
 	es := auditOf(t, dataDir, "identity/"+strconv.FormatInt(amy.ID, 10))
-	if len(es) != 1 || es[0].Action != "gallery_found" || es[0].ActorName != "ana" || es[0].Role != alert.RoleCurator ||
+	if len(es) != 1 || es[0].Action != "gallery_found" || es[0].ActorName != osUser(t) || es[0].Role != "local" || !strings.Contains(es[0].Detail, `"note":"ana"`) ||
 		!strings.Contains(es[0].Detail, `"reason":"found alive in Lyon, case 2026/0147"`) || !strings.Contains(es[0].Detail, `"external_ref":"MP-7"`) {
 		t.Errorf("audit of amy = %+v, want one gallery_found entry by ana with the reason and reference", es)
 	}
 	if n, err := g.Pending(ctx); err != nil || n != 0 {
 		t.Errorf("gallery events unpublished after found = %d, %v; want 0", n, err)
 	}
+}
+
+// osUser is the OS user local commands are audited as.
+func osUser(t *testing.T) string {
+	t.Helper()
+	u, err := user.Current()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u.Username
 }

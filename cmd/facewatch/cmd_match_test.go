@@ -3,9 +3,11 @@ package main
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"encoding/json"
 	"image/png"
 	"os"
+	"os/user"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -16,6 +18,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/facewatch/facewatch/internal/audit"
 	"github.com/facewatch/facewatch/internal/eval"
 	"github.com/facewatch/facewatch/internal/testdata"
 	"github.com/facewatch/facewatch/internal/wire"
@@ -91,9 +94,10 @@ func TestMatchCommands(t *testing.T) {
 		{"create again", []string{"watchlist", "create", "--config", cfg, "--kind", "missing", "--legal-basis", "x", "missing-2026"}, 1, nil, "already exists"},
 		{"bad kind", []string{"watchlist", "create", "--config", cfg, "--kind", "suspects", "--legal-basis", "x", "other"}, 2, nil, "not one of missing, wanted, other"},
 		{"10000-character name", []string{"watchlist", "create", "--config", cfg, "--kind", "other", "--legal-basis", "x", strings.Repeat("n", 10000)}, 1, nil, "at most 200 allowed"},
-		{"empty list", []string{"identify", "--config", cfg, "--list", "missing-2026", heldSimm[0]}, 1, nil, `watchlist "missing-2026" is empty`},
-		{"empty gallery", []string{"identify", "--config", cfg, heldSimm[0]}, 1, nil, "gallery is empty"},
-		{"enroll", []string{"enroll", "--config", cfg, "--list", "missing-2026", enrol}, 0,
+		{"no case", []string{"identify", "--config", cfg, heldSimm[0]}, 2, nil, "--case"},
+		{"empty list", []string{"identify", "--config", cfg, "--case", "CASE-1", "--list", "missing-2026", heldSimm[0]}, 1, nil, `watchlist "missing-2026" is empty`},
+		{"empty gallery", []string{"identify", "--config", cfg, "--case", "CASE-1", heldSimm[0]}, 1, nil, "gallery is empty"},
+		{"enroll", []string{"enroll", "--config", cfg, "--list", "missing-2026", "--by", "for inspector Lund", enrol}, 0,
 			[]string{"enrolled 8 photos (8 new, 0 already there) of 2 identities", "refused: Group/group.jpg: several faces"}, ""},
 		{"enroll again", []string{"enroll", "--config", cfg, "--list", "missing-2026", enrol}, 0, []string{"enrolled 8 photos (0 new, 8 already there)"}, ""},
 		{"enroll unknown list", []string{"enroll", "--config", cfg, "--list", "nope", enrol}, 1, nil, `watchlist "nope": not found`},
@@ -125,7 +129,7 @@ func TestMatchCommands(t *testing.T) {
 	}
 
 	// identify: one JSON line per face; the held-back photo is John Simm.
-	code, out, errOut := run(t, "identify", "--config", cfg, "--list", "missing-2026", heldSimm[0], testdata.Path(t, "compreface/017_0.jpg"), corrupt)
+	code, out, errOut := run(t, "identify", "--config", cfg, "--case", "CASE-2", "--list", "missing-2026", heldSimm[0], testdata.Path(t, "compreface/017_0.jpg"), corrupt)
 	if code != 1 || !strings.Contains(errOut, "1 of 3 files failed") {
 		t.Errorf("identify exit %d stderr %q, want 1 and \"1 of 3 files failed\"", code, errOut)
 	}
@@ -183,7 +187,7 @@ func TestMatchCommands(t *testing.T) {
 	if code != 0 {
 		t.Fatal("watchlist expire failed")
 	}
-	if code, _, errOut = run(t, "identify", "--config", cfg, "--list", "missing-2026", heldSimm[0]); code != 1 || !strings.Contains(errOut, "expired") {
+	if code, _, errOut = run(t, "identify", "--config", cfg, "--case", "CASE-3", "--list", "missing-2026", heldSimm[0]); code != 1 || !strings.Contains(errOut, "expired") {
 		t.Errorf("identify(expired list) = exit %d, %q; want 1 and \"expired\"", code, errOut)
 	}
 	if code, _, errOut = run(t, "watchlist", "delete", "--config", cfg, "missing-2026"); code != 0 {
@@ -222,5 +226,50 @@ func TestMatchCommands(t *testing.T) {
 	// descriptors from the stream too.
 	if info.State.Msgs != 8 || info.State.LastSeq != 17 {
 		t.Errorf("stream holds %d gallery events up to sequence %d, want 8 up to 17", info.State.Msgs, info.State.LastSeq)
+	}
+
+	// Every change and the search is in the gallery's audit log, as the
+	// OS user running the commands; --by is a note beside it.
+	u, err := user.Current()
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, err := sql.Open("sqlite3", "file:"+filepath.Join(dir, "data", match.GalleryFile)+"?mode=ro")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	es, err := audit.Entries(context.Background(), db, 2, 0) // after the keyed-era entry
+	if err != nil {
+		t.Fatal(err)
+	}
+	count := map[string]int{}
+	for _, e := range es {
+		count[e.Action]++
+		if e.Actor != "os:"+u.Username || e.ActorName != u.Username || e.Role != "local" {
+			t.Errorf("audit entry %d (%s) actor = %s %q %s, want os:%s %q local", e.Seq, e.Action, e.Actor, e.ActorName, e.Role, u.Username, u.Username)
+		}
+		if e.Action == "enrol" && !strings.Contains(e.Detail, "inspector Lund") && !strings.Contains(e.Case, "case 42") {
+			t.Errorf("enrol entry %d detail %s, want the --by note", e.Seq, e.Detail)
+		}
+		if e.Action == "identify" && e.Case != "CASE-2" {
+			t.Errorf("identify entry %d case %q, want CASE-2", e.Seq, e.Case)
+		}
+	}
+	// The identify calls refused before searching (empty list, empty
+	// gallery, expired list) record nothing; the one that searched does.
+	want := map[string]int{"watchlist_create": 1, "identity_create": 3, "enrol": 9, "watchlist_threshold": 1, "identity_expire": 1,
+		"watchlist_expire": 1, "watchlist_delete": 1, "identify": 1}
+	for a, n := range want {
+		if count[a] != n {
+			t.Errorf("audit entries for %s = %d, want %d (all: %v)", a, count[a], n, count)
+		}
+	}
+	if len(count) != len(want) {
+		t.Errorf("audit actions = %v, want exactly %v", count, want)
+	}
+	code, out, errOut = run(t, "audit", "verify", "--config", cfg)
+	if code != 0 || !strings.Contains(out, "audit log gallery ok") {
+		t.Errorf("audit verify = exit %d %q %q, want the gallery log ok", code, out, errOut)
 	}
 }

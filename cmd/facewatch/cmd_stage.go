@@ -19,7 +19,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/facewatch/facewatch/camera"
+	"github.com/facewatch/facewatch/internal/audit"
 	"github.com/facewatch/facewatch/internal/config"
+	"github.com/facewatch/facewatch/internal/httpserve"
 	"github.com/facewatch/facewatch/internal/natsbus"
 	"github.com/facewatch/facewatch/internal/pipeline"
 	"github.com/facewatch/facewatch/internal/track"
@@ -38,7 +40,7 @@ type stageFlags struct {
 func registerStageFlags(fs *flag.FlagSet) *stageFlags {
 	f := &stageFlags{}
 	fs.StringVar(&f.config, "config", "", "config file")
-	fs.StringVar(&f.metrics, "metrics", "", "serve Prometheus /metrics on this address (host:port)")
+	fs.StringVar(&f.metrics, "metrics", "", "serve Prometheus /metrics without a token on this loopback address (127.0.0.1:port); other hosts scrape the alert API's /metrics with a token")
 	fs.DurationVar(&f.duration, "for", 0, "stop by itself after this long (0: run until interrupted)")
 	return f
 }
@@ -59,6 +61,9 @@ type stage struct {
 // caller defers s.close(). needURL refuses an empty nats.url (a single stage
 // needs a server someone else runs).
 func (e *env) openStage(ctx context.Context, name string, f *stageFlags, needURL bool) (context.Context, *stage, error) {
+	if err := checkMetricsAddr(f.metrics); err != nil {
+		return nil, nil, err
+	}
 	cfg, err := e.loadConfig(f.config)
 	if err != nil {
 		return nil, nil, err
@@ -102,27 +107,46 @@ func (s *stage) modelDir(e *env) (models.Dir, error) {
 }
 
 // serveMetrics serves /metrics on addr until ctx ends (nothing when addr is
-// empty).
+// empty). It serves without a token, so addr must be a loopback address
+// (checkMetricsAddr); the alert API's /metrics is the one for other hosts.
 func serveMetrics(ctx context.Context, addr string, reg *prometheus.Registry, log *slog.Logger) error {
 	if addr == "" {
 		return nil
 	}
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return fmt.Errorf("listening for metrics on %s: %w", addr, err)
+	if err := checkMetricsAddr(addr); err != nil {
+		return err
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-	log.Info("metrics listening", "url", "http://"+ln.Addr().String()+"/metrics")
-	go func() { // ends when ctx does
-		<-ctx.Done()
-		srv.Close()
-	}()
-	if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+	srv, err := httpserve.Listen(addr, mux, httpserve.Limits{MaxConns: 16})
+	if err != nil {
+		return fmt.Errorf("metrics: %w", err)
+	}
+	log.Info("metrics listening", "url", "http://"+srv.Addr().String()+"/metrics")
+	if err := srv.Serve(ctx, time.Second); err != nil {
 		return fmt.Errorf("serving metrics: %w", err)
 	}
 	return nil
+}
+
+// checkMetricsAddr refuses a --metrics address that is not loopback: the
+// stage's own metrics server has no token database to check a caller
+// against, so it must not be reachable from other hosts.
+func checkMetricsAddr(addr string) error {
+	if addr == "" {
+		return nil
+	}
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return usageErrorf("--metrics %q: want host:port: %v", addr, err)
+	}
+	if host == "localhost" {
+		return nil
+	}
+	if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() {
+		return nil
+	}
+	return usageErrorf("--metrics %q: serves without a token, so it listens on loopback only (127.0.0.1:PORT or [::1]:PORT); scrape the alert API's /metrics with an integrator token from other hosts", addr)
 }
 
 // withDuration bounds ctx by d when d > 0.
@@ -149,12 +173,19 @@ func trackConfig(cfg config.Config) track.Config {
 // lifecycle is how the running matcher purges expired gallery entries.
 func (s *stage) lifecycle() match.LifecycleOptions {
 	return match.LifecycleOptions{Grace: s.cfg.Match.PurgeGrace, Interval: s.cfg.Match.PurgeInterval,
-		Actor: "lifecycle sweep", Auditor: auditorFor(s.cfg, true)}
+		Actor: "lifecycle sweep"}
 }
 
 // matchParts opens the gallery and its index for a match stage.
 func (s *stage) matchParts(ctx context.Context) (*match.Gallery, *match.Index, error) {
-	g, err := match.OpenGallery(ctx, s.cfg.DataDir, match.GalleryOptions{Logger: s.log})
+	// The gallery's audit keys: the lifecycle sweep's purges are audited
+	// in their own transactions, as the system.
+	keys, err := auditKeys(s.cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	g, err := match.OpenGallery(ctx, s.cfg.DataDir, match.GalleryOptions{Logger: s.log, Audit: keys,
+		Actor: audit.Actor{ID: "system:lifecycle", Name: "lifecycle sweep", Role: "system"}})
 	if err != nil {
 		return nil, nil, err
 	}

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/user"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -48,7 +49,8 @@ func TestTokenCreateAndAuditVerify(t *testing.T) {
 	}{
 		{"unknown role", []string{"token", "create", "--role", "root", "--config", cfgPath}, 2},
 		{"no role", []string{"token", "create", "--config", cfgPath}, 2},
-		{"bad ttl", []string{"token", "create", "--role", "admin", "--ttl", "-1h", "--config", cfgPath}, 1},
+		{"bad ttl", []string{"token", "create", "--role", "admin", "--person", "Ada", "--ttl", "-1h", "--config", cfgPath}, 1},
+		{"no person", []string{"token", "create", "--role", "admin", "--name", "ada", "--config", cfgPath}, 2},
 		{"no subcommand", []string{"token"}, 2},
 		{"audit without verify", []string{"audit", "--config", cfgPath}, 2},
 	} {
@@ -63,7 +65,7 @@ func TestTokenCreateAndAuditVerify(t *testing.T) {
 		})
 	}
 
-	code, tok, stderr := runAlertCLI(t, "token", "create", "--role", "operator", "--scope", "all", "--name", "ana", "--ttl", "1h", "--config", cfgPath)
+	code, tok, stderr := runAlertCLI(t, "token", "create", "--role", "operator", "--scope", "all", "--person", "Ana Silva", "--name", "ana", "--ttl", "1h", "--by", "ticket 881", "--config", cfgPath)
 	tok = strings.TrimSpace(tok)
 	if code != 0 || !regexp.MustCompile(`^fwt_[A-Za-z0-9_-]{43}$`).MatchString(tok) {
 		t.Fatalf("token create = exit %d, stdout %q, stderr %q; want the token alone on stdout", code, tok, stderr)
@@ -89,13 +91,15 @@ func TestTokenCreateAndAuditVerify(t *testing.T) {
 		}
 	}
 	code, out, _ := runAlertCLI(t, "token", "list", "--config", cfgPath)
-	if code != 0 || !strings.Contains(out, "operator") || !strings.Contains(out, "ana") || strings.Contains(out, tok) {
-		t.Errorf("token list = exit %d %q, want ana's operator token without its secret", code, out)
+	if code != 0 || !strings.Contains(out, "operator") || !strings.Contains(out, "Ana Silva") || strings.Contains(out, tok) {
+		t.Errorf("token list = exit %d %q, want Ana Silva's operator token without its secret", code, out)
 	}
+	svc.Close()
 
+	// keyed-era entry, token_create (by the OS user), view_queue (by Ana).
 	code, out, stderr = runAlertCLI(t, "audit", "verify", "--config", cfgPath)
-	if code != 0 || !strings.Contains(out, "1 entries") {
-		t.Fatalf("audit verify after one queue view = exit %d %q %q, want ok with 1 entries", code, out, stderr)
+	if code != 0 || !strings.Contains(out, "audit log alert ok: 3 entries") {
+		t.Fatalf("audit verify after a token issue and one queue view = exit %d %q %q, want ok with 3 entries", code, out, stderr)
 	}
 	// Edit the one entry behind the service's back.
 	db, err := sql.Open("sqlite3", "file:"+alert.DBPath(dataDir))
@@ -103,12 +107,18 @@ func TestTokenCreateAndAuditVerify(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	if _, err := db.Exec(`DROP TRIGGER audit_no_update; UPDATE audit SET actor_name = 'mallory' WHERE seq = 1`); err != nil {
+	u, _ := user.Current()
+	var actor, name, detail string
+	db.QueryRow(`SELECT actor, actor_name, detail FROM audit WHERE action = 'token_create'`).Scan(&actor, &name, &detail)
+	if actor != "os:"+u.Username || name != u.Username || !strings.Contains(detail, "ticket 881") || !strings.Contains(detail, "Ana Silva") {
+		t.Errorf("token_create audit entry = %s %q %s, want os:%s, the person and the --by note", actor, name, detail, u.Username)
+	}
+	if _, err := db.Exec(`DROP TRIGGER audit_no_update; UPDATE audit SET actor_name = 'mallory' WHERE seq = 2`); err != nil {
 		t.Fatal(err)
 	}
 	code, _, stderr = runAlertCLI(t, "audit", "verify", "--config", cfgPath)
-	if code != 1 || !strings.Contains(stderr, "entry 1:") {
-		t.Errorf("audit verify after an edit = exit %d %q, want exit 1 naming entry 1", code, stderr)
+	if code != 1 || !strings.Contains(stderr, "entry 2:") {
+		t.Errorf("audit verify after an edit = exit %d %q, want exit 1 naming entry 2", code, stderr)
 	}
 }
 
@@ -137,7 +147,7 @@ func TestAlertStage(t *testing.T) {
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	_, tok, _ := runAlertCLI(t, "token", "create", "--role", "operator", "--scope", "all", "--name", "ana", "--config", cfgPath)
+	_, tok, _ := runAlertCLI(t, "token", "create", "--role", "operator", "--scope", "all", "--person", "Ana", "--config", cfgPath)
 	tok = strings.TrimSpace(tok)
 
 	ctx, cancel := context.WithCancel(context.Background())
@@ -194,6 +204,42 @@ func TestAlertStage(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+	// A slow-loris client (headers one byte a second) is cut off within the
+	// API server's header timeout (10 s), while others are served.
+	slow, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer slow.Close()
+	cut := make(chan time.Duration, 1)
+	start := time.Now()
+	go func() { // ends when the server closes the connection
+		io.Copy(io.Discard, slow)
+		cut <- time.Since(start)
+	}()
+	header := "GET /healthz HTTP/1.1\r\nHost: facewatch\r\nAuthorization: Bearer " + tok + "\r\n\r\n"
+	sent := 0
+	tick := time.NewTicker(time.Second)
+	var held time.Duration
+loris:
+	for sent < len(header) {
+		select {
+		case held = <-cut:
+			break loris
+		case <-tick.C:
+			slow.Write([]byte{header[sent]})
+			sent++
+			if sent == 3 {
+				if code, _ := get("/healthz"); code != 200 {
+					t.Errorf("GET /healthz beside a slow-loris client = %d, want 200", code)
+				}
+			}
+		}
+	}
+	tick.Stop()
+	if held == 0 || held > 15*time.Second || sent >= len(header) {
+		t.Errorf("slow-loris client held the connection %v and sent %d of %d header bytes, want it cut off within 10s (+5s slack)", held, sent, len(header))
+	}
 	cancel()
 	select {
 	case code := <-done:
@@ -202,5 +248,67 @@ func TestAlertStage(t *testing.T) {
 		}
 	case <-time.After(15 * time.Second):
 		t.Fatal("facewatch alert did not stop within 15s of cancel")
+	}
+}
+
+// TestAuditVerifyReadsTheStream: someone who can write both the database
+// and the checkpoint file cuts the log's tail and the checkpoints that
+// cover it. The file alone cannot tell; the JetStream copy, which refuses
+// deletes, still does.
+func TestAuditVerifyReadsTheStream(t *testing.T) {
+	dir := t.TempDir()
+	ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: filepath.Join(dir, "js"), NoLog: true, NoSigs: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go ns.Start() // stopped by Shutdown below
+	defer func() { ns.Shutdown(); ns.WaitForShutdown() }()
+	if !ns.ReadyForConnections(10 * time.Second) {
+		t.Fatal("nats-server not ready")
+	}
+	withNATS := filepath.Join(dir, "nats.yaml")
+	fileOnly := filepath.Join(dir, "file.yaml")
+	os.WriteFile(withNATS, []byte("data_dir: data\nnats:\n  url: "+ns.ClientURL()+"\n"), 0o600)
+	os.WriteFile(fileOnly, []byte("data_dir: data\n"), 0o600)
+	for _, p := range []string{"Ana", "Ben"} {
+		if code, _, stderr := runAlertCLI(t, "token", "create", "--role", "operator", "--scope", "all", "--person", p, "--config", withNATS); code != 0 {
+			t.Fatalf("token create --person %s = exit %d %s", p, code, stderr)
+		}
+	}
+	if code, out, stderr := runAlertCLI(t, "audit", "verify", "--config", withNATS); code != 0 || !strings.Contains(out, "audit log alert ok: 3 entries") {
+		t.Fatalf("audit verify before the attack = exit %d %q %q, want ok with 3 entries", code, out, stderr)
+	}
+	// The attack: Ben's token issue (entry 3) cut from the database, and
+	// every checkpoint covering it cut from the checkpoint file.
+	db, err := sql.Open("sqlite3", "file:"+alert.DBPath(filepath.Join(dir, "data")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(`DROP TRIGGER audit_no_delete; DELETE FROM audit WHERE seq = 3`); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	cpFile := filepath.Join(dir, "data", "audit", "alert.checkpoints")
+	b, err := os.ReadFile(cpFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var kept []string
+	for _, l := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		if !strings.Contains(l, `"seq":3,`) {
+			kept = append(kept, l)
+		}
+	}
+	if len(kept) == len(strings.Split(strings.TrimSpace(string(b)), "\n")) {
+		t.Fatalf("checkpoint file has no checkpoint of entry 3:\n%s", b)
+	}
+	os.WriteFile(cpFile, []byte(strings.Join(kept, "\n")+"\n"), 0o600)
+
+	if code, out, _ := runAlertCLI(t, "audit", "verify", "--config", fileOnly); code != 0 || !strings.Contains(out, "alert ok: 2 entries") {
+		t.Fatalf("audit verify from the file alone = exit %d %q, want it fooled (ok, 2 entries): the test's attack is not the one intended", code, out)
+	}
+	code, _, stderr := runAlertCLI(t, "audit", "verify", "--config", withNATS)
+	if code != 1 || !strings.Contains(stderr, "truncated") {
+		t.Errorf("audit verify with the JetStream copy = exit %d %q, want exit 1 saying truncated", code, stderr)
 	}
 }

@@ -28,7 +28,7 @@ func TestTokenCreateScope(t *testing.T) {
 		t.Fatal(err)
 	}
 	create := func(args ...string) []string {
-		return append([]string{"token", "create", "--config", cfgPath, "--name", "ana"}, args...)
+		return append([]string{"token", "create", "--config", cfgPath, "--person", "Ana", "--name", "ana"}, args...)
 	}
 	cases := []struct {
 		name      string

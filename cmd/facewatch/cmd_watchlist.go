@@ -75,6 +75,7 @@ func cmdWatchlist(ctx context.Context, e *env, args []string) error {
 	fs := newFlagSet(e, "watchlist "+name, usage)
 	cfgPath := fs.String("config", "", "config file (its data_dir holds the gallery)")
 	asJSON := fs.Bool("json", false, "list, show: print JSON")
+	by := fs.String("by", "", "a note for the audit log (on whose behalf); the OS user is recorded whatever it says")
 	run := verb.flags(e, fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -82,7 +83,7 @@ func cmdWatchlist(ctx context.Context, e *env, args []string) error {
 	if fs.NArg() != verb.args {
 		return usageErrorf("watchlist %s wants %d argument(s), got %d", name, verb.args, fs.NArg())
 	}
-	cfg, g, err := e.openGallery(ctx, *cfgPath)
+	cfg, g, err := e.openGallery(ctx, *cfgPath, *by)
 	if err != nil {
 		return err
 	}
@@ -262,7 +263,6 @@ func watchlistThreshold(_ *env, _ *flag.FlagSet) watchlistRun {
 func watchlistFound(e *env, fs *flag.FlagSet) watchlistRun {
 	identity := fs.String("identity", "", "the person found (required)")
 	reason := fs.String("reason", "", "how and when they were found (required; kept in the record and the audit log)")
-	by := fs.String("by", "", "who marks them found (default $USER)")
 	return func(ctx context.Context, w *watchlistCall) error {
 		name := w.args[0]
 		if *identity == "" || strings.TrimSpace(*reason) == "" {
@@ -272,15 +272,12 @@ func watchlistFound(e *env, fs *flag.FlagSet) watchlistRun {
 		if err != nil {
 			return err
 		}
-		p, err := w.g.Found(ctx, id.ID, localActor(w.e, *by), *reason)
+		p, err := w.g.Found(ctx, id.ID, actorName(w.g), *reason)
 		if err != nil {
 			return err
 		}
 		fmt.Fprintf(w.e.stdout, "identity %q of %q marked found: matching ended, %d descriptors and %d photos purged (record %d)\n",
 			p.Identity, p.Watchlist, p.Enrolments, p.Photos, p.ID)
-		if _, err := w.g.AuditPurges(ctx, auditorFor(w.cfg, false)); err != nil {
-			w.err = fmt.Errorf("the purge is done and recorded in the gallery, but its audit entry is still queued: %w", err)
-		}
 		return nil
 	}
 }

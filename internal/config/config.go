@@ -42,6 +42,16 @@ type Config struct {
 	Embed   Embed    `yaml:"embed"`
 	Match   Match    `yaml:"match"`
 	Alert   Alert    `yaml:"alert"`
+	Audit   Audit    `yaml:"audit"`
+}
+
+// Audit configures the audit logs' keys and checkpoints.
+type Audit struct {
+	// Dir holds the audit keys (HMAC and ed25519, generated on first
+	// start, 0600) and the signed checkpoint files. Empty is
+	// <data_dir>/audit; it must not be a database's directory. Put it
+	// where whoever can write the databases cannot (docs/alerts.md).
+	Dir string `yaml:"dir"`
 }
 
 // NATS configures the transport between stages.
@@ -123,6 +133,20 @@ type Detect struct {
 	MaxPixels int64 `yaml:"max_pixels"`
 	// Workers is the number of detection workers.
 	Workers int `yaml:"workers"`
+	// MaxFaces bounds the faces kept of one frame (the most confident): a
+	// crowd or a poster wall costs at most this many alignments and chips.
+	MaxFaces int `yaml:"max_faces"`
+	// MaxTracks bounds the open tracks of one camera; a face that would
+	// open one more is not tracked (counted as dropped).
+	MaxTracks int `yaml:"max_tracks"`
+	// MaxCameras bounds the cameras one detect process tracks at once;
+	// frames of further cameras are refused and counted, so a stream of
+	// made-up camera IDs cannot grow its state without bound.
+	MaxCameras int `yaml:"max_cameras"`
+	// CameraIdle: a camera with no frame for this long has its tracks ended
+	// and its state (tracker, queue, goroutine) freed, making room under
+	// MaxCameras.
+	CameraIdle time.Duration `yaml:"camera_idle"`
 }
 
 // Embed configures descriptor extraction.
@@ -191,6 +215,14 @@ type Alert struct {
 	// bundles, kept outside the database; generated (mode 0600) on first
 	// use. Empty is <data_dir>/keys/evidence-ed25519.pem.
 	EvidenceKeyFile string `yaml:"evidence_key_file"`
+	// MaxConnections bounds the API's open connections; more wait until
+	// one closes.
+	MaxConnections int `yaml:"max_connections"`
+	// LiveMaxClients bounds the live-feed (SSE) clients of the service,
+	// and LiveMaxPerToken those of one token; one more is refused with 503
+	// or 429.
+	LiveMaxClients  int `yaml:"live_max_clients"`
+	LiveMaxPerToken int `yaml:"live_max_per_token"`
 	// CameraGroups names sets of cameras (a district, a station) that a
 	// token's scope can name: group → camera IDs. A camera may be in
 	// several groups. A scoped token sees only alerts of its groups'
@@ -246,6 +278,10 @@ func Defaults() Config {
 			MinFaceSize: 40,
 			MaxPixels:   64 << 20,
 			Workers:     1,
+			MaxFaces:    32,
+			MaxTracks:   64,
+			MaxCameras:  64,
+			CameraIdle:  5 * time.Minute,
 		},
 		Embed: Embed{Workers: 1, BatchSize: 16, Jitter: 0, BLASThreads: 1},
 		Match: Match{DefaultThreshold: 0.5, Margin: 0.05, TopK: 3, VoteShare: 0.5,
@@ -258,6 +294,9 @@ func Defaults() Config {
 			SweepInterval:      time.Minute,
 			ExportLimit:        10000,
 			Consumer:           "facewatch-alert",
+			MaxConnections:     256,
+			LiveMaxClients:     64,
+			LiveMaxPerToken:    4,
 			Sinks: Sinks{
 				Webhook: Webhook{Timeout: 10 * time.Second, BackoffMin: time.Second, BackoffMax: 5 * time.Minute},
 				MQTT:    MQTTSink{SubjectPrefix: "facewatch.alerts"},
@@ -440,6 +479,9 @@ func (c *Config) Validate() error {
 	if err := c.Detect.Validate(); err != nil {
 		return fmt.Errorf("detect.%w", err)
 	}
+	if len(c.Cameras) > c.Detect.MaxCameras {
+		return fmt.Errorf("detect.max_cameras: %d is fewer than the %d cameras configured", c.Detect.MaxCameras, len(c.Cameras))
+	}
 	if err := c.Embed.Validate(); err != nil {
 		return fmt.Errorf("embed.%w", err)
 	}
@@ -553,6 +595,18 @@ func (d *Detect) Validate() error {
 	if d.Workers < 1 {
 		return fmt.Errorf("workers: %d must be at least 1", d.Workers)
 	}
+	if d.MaxFaces < 1 || d.MaxFaces > 1024 {
+		return fmt.Errorf("max_faces: %d is not between 1 and 1024", d.MaxFaces)
+	}
+	if d.MaxTracks < 1 || d.MaxTracks > 4096 {
+		return fmt.Errorf("max_tracks: %d is not between 1 and 4096", d.MaxTracks)
+	}
+	if d.MaxCameras < 1 || d.MaxCameras > 4096 {
+		return fmt.Errorf("max_cameras: %d is not between 1 and 4096", d.MaxCameras)
+	}
+	if d.CameraIdle < 10*time.Second {
+		return fmt.Errorf("camera_idle: %v must be at least 10s", d.CameraIdle)
+	}
 	return nil
 }
 
@@ -628,6 +682,15 @@ func (a *Alert) Validate() error {
 	}
 	if !cameraID.MatchString(a.Consumer) {
 		return fmt.Errorf("consumer: %q must be 1-64 letters, digits, '-' or '_'", a.Consumer)
+	}
+	if a.MaxConnections < 8 || a.MaxConnections > 65536 {
+		return fmt.Errorf("max_connections: %d is not between 8 and 65536", a.MaxConnections)
+	}
+	if a.LiveMaxClients < 1 || a.LiveMaxClients >= a.MaxConnections {
+		return fmt.Errorf("live_max_clients: %d is not between 1 and max_connections-1 (%d): live feeds must leave connections for the rest of the API", a.LiveMaxClients, a.MaxConnections-1)
+	}
+	if a.LiveMaxPerToken < 1 || a.LiveMaxPerToken > a.LiveMaxClients {
+		return fmt.Errorf("live_max_per_token: %d is not between 1 and live_max_clients (%d)", a.LiveMaxPerToken, a.LiveMaxClients)
 	}
 	if err := a.validateCameraGroups(); err != nil {
 		return err
@@ -729,6 +792,7 @@ func (c *Config) Resolve(base string) {
 	}
 	c.DataDir = abs(c.DataDir)
 	c.ModelDir = abs(c.ModelDir)
+	c.Audit.Dir = abs(c.Audit.Dir)
 	c.Alert.Sinks.Webhook.SecretFile = abs(c.Alert.Sinks.Webhook.SecretFile)
 	c.Alert.EvidenceKeyFile = abs(c.Alert.EvidenceKeyFile)
 }

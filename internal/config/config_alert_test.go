@@ -22,6 +22,12 @@ func TestAlertSectionValidation(t *testing.T) {
 		{"consumer with a dot", "alert:\n  consumer: a.b\n", "alert.consumer"},
 		{"consumer empty", "alert:\n  consumer: \"\"\n", "alert.consumer"},
 		{"unknown key", "alert:\n  retension: 1h\n", "retension"},
+		{"limits set", "alert:\n  max_connections: 100\n  live_max_clients: 20\n  live_max_per_token: 2\n", ""},
+		{"too few connections", "alert:\n  max_connections: 4\n", "alert.max_connections"},
+		{"live feeds take every connection", "alert:\n  max_connections: 64\n  live_max_clients: 64\n", "alert.live_max_clients"},
+		{"no live feeds", "alert:\n  live_max_clients: 0\n", "alert.live_max_clients"},
+		{"per token over the total", "alert:\n  live_max_clients: 4\n  live_max_per_token: 5\n", "alert.live_max_per_token"},
+		{"per token zero", "alert:\n  live_max_per_token: 0\n", "alert.live_max_per_token"},
 		{"camera groups", "alert:\n  camera_groups:\n    north: [cam-1, cam-2]\n    south: [cam-2]\n", ""},
 		{"group listing no camera", "alert:\n  camera_groups:\n    north: []\n", "alert.camera_groups.north: lists no cameras"},
 		{"group name with a dot", "alert:\n  camera_groups:\n    a.b: [cam-1]\n", "alert.camera_groups: group name \"a.b\""},
@@ -38,7 +44,8 @@ func TestAlertSectionValidation(t *testing.T) {
 				if err != nil {
 					t.Fatalf("Parse(%q) = %v, want ok", c.yaml, err)
 				}
-				if c.name == "defaults" && (cfg.Alert.Consumer == "" || cfg.Alert.ExportLimit < 1 || cfg.Alert.SweepInterval <= 0) {
+				if c.name == "defaults" && (cfg.Alert.Consumer == "" || cfg.Alert.ExportLimit < 1 || cfg.Alert.SweepInterval <= 0 ||
+					cfg.Alert.MaxConnections < 1 || cfg.Alert.LiveMaxClients < 1 || cfg.Alert.LiveMaxPerToken < 1) {
 					t.Errorf("Parse(%q).Alert = %+v, want every default filled", c.yaml, cfg.Alert)
 				}
 				return

@@ -82,6 +82,11 @@ func TestBadConfigs(t *testing.T) {
 		// Unknown names are detect.ValidateConfig's (TestValidateConfig there).
 		{"empty detector", "detect:\n  detector: ''\n", "detect.detector: must not be empty"},
 		{"negative upsample", "detect:\n  upsample: -1\n", "detect.upsample: -1"},
+		{"zero max faces", "detect:\n  max_faces: 0\n", "detect.max_faces: 0"},
+		{"zero max tracks", "detect:\n  max_tracks: 0\n", "detect.max_tracks: 0"},
+		{"too many cameras", "detect:\n  max_cameras: 100000\n", "detect.max_cameras: 100000"},
+		{"camera idle too short", "detect:\n  camera_idle: 1s\n", "detect.camera_idle: 1s"},
+		{"fewer max cameras than cameras", cam("  - id: b\n    url: rtsp://h/t\ndetect:\n  max_cameras: 1\n"), "detect.max_cameras: 1 is fewer than the 2 cameras configured"},
 		{"zero workers", "embed:\n  workers: 0\n", "embed.workers: 0 must be at least 1"},
 		{"threshold zero", "match:\n  default_threshold: 0\n", "match.default_threshold: 0"},
 		{"bad log level", "log_level: loud\n", `log_level: "loud"`},

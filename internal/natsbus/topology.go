@@ -52,6 +52,36 @@ const (
 	// GalleryDuplicateWindow is how long JetStream remembers a gallery
 	// event's message ID (match.MsgID).
 	GalleryDuplicateWindow = 10 * time.Minute
+	// AuditMaxAge is how long audit checkpoints are kept: longer than any
+	// retention, so that a log cut or rewritten within it is caught.
+	AuditMaxAge = 400 * 24 * time.Hour
+	// AuditMaxBytes bounds the checkpoint stream (a checkpoint is ~300 B;
+	// the alert service checkpoints at most every 5 s).
+	AuditMaxBytes = 256 << 20
+	// AuditDuplicateWindow drops a checkpoint published twice (two
+	// processes signing the same head; message ID log-seq-head).
+	AuditDuplicateWindow = 10 * time.Minute
+)
+
+// Stream byte caps. JetStream's store shares the disk with the SQLite
+// databases (data_dir): without a cap, a flood of messages (forged, or a
+// consumer down for days) fills the disk, and then the audit log cannot be
+// written and every audited request is refused. Each stream refuses new
+// messages at its cap (DiscardNew) rather than discarding old ones: an
+// unconsumed hit is an alert not yet stored, and is never dropped for a
+// newer one; the publisher retries until there is room. They are
+// constants, not configuration, because every process declares the
+// streams and would otherwise undo each other's settings; budget
+// TracksMaxBytes+HitsMaxBytes+GalleryMaxBytes (1.5 GiB) of disk for them.
+const (
+	// TracksMaxBytes caps the tracks stream (a work queue, normally nearly
+	// empty: it fills only while no matcher runs).
+	TracksMaxBytes = 256 << 20
+	// HitsMaxBytes caps the hits stream: a week of hits (HitsMaxAge) with
+	// their crops, about 50,000 of them.
+	HitsMaxBytes = 1 << 30
+	// GalleryMaxBytes caps the gallery event stream.
+	GalleryMaxBytes = 256 << 20
 )
 
 // Streams returns facewatch's JetStream streams, each with replicas
@@ -67,6 +97,8 @@ func Streams(replicas int) []jetstream.StreamConfig {
 			Storage:     jetstream.FileStorage,
 			Retention:   jetstream.WorkQueuePolicy,
 			MaxAge:      TracksMaxAge,
+			MaxBytes:    TracksMaxBytes,
+			Discard:     jetstream.DiscardNew,
 			Duplicates:  TracksDuplicateWindow,
 			Replicas:    replicas,
 			MaxMsgSize:  wire.MaxMeta + wire.MaxTrackFaces*wire.DescriptorBytes + wire.MaxCrop + 4,
@@ -78,6 +110,8 @@ func Streams(replicas int) []jetstream.StreamConfig {
 			Storage:     jetstream.FileStorage,
 			Retention:   jetstream.LimitsPolicy,
 			MaxAge:      HitsMaxAge,
+			MaxBytes:    HitsMaxBytes,
+			Discard:     jetstream.DiscardNew,
 			Duplicates:  HitsDuplicateWindow,
 			Replicas:    replicas,
 			MaxMsgSize:  wire.MaxCrop + wire.MaxMeta + 4,
@@ -89,8 +123,25 @@ func Streams(replicas int) []jetstream.StreamConfig {
 			Storage:     jetstream.FileStorage,
 			Retention:   jetstream.LimitsPolicy,
 			MaxAge:      GalleryMaxAge,
+			MaxBytes:    GalleryMaxBytes,
+			Discard:     jetstream.DiscardNew,
 			Duplicates:  GalleryDuplicateWindow,
 			Replicas:    replicas,
+		},
+		{
+			Name:        wire.AuditStream,
+			Description: "facewatch audit log checkpoints (signed chain heads), a copy the databases' writers cannot alter",
+			Subjects:    []string{wire.AuditWildcard},
+			Storage:     jetstream.FileStorage,
+			Retention:   jetstream.LimitsPolicy,
+			MaxAge:      AuditMaxAge,
+			MaxBytes:    AuditMaxBytes,
+			Discard:     jetstream.DiscardOld,
+			Duplicates:  AuditDuplicateWindow,
+			DenyDelete:  true,
+			DenyPurge:   true,
+			Replicas:    replicas,
+			MaxMsgSize:  4 << 10,
 		},
 	}
 }

@@ -38,6 +38,7 @@ func TestEnsureStreamsCreatesTheTopology(t *testing.T) {
 		wire.TracksStream:  {wire.TracksWildcard, jetstream.WorkQueuePolicy, 24 * time.Hour},
 		wire.HitsStream:    {wire.HitsWildcard, jetstream.LimitsPolicy, 7 * 24 * time.Hour},
 		wire.GalleryStream: {wire.GalleryEvents, jetstream.LimitsPolicy, 7 * 24 * time.Hour},
+		wire.AuditStream:   {wire.AuditWildcard, jetstream.LimitsPolicy, 400 * 24 * time.Hour},
 	}
 	if got := len(Streams(1)); got != len(want) {
 		t.Fatalf("len(Streams(1)) = %d, want %d", got, len(want))
@@ -52,6 +53,16 @@ func TestEnsureStreamsCreatesTheTopology(t *testing.T) {
 			c.Storage != jetstream.FileStorage || c.Replicas != 1 || c.Duplicates != 10*time.Minute {
 			t.Errorf("stream %s = subjects %v, retention %v, max age %v, storage %v, replicas %d, duplicates %v; want [%s], %v, %v, file, 1, 10m",
 				name, c.Subjects, c.Retention, c.MaxAge, c.Storage, c.Replicas, c.Duplicates, w.subject, w.retention, w.maxAge)
+		}
+	}
+	// The audit checkpoints are written where the databases' writers
+	// cannot alter them: the stream refuses deletes and purges.
+	if s, err := b.JS.Stream(ctx, wire.AuditStream); err == nil {
+		if c := s.CachedInfo().Config; !c.DenyDelete || !c.DenyPurge {
+			t.Errorf("stream %s deny delete %v, deny purge %v; want both", wire.AuditStream, c.DenyDelete, c.DenyPurge)
+		}
+		if err := s.Purge(ctx); err == nil {
+			t.Errorf("Purge(%s) = nil, want refused", wire.AuditStream)
 		}
 	}
 	for _, c := range []Consumer{MatchConsumer(time.Second), AlertConsumer(AlertDurable, time.Second, 8)} {

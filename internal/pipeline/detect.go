@@ -59,6 +59,8 @@ type DetectStage struct {
 	embedders chan *embed.Embedder
 	all       []interface{ Close() error }
 	now       func() time.Time
+	// lastRefusalLog is when refuseCamera last logged (unix ns).
+	lastRefusalLog atomic.Int64
 }
 
 // NewDetectStage loads cfg.Workers detectors and embedders (each worker its
@@ -72,6 +74,9 @@ func NewDetectStage(opt DetectOptions) (*DetectStage, error) {
 	}
 	if opt.Track.Keep == 0 {
 		opt.Track = track.DefaultConfig()
+	}
+	if opt.Track.MaxOpen == 0 {
+		opt.Track.MaxOpen = opt.Detect.MaxTracks
 	}
 	s := &DetectStage{
 		opt:       opt,
@@ -135,6 +140,9 @@ type camWorker struct {
 	// and sequence number (runCamera's goroutine only).
 	lastFrame time.Time
 	lastSeq   uint64
+	// expire removes the worker from the stage if its queue is empty
+	// (reporting whether it did); runCamera calls it after camera_idle.
+	expire func() bool
 }
 
 // Run processes frames until ctx ends, then ends every open track and
@@ -145,36 +153,74 @@ func (s *DetectStage) Run(ctx context.Context) error {
 		return err
 	}
 	var (
-		mu      sync.Mutex // guards workers and closed
+		mu      sync.Mutex // guards workers and closed, and every push to a worker's queue
 		workers = map[string]*camWorker{}
 		closed  bool // set before wg.Wait: no worker starts after it
 		wg      sync.WaitGroup
 	)
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	// worker returns the camera's worker, starting it on first use (nil
-	// once the stage is stopping); its goroutine ends when runCtx does.
-	worker := func(id string) *camWorker {
-		mu.Lock()
-		defer mu.Unlock()
+	maxCams := s.opt.Detect.MaxCameras
+	// workerLocked returns the camera's worker, starting it on first use;
+	// nil once the stage is stopping or when the camera would be one more
+	// than detect.max_cameras. Its goroutine ends when runCtx does, or when
+	// the camera has been idle for detect.camera_idle (it then removes
+	// itself under mu, with its queue empty, so no frame is left in it).
+	workerLocked := func(id string) (*camWorker, string) {
 		if closed {
-			return nil
+			return nil, ""
 		}
 		w := workers[id]
 		if w == nil {
+			if maxCams > 0 && len(workers) >= maxCams {
+				return nil, "camera_limit"
+			}
 			w = &camWorker{id: id, queue: make(chan Frame, s.opt.QueueSize),
 				tracker: track.New[*faceData](s.opt.Track, track.IDBase(s.now()))}
+			w.lastArrival.Store(s.now().UnixNano())
+			w.expire = func() bool {
+				mu.Lock()
+				defer mu.Unlock()
+				if len(w.queue) > 0 || workers[id] != w {
+					return false
+				}
+				delete(workers, id)
+				s.m.Cameras.Set(float64(len(workers)))
+				return true
+			}
 			workers[id] = w
+			s.m.Cameras.Set(float64(len(workers)))
 			wg.Go(func() { s.runCamera(runCtx, w) })
 		}
-		return w
+		return w, ""
+	}
+	// admits reports whether a frame of camera id would be taken, so that
+	// one that would not is refused before it is decoded.
+	admits := func(id string) bool {
+		mu.Lock()
+		defer mu.Unlock()
+		if closed {
+			return false
+		}
+		if workers[id] != nil || maxCams <= 0 || len(workers) < maxCams {
+			return true
+		}
+		s.m.Dropped.WithLabelValues(StageDetect, "camera_limit").Inc()
+		s.refuseCamera(id)
+		return false
 	}
 	// enqueue hands a frame to its camera's worker, dropping the oldest
 	// waiting frame when the queue is full.
 	enqueue := func(f Frame) {
-		w := worker(f.Camera)
+		mu.Lock()
+		defer mu.Unlock()
+		w, why := workerLocked(f.Camera)
 		if w == nil {
 			f.Mat.Close()
+			if why != "" {
+				s.m.Dropped.WithLabelValues(StageDetect, why).Inc()
+				s.refuseCamera(f.Camera)
+			}
 			return
 		}
 		w.lastArrival.Store(s.now().UnixNano())
@@ -199,7 +245,7 @@ func (s *DetectStage) Run(ctx context.Context) error {
 	if s.opt.Local != nil {
 		err = s.readLocal(runCtx, enqueue)
 	} else {
-		err = s.readNATS(runCtx, enqueue)
+		err = s.readNATS(runCtx, admits, enqueue)
 	}
 	cancel()
 	mu.Lock()
@@ -237,8 +283,22 @@ func (s *DetectStage) readLocal(ctx context.Context, enqueue func(Frame)) error 
 	}
 }
 
-// readNATS subscribes to frame messages in the detect queue group.
-func (s *DetectStage) readNATS(ctx context.Context, enqueue func(Frame)) error {
+// refuseCamera logs, at most once a minute, that frames of a camera were
+// refused at detect.max_cameras.
+func (s *DetectStage) refuseCamera(id string) {
+	now := s.now().UnixNano()
+	last := s.lastRefusalLog.Load()
+	if now-last < int64(time.Minute) || !s.lastRefusalLog.CompareAndSwap(last, now) {
+		return
+	}
+	s.log.Warn("frames of a camera beyond detect.max_cameras refused", "camera", id, "max_cameras", s.opt.Detect.MaxCameras)
+}
+
+// readNATS subscribes to frame messages in the detect queue group. A frame
+// whose camera admits refuses is dropped before it is decoded; one whose
+// header says it is larger than detect.max_pixels, or another size than
+// its metadata, is dead-lettered before it is decoded.
+func (s *DetectStage) readNATS(ctx context.Context, admits func(string) bool, enqueue func(Frame)) error {
 	subjects := []string{wire.FramesWildcard}
 	if len(s.opt.Cameras) > 0 {
 		subjects = subjects[:0]
@@ -266,12 +326,22 @@ func (s *DetectStage) readNATS(ctx context.Context, enqueue func(Frame)) error {
 			bus.DeadLetter(StageDetect, m.Subject, m.Data, fmt.Errorf("%w: frame of camera %s on subject %s", wire.ErrMalformed, meta.Camera, m.Subject))
 			return
 		}
-		mat, err := gocv.IMDecode(jpeg, gocv.IMReadColor)
-		if err != nil || mat.Empty() {
-			if err == nil {
-				mat.Close()
-				err = errors.New("not a decodable image")
-			}
+		if !admits(meta.Camera) {
+			return
+		}
+		// The header decides before anything is allocated: a frame larger
+		// than max_pixels, or not the size its metadata says, is refused.
+		hdr, err := detect.CheckHeader(jpeg, s.opt.Detect.MaxPixels)
+		if err != nil {
+			bus.DeadLetter(StageDetect, m.Subject, m.Data, fmt.Errorf("%w: frame image: %v", wire.ErrMalformed, err))
+			return
+		}
+		if hdr.Format != "jpeg" || hdr.Width != meta.Width || hdr.Height != meta.Height {
+			bus.DeadLetter(StageDetect, m.Subject, m.Data, fmt.Errorf("%w: frame is a %dx%d %s, metadata says a %dx%d jpeg", wire.ErrMalformed, hdr.Width, hdr.Height, hdr.Format, meta.Width, meta.Height))
+			return
+		}
+		mat, err := detect.Decode(jpeg, s.opt.Detect.MaxPixels)
+		if err != nil {
 			bus.DeadLetter(StageDetect, m.Subject, m.Data, fmt.Errorf("%w: decoding frame JPEG: %v", wire.ErrMalformed, err))
 			return
 		}
@@ -321,6 +391,12 @@ func (s *DetectStage) runCamera(ctx context.Context, w *camWorker) {
 			if len(w.queue) == 0 && !w.lastFrame.IsZero() && quiet > s.opt.Track.MaxGap {
 				s.publishReports(ctx, w, w.tracker.Update(w.lastSeq, w.lastFrame.Add(quiet), nil))
 			}
+			// One silent for camera_idle gives its place back (its tracks
+			// have ended above; any left are flushed).
+			if idle := s.opt.Detect.CameraIdle; idle > 0 && quiet > idle && w.expire() {
+				s.flush(w)
+				return
+			}
 		case f := <-w.queue:
 			s.m.Queue.WithLabelValues(StageDetect).Dec()
 			reports := s.process(ctx, w, f)
@@ -368,7 +444,12 @@ func (s *DetectStage) process(ctx context.Context, w *camWorker, f Frame) []trac
 		})
 	}
 	w.lastFrame, w.lastSeq = f.Time, f.Seq
-	return w.tracker.Update(f.Seq, f.Time, dets)
+	refused := w.tracker.Refused()
+	reports := w.tracker.Update(f.Seq, f.Time, dets)
+	if n := w.tracker.Refused() - refused; n > 0 {
+		s.m.Dropped.WithLabelValues(StageDetect, "track_limit").Add(float64(n))
+	}
+	return reports
 }
 
 func clamp01(x float64) float64 {

@@ -59,6 +59,9 @@ type Metrics struct {
 	// FrameToHit is the time from the capture of the last frame of a
 	// track report to its hit being stored in JetStream.
 	FrameToHit prometheus.Histogram
+	// Cameras is the number of cameras the detect stage holds state for
+	// (at most detect.max_cameras).
+	Cameras prometheus.Gauge
 }
 
 // NewMetrics creates the metrics and registers them on reg (nil: not
@@ -76,7 +79,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		}, []string{"stage"}),
 		Dropped: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "facewatch_stage_dropped_total",
-			Help: "Frames a stage dropped, by reason.",
+			Help: "Frames a stage dropped, by reason (detect: queue_full, camera_limit: a camera beyond detect.max_cameras; track_limit counts faces not tracked at detect.max_tracks).",
 		}, []string{"stage", "reason"}),
 		Tracks: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "facewatch_track_reports_total",
@@ -87,9 +90,13 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Help:    "Time from capture of a track report's last frame to its hit stored in JetStream.",
 			Buckets: []float64{.05, .1, .2, .3, .5, .75, 1, 1.5, 2, 3, 5, 10},
 		}),
+		Cameras: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "facewatch_detect_cameras",
+			Help: "Cameras the detect stage holds a tracker for (at most detect.max_cameras; idle ones are let go after detect.camera_idle).",
+		}),
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.Latency, m.Queue, m.Dropped, m.Tracks, m.FrameToHit} {
+		for _, c := range []prometheus.Collector{m.Latency, m.Queue, m.Dropped, m.Tracks, m.FrameToHit, m.Cameras} {
 			if err := reg.Register(c); err != nil {
 				return nil, fmt.Errorf("registering pipeline metrics: %w", err)
 			}

@@ -34,6 +34,9 @@ type Config struct {
 	// MinFaces: a track seen fewer times than this is dropped when it ends
 	// (a one-frame false detection).
 	MinFaces int
+	// MaxOpen bounds the open tracks: a detection that would open one more
+	// is not tracked (counted by Refused). 0 means no bound.
+	MaxOpen int
 }
 
 // DefaultConfig suits 5 fps street cameras.
@@ -79,9 +82,10 @@ type state[P any] struct {
 
 // Tracker associates one camera's detections into tracks.
 type Tracker[P any] struct {
-	cfg    Config
-	nextID uint64
-	open   []*state[P]
+	cfg     Config
+	nextID  uint64
+	open    []*state[P]
+	refused uint64
 }
 
 // New returns a tracker whose track IDs start at firstID. Starting from a
@@ -101,6 +105,10 @@ func IDBase(t time.Time) uint64 { return uint64(t.UnixMicro()) }
 
 // Open returns how many tracks are open.
 func (t *Tracker[P]) Open() int { return len(t.open) }
+
+// Refused returns how many detections did not open a track because
+// MaxOpen tracks were open.
+func (t *Tracker[P]) Refused() uint64 { return t.refused }
 
 // Update adds the detections of frame seq captured at `at`, and returns the
 // reports it caused: tracks that ended (their last sighting is more than
@@ -158,6 +166,10 @@ func (t *Tracker[P]) Update(seq uint64, at time.Time, dets []Detection[P]) []Tra
 	}
 	for di, d := range dets {
 		if usedD[di] {
+			continue
+		}
+		if t.cfg.MaxOpen > 0 && len(t.open) >= t.cfg.MaxOpen {
+			t.refused++
 			continue
 		}
 		s := &state[P]{Track: Track[P]{ID: t.nextID, Start: at}}

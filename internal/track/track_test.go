@@ -211,3 +211,43 @@ func TestIoU(t *testing.T) {
 		}
 	}
 }
+
+// TestMaxOpenBoundsTracks: a poster wall of faces opens at most MaxOpen
+// tracks; the rest are refused and counted, and the open tracks go on.
+func TestMaxOpenBoundsTracks(t *testing.T) {
+	var wall []Detection[int]
+	for i := range 100 {
+		wall = append(wall, Detection[int]{Box: box((i%10)*100, (i/10)*100, 50), Quality: 0.5})
+	}
+	cases := []struct {
+		name     string
+		maxOpen  int
+		wantOpen int
+	}{
+		{"unbounded", 0, 100},
+		{"bounded to 8", 8, 8},
+		{"bound above the crowd", 500, 100},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := DefaultConfig()
+			cfg.MaxOpen = tc.maxOpen
+			tr := New[int](cfg, 1)
+			for i := range 3 {
+				tr.Update(uint64(i), t0.Add(time.Duration(i)*step), wall)
+			}
+			if tr.Open() != tc.wantOpen {
+				t.Errorf("Open() after 3 frames of 100 faces with MaxOpen %d = %d, want %d", tc.maxOpen, tr.Open(), tc.wantOpen)
+			}
+			if want := uint64(3 * (100 - tc.wantOpen)); tr.Refused() != want {
+				t.Errorf("Refused() = %d, want %d", tr.Refused(), want)
+			}
+			// The tracks that are open follow their faces (seen in every frame).
+			for _, r := range tr.Flush() {
+				if r.Seen != 3 {
+					t.Errorf("track %d seen %d times, want 3", r.ID, r.Seen)
+				}
+			}
+		})
+	}
+}

@@ -16,6 +16,15 @@ const KindTrack Kind = "track"
 // MaxFrameJPEG bounds a frame message's JPEG.
 const MaxFrameJPEG = 6 << 20
 
+// MaxFrameSide and MaxFramePixels bound a frame message's size (an 8K
+// camera fits): the receiver decodes the JPEG, and the decoded frame costs
+// 3 bytes a pixel, so 8192x8192 is already 192 MiB. The detect stage also
+// refuses frames over detect.max_pixels, from the JPEG's header.
+const (
+	MaxFrameSide   = 8192
+	MaxFramePixels = 64 << 20
+)
+
 // MaxTrackFaces bounds the faces one Track message carries.
 const MaxTrackFaces = 32
 
@@ -49,8 +58,8 @@ func (m *FrameMeta) validate(payload int) error {
 	if m.Time.IsZero() {
 		return malformed("time is missing")
 	}
-	if m.Width <= 0 || m.Height <= 0 || m.Width > 16384 || m.Height > 16384 {
-		return malformed("frame size %dx%d is out of range", m.Width, m.Height)
+	if m.Width <= 0 || m.Height <= 0 || m.Width > MaxFrameSide || m.Height > MaxFrameSide || int64(m.Width)*int64(m.Height) > MaxFramePixels {
+		return malformed("frame size %dx%d is out of range (sides 1..%d, at most %d pixels)", m.Width, m.Height, MaxFrameSide, MaxFramePixels)
 	}
 	if payload < 4 || payload > MaxFrameJPEG {
 		return malformed("frame payload is %d bytes, want 4..%d", payload, MaxFrameJPEG)

@@ -66,7 +66,7 @@ func (s *CameraStatus) validate() error {
 	if len(s.URL) > maxStatusURL || len(s.LastError) > maxStatusError || len(s.Codec) > 64 {
 		return malformed("url, codec or last_error is too long")
 	}
-	if s.Width < 0 || s.Height < 0 || s.Width > 16384 || s.Height > 16384 {
+	if s.Width < 0 || s.Height < 0 || s.Width > MaxFrameSide || s.Height > MaxFrameSide {
 		return malformed("frame size %dx%d is out of range", s.Width, s.Height)
 	}
 	for name, v := range map[string]float64{"source_fps": s.SourceFPS, "fps_in": s.FPSIn, "fps_out": s.FPSOut} {

@@ -53,6 +53,9 @@ const (
 	HitsStream = "FACEWATCH_HITS"
 	// GalleryStream carries gallery changes to every matcher's index.
 	GalleryStream = "FACEWATCH_GALLERY"
+	// AuditStream keeps signed checkpoints of the audit logs' heads, a
+	// copy the databases' writers cannot alter (internal/audit).
+	AuditStream = "FACEWATCH_AUDIT"
 )
 
 // Subject prefixes. Camera IDs and watchlist IDs are single subject tokens
@@ -65,6 +68,7 @@ const (
 	StatusWildcard = Prefix + ".cameras.*.status"
 	FramesWildcard = Prefix + ".frames.*"
 	TracksWildcard = Prefix + ".tracks.*"
+	AuditWildcard  = Prefix + ".audit.checkpoints.*"
 )
 
 // FramesSubject carries frames of one camera (only when detection runs on
@@ -74,6 +78,10 @@ func FramesSubject(camera string) string { return Prefix + ".frames." + camera }
 // TracksSubject carries one camera's track reports (Track messages, on the
 // TracksStream work queue).
 func TracksSubject(camera string) string { return Prefix + ".tracks." + camera }
+
+// AuditCheckpointSubject carries the signed checkpoints of one audit log
+// ("alert", "gallery").
+func AuditCheckpointSubject(log string) string { return Prefix + ".audit.checkpoints." + log }
 
 // HitsSubject carries hits against one watchlist.
 func HitsSubject(watchlist string) string { return Prefix + ".hits." + watchlist }

@@ -1,0 +1,314 @@
+// Package audit is facewatch's tamper-evident audit log, shared by the
+// databases that keep one (the alert service's and the gallery's): an
+// append-only table whose entries are chained with HMAC-SHA256 under a key
+// kept outside the database, and signed checkpoints of the chain's head
+// (ed25519) written to a file beside the keys and, where NATS is
+// configured, to a JetStream stream. It knows SQL and files; it must not
+// know alerts, tokens or watchlists.
+package audit
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"database/sql"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"sync"
+	"time"
+)
+
+// Schema is the audit table every database with an audit log creates in
+// one of its migrations (copy it into the migration: a shipped migration
+// never changes). The triggers stop accidents; the keyed chain and the
+// checkpoints detect everything else.
+const Schema = `
+CREATE TABLE audit (
+	seq        INTEGER PRIMARY KEY,
+	time_ns    INTEGER NOT NULL,
+	actor      TEXT    NOT NULL,
+	actor_name TEXT    NOT NULL,
+	role       TEXT    NOT NULL,
+	action     TEXT    NOT NULL,
+	target     TEXT    NOT NULL,
+	case_ref   TEXT    NOT NULL,
+	detail     TEXT    NOT NULL,
+	prev_hash  TEXT    NOT NULL,
+	hash       TEXT    NOT NULL
+);
+CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit
+BEGIN SELECT RAISE(ABORT, 'audit log is append-only'); END;
+CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit
+BEGIN SELECT RAISE(ABORT, 'audit log is append-only'); END;
+`
+
+// GenesisHash is the prev_hash of a log's first entry.
+const GenesisHash = "0000000000000000000000000000000000000000000000000000000000000000"
+
+// ActionKeyed is the action of the entry that starts a log's keyed era:
+// entries before it (logs written by facewatch before keyed hashing) are
+// chained with plain SHA-256, it and every entry after with HMAC-SHA256.
+// Its detail names the key and the legacy head; the first checkpoint
+// signs it, which protects the legacy entries from then on too.
+const ActionKeyed = "audit.keyed"
+
+// Entry is one row of an audit log: who did what, when, to which target,
+// under which case reference.
+type Entry struct {
+	Seq  int64     `json:"seq"`
+	Time time.Time `json:"time"`
+	// Actor is the caller's stable ID: an API token's ID, or "os:" and
+	// the user name for a local command.
+	Actor string `json:"actor"`
+	// ActorName is the person: a token's person, or the OS user.
+	ActorName string `json:"actor_name"`
+	// Role is the token's role, or "local" for a local command.
+	Role     string `json:"role"`
+	Action   string `json:"action"`
+	Target   string `json:"target"`
+	Case     string `json:"case"`
+	Detail   string `json:"detail"` // JSON
+	PrevHash string `json:"prev_hash"`
+	Hash     string `json:"hash"`
+}
+
+// Actor is who an entry is recorded for.
+type Actor struct {
+	ID   string `json:"id"`
+	Name string `json:"name"`
+	Role string `json:"role"`
+}
+
+// canonical is the byte string an entry's hash covers besides the
+// previous hash: every column but the hashes, in a fixed order, as JSON
+// (which escapes separators, so no two entries share an encoding).
+func (e *Entry) canonical() []byte {
+	b, _ := json.Marshal([]any{e.Seq, e.Time.UnixNano(), e.Actor, e.ActorName, e.Role, e.Action, e.Target, e.Case, e.Detail})
+	return b
+}
+
+// plainHash is the legacy chain: SHA-256(prev ‖ '\n' ‖ canonical), hex.
+func plainHash(prev string, e *Entry) string {
+	h := sha256.New()
+	h.Write([]byte(prev))
+	h.Write([]byte{'\n'})
+	h.Write(e.canonical())
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// keyedHash is HMAC-SHA256 under key over the same bytes.
+func keyedHash(key []byte, prev string, e *Entry) string {
+	h := hmac.New(sha256.New, key)
+	h.Write([]byte(prev))
+	h.Write([]byte{'\n'})
+	h.Write(e.canonical())
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// Errors of the audit log.
+var (
+	// ErrBroken is wrapped by Verify's error when a log does not verify.
+	ErrBroken = errors.New("audit chain broken")
+	// ErrWrongKey is a log keyed with another key than the one given.
+	ErrWrongKey = errors.New("audit log was keyed with another key")
+	// ErrNotStarted is an Append before Start.
+	ErrNotStarted = errors.New("audit log not started")
+)
+
+// Log is one audit log: the audit table of one database, chained with
+// the installation's keys, and its checkpoint file (<name>.checkpoints in
+// the checkpoint directory). Its methods are safe for concurrent use;
+// several processes may append to the same log (each append runs in the
+// caller's write transaction, which SQLite serialises).
+type Log struct {
+	name   string
+	keys   *Keys
+	cpPath string
+
+	mu sync.Mutex // guards the fields below
+	// era is the seq of the keyed-era entry, 0 before Start.
+	era int64
+	// last is the newest checkpoint this process wrote.
+	last Checkpoint
+}
+
+// NewLog returns the log name ("alert", "gallery") chained with keys;
+// checkpoints go to cpDir ("" = the keys' directory).
+func NewLog(name string, keys *Keys, cpDir string) *Log {
+	if cpDir == "" {
+		cpDir = keys.Dir()
+	}
+	return &Log{name: name, keys: keys, cpPath: CheckpointPath(cpDir, name)}
+}
+
+// CheckpointPath is the checkpoint file of log name in dir.
+func CheckpointPath(dir, name string) string { return filepath.Join(dir, name+cpSuffix) }
+
+// Name is the log's name.
+func (l *Log) Name() string { return l.name }
+
+// Keys are the log's keys.
+func (l *Log) Keys() *Keys { return l.keys }
+
+// Start begins the keyed era of the log in the database w (whose
+// transactions must take the write lock at BEGIN, as facewatch's do):
+// on a log that has none yet it appends the ActionKeyed entry, whatever
+// plain-SHA-256 entries came before; on one that has, it checks the key.
+// It then writes a checkpoint. Append works only after Start.
+func (l *Log) Start(ctx context.Context, w *sql.DB, at time.Time) error {
+	era, err := l.startTx(ctx, w, at)
+	if err != nil {
+		return err
+	}
+	l.mu.Lock()
+	l.era = era
+	l.mu.Unlock()
+	// After the transaction: w may have a single connection.
+	_, _, err = l.Checkpoint(ctx, w, at)
+	return err
+}
+
+func (l *Log) startTx(ctx context.Context, w *sql.DB, at time.Time) (int64, error) {
+	tx, err := w.BeginTx(ctx, nil)
+	if err != nil {
+		return 0, fmt.Errorf("starting audit log %s: %w", l.name, err)
+	}
+	defer tx.Rollback()
+	era, keyID, err := findEra(ctx, tx)
+	if err != nil {
+		return 0, fmt.Errorf("starting audit log %s: %w", l.name, err)
+	}
+	switch {
+	case era > 0 && keyID != l.keys.ID():
+		return 0, fmt.Errorf("starting audit log %s: %w %s, not %s (keys in %s)", l.name, ErrWrongKey, keyID, l.keys.ID(), l.keys.Dir())
+	case era > 0:
+		return era, nil
+	}
+	seq, head, err := headOf(ctx, tx)
+	if err != nil {
+		return 0, fmt.Errorf("starting audit log %s: %w", l.name, err)
+	}
+	d, _ := json.Marshal(keyedDetail{KeyID: l.keys.ID(), LegacyEntries: seq, LegacyHead: head})
+	e := &Entry{Time: at, Actor: "facewatch", ActorName: "facewatch", Role: "system", Action: ActionKeyed, Target: "audit/" + l.name, Detail: string(d)}
+	if err := l.insert(ctx, tx, e, seq, head); err != nil {
+		return 0, err
+	}
+	if err := tx.Commit(); err != nil {
+		return 0, fmt.Errorf("starting audit log %s: %w", l.name, err)
+	}
+	return e.Seq, nil
+}
+
+// keyedDetail is the detail of the ActionKeyed entry.
+type keyedDetail struct {
+	KeyID         string `json:"key_id"`
+	LegacyEntries int64  `json:"legacy_entries"`
+	LegacyHead    string `json:"legacy_head"`
+}
+
+// findEra returns the seq and key of the keyed-era entry (0 when none).
+func findEra(ctx context.Context, q Querier) (int64, string, error) {
+	var seq int64
+	var detail string
+	err := q.QueryRowContext(ctx, `SELECT seq, detail FROM audit WHERE action = ? ORDER BY seq LIMIT 1`, ActionKeyed).Scan(&seq, &detail)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, "", nil
+	}
+	if err != nil {
+		return 0, "", fmt.Errorf("reading the keyed-era entry: %w", err)
+	}
+	var d keyedDetail
+	json.Unmarshal([]byte(detail), &d)
+	return seq, d.KeyID, nil
+}
+
+// Querier is what reads need from a *sql.DB or *sql.Tx.
+type Querier interface {
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+}
+
+func headOf(ctx context.Context, q Querier) (int64, string, error) {
+	var seq int64
+	var h string
+	err := q.QueryRowContext(ctx, `SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1`).Scan(&seq, &h)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, GenesisHash, nil
+	}
+	if err != nil {
+		return 0, "", fmt.Errorf("reading audit chain head: %w", err)
+	}
+	return seq, h, nil
+}
+
+// Head returns the newest entry's sequence number and hash (0 and
+// GenesisHash for an empty log).
+func Head(ctx context.Context, q Querier) (int64, string, error) { return headOf(ctx, q) }
+
+// Append appends e to the chain inside tx (which must hold the write
+// lock: facewatch's transactions BEGIN IMMEDIATE) and fills in its
+// sequence and hashes. The caller commits; the next checkpoint covers it.
+func (l *Log) Append(ctx context.Context, tx *sql.Tx, e *Entry) error {
+	l.mu.Lock()
+	era := l.era
+	l.mu.Unlock()
+	if era == 0 {
+		return fmt.Errorf("appending to audit log %s: %w", l.name, ErrNotStarted)
+	}
+	if e.Action == ActionKeyed {
+		return fmt.Errorf("appending to audit log %s: action %s is reserved", l.name, ActionKeyed)
+	}
+	seq, prev, err := headOf(ctx, tx)
+	if err != nil {
+		return err
+	}
+	return l.insert(ctx, tx, e, seq, prev)
+}
+
+func (l *Log) insert(ctx context.Context, tx *sql.Tx, e *Entry, seq int64, prev string) error {
+	e.Seq = seq + 1
+	e.Time = e.Time.UTC()
+	if e.Detail == "" {
+		e.Detail = "{}"
+	}
+	e.PrevHash = prev
+	e.Hash = keyedHash(l.keys.mac, prev, e)
+	_, err := tx.ExecContext(ctx, `INSERT INTO audit (seq, time_ns, actor, actor_name, role, action, target, case_ref, detail, prev_hash, hash)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		e.Seq, e.Time.UnixNano(), e.Actor, e.ActorName, e.Role, e.Action, e.Target, e.Case, e.Detail, e.PrevHash, e.Hash)
+	if err != nil {
+		return fmt.Errorf("appending audit entry: %w", err)
+	}
+	return nil
+}
+
+// Entries reads the log's entries with seq in [from, to] (to 0 = the
+// end), in order.
+func Entries(ctx context.Context, q Querier, from, to int64) ([]Entry, error) {
+	if to <= 0 {
+		to = 1<<63 - 1
+	}
+	rows, err := q.QueryContext(ctx, `SELECT seq, time_ns, actor, actor_name, role, action, target, case_ref, detail, prev_hash, hash
+		FROM audit WHERE seq BETWEEN ? AND ? ORDER BY seq`, from, to)
+	if err != nil {
+		return nil, fmt.Errorf("reading audit log: %w", err)
+	}
+	defer rows.Close()
+	var out []Entry
+	for rows.Next() {
+		var e Entry
+		var ns int64
+		if err := rows.Scan(&e.Seq, &ns, &e.Actor, &e.ActorName, &e.Role, &e.Action, &e.Target, &e.Case, &e.Detail, &e.PrevHash, &e.Hash); err != nil {
+			return nil, fmt.Errorf("reading audit entry: %w", err)
+		}
+		e.Time = time.Unix(0, ns).UTC()
+		out = append(out, e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("reading audit log: %w", err)
+	}
+	return out, nil
+}
