@@ -73,7 +73,7 @@ func cmdRun(ctx context.Context, e *env, args []string) error {
 	grp.Go(func() error {
 		return serveAlert(gctx, svc, js, s.cfg.Alert.Listen, func(addr string) {
 			fmt.Fprintf(e.stdout, "facewatch running: %d cameras, nats %s\n", len(s.cfg.Cameras), s.bus.URL())
-			fmt.Fprintf(e.stdout, "API and console: http://%s/ (create a token with `facewatch token create --role operator --scope all --config FILE`)\n", addr)
+			fmt.Fprintf(e.stdout, "API and console: http://%s/ (create a token with `facewatch token create --role operator --person NAME --scope all --config FILE`)\n", addr)
 		})
 	})
 	err = grp.Wait()
