@@ -42,7 +42,7 @@ func TestConsoleSinkPrintsNewAlertsOnce(t *testing.T) {
 	dir := t.TempDir()
 	ns := startNATS(t, filepath.Join(dir, "js"))
 	_, js := connectJS(t, ns.ClientURL())
-	if err := natsbus.EnsureStreams(context.Background(), js, 1); err != nil {
+	if err := natsbus.EnsureStreams(context.Background(), js, natsbus.Topology{}); err != nil {
 		t.Fatal(err)
 	}
 	out := &syncBuffer{}

@@ -89,9 +89,13 @@ type Topology struct {
 }
 
 // TopologyOf is the Topology of a whole configuration.
-func TopologyOf(cfg *config.Config) Topology {
+func TopologyOf(cfg config.Config) Topology {
 	return Topology{Replicas: cfg.NATS.Replicas, Retention: cfg.Alert.Retention, Unmatched: cfg.Alert.UnmatchedRetention}
 }
+
+// HitsMaxAgeFor is the hits stream's max age under alert.retention
+// retention (0: the default).
+func HitsMaxAgeFor(retention time.Duration) time.Duration { return hitsMaxAge(retention) }
 
 // hitsMaxAge is the hits stream's max age for retention (0: the default).
 func hitsMaxAge(retention time.Duration) time.Duration {

@@ -313,7 +313,7 @@ func TestDetectStage(t *testing.T) {
 	}
 	defer ds.Close()
 	ctx := context.Background()
-	if err := natsbus.EnsureStreams(ctx, bus.JS, 1); err != nil {
+	if err := natsbus.EnsureStreams(ctx, bus.JS, natsbus.Topology{}); err != nil {
 		t.Fatal(err)
 	}
 	cons, err := bus.JS.CreateOrUpdateConsumer(ctx, wire.TracksStream, jetstream.ConsumerConfig{Durable: "t", AckPolicy: jetstream.AckExplicitPolicy})
