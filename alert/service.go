@@ -210,14 +210,12 @@ func (s *Service) storeBatch(ctx context.Context, hits []pendingHit) ([]bool, er
 	created := make([]bool, len(hits))
 	ids := make([]int64, len(hits))
 	forgotten := make([]bool, len(hits))
-	now := s.now()
-	nowNS := now.UnixNano()
+	nowNS := s.now().UnixNano()
 	for i, p := range hits {
 		h := p.hit
-		// A hit whose alert retention has removed, or would remove at
-		// once, is not stored again (a new consumer re-reading the
+		// A hit whose alert retention has removed is not stored again (a new consumer re-reading the
 		// stream, a replay): swept alerts never come back.
-		gone, err := s.forgottenLocked(ctx, tx, h, now)
+		gone, err := s.forgottenLocked(ctx, tx, h)
 		if err != nil {
 			return nil, err
 		}
@@ -264,13 +262,9 @@ func (s *Service) storeBatch(ctx context.Context, hits []pendingHit) ([]bool, er
 }
 
 // forgottenLocked reports whether h must not be stored because retention
-// removed its alert (a tombstone holds its ID's hash) or would remove it
-// at once (it was captured longer than alert.retention ago). tx is the
-// store's write transaction.
-func (s *Service) forgottenLocked(ctx context.Context, tx *sql.Tx, h wire.Hit, now time.Time) (bool, error) {
-	if h.Time.Before(now.Add(-s.cfg.Retention)) {
-		return true, nil
-	}
+// removed its alert (a tombstone holds its ID's hash). tx is the store's
+// write transaction.
+func (s *Service) forgottenLocked(ctx context.Context, tx *sql.Tx, h wire.Hit) (bool, error) {
 	var one int
 	err := tx.QueryRowContext(ctx, `SELECT 1 FROM alert_tombstones WHERE hit_hash = ?`, tombstone(h.ID)).Scan(&one)
 	if errors.Is(err, sql.ErrNoRows) {
