@@ -51,6 +51,7 @@ func commands() []command {
 		{"eval", "measure error rates on a labelled set and recommend thresholds", cmdEval},
 		{"token", "create or revoke API tokens", cmdToken},
 		{"audit", "verify the hash-chained audit log", cmdAudit},
+		{"deadletter", "list refused messages and their reasons, or replay a kept one", cmdDeadLetter},
 		{"dev", "developer tools: `dev synth` serves a synthetic RTSP camera with ground truth", cmdDev},
 	}
 }
