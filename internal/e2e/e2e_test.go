@@ -116,9 +116,15 @@ type camServer struct {
 func serveClip(t *testing.T) *camServer {
 	t.Helper()
 	loadClip(t)
+	return serveClipOf(t, clip)
+}
+
+// serveClipOf serves clp once, as serveClip serves the standard clip.
+func serveClipOf(t *testing.T, clp *rtsptest.Clip) *camServer {
+	t.Helper()
 	c := &camServer{sent: map[int]time.Time{}}
 	srv, err := rtsptest.Start(context.Background(), rtsptest.Options{Sources: []rtsptest.Source{{
-		Name: "cam", Clip: clip, StartOnPlay: true,
+		Name: "cam", Clip: clp, StartOnPlay: true,
 		OnFrame: func(ev rtsptest.FrameEvent) {
 			c.mu.Lock()
 			c.sent[ev.Index] = ev.Sent
