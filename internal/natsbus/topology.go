@@ -201,7 +201,7 @@ func Ensure(ctx context.Context, js jetstream.JetStream, t Topology) (Ensured, e
 			if t.Retention == 0 && (cfg.Name == wire.HitsStream || cfg.Name == wire.DeadLetterStream) {
 				cfg.MaxAge, cfg.Duplicates = have.MaxAge, have.Duplicates
 			}
-			if t.Unmatched == 0 && cfg.Name == wire.TracksStream {
+			if t.Unmatched == 0 && cfg.Name == wire.TracksStream && have.Storage == cfg.Storage {
 				cfg.MaxAge, cfg.Duplicates = have.MaxAge, have.Duplicates
 			}
 			if have.Storage != cfg.Storage {

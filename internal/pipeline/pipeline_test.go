@@ -263,6 +263,16 @@ func TestMatchStage(t *testing.T) {
 			t.Errorf("dead letter %d has no reason", i)
 		}
 	}
+	// Kept in the dead-letter stream, without the descriptors.
+	letters, err := natsbus.ListDeadLetters(ctx, bus.JS, StageMatch, 0)
+	if err != nil || len(letters) != 3 {
+		t.Fatalf("dead letters kept = %d, %v; want 3", len(letters), err)
+	}
+	for _, l := range letters {
+		if l.Bytes != 0 || l.Reason == "" || l.Subject != wire.TracksSubject("cam1") {
+			t.Errorf("dead letter %d = %d bytes kept, reason %q, subject %q; want no body, a reason, %s", l.Seq, l.Bytes, l.Reason, l.Subject, wire.TracksSubject("cam1"))
+		}
+	}
 	mu.Lock()
 	defer mu.Unlock()
 	want := wire.HitID("cam1", 10, "1")
