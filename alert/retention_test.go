@@ -164,6 +164,23 @@ func TestSweptAlertsNeverReturn(t *testing.T) {
 	if leaked != 0 {
 		t.Errorf("%d tombstones hold a plain hit ID, want hashes only", leaked)
 	}
+	tombstones := func() int {
+		var c int
+		s.db.r.QueryRow(`SELECT COUNT(*) FROM alert_tombstones`).Scan(&c)
+		return c
+	}
+	if got := tombstones(); got != n {
+		t.Errorf("tombstones = %d, want %d", got, n)
+	}
+	// Once no copy of the hits can be left in the stream (its age is
+	// bounded by the retention of an hour), the tombstones go too.
+	clk.add(natsbus.HitsMaxAgeFor(cfg.Retention) + natsbus.HitsDuplicateWindow + time.Minute)
+	if _, err := s.Sweep(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := tombstones(); got != 1 { // the new hit's alert, swept just now
+		t.Errorf("tombstones after the stream's max age = %d, want 1 (only the alert swept now)", got)
+	}
 }
 
 // TestLiveResumesAcrossSweep: a console that saw alert k and reconnects
