@@ -26,7 +26,7 @@ func TestHitsFloodRefusedAtByteCap(t *testing.T) {
 	_, js := connectJS(t, ns.ClientURL())
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	if err := natsbus.EnsureStreams(ctx, js, 1); err != nil {
+	if err := natsbus.EnsureStreams(ctx, js, natsbus.Topology{}); err != nil {
 		t.Fatal(err)
 	}
 	// The declared streams carry their caps.
@@ -49,7 +49,7 @@ func TestHitsFloodRefusedAtByteCap(t *testing.T) {
 	// discard policy included, is the declaration's.
 	const testCap = 1 << 20
 	var hitsCfg jetstream.StreamConfig
-	for _, c := range natsbus.Streams(1) {
+	for _, c := range natsbus.Streams(natsbus.Topology{}) {
 		if c.Name == wire.HitsStream {
 			hitsCfg = c
 		}
