@@ -65,7 +65,7 @@ type DetectStage struct {
 	now       func() time.Time
 	// lastRefusalLog is when refuseCamera last logged (unix ns).
 	lastRefusalLog atomic.Int64
-	crops     *cropCache
+	crops          *cropCache
 }
 
 // NewDetectStage loads cfg.Workers detectors and embedders (each worker its
