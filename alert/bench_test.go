@@ -44,7 +44,7 @@ func BenchmarkConsume(b *testing.B) {
 			ns := startNATS(b, filepath.Join(dir, "js"))
 			_, js := connectJS(b, ns.ClientURL())
 			ctx := context.Background()
-			if err := natsbus.EnsureStreams(ctx, js, 1); err != nil {
+			if err := natsbus.EnsureStreams(ctx, js, natsbus.Topology{}); err != nil {
 				b.Fatal(err)
 			}
 			base := time.Now()

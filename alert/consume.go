@@ -18,11 +18,13 @@ import (
 const DeadLetterStage = "alert"
 
 // Run consumes hits through the durable consumer cfg.Consumer on the hits
-// stream (created by natsbus.EnsureStreams) until ctx ends, storing each batch in
-// one transaction and acknowledging its messages only after the commit. A
-// malformed hit is published to the dead-letter subject with the reason,
-// counted and acknowledged. A failed commit is not acknowledged: JetStream
-// redelivers. Run also runs the retention sweep and the alert sinks
+// stream (created by natsbus.EnsureStreams) until ctx ends, storing each
+// batch in one transaction and acknowledging its messages only after the
+// commit. A hit this build refuses (malformed, or of a schema version it
+// does not accept: wire.Version and wire.PrevVersion are) is stored in the
+// dead-letter stream with the reason and its body, counted, and
+// terminated only once the letter is stored. A failed commit or a letter
+// that could not be stored is not acknowledged: JetStream redelivers. Run also runs the retention sweep and the alert sinks
 // (sink.go). It returns nil when ctx ends, after finishing the batch in
 // hand.
 func (s *Service) Run(ctx context.Context, js jetstream.JetStream) error {
@@ -131,7 +133,7 @@ func (s *Service) handle(ctx context.Context, msgs []jetstream.Msg, nc *nats.Con
 		s.m.received.Inc()
 		hit, crop, err := wire.DecodeHit(m.Data())
 		if err != nil {
-			s.deadLetter(m, err, nc)
+			s.deadLetter(ctx, m, err, nc)
 			continue
 		}
 		hits = append(hits, pendingHit{hit: hit, crop: crop})
@@ -157,20 +159,34 @@ func (s *Service) handle(ctx context.Context, msgs []jetstream.Msg, nc *nats.Con
 	}
 }
 
-// deadLetter publishes a refused message with the reason, counts it and
-// acknowledges it so that it never blocks the stream.
-func (s *Service) deadLetter(m jetstream.Msg, reason error, nc *nats.Conn) {
-	s.m.deadLetters.WithLabelValues("malformed").Inc()
-	s.log.Warn("malformed hit sent to dead letters", "subject", m.Subject(), "bytes", len(m.Data()), "reason", reason)
-	dl := &nats.Msg{Subject: wire.DeadLetterSubject(DeadLetterStage), Data: m.Data(), Header: nats.Header{}}
-	dl.Header.Set(wire.HeaderReason, reason.Error())
-	dl.Header.Set(wire.HeaderStage, DeadLetterStage)
-	dl.Header.Set(wire.HeaderKind, string(wire.KindHit))
-	dl.Header.Set(natsbus.HeaderSubject, m.Subject())
-	if err := nc.PublishMsg(dl); err != nil {
-		s.log.Error("publishing dead letter", "err", err)
+// deadLetter stores a refused hit in the dead-letter stream with the
+// reason and its body (a hit is about a listed person, and the stream's
+// age is bounded by alert.retention), counts it, and terminates it once
+// the letter is stored; if it cannot be stored the hit is left for
+// redelivery, so that a refused hit is never simply gone.
+func (s *Service) deadLetter(ctx context.Context, m jetstream.Msg, reason error, nc *nats.Conn) {
+	kind := "malformed"
+	if errors.Is(reason, wire.ErrVersion) {
+		kind = "version"
 	}
-	if err := m.Ack(); err != nil {
-		s.log.Warn("acknowledging malformed hit", "err", err)
+	l := natsbus.Letter{Stage: DeadLetterStage, Subject: m.Subject(), Kind: wire.KindHit, Data: m.Data(), KeepBody: true, Reason: reason}
+	if h := m.Headers(); h != nil {
+		l.MsgID = h.Get(jetstream.MsgIDHeader)
+	}
+	js, err := jetstream.New(nc)
+	if err == nil {
+		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		_, err = js.PublishMsg(pctx, natsbus.LetterMsg(l))
+		cancel()
+	}
+	if err != nil {
+		s.log.Error("storing a refused hit in the dead-letter stream failed; it will be redelivered", "subject", m.Subject(), "reason", reason, "err", err)
+		m.NakWithDelay(time.Second)
+		return
+	}
+	s.m.deadLetters.WithLabelValues(kind).Inc()
+	s.log.Warn("refused hit stored in the dead-letter stream", "subject", m.Subject(), "bytes", len(m.Data()), "reason", reason)
+	if err := m.Term(); err != nil {
+		s.log.Warn("terminating refused hit", "err", err)
 	}
 }

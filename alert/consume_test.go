@@ -137,11 +137,11 @@ func TestRunConsumesRedeliveriesAndDeadLetters(t *testing.T) {
 	ns := startNATS(t, filepath.Join(dir, "js"))
 	nc, js := connectJS(t, ns.ClientURL())
 	ctx := context.Background()
-	if err := natsbus.EnsureStreams(ctx, js, 1); err != nil {
+	if err := natsbus.EnsureStreams(ctx, js, natsbus.Topology{}); err != nil {
 		t.Fatalf("EnsureStreams = %v", err)
 	}
 	// EnsureStreams is repeatable.
-	if err := natsbus.EnsureStreams(ctx, js, 1); err != nil {
+	if err := natsbus.EnsureStreams(ctx, js, natsbus.Topology{}); err != nil {
 		t.Fatalf("EnsureStreams again = %v", err)
 	}
 	info, err := js.Stream(ctx, wire.HitsStream)
@@ -258,7 +258,7 @@ func TestRunNaksWhenStoreFails(t *testing.T) {
 	ns := startNATS(t, filepath.Join(dir, "js"))
 	_, js := connectJS(t, ns.ClientURL())
 	ctx := context.Background()
-	if err := natsbus.EnsureStreams(ctx, js, 1); err != nil {
+	if err := natsbus.EnsureStreams(ctx, js, natsbus.Topology{}); err != nil {
 		t.Fatal(err)
 	}
 	s := openService(t, filepath.Join(dir, "data"), Options{})
@@ -336,7 +336,7 @@ func TestRunSurvivesNATSRestart(t *testing.T) {
 	defer nc.Close()
 	js, _ := jetstream.New(nc)
 	ctx := context.Background()
-	if err := natsbus.EnsureStreams(ctx, js, 1); err != nil {
+	if err := natsbus.EnsureStreams(ctx, js, natsbus.Topology{}); err != nil {
 		t.Fatal(err)
 	}
 	s := openService(t, filepath.Join(dir, "data"), Options{})

@@ -121,7 +121,35 @@ UPDATE reviews SET reviewer_person = COALESCE(
 	NULLIF(trim(reviewer_name), ''),
 	'token ' || reviewer);
 `,
-	// 4: a token's scope (see Scope): camera groups and watchlists it may
+	// 4: alert ids are never reused, and swept alerts never come back.
+	// alert_id_floor is the highest id ever removed (kept by the trigger,
+	// whatever removes the row); a new alert's id is above both it and
+	// the highest present (storeBatch). Without it SQLite hands out
+	// max(id)+1, so a sweep that empties the table restarts the ids and
+	// live consoles and sink cursors skip the new alerts. The floor starts
+	// at the highest id known here, sink cursors included.
+	// alert_tombstones keeps, for as long as the hits stream may still
+	// hold a copy, the SHA-256 of each removed alert's hit ID (not the ID:
+	// it names who was seen where), so that a hit re-read by a new
+	// consumer or replayed is not stored again.
+	`
+CREATE TABLE alert_id_floor (
+	one INTEGER PRIMARY KEY CHECK (one = 1),
+	id  INTEGER NOT NULL
+);
+INSERT INTO alert_id_floor (one, id) SELECT 1, MAX(
+	COALESCE((SELECT MAX(id) FROM alerts), 0),
+	COALESCE((SELECT MAX(last_id) FROM sink_cursors), 0));
+CREATE TRIGGER alerts_id_floor AFTER DELETE ON alerts
+BEGIN UPDATE alert_id_floor SET id = MAX(id, OLD.id) WHERE one = 1; END;
+
+CREATE TABLE alert_tombstones (
+	hit_hash   TEXT    PRIMARY KEY,
+	removed_ns INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX alert_tombstones_removed ON alert_tombstones (removed_ns);
+`,
+	// 5: a token's scope (see Scope): camera groups and watchlists it may
 	// see. Tokens issued before scopes existed saw the whole site and keep
 	// doing so; new ones name their scope (token create --scope).
 	`

@@ -83,7 +83,7 @@ func TestKilledServiceLosesNothing(t *testing.T) {
 	ns := startNATS(t, filepath.Join(dir, "js"))
 	_, js := connectJS(t, ns.ClientURL())
 	ctx := context.Background()
-	if err := natsbus.EnsureStreams(ctx, js, 1); err != nil {
+	if err := natsbus.EnsureStreams(ctx, js, natsbus.Topology{}); err != nil {
 		t.Fatal(err)
 	}
 	data := filepath.Join(dir, "data")

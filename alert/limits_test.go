@@ -113,7 +113,7 @@ func TestLiveFeedAuditedOnOpenAndClose(t *testing.T) {
 	dir := t.TempDir()
 	ns := startNATS(t, filepath.Join(dir, "js"))
 	_, js := connectJS(t, ns.ClientURL())
-	if err := natsbus.EnsureStreams(context.Background(), js, 1); err != nil {
+	if err := natsbus.EnsureStreams(context.Background(), js, natsbus.Topology{}); err != nil {
 		t.Fatal(err)
 	}
 	s := openService(t, filepath.Join(dir, "data"), Options{})
@@ -167,7 +167,7 @@ func TestLiveFeedOutlivesServerTimeouts(t *testing.T) {
 	dir := t.TempDir()
 	ns := startNATS(t, filepath.Join(dir, "js"))
 	_, js := connectJS(t, ns.ClientURL())
-	if err := natsbus.EnsureStreams(context.Background(), js, 1); err != nil {
+	if err := natsbus.EnsureStreams(context.Background(), js, natsbus.Topology{}); err != nil {
 		t.Fatal(err)
 	}
 	s := openService(t, filepath.Join(dir, "data"), Options{})

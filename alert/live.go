@@ -69,13 +69,26 @@ func (s *Service) live(w http.ResponseWriter, r *http.Request, p principal) {
 		return
 	}
 	var last int64
+	resume := false
 	if v := r.Header.Get("Last-Event-ID"); v != "" {
 		n, err := strconv.ParseInt(v, 10, 64)
 		if err != nil || n < 0 {
 			writeError(w, http.StatusBadRequest, "Last-Event-ID must be an alert id")
 			return
 		}
-		last = n
+		last, resume = n, n > 0
+	}
+	// Ids only grow, across sweeps too (migration 3), so "after last" is
+	// right even when every alert the client saw is gone. An id above any
+	// ever handed out comes from another database (restored or replaced):
+	// resume from the start of the replay window rather than skip every
+	// alert until the ids catch up.
+	if resume {
+		var highest int64
+		err := s.db.r.QueryRowContext(r.Context(), `SELECT MAX(COALESCE((SELECT MAX(id) FROM alerts), 0), (SELECT id FROM alert_id_floor WHERE one = 1))`).Scan(&highest)
+		if err == nil && last > highest {
+			last = 0
+		}
 	}
 	c, err := caseRef(r)
 	if err != nil {
@@ -149,7 +162,7 @@ func (s *Service) live(w http.ResponseWriter, r *http.Request, p principal) {
 		fl.Flush()
 		return true
 	}
-	if last > 0 {
+	if resume {
 		// Only what an operator could have missed recently: the replay is
 		// not a way around the history's case reference.
 		cond, args := scope.and()

@@ -10,6 +10,7 @@ type metrics struct {
 	received      prometheus.Counter
 	stored        *prometheus.CounterVec
 	duplicates    prometheus.Counter
+	forgotten     prometheus.Counter
 	deadLetters   *prometheus.CounterVec
 	cropsRejected prometheus.Counter
 	storeErrors   prometheus.Counter
@@ -39,7 +40,9 @@ func newMetrics(reg *prometheus.Registry) (*metrics, error) {
 		duplicates: prometheus.NewCounter(prometheus.CounterOpts{Name: "facewatch_alert_duplicates_total",
 			Help: "Hits already stored (redeliveries and retried publishes)."}),
 		deadLetters: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "facewatch_alert_dead_letters_total",
-			Help: "Malformed hits sent to the dead-letter subject."}, []string{"reason"}),
+			Help: "Refused hits stored in the dead-letter stream, by reason (malformed, version)."}, []string{"reason"}),
+		forgotten: prometheus.NewCounter(prometheus.CounterOpts{Name: "facewatch_alert_hits_forgotten_total",
+			Help: "Hits not stored because retention had already removed their alert, or would at once (replayed or re-read hits)."}),
 		cropsRejected: prometheus.NewCounter(prometheus.CounterOpts{Name: "facewatch_alert_crops_rejected_total",
 			Help: "Probe crops that were not JPEG; their alert was stored without them."}),
 		storeErrors: prometheus.NewCounter(prometheus.CounterOpts{Name: "facewatch_alert_store_errors_total",
@@ -75,7 +78,7 @@ func newMetrics(reg *prometheus.Registry) (*metrics, error) {
 		sinkBacklog: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "facewatch_alert_sink_backlog",
 			Help: "Alerts stored but not yet delivered by a sink."}, []string{"sink"}),
 	}
-	for _, c := range []prometheus.Collector{m.received, m.stored, m.duplicates, m.deadLetters, m.cropsRejected, m.storeErrors,
+	for _, c := range []prometheus.Collector{m.received, m.stored, m.duplicates, m.forgotten, m.deadLetters, m.cropsRejected, m.storeErrors,
 		m.storeSeconds, m.batchSize, m.hitLatency, m.swept, m.sseClients, m.sseDropped, m.sseRefused, m.requests, m.reviews, m.authFailures, m.queueDepth,
 		m.sinkDelivered, m.sinkFailures, m.sinkDropped, m.sinkBacklog} {
 		if err := reg.Register(c); err != nil {

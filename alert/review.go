@@ -2,7 +2,9 @@ package alert
 
 import (
 	"context"
+	"crypto/sha256"
 	"database/sql"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -127,7 +129,11 @@ func (s *Service) recordReview(ctx context.Context, p principal, id int64, decis
 	if _, err := tx.ExecContext(ctx, `UPDATE alerts SET status = ? WHERE id = ?`, string(next), id); err != nil {
 		return Alert{}, fmt.Errorf("reviewing alert %d: %w", id, err)
 	}
-	d, _ := json.Marshal(map[string]string{"decision": decision, "comment": comment, "status": string(next)})
+	// The audit log keeps that the review happened, not the comment: its
+	// free text follows alert.comment_retention (docs/privacy.md), and the
+	// audit log is never swept. The hash still ties the entry to it.
+	sum := sha256.Sum256([]byte(comment))
+	d, _ := json.Marshal(map[string]string{"decision": decision, "comment_sha256": hex.EncodeToString(sum[:]), "status": string(next)})
 	if err := s.appendAudit(ctx, tx, &AuditEntry{Time: now, Actor: p.ID, ActorName: p.Person, Role: string(p.Role), Action: "review",
 		Target: "alert/" + strconv.FormatInt(id, 10), Case: caseRef, Detail: string(d)}); err != nil {
 		return Alert{}, err

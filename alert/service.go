@@ -31,6 +31,7 @@ import (
 	"github.com/facewatch/facewatch/internal/audit"
 	"github.com/facewatch/facewatch/internal/config"
 	"github.com/facewatch/facewatch/internal/httpserve"
+	"github.com/facewatch/facewatch/internal/natsbus"
 	"github.com/facewatch/facewatch/internal/wire"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -257,18 +258,32 @@ func (s *Service) storeBatch(ctx context.Context, hits []pendingHit) ([]bool, er
 		return nil, fmt.Errorf("storing hits: %w", err)
 	}
 	defer tx.Rollback()
-	stmt, err := tx.PrepareContext(ctx, `INSERT INTO alerts (hit_id, camera, track, time_ns, stored_ns, watchlist, watchlist_kind, priority,
+	// The id is above every id ever used (migration 3), never max(id)+1
+	// of what is left after a sweep.
+	stmt, err := tx.PrepareContext(ctx, `INSERT INTO alerts (id, hit_id, camera, track, time_ns, stored_ns, watchlist, watchlist_kind, priority,
 		second_reviewer, identity, identity_name, distance, threshold, second_distance, model_name, model_sha256, crop_sha256, enrolled_photo, extra)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (hit_id) DO NOTHING`)
+		VALUES (1 + MAX(COALESCE((SELECT MAX(id) FROM alerts), 0), (SELECT id FROM alert_id_floor WHERE one = 1)),
+		?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (hit_id) DO NOTHING`)
 	if err != nil {
 		return nil, fmt.Errorf("storing hits: %w", err)
 	}
 	defer stmt.Close()
 	created := make([]bool, len(hits))
 	ids := make([]int64, len(hits))
+	forgotten := make([]bool, len(hits))
 	nowNS := s.now().UnixNano()
 	for i, p := range hits {
 		h := p.hit
+		// A hit whose alert retention has removed is not stored again (a new consumer re-reading the
+		// stream, a replay): swept alerts never come back.
+		gone, err := s.forgottenLocked(ctx, tx, h)
+		if err != nil {
+			return nil, err
+		}
+		if gone {
+			forgotten[i] = true
+			continue
+		}
 		extra, _ := json.Marshal(alertExtra{Box: h.Box, Faces: h.Faces})
 		res, err := stmt.ExecContext(ctx, h.ID, h.Camera, int64(h.Track), h.Time.UnixNano(), nowNS, h.Watchlist, h.WatchlistKind, h.Priority,
 			h.SecondReviewer, h.Identity, h.IdentityName, h.Distance, h.Threshold, h.SecondDistance, h.Model.Name, h.Model.SHA256,
@@ -288,6 +303,11 @@ func (s *Service) storeBatch(ctx context.Context, hits []pendingHit) ([]bool, er
 	s.m.batchSize.Observe(float64(len(hits)))
 	var fresh []Alert
 	for i, p := range hits {
+		if forgotten[i] {
+			s.m.forgotten.Inc()
+			s.log.Info("hit not stored: retention removed its alert already", "hit", p.hit.ID)
+			continue
+		}
 		if !created[i] {
 			s.m.duplicates.Inc()
 			continue
@@ -300,6 +320,27 @@ func (s *Service) storeBatch(ctx context.Context, hits []pendingHit) ([]bool, er
 	}
 	s.notifySinks(fresh)
 	return created, nil
+}
+
+// forgottenLocked reports whether h must not be stored because retention
+// removed its alert (a tombstone holds its ID's hash). tx is the store's
+// write transaction.
+func (s *Service) forgottenLocked(ctx context.Context, tx *sql.Tx, h wire.Hit) (bool, error) {
+	var one int
+	err := tx.QueryRowContext(ctx, `SELECT 1 FROM alert_tombstones WHERE hit_hash = ?`, tombstone(h.ID)).Scan(&one)
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("checking hit %s against removed alerts: %w", h.ID, err)
+	}
+	return true, nil
+}
+
+// tombstone is what is kept of a removed alert's hit ID: its SHA-256.
+func tombstone(hitID string) string {
+	sum := sha256.Sum256([]byte(hitID))
+	return hex.EncodeToString(sum[:])
 }
 
 // alertExtra is hit metadata kept as JSON: shown, never filtered on.
@@ -409,8 +450,10 @@ func writeTemp(dir string, b []byte) (string, error) {
 }
 
 // Sweep removes alerts stored longer ago than the retention period, their
-// reviews, and the crop files no remaining alert refers to. It returns the
-// number of alerts removed. The audit log is never swept.
+// reviews, and the crop files no remaining alert refers to, leaving a
+// tombstone (the SHA-256 of the hit ID) so that the hit is never stored
+// again; it blanks review comments older than alert.comment_retention. It
+// returns the number of alerts removed. The audit log is never swept.
 func (s *Service) Sweep(ctx context.Context) (int, error) {
 	cutoff := s.now().Add(-s.cfg.Retention).UnixNano()
 	s.cropMu.Lock()
@@ -434,9 +477,26 @@ func (s *Service) Sweep(ctx context.Context) (int, error) {
 		crops = append(crops, c)
 	}
 	rows.Close()
+	if err := s.tombstonesLocked(ctx, tx, `stored_ns < ?`, cutoff); err != nil {
+		return 0, err
+	}
 	res, err := tx.ExecContext(ctx, `DELETE FROM alerts WHERE stored_ns < ?`, cutoff)
 	if err != nil {
 		return 0, fmt.Errorf("deleting expired alerts: %w", err)
+	}
+	// Tombstones outlive every copy of their hit in the hits stream (its
+	// age is bounded by retention too); older ones only cost space.
+	if _, err := tx.ExecContext(ctx, `DELETE FROM alert_tombstones WHERE removed_ns < ?`,
+		s.now().Add(-natsbus.HitsMaxAgeFor(s.cfg.Retention)-natsbus.HitsDuplicateWindow).UnixNano()); err != nil {
+		return 0, fmt.Errorf("expiring tombstones: %w", err)
+	}
+	// Review comments are free text about a person: they go after
+	// alert.comment_retention, the decision (who, what, when) stays.
+	if s.cfg.CommentRetention > 0 {
+		if _, err := tx.ExecContext(ctx, `UPDATE reviews SET comment = '' WHERE time_ns < ? AND comment != ''`,
+			s.now().Add(-s.cfg.CommentRetention).UnixNano()); err != nil {
+			return 0, fmt.Errorf("expiring review comments: %w", err)
+		}
 	}
 	n, _ := res.RowsAffected()
 	var orphans []string
@@ -468,6 +528,37 @@ func (s *Service) Sweep(ctx context.Context) (int, error) {
 		s.log.Info("retention sweep", "alerts_removed", n, "crops_removed", len(orphans))
 	}
 	return int(n), ferr
+}
+
+// tombstonesLocked records a tombstone for every alert matching where
+// (with args), inside the caller's write transaction, before they are
+// deleted.
+func (s *Service) tombstonesLocked(ctx context.Context, tx *sql.Tx, where string, args ...any) error {
+	rows, err := tx.QueryContext(ctx, `SELECT hit_id FROM alerts WHERE `+where, args...)
+	if err != nil {
+		return fmt.Errorf("listing alerts to remove: %w", err)
+	}
+	var ids []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			rows.Close()
+			return fmt.Errorf("listing alerts to remove: %w", err)
+		}
+		ids = append(ids, id)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("listing alerts to remove: %w", err)
+	}
+	nowNS := s.now().UnixNano()
+	for _, id := range ids {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO alert_tombstones (hit_hash, removed_ns) VALUES (?, ?)
+			ON CONFLICT (hit_hash) DO UPDATE SET removed_ns = excluded.removed_ns`, tombstone(id), nowNS); err != nil {
+			return fmt.Errorf("recording removed alert: %w", err)
+		}
+	}
+	return nil
 }
 
 // sweepOrphanFiles removes crop files older than the cutoff that no alert

@@ -301,9 +301,11 @@ func (s *Service) startCursor(ctx context.Context, r *sinkRunner) (cursor, error
 	return c, nil
 }
 
-// checkCursor notices that alert ids were reused (SQLite reuses ids once
-// retention empties the table: the newest id is below the cursor, or the
-// cursor's id now holds another hit) and restarts from the beginning.
+// checkCursor notices that the cursor does not fit the history (ids are
+// never reused since migration 3, but a database restored from a backup
+// or replaced can hold fewer or other alerts: the newest id is below the
+// cursor, or the cursor's id holds another hit) and restarts from the
+// beginning.
 func (s *Service) checkCursor(ctx context.Context, r *sinkRunner, c cursor, log *slog.Logger) cursor {
 	if c.id == 0 {
 		return c

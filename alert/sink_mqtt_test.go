@@ -39,7 +39,7 @@ func TestMQTTSinkDeliversARealHit(t *testing.T) {
 		t.Fatalf("natsbus.Open with nats.mqtt.listen %s = %v", mqttAddr, err)
 	}
 	defer bus.Close()
-	if err := natsbus.EnsureStreams(ctx, bus.JS, 1); err != nil {
+	if err := natsbus.EnsureStreams(ctx, bus.JS, natsbus.Topology{}); err != nil {
 		t.Fatal(err)
 	}
 

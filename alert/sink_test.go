@@ -42,7 +42,7 @@ func TestConsoleSinkPrintsNewAlertsOnce(t *testing.T) {
 	dir := t.TempDir()
 	ns := startNATS(t, filepath.Join(dir, "js"))
 	_, js := connectJS(t, ns.ClientURL())
-	if err := natsbus.EnsureStreams(context.Background(), js, 1); err != nil {
+	if err := natsbus.EnsureStreams(context.Background(), js, natsbus.Topology{}); err != nil {
 		t.Fatal(err)
 	}
 	out := &syncBuffer{}
@@ -127,9 +127,10 @@ func TestSinkCountsAlertsExpiredBeforeDelivery(t *testing.T) {
 	}
 }
 
-// TestSinkFollowsReusedIDs: once retention empties the history SQLite
-// hands out ids from 1 again; the sink must not wait for its old cursor.
-func TestSinkFollowsReusedIDs(t *testing.T) {
+// TestSinkFollowsAcrossSweep: once retention empties the history the next
+// alert still reaches the sink, under a new id (ids are never reused,
+// migration 3), not under id 1 as SQLite used to hand out.
+func TestSinkFollowsAcrossSweep(t *testing.T) {
 	rc := &receiver{t: t}
 	srv := httptest.NewServer(rc)
 	defer srv.Close()
@@ -161,9 +162,9 @@ func TestSinkFollowsReusedIDs(t *testing.T) {
 	if _, err := s.Store(ctx, h, crop); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 10*time.Second, "the delivery of the alert with a reused id", func() bool { return len(rc.events()) == 3 })
-	if got := rc.events()[2]; got.ID != 1 || got.HitID != h.ID {
-		t.Errorf("third delivery = alert %d hit %s, want alert 1 hit %s", got.ID, got.HitID, h.ID)
+	waitFor(t, 10*time.Second, "the delivery of the alert stored after the sweep", func() bool { return len(rc.events()) == 3 })
+	if got := rc.events()[2]; got.ID <= 2 || got.HitID != h.ID {
+		t.Errorf("third delivery = alert %d hit %s, want an id above 2, hit %s", got.ID, got.HitID, h.ID)
 	}
 	if got := testutil.ToFloat64(s.m.sinkDropped.WithLabelValues("webhook", "expired")); got != 0 {
 		t.Errorf("dropped{expired} = %v, want 0 (both were delivered before the sweep)", got)

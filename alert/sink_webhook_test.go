@@ -103,7 +103,7 @@ func TestWebhookDeliversARealHit(t *testing.T) {
 	dir := t.TempDir()
 	ns := startNATS(t, filepath.Join(dir, "js"))
 	_, js := connectJS(t, ns.ClientURL())
-	if err := natsbus.EnsureStreams(context.Background(), js, 1); err != nil {
+	if err := natsbus.EnsureStreams(context.Background(), js, natsbus.Topology{}); err != nil {
 		t.Fatal(err)
 	}
 	rc := &receiver{t: t}
@@ -142,7 +142,7 @@ func TestWebhookReceiverDownLosesNothing(t *testing.T) {
 	dir := t.TempDir()
 	ns := startNATS(t, filepath.Join(dir, "js"))
 	_, js := connectJS(t, ns.ClientURL())
-	if err := natsbus.EnsureStreams(context.Background(), js, 1); err != nil {
+	if err := natsbus.EnsureStreams(context.Background(), js, natsbus.Topology{}); err != nil {
 		t.Fatal(err)
 	}
 	rc := &receiver{t: t}

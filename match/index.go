@@ -155,7 +155,7 @@ func (x *Index) Run(ctx context.Context) error {
 	if x.gallery == nil || x.js == nil {
 		return errors.New("running index: needs a gallery and a JetStream context")
 	}
-	if err := natsbus.EnsureStreams(ctx, x.js, x.replicas); err != nil {
+	if err := natsbus.EnsureStreams(ctx, x.js, natsbus.Topology{Replicas: x.replicas}); err != nil {
 		return fmt.Errorf("running index: %w", err)
 	}
 	stream, err := x.js.Stream(ctx, wire.GalleryStream)

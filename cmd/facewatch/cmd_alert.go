@@ -54,7 +54,7 @@ func cmdAlertStage(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return fmt.Errorf("opening JetStream: %w", err)
 	}
-	if err := natsbus.EnsureStreams(ctx, js, cfg.NATS.Replicas); err != nil {
+	if err := natsbus.EnsureStreams(ctx, js, natsbus.TopologyOf(cfg)); err != nil {
 		return err
 	}
 	svc, err := alert.Open(ctx, cfg.DataDir, cfg.Alert, alert.Options{Logger: log, PhotoDir: alertPhotoDir(cfg), AckWait: cfg.NATS.AckWait, AuditDir: auditDir(cfg)})
@@ -144,7 +144,7 @@ func cmdToken(ctx context.Context, e *env, args []string) error {
 		if js == nil {
 			return l, func() {}, nil
 		}
-		if err := natsbus.EnsureStreams(ctx, js, cfg.NATS.Replicas); err != nil {
+		if err := natsbus.EnsureStreams(ctx, js, natsbus.TopologyOf(cfg)); err != nil {
 			nc.Close()
 			return alert.Local{}, nil, err
 		}

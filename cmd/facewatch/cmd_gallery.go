@@ -62,7 +62,7 @@ func (e *env) publish(ctx context.Context, cfg config.Config, g *match.Gallery) 
 	}
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	if err := natsbus.EnsureStreams(ctx, js, cfg.NATS.Replicas); err != nil {
+	if err := natsbus.EnsureStreams(ctx, js, natsbus.TopologyOf(cfg)); err != nil {
 		return fmt.Errorf("publishing gallery events (they stay queued in the gallery): %w", err)
 	}
 	if _, err := g.PublishPending(ctx, js); err != nil {

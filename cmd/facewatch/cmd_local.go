@@ -73,7 +73,7 @@ func publishCheckpoint(ctx context.Context, e *env, cfg config.Config, c audit.C
 		defer nc.Close()
 		ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		defer cancel()
-		if err = natsbus.EnsureStreams(ctx, js, cfg.NATS.Replicas); err == nil {
+		if err = natsbus.EnsureStreams(ctx, js, natsbus.TopologyOf(cfg)); err == nil {
 			err = audit.Publish(ctx, js, c)
 		}
 	}

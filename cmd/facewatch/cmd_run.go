@@ -29,7 +29,7 @@ func cmdRun(ctx context.Context, e *env, args []string) error {
 		s.log.Warn("no cameras configured; running the API and matchers only")
 	}
 	js := s.bus.JS
-	if err := natsbus.EnsureStreams(ctx, js, s.cfg.NATS.Replicas); err != nil {
+	if err := natsbus.EnsureStreams(ctx, js, natsbus.TopologyOf(s.cfg)); err != nil {
 		return err
 	}
 	g, idx, err := s.matchParts(ctx)

@@ -196,7 +196,7 @@ func (s *stage) matchParts(ctx context.Context) (*match.Gallery, *match.Index, e
 func (s *stage) newMatchStage(g *match.Gallery, idx *match.Index) (*pipeline.MatchStage, error) {
 	return pipeline.NewMatchStage(pipeline.MatchOptions{
 		Bus: s.bus, Decider: idx, Ready: idx.Ready(), Photos: g, AckWait: s.cfg.NATS.AckWait,
-		Replicas: s.cfg.NATS.Replicas, Logger: s.log, Metrics: s.pm,
+		Topology: natsbus.TopologyOf(s.cfg), Logger: s.log, Metrics: s.pm,
 	})
 }
 
@@ -207,7 +207,7 @@ func (s *stage) newDetectStage(e *env, local <-chan pipeline.Frame, cameras []st
 	}
 	return pipeline.NewDetectStage(pipeline.DetectOptions{
 		Bus: s.bus, Models: dir, Detect: s.cfg.Detect, Embed: s.cfg.Embed, Track: trackConfig(s.cfg),
-		Local: local, Cameras: cameras, Replicas: s.cfg.NATS.Replicas, Logger: s.log, Metrics: s.pm,
+		Local: local, Cameras: cameras, Topology: natsbus.TopologyOf(s.cfg), CropTTL: s.cfg.Alert.UnmatchedRetention, Logger: s.log, Metrics: s.pm,
 	})
 }
 

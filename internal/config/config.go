@@ -198,9 +198,16 @@ type Alert struct {
 	Listen string `yaml:"listen"`
 	// Retention is how long alert rows and crops are kept.
 	Retention time.Duration `yaml:"retention"`
-	// UnmatchedRetention is how long crops of faces that matched nobody are
-	// kept in memory; they are never written to disk.
+	// UnmatchedRetention is how long the face of someone not (yet) matched
+	// may exist at all, in memory only: the tracks stream's max age (a
+	// report not taken by a matcher by then is gone) and how long the
+	// detect stage holds a reported track's crop for a matcher to ask for.
+	// Nothing of such a face is ever written to disk.
 	UnmatchedRetention time.Duration `yaml:"unmatched_retention"`
+	// CommentRetention is how long the free text of a review comment is
+	// kept (the decision, who and when, stays with the alert); 0 keeps it
+	// as long as the alert.
+	CommentRetention time.Duration `yaml:"comment_retention"`
 	// SweepInterval is how often expired alerts and crops are removed.
 	SweepInterval time.Duration `yaml:"sweep_interval"`
 	// ExportLimit bounds the rows of one CSV or JSON export.
@@ -291,6 +298,7 @@ func Defaults() Config {
 			Listen:             "127.0.0.1:8640",
 			Retention:          90 * 24 * time.Hour,
 			UnmatchedRetention: 5 * time.Minute,
+			CommentRetention:   30 * 24 * time.Hour,
 			SweepInterval:      time.Minute,
 			ExportLimit:        10000,
 			Consumer:           "facewatch-alert",
@@ -671,8 +679,11 @@ func (a *Alert) Validate() error {
 	if a.Retention <= 0 {
 		return fmt.Errorf("retention: %v must be positive", a.Retention)
 	}
-	if a.UnmatchedRetention < 0 {
-		return fmt.Errorf("unmatched_retention: %v must not be negative", a.UnmatchedRetention)
+	if a.UnmatchedRetention < 10*time.Second || a.UnmatchedRetention > 24*time.Hour {
+		return fmt.Errorf("unmatched_retention: %v is not between 10s and 24h", a.UnmatchedRetention)
+	}
+	if a.CommentRetention < 0 {
+		return fmt.Errorf("comment_retention: %v must not be negative", a.CommentRetention)
 	}
 	if a.SweepInterval < time.Second {
 		return fmt.Errorf("sweep_interval: %v must be at least 1s", a.SweepInterval)

@@ -116,9 +116,15 @@ type camServer struct {
 func serveClip(t *testing.T) *camServer {
 	t.Helper()
 	loadClip(t)
+	return serveClipOf(t, clip)
+}
+
+// serveClipOf serves clp once, as serveClip serves the standard clip.
+func serveClipOf(t *testing.T, clp *rtsptest.Clip) *camServer {
+	t.Helper()
 	c := &camServer{sent: map[int]time.Time{}}
 	srv, err := rtsptest.Start(context.Background(), rtsptest.Options{Sources: []rtsptest.Source{{
-		Name: "cam", Clip: clip, StartOnPlay: true,
+		Name: "cam", Clip: clp, StartOnPlay: true,
 		OnFrame: func(ev rtsptest.FrameEvent) {
 			c.mu.Lock()
 			c.sent[ev.Index] = ev.Sent
@@ -414,6 +420,7 @@ func settle(t *testing.T, cam *camServer, nc *nats.Conn) {
 // storedAlert is one row of the alert history.
 type storedAlert struct {
 	hitID, camera, identity string
+	crop                    string // SHA-256 of the probe crop, "" when none
 	track                   int64
 	time                    time.Time
 }
@@ -425,7 +432,7 @@ func readAlerts(t *testing.T, dataDir string) []storedAlert {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	rows, err := db.Query("SELECT hit_id, camera, identity_name, track, time_ns FROM alerts ORDER BY time_ns")
+	rows, err := db.Query("SELECT hit_id, camera, identity_name, track, time_ns, crop_sha256 FROM alerts ORDER BY time_ns")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -434,7 +441,7 @@ func readAlerts(t *testing.T, dataDir string) []storedAlert {
 	for rows.Next() {
 		var a storedAlert
 		var ns int64
-		if err := rows.Scan(&a.hitID, &a.camera, &a.identity, &a.track, &ns); err != nil {
+		if err := rows.Scan(&a.hitID, &a.camera, &a.identity, &a.track, &ns, &a.crop); err != nil {
 			t.Fatal(err)
 		}
 		a.time = time.Unix(0, ns)
@@ -477,6 +484,11 @@ func checkAlerts(t *testing.T, cam *camServer, alerts []storedAlert) []int {
 		}
 		if a.camera != cameraID {
 			t.Errorf("alert %s camera = %q, want %q", a.hitID, a.camera, cameraID)
+		}
+		// The crop travels only for hits: the matcher asked the detect
+		// stage for it.
+		if a.crop == "" {
+			t.Errorf("alert %s has no probe crop, want the one the detect stage held", a.hitID)
 		}
 		tracks[a.track] = true
 		which := -1

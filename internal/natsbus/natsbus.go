@@ -2,8 +2,8 @@
 // embedded nats-server with JetStream (its store under the data directory)
 // or connects to an external cluster, keeps the connection reconnecting,
 // declares and creates facewatch's whole JetStream topology (every stream
-// and durable consumer, in topology.go, and nowhere else), and sends
-// refused messages to the dead-letter subject with their reason. It moves
+// and durable consumer, in topology.go, and nowhere else), and stores
+// refused messages in the dead-letter stream with their reason. It moves
 // bytes; it must not decode or judge the messages themselves (that is
 // package wire's job) nor hold any process-wide state.
 package natsbus
@@ -27,7 +27,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/facewatch/facewatch/internal/config"
-	"github.com/facewatch/facewatch/internal/wire"
 )
 
 // Options are what a caller injects into Open.
@@ -286,41 +285,4 @@ func EnsureStream(ctx context.Context, js jetstream.JetStream, cfg jetstream.Str
 		return nil, fmt.Errorf("creating stream %s: %w", cfg.Name, err)
 	}
 	return s, nil
-}
-
-// DeadLetter sends a refused message to wire.DeadLetterSubject(stage) with
-// the reason and the original subject in headers, and counts it. It never
-// fails the caller: a dead letter that cannot be sent is logged.
-func (b *Bus) DeadLetter(stage, subject string, data []byte, reason error) {
-	b.dlMu.Lock()
-	b.dlCount[stage]++
-	b.dlMu.Unlock()
-	b.deadLetters.WithLabelValues(stage).Inc()
-	why := "unknown"
-	if reason != nil {
-		why = reason.Error()
-	}
-	if len(why) > 1024 {
-		why = why[:1024]
-	}
-	m := nats.NewMsg(wire.DeadLetterSubject(stage))
-	m.Header.Set(wire.HeaderReason, why)
-	m.Header.Set(wire.HeaderStage, stage)
-	m.Header.Set(HeaderSubject, subject)
-	m.Data = data
-	b.log.Warn("message refused", "stage", stage, "subject", subject, "bytes", len(data), "reason", why)
-	if err := b.Conn.PublishMsg(m); err != nil {
-		b.log.Error("sending dead letter", "stage", stage, "err", err)
-	}
-}
-
-// HeaderSubject is set on dead letters: the subject the message came on.
-const HeaderSubject = "Facewatch-Subject"
-
-// DeadLetters returns how many messages stage has refused through this
-// Bus.
-func (b *Bus) DeadLetters(stage string) int64 {
-	b.dlMu.Lock()
-	defer b.dlMu.Unlock()
-	return b.dlCount[stage]
 }

@@ -3,6 +3,7 @@ package natsbus
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -70,35 +71,53 @@ func TestEmbeddedJetStreamPersistsAndDeduplicates(t *testing.T) {
 	}
 }
 
-func TestDeadLetterCarriesReasonAndCounts(t *testing.T) {
+// TestDeadLetterIsKept stores dead letters in the bounded stream and reads
+// them back as `facewatch deadletter list` does: the reason, stage and
+// subject are kept; a hit's body is kept, a track report's is not (it may
+// hold a stranger's descriptors, and the stream is on disk).
+func TestDeadLetterIsKept(t *testing.T) {
 	ctx := ctxT(t)
 	b, err := Open(ctx, config.NATS{}, t.TempDir(), Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer b.Close()
-	sub, err := b.Conn.SubscribeSync(wire.DeadLetterSubject("match"))
-	if err != nil {
+	if err := EnsureStreams(ctx, b.JS, Topology{}); err != nil {
 		t.Fatal(err)
 	}
 	_, _, derr := wire.DecodeHit([]byte{1, 2})
-	b.DeadLetter("match", "facewatch.tracks.cam1", []byte{1, 2}, derr)
-	b.DeadLetter("match", "facewatch.tracks.cam1", []byte{3}, errors.New("second"))
-	m, err := sub.NextMsg(5 * time.Second)
+	track := []byte("descriptor bytes of a stranger")
+	letters := []Letter{
+		{Stage: "match", Subject: "facewatch.tracks.cam1", Kind: wire.KindTrack, Data: track, Reason: derr},
+		{Stage: "alert", Subject: "facewatch.hits.list1", MsgID: "cam1/7/42", Kind: wire.KindHit, Data: []byte{3}, KeepBody: true, Reason: errors.New("second")},
+	}
+	for _, l := range letters {
+		if err := b.DeadLetter(ctx, l); err != nil {
+			t.Fatalf("DeadLetter(%s) = %v", l.Subject, err)
+		}
+	}
+	got, err := ListDeadLetters(ctx, b.JS, "", 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := m.Header.Get(wire.HeaderReason); !strings.Contains(got, "malformed") {
-		t.Errorf("dead letter reason = %q, want the decoding error", got)
+	if len(got) != 2 {
+		t.Fatalf("ListDeadLetters = %d letters, want 2", len(got))
 	}
-	if got := m.Header.Get(HeaderSubject); got != "facewatch.tracks.cam1" {
-		t.Errorf("dead letter subject header = %q, want facewatch.tracks.cam1", got)
+	if g := got[0]; !strings.Contains(g.Reason, "malformed") || g.Subject != "facewatch.tracks.cam1" || g.Stage != "match" ||
+		g.Bytes != 0 || !strings.Contains(g.Body, fmt.Sprintf("not kept: %d bytes", len(track))) || g.Kind != "track" {
+		t.Errorf("letter 1 = %+v, want the decoding error, subject facewatch.tracks.cam1, stage match, kind track, no body", g)
 	}
-	if string(m.Data) != "\x01\x02" {
-		t.Errorf("dead letter body = %q, want the original bytes", m.Data)
+	if g := got[1]; g.Reason != "second" || string(g.Data) != "\x03" || g.Body != "" || g.MsgID != "cam1/7/42" {
+		t.Errorf("letter 2 = %+v (data %q), want reason second, the body kept, msg id cam1/7/42", g, g.Data)
 	}
-	if got := b.DeadLetters("match"); got != 2 {
-		t.Errorf("DeadLetters(match) = %d, want 2", got)
+	if only, err := ListDeadLetters(ctx, b.JS, "alert", 0); err != nil || len(only) != 1 || only[0].Stage != "alert" {
+		t.Errorf("ListDeadLetters(stage alert) = %+v, %v; want the alert letter only", only, err)
+	}
+	if last, err := ListDeadLetters(ctx, b.JS, "", 1); err != nil || len(last) != 1 || last[0].Stage != "alert" {
+		t.Errorf("ListDeadLetters(limit 1) = %+v, %v; want the newest letter only", last, err)
+	}
+	if got := b.DeadLetters("match"); got != 1 {
+		t.Errorf("DeadLetters(match) = %d, want 1", got)
 	}
 	if got := b.DeadLetters("detect"); got != 0 {
 		t.Errorf("DeadLetters(detect) = %d, want 0", got)

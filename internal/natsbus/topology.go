@@ -2,11 +2,13 @@ package natsbus
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/facewatch/facewatch/internal/config"
 	"github.com/facewatch/facewatch/internal/wire"
 )
 
@@ -33,13 +35,21 @@ const (
 // Stream limits.
 const (
 	// TracksMaxAge is how long an untaken track report waits for a
-	// matcher.
-	TracksMaxAge = 24 * time.Hour
+	// matcher when the configuration does not say (alert.unmatched_retention
+	// does): the descriptors of anyone, strangers included, live in the
+	// tracks stream, in memory only, at most this long.
+	TracksMaxAge = 5 * time.Minute
+	// TracksMaxBytes bounds the tracks stream's memory; when a matcher is
+	// down long enough to fill it, the oldest reports go first.
+	TracksMaxBytes = 64 << 20
 	// TracksDuplicateWindow is how long JetStream remembers a track
 	// report's message ID: a retried publish inside it is not stored twice.
-	TracksDuplicateWindow = 10 * time.Minute
-	// HitsMaxAge is how long an unconsumed hit waits in the stream: the
-	// alert service may be down this long without losing one.
+	// It may not exceed the stream's max age; see Streams.
+	TracksDuplicateWindow = 2 * time.Minute
+	// HitsMaxAge is the longest an unconsumed hit waits in the stream: the
+	// alert service may be down this long without losing one. A shorter
+	// alert.retention bounds it (a hit's crop is not kept in the stream
+	// longer than the alert it becomes).
 	HitsMaxAge = 7 * 24 * time.Hour
 	// HitsDuplicateWindow is how long JetStream remembers a hit's message
 	// ID, so that a publisher's retry within it is dropped as a duplicate
@@ -72,11 +82,9 @@ const (
 // newer one; the publisher retries until there is room. They are
 // constants, not configuration, because every process declares the
 // streams and would otherwise undo each other's settings; budget
-// TracksMaxBytes+HitsMaxBytes+GalleryMaxBytes (1.5 GiB) of disk for them.
+// HitsMaxBytes+GalleryMaxBytes (1.25 GiB) of disk for them (the tracks
+// stream is in memory, TracksMaxBytes, and drops its oldest reports).
 const (
-	// TracksMaxBytes caps the tracks stream (a work queue, normally nearly
-	// empty: it fills only while no matcher runs).
-	TracksMaxBytes = 256 << 20
 	// HitsMaxBytes caps the hits stream: a week of hits (HitsMaxAge) with
 	// their crops, about 50,000 of them.
 	HitsMaxBytes = 1 << 30
@@ -84,24 +92,74 @@ const (
 	GalleryMaxBytes = 256 << 20
 )
 
-// Streams returns facewatch's JetStream streams, each with replicas
-// replicas (at least 1). It is the one declaration of their names,
-// subjects, retention, storage and limits.
-func Streams(replicas int) []jetstream.StreamConfig {
-	replicas = max(1, replicas)
+// Dead-letter stream limits.
+const (
+	// DeadLetterMaxAge is the longest a dead letter is kept (a shorter
+	// alert.retention bounds it: a refused hit holds a crop).
+	DeadLetterMaxAge = 7 * 24 * time.Hour
+	// DeadLetterMaxBytes and DeadLetterMaxMsgs bound the dead-letter
+	// stream; past them the oldest letters go.
+	DeadLetterMaxBytes = 256 << 20
+	DeadLetterMaxMsgs  = 100000
+	// DeadLetterMaxMsgSize is the largest dead letter: a refused hit with
+	// its headers.
+	DeadLetterMaxMsgSize = wire.MaxCrop + wire.MaxMeta + 4 + 8<<10
+)
+
+// Topology is what a process knows of the configuration that shapes the
+// streams. A zero field means "not known here": a missing stream is created
+// with the default, an existing one keeps what it has (so that a process
+// started without the alert settings does not undo them).
+type Topology struct {
+	// Replicas is nats.replicas (at least 1).
+	Replicas int
+	// Retention is alert.retention: the hits and dead-letter streams keep
+	// nothing longer than this.
+	Retention time.Duration
+	// Unmatched is alert.unmatched_retention: the tracks stream's max age.
+	Unmatched time.Duration
+}
+
+// TopologyOf is the Topology of a whole configuration.
+func TopologyOf(cfg config.Config) Topology {
+	return Topology{Replicas: cfg.NATS.Replicas, Retention: cfg.Alert.Retention, Unmatched: cfg.Alert.UnmatchedRetention}
+}
+
+// HitsMaxAgeFor is the hits stream's max age under alert.retention
+// retention (0: the default).
+func HitsMaxAgeFor(retention time.Duration) time.Duration { return hitsMaxAge(retention) }
+
+// hitsMaxAge is the hits stream's max age for retention (0: the default).
+func hitsMaxAge(retention time.Duration) time.Duration {
+	if retention > 0 {
+		return min(HitsMaxAge, retention)
+	}
+	return HitsMaxAge
+}
+
+// Streams returns facewatch's JetStream streams for t. It is the one
+// declaration of their names, subjects, retention, storage and limits.
+func Streams(t Topology) []jetstream.StreamConfig {
+	replicas := max(1, t.Replicas)
+	tracksAge := TracksMaxAge
+	if t.Unmatched > 0 {
+		tracksAge = t.Unmatched
+	}
+	hitsAge := hitsMaxAge(t.Retention)
 	return []jetstream.StreamConfig{
 		{
 			Name:        wire.TracksStream,
-			Description: "facewatch track reports (best descriptors of each track), consumed by the matchers",
+			Description: "facewatch track reports (best descriptors of each track, no crops), consumed by the matchers; memory only",
 			Subjects:    []string{wire.TracksWildcard},
-			Storage:     jetstream.FileStorage,
-			Retention:   jetstream.WorkQueuePolicy,
-			MaxAge:      TracksMaxAge,
-			MaxBytes:    TracksMaxBytes,
-			Discard:     jetstream.DiscardNew,
-			Duplicates:  TracksDuplicateWindow,
-			Replicas:    replicas,
-			MaxMsgSize:  wire.MaxMeta + wire.MaxTrackFaces*wire.DescriptorBytes + wire.MaxCrop + 4,
+			// Memory: the descriptors of strangers never reach a disk.
+			Storage:    jetstream.MemoryStorage,
+			Retention:  jetstream.WorkQueuePolicy,
+			Discard:    jetstream.DiscardOld,
+			MaxAge:     tracksAge,
+			MaxBytes:   TracksMaxBytes,
+			Duplicates: min(TracksDuplicateWindow, tracksAge),
+			Replicas:   replicas,
+			MaxMsgSize: wire.MaxMeta + wire.MaxTrackFaces*wire.DescriptorBytes + 4,
 		},
 		{
 			Name:        wire.HitsStream,
@@ -109,10 +167,10 @@ func Streams(replicas int) []jetstream.StreamConfig {
 			Subjects:    []string{wire.HitsWildcard},
 			Storage:     jetstream.FileStorage,
 			Retention:   jetstream.LimitsPolicy,
-			MaxAge:      HitsMaxAge,
+			MaxAge:      hitsAge,
 			MaxBytes:    HitsMaxBytes,
 			Discard:     jetstream.DiscardNew,
-			Duplicates:  HitsDuplicateWindow,
+			Duplicates:  min(HitsDuplicateWindow, hitsAge),
 			Replicas:    replicas,
 			MaxMsgSize:  wire.MaxCrop + wire.MaxMeta + 4,
 		},
@@ -143,20 +201,76 @@ func Streams(replicas int) []jetstream.StreamConfig {
 			Replicas:    replicas,
 			MaxMsgSize:  4 << 10,
 		},
+		{
+			Name:        wire.DeadLetterStream,
+			Description: "facewatch refused messages with their reason (frames and tracks without their body)",
+			Subjects:    []string{wire.DeadLetterWildcard},
+			Storage:     jetstream.FileStorage,
+			Retention:   jetstream.LimitsPolicy,
+			Discard:     jetstream.DiscardOld,
+			MaxAge:      min(DeadLetterMaxAge, hitsAge),
+			MaxBytes:    DeadLetterMaxBytes,
+			MaxMsgs:     DeadLetterMaxMsgs,
+			MaxMsgSize:  DeadLetterMaxMsgSize,
+			Replicas:    replicas,
+		},
 	}
 }
 
-// EnsureStreams creates every stream of Streams(replicas), or updates it
-// to its declaration. Every process that publishes to or consumes from a
-// stream calls it at start-up (it is idempotent), so that the first one up
-// creates the whole topology and none publishes into nothing.
-func EnsureStreams(ctx context.Context, js jetstream.JetStream, replicas int) error {
-	for _, cfg := range Streams(replicas) {
+// EnsureStreams creates every stream of Streams(t), or updates it to its
+// declaration. Every process that publishes to or consumes from a stream
+// calls it at start-up (it is idempotent), so that the first one up
+// creates the whole topology and none publishes into nothing. Limits t
+// does not know (zero fields) are left as an existing stream has them.
+// A stream whose storage type changed (the tracks stream was a file
+// stream before it moved to memory) is deleted and created again: the
+// reports it held are the at-rest faces of strangers this change exists
+// to remove (Ensure says how many went).
+func EnsureStreams(ctx context.Context, js jetstream.JetStream, t Topology) error {
+	_, err := Ensure(ctx, js, t)
+	return err
+}
+
+// Ensured reports what Ensure had to do beyond creating or updating.
+type Ensured struct {
+	// Recreated names streams deleted and created again because their
+	// storage type changed, with the messages they held.
+	Recreated map[string]uint64
+}
+
+// Ensure is EnsureStreams reporting what it did.
+func Ensure(ctx context.Context, js jetstream.JetStream, t Topology) (Ensured, error) {
+	var out Ensured
+	for _, cfg := range Streams(t) {
+		old, err := js.Stream(ctx, cfg.Name)
+		switch {
+		case errors.Is(err, jetstream.ErrStreamNotFound):
+		case err != nil:
+			return out, fmt.Errorf("looking up stream %s: %w", cfg.Name, err)
+		default:
+			have := old.CachedInfo().Config
+			if t.Retention == 0 && (cfg.Name == wire.HitsStream || cfg.Name == wire.DeadLetterStream) {
+				cfg.MaxAge, cfg.Duplicates = have.MaxAge, have.Duplicates
+			}
+			if t.Unmatched == 0 && cfg.Name == wire.TracksStream && have.Storage == cfg.Storage {
+				cfg.MaxAge, cfg.Duplicates = have.MaxAge, have.Duplicates
+			}
+			if have.Storage != cfg.Storage {
+				n := old.CachedInfo().State.Msgs
+				if err := js.DeleteStream(ctx, cfg.Name); err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
+					return out, fmt.Errorf("deleting stream %s to change its storage from %v to %v: %w", cfg.Name, have.Storage, cfg.Storage, err)
+				}
+				if out.Recreated == nil {
+					out.Recreated = map[string]uint64{}
+				}
+				out.Recreated[cfg.Name] = n
+			}
+		}
 		if _, err := EnsureStream(ctx, js, cfg); err != nil {
-			return err
+			return out, err
 		}
 	}
-	return nil
+	return out, nil
 }
 
 // Consumer is a durable consumer's declaration: the stream it reads and

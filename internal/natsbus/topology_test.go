@@ -1,6 +1,7 @@
 package natsbus
 
 import (
+	"bytes"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -26,22 +27,26 @@ func TestEnsureStreamsCreatesTheTopology(t *testing.T) {
 	}
 	defer b.Close()
 	for i := range 2 {
-		if err := EnsureStreams(ctx, b.JS, 0); err != nil {
+		if err := EnsureStreams(ctx, b.JS, Topology{}); err != nil {
 			t.Fatalf("EnsureStreams #%d = %v", i, err)
 		}
 	}
 	want := map[string]struct {
 		subject   string
 		retention jetstream.RetentionPolicy
+		storage   jetstream.StorageType
 		maxAge    time.Duration
+		dups      time.Duration
 	}{
-		wire.TracksStream:  {wire.TracksWildcard, jetstream.WorkQueuePolicy, 24 * time.Hour},
-		wire.HitsStream:    {wire.HitsWildcard, jetstream.LimitsPolicy, 7 * 24 * time.Hour},
-		wire.GalleryStream: {wire.GalleryEvents, jetstream.LimitsPolicy, 7 * 24 * time.Hour},
-		wire.AuditStream:   {wire.AuditWildcard, jetstream.LimitsPolicy, 400 * 24 * time.Hour},
+		// Memory: track reports hold descriptors of strangers too.
+		wire.TracksStream:     {wire.TracksWildcard, jetstream.WorkQueuePolicy, jetstream.MemoryStorage, 5 * time.Minute, 2 * time.Minute},
+		wire.HitsStream:       {wire.HitsWildcard, jetstream.LimitsPolicy, jetstream.FileStorage, 7 * 24 * time.Hour, 10 * time.Minute},
+		wire.GalleryStream:    {wire.GalleryEvents, jetstream.LimitsPolicy, jetstream.FileStorage, 7 * 24 * time.Hour, 10 * time.Minute},
+		wire.DeadLetterStream: {wire.DeadLetterWildcard, jetstream.LimitsPolicy, jetstream.FileStorage, 7 * 24 * time.Hour, 2 * time.Minute},
+		wire.AuditStream:      {wire.AuditWildcard, jetstream.LimitsPolicy, jetstream.FileStorage, 400 * 24 * time.Hour, 10 * time.Minute},
 	}
-	if got := len(Streams(1)); got != len(want) {
-		t.Fatalf("len(Streams(1)) = %d, want %d", got, len(want))
+	if got := len(Streams(Topology{})); got != len(want) {
+		t.Fatalf("len(Streams) = %d, want %d", got, len(want))
 	}
 	for name, w := range want {
 		s, err := b.JS.Stream(ctx, name)
@@ -50,9 +55,15 @@ func TestEnsureStreamsCreatesTheTopology(t *testing.T) {
 		}
 		c := s.CachedInfo().Config
 		if len(c.Subjects) != 1 || c.Subjects[0] != w.subject || c.Retention != w.retention || c.MaxAge != w.maxAge ||
-			c.Storage != jetstream.FileStorage || c.Replicas != 1 || c.Duplicates != 10*time.Minute {
-			t.Errorf("stream %s = subjects %v, retention %v, max age %v, storage %v, replicas %d, duplicates %v; want [%s], %v, %v, file, 1, 10m",
-				name, c.Subjects, c.Retention, c.MaxAge, c.Storage, c.Replicas, c.Duplicates, w.subject, w.retention, w.maxAge)
+			c.Storage != w.storage || c.Replicas != 1 || c.Duplicates != w.dups {
+			t.Errorf("stream %s = subjects %v, retention %v, max age %v, storage %v, replicas %d, duplicates %v; want [%s], %v, %v, %v, 1, %v",
+				name, c.Subjects, c.Retention, c.MaxAge, c.Storage, c.Replicas, c.Duplicates, w.subject, w.retention, w.maxAge, w.storage, w.dups)
+		}
+	}
+	for _, name := range []string{wire.TracksStream, wire.DeadLetterStream} {
+		s, _ := b.JS.Stream(ctx, name)
+		if c := s.CachedInfo().Config; c.MaxBytes <= 0 || c.Discard != jetstream.DiscardOld {
+			t.Errorf("stream %s = max bytes %d, discard %v; want bounded, discarding the oldest", name, c.MaxBytes, c.Discard)
 		}
 	}
 	// The audit checkpoints are written where the databases' writers
@@ -78,6 +89,105 @@ func TestEnsureStreamsCreatesTheTopology(t *testing.T) {
 	if _, err := EnsureConsumer(ctx, b.JS, Consumer{Stream: "NOPE", ConsumerConfig: jetstream.ConsumerConfig{Durable: "x"}}); err == nil {
 		t.Error("EnsureConsumer on an undeclared stream = nil, want an error")
 	}
+}
+
+// TestRetentionShapesTheStreams: the hits and dead-letter streams keep
+// nothing longer than alert.retention, the tracks stream nothing longer
+// than alert.unmatched_retention; a changed setting updates the existing
+// streams, and a process that does not know the settings (zero) leaves
+// them as they are.
+func TestRetentionShapesTheStreams(t *testing.T) {
+	ctx := ctxT(t)
+	b, err := Open(ctx, config.NATS{}, t.TempDir(), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	maxAge := func(name string) time.Duration {
+		s, err := b.JS.Stream(ctx, name)
+		if err != nil {
+			t.Fatalf("Stream(%s) = %v", name, err)
+		}
+		return s.CachedInfo().Config.MaxAge
+	}
+	steps := []struct {
+		name               string
+		topo               Topology
+		hits, dead, tracks time.Duration
+	}{
+		{"retention of a day", Topology{Retention: 24 * time.Hour, Unmatched: time.Minute}, 24 * time.Hour, 24 * time.Hour, time.Minute},
+		{"shortened to an hour", Topology{Retention: time.Hour, Unmatched: 30 * time.Second}, time.Hour, time.Hour, 30 * time.Second},
+		{"a process without the settings", Topology{Replicas: 1}, time.Hour, time.Hour, 30 * time.Second},
+		{"longer than the stream default", Topology{Retention: 90 * 24 * time.Hour, Unmatched: 5 * time.Minute}, HitsMaxAge, DeadLetterMaxAge, 5 * time.Minute},
+	}
+	for _, st := range steps {
+		t.Run(st.name, func(t *testing.T) {
+			if err := EnsureStreams(ctx, b.JS, st.topo); err != nil {
+				t.Fatal(err)
+			}
+			for name, want := range map[string]time.Duration{wire.HitsStream: st.hits, wire.DeadLetterStream: st.dead, wire.TracksStream: st.tracks} {
+				if got := maxAge(name); got != want {
+					t.Errorf("after EnsureStreams(%+v): stream %s max age = %v, want %v", st.topo, name, got, want)
+				}
+			}
+		})
+	}
+}
+
+// TestTracksStreamLeavesTheDisk upgrades a store whose tracks stream was
+// declared on file (as before version 2) holding a report: the stream is
+// recreated in memory, and the report is gone from the disk.
+func TestTracksStreamLeavesTheDisk(t *testing.T) {
+	ctx := ctxT(t)
+	dir := t.TempDir()
+	b, err := Open(ctx, config.NATS{}, dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	old := Streams(Topology{})[0]
+	old.Storage = jetstream.FileStorage
+	if _, err := EnsureStream(ctx, b.JS, old); err != nil {
+		t.Fatal(err)
+	}
+	marker := []byte("STRANGER-DESCRIPTOR-MARKER-0123456789")
+	if _, err := b.JS.Publish(ctx, wire.TracksSubject("cam1"), marker); err != nil {
+		t.Fatal(err)
+	}
+	if n := countInTree(t, dir, marker); n == 0 {
+		t.Fatal("the file stream did not write the report to disk; the test proves nothing")
+	}
+	got, err := Ensure(ctx, b.JS, Topology{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Recreated[wire.TracksStream] != 1 {
+		t.Errorf("Ensure recreated %v, want %s with 1 message", got.Recreated, wire.TracksStream)
+	}
+	s, err := b.JS.Stream(ctx, wire.TracksStream)
+	if err != nil || s.CachedInfo().Config.Storage != jetstream.MemoryStorage {
+		t.Fatalf("tracks stream after Ensure: %v, storage %v; want memory", err, s.CachedInfo().Config.Storage)
+	}
+	if n := countInTree(t, dir, marker); n != 0 {
+		t.Errorf("%d files under the store still hold the report after the tracks stream moved to memory", n)
+	}
+}
+
+// countInTree counts the files under dir that contain b.
+func countInTree(t *testing.T, dir string, b []byte) int {
+	t.Helper()
+	n := 0
+	filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return nil
+		}
+		data, err := os.ReadFile(p)
+		if err == nil && bytes.Contains(data, b) {
+			n++
+		}
+		return nil
+	})
+	return n
 }
 
 // TestAlertDurableIsTheConfigDefault keeps config's default alert.consumer
@@ -111,7 +221,7 @@ func TestTopologyDocumented(t *testing.T) {
 		}
 	}
 	declared := map[string]bool{}
-	for _, s := range Streams(1) {
+	for _, s := range Streams(Topology{}) {
 		declared[s.Name] = true
 		found := false
 		for _, row := range rows {
@@ -131,7 +241,7 @@ func TestTopologyDocumented(t *testing.T) {
 		}
 	}
 	table := strings.Join(rows, "\n")
-	for _, name := range []string{MatchDurable, AlertDurable, DetectQueue, wire.FramesWildcard, wire.StatusWildcard, wire.DeadLetterRoot + ".*"} {
+	for _, name := range []string{MatchDurable, AlertDurable, DetectQueue, wire.FramesWildcard, wire.StatusWildcard, wire.DeadLetterWildcard, wire.CropsWildcard} {
 		if !strings.Contains(table, "`"+name+"`") {
 			t.Errorf("topology table does not name `%s`", name)
 		}

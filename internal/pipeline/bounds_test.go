@@ -93,7 +93,7 @@ func startDetect(t *testing.T, bus *natsbus.Bus, cfg config.Detect, m *Metrics, 
 		t.Fatal(err)
 	}
 	t.Cleanup(ds.Close)
-	if err := natsbus.EnsureStreams(context.Background(), bus.JS, 1); err != nil {
+	if err := natsbus.EnsureStreams(context.Background(), bus.JS, natsbus.Topology{}); err != nil {
 		t.Fatal(err)
 	}
 	_, stop := runStage(t, ds.Run)

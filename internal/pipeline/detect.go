@@ -40,10 +40,14 @@ type DetectOptions struct {
 	// QueueSize bounds each camera's frames waiting for detection; when
 	// full the oldest is dropped and counted. 0 means 4.
 	QueueSize int
-	// Replicas for the tracks stream.
-	Replicas int
-	Logger   *slog.Logger
-	Metrics  *Metrics
+	// Topology shapes the streams the stage creates (natsbus.TopologyOf).
+	Topology natsbus.Topology
+	// CropTTL is how long the crop of a reported track is held in memory
+	// for a matcher to ask for (alert.unmatched_retention); 0 means
+	// natsbus.TracksMaxAge. Crops never leave the process otherwise.
+	CropTTL time.Duration
+	Logger  *slog.Logger
+	Metrics *Metrics
 	// Now is the clock used to end tracks of cameras that went quiet; nil
 	// means time.Now.
 	Now func() time.Time
@@ -61,6 +65,7 @@ type DetectStage struct {
 	now       func() time.Time
 	// lastRefusalLog is when refuseCamera last logged (unix ns).
 	lastRefusalLog atomic.Int64
+	crops          *cropCache
 }
 
 // NewDetectStage loads cfg.Workers detectors and embedders (each worker its
@@ -89,6 +94,11 @@ func NewDetectStage(opt DetectOptions) (*DetectStage, error) {
 	if s.now == nil {
 		s.now = time.Now
 	}
+	if opt.CropTTL <= 0 {
+		opt.CropTTL = natsbus.TracksMaxAge
+		s.opt.CropTTL = opt.CropTTL
+	}
+	s.crops = newCropCache(opt.CropTTL, defaultCropBytes, s.now)
 	for range max(1, opt.Detect.Workers) {
 		d, err := detect.New(opt.Models, opt.Detect)
 		if err != nil {
@@ -118,8 +128,9 @@ func (s *DetectStage) Close() {
 	s.all = nil
 }
 
-// faceData is what a track keeps of a face: its chip, a JPEG crop for the
-// reviewer, and its descriptor once computed (so an early report's
+// faceData is what a track keeps of a face, in memory only: its chip, a
+// JPEG crop for the reviewer (sent only if the track matches someone), and
+// its descriptor once computed (so an early report's
 // descriptors are not computed again for the final one).
 type faceData struct {
 	chip []byte
@@ -149,7 +160,7 @@ type camWorker struct {
 // publishes their final reports (bounded by a short grace period).
 func (s *DetectStage) Run(ctx context.Context) error {
 	js := s.opt.Bus.JS
-	if err := natsbus.EnsureStreams(ctx, js, s.opt.Replicas); err != nil {
+	if err := natsbus.EnsureStreams(ctx, js, s.opt.Topology); err != nil {
 		return err
 	}
 	var (
@@ -241,6 +252,15 @@ func (s *DetectStage) Run(ctx context.Context) error {
 		}
 	}
 
+	cropSubjects := []string{wire.CropsWildcard}
+	if len(s.opt.Cameras) > 0 {
+		cropSubjects = cropSubjects[:0]
+		for _, c := range s.opt.Cameras {
+			cropSubjects = append(cropSubjects, wire.CropsSubject(c))
+		}
+	}
+	cropErr := make(chan error, 1)
+	wg.Go(func() { cropErr <- s.serveCrops(runCtx, cropSubjects) })
 	var err error
 	if s.opt.Local != nil {
 		err = s.readLocal(runCtx, enqueue)
@@ -265,7 +285,7 @@ func (s *DetectStage) Run(ctx context.Context) error {
 	if ctx.Err() != nil {
 		return nil
 	}
-	return err
+	return errors.Join(err, <-cropErr)
 }
 
 func (s *DetectStage) readLocal(ctx context.Context, enqueue func(Frame)) error {
@@ -317,13 +337,17 @@ func (s *DetectStage) readNATS(ctx context.Context, admits func(string) bool, en
 		if stopped {
 			return
 		}
+		// A frame may show anyone: its dead letter keeps no body.
+		refuse := func(err error) {
+			bus.DeadLetter(ctx, natsbus.Letter{Stage: StageDetect, Subject: m.Subject, Kind: wire.KindFrame, Data: m.Data, Reason: err})
+		}
 		meta, jpeg, err := wire.DecodeFrame(m.Data)
 		if err != nil {
-			bus.DeadLetter(StageDetect, m.Subject, m.Data, err)
+			refuse(err)
 			return
 		}
 		if want := wire.FramesSubject(meta.Camera); m.Subject != want {
-			bus.DeadLetter(StageDetect, m.Subject, m.Data, fmt.Errorf("%w: frame of camera %s on subject %s", wire.ErrMalformed, meta.Camera, m.Subject))
+			refuse(fmt.Errorf("%w: frame of camera %s on subject %s", wire.ErrMalformed, meta.Camera, m.Subject))
 			return
 		}
 		if !admits(meta.Camera) {
@@ -333,21 +357,21 @@ func (s *DetectStage) readNATS(ctx context.Context, admits func(string) bool, en
 		// than max_pixels, or not the size its metadata says, is refused.
 		hdr, err := detect.CheckHeader(jpeg, s.opt.Detect.MaxPixels)
 		if err != nil {
-			bus.DeadLetter(StageDetect, m.Subject, m.Data, fmt.Errorf("%w: frame image: %v", wire.ErrMalformed, err))
+			refuse(fmt.Errorf("%w: frame image: %v", wire.ErrMalformed, err))
 			return
 		}
 		if hdr.Format != "jpeg" || hdr.Width != meta.Width || hdr.Height != meta.Height {
-			bus.DeadLetter(StageDetect, m.Subject, m.Data, fmt.Errorf("%w: frame is a %dx%d %s, metadata says a %dx%d jpeg", wire.ErrMalformed, hdr.Width, hdr.Height, hdr.Format, meta.Width, meta.Height))
+			refuse(fmt.Errorf("%w: frame is a %dx%d %s, metadata says a %dx%d jpeg", wire.ErrMalformed, hdr.Width, hdr.Height, hdr.Format, meta.Width, meta.Height))
 			return
 		}
 		mat, err := detect.Decode(jpeg, s.opt.Detect.MaxPixels)
 		if err != nil {
-			bus.DeadLetter(StageDetect, m.Subject, m.Data, fmt.Errorf("%w: decoding frame JPEG: %v", wire.ErrMalformed, err))
+			refuse(fmt.Errorf("%w: decoding frame JPEG: %v", wire.ErrMalformed, err))
 			return
 		}
 		if w, h := mat.Cols(), mat.Rows(); w != meta.Width || h != meta.Height {
 			mat.Close()
-			bus.DeadLetter(StageDetect, m.Subject, m.Data, fmt.Errorf("%w: frame is %dx%d, metadata says %dx%d", wire.ErrMalformed, w, h, meta.Width, meta.Height))
+			refuse(fmt.Errorf("%w: frame is %dx%d, metadata says %dx%d", wire.ErrMalformed, w, h, meta.Width, meta.Height))
 			return
 		}
 		enqueue(Frame{Camera: meta.Camera, Seq: meta.Seq, Time: meta.Time, Mat: mat})
@@ -530,8 +554,10 @@ func (s *DetectStage) publish(ctx context.Context, w *camWorker, r track.Track[*
 		t.Meta.Faces = append(t.Meta.Faces, wire.TrackFace{Seq: f.Seq, Time: f.Time, Box: wire.BoxOf(f.Box), Quality: f.Quality})
 		t.Vectors = append(t.Vectors, *f.Payload.vec)
 	}
+	// The best face's crop stays here until a matcher asks for it
+	// (serveCrops): the report itself carries no image.
 	if len(r.Best) > 0 {
-		t.Crop = r.Best[0].Payload.crop
+		s.crops.put(cropKey{w.id, r.ID, r.Final}, r.Best[0].Payload.crop)
 	}
 	data, err := wire.EncodeTrack(t)
 	if err != nil {

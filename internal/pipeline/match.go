@@ -38,8 +38,8 @@ type MatchOptions struct {
 	// AckWait is how long a taken track may go unacknowledged before it is
 	// redelivered to another matcher (a matcher that died). 0 means 30s.
 	AckWait time.Duration
-	// Replicas for the streams the stage creates.
-	Replicas int
+	// Topology shapes the streams the stage creates (natsbus.TopologyOf).
+	Topology natsbus.Topology
 	Logger   *slog.Logger
 	Metrics  *Metrics
 	// OnHit, when set, is called after a hit is stored in JetStream.
@@ -70,7 +70,7 @@ func NewMatchStage(opt MatchOptions) (*MatchStage, error) {
 // the hit's message ID makes the second publish a duplicate.
 func (s *MatchStage) Run(ctx context.Context) error {
 	js := s.opt.Bus.JS
-	if err := natsbus.EnsureStreams(ctx, js, s.opt.Replicas); err != nil {
+	if err := natsbus.EnsureStreams(ctx, js, s.opt.Topology); err != nil {
 		return err
 	}
 	cons, err := natsbus.EnsureConsumer(ctx, js, natsbus.MatchConsumer(s.opt.AckWait))
@@ -139,15 +139,13 @@ func (s *MatchStage) handle(ctx context.Context, msg jetstream.Msg) {
 		err = fmt.Errorf("%w: track of camera %s on subject %s", wire.ErrMalformed, t.Meta.Camera, msg.Subject())
 	}
 	if err != nil {
-		s.opt.Bus.DeadLetter(StageMatch, msg.Subject(), msg.Data(), err)
-		_ = msg.Term()
+		s.refuse(ctx, msg, err)
 		return
 	}
 	hit, crop, ok, err := s.decide(ctx, t)
 	if err != nil {
 		if errors.Is(err, match.ErrInvalid) || errors.Is(err, match.ErrModelMismatch) {
-			s.opt.Bus.DeadLetter(StageMatch, msg.Subject(), msg.Data(), err)
-			_ = msg.Term()
+			s.refuse(ctx, msg, err)
 			return
 		}
 		s.log.Warn("deciding track; will retry", "camera", t.Meta.Camera, "track", t.Meta.Track, "err", err)
@@ -159,8 +157,7 @@ func (s *MatchStage) handle(ctx context.Context, msg jetstream.Msg) {
 		if err != nil {
 			// Our own hit does not validate: a bug, or an identity that
 			// cannot be carried. Keep the track for a human to look at.
-			s.opt.Bus.DeadLetter(StageMatch, msg.Subject(), msg.Data(), fmt.Errorf("building hit: %w", err))
-			_ = msg.Term()
+			s.refuse(ctx, msg, fmt.Errorf("building hit: %w", err))
 			return
 		}
 		ack, err := publishRetry(ctx, s.opt.Bus.JS, wire.HitsSubject(hit.Watchlist), data, hit.ID, s.log)
@@ -179,6 +176,22 @@ func (s *MatchStage) handle(ctx context.Context, msg jetstream.Msg) {
 	if err := msg.DoubleAck(actx); err != nil {
 		s.log.Warn("acknowledging track", "camera", t.Meta.Camera, "track", t.Meta.Track, "err", err)
 	}
+}
+
+// refuse stores a track report that cannot be decided in the dead-letter
+// stream (without its body: it holds descriptors of someone who may be a
+// stranger) and terminates it; when the letter cannot be stored, the
+// report is left for redelivery.
+func (s *MatchStage) refuse(ctx context.Context, msg jetstream.Msg, reason error) {
+	l := natsbus.Letter{Stage: StageMatch, Subject: msg.Subject(), Kind: wire.KindTrack, Data: msg.Data(), Reason: reason}
+	if h := msg.Headers(); h != nil {
+		l.MsgID = h.Get(jetstream.MsgIDHeader)
+	}
+	if err := s.opt.Bus.DeadLetter(ctx, l); err != nil {
+		_ = msg.NakWithDelay(time.Second)
+		return
+	}
+	_ = msg.Term()
 }
 
 // decide runs the per-track decision and builds the hit.
@@ -226,8 +239,23 @@ func (s *MatchStage) decide(ctx context.Context, t wire.Track) (wire.Hit, []byte
 			}
 		}
 	}
-	// Only the best face's crop travels with the track.
-	return h, t.Crop, true, nil
+	// The crop of the best face: a version 1 report carries it; otherwise
+	// the detect stage holds it in memory and is asked for it now, only
+	// because the track matched. A crop that is gone (the detect process
+	// restarted, or the report waited longer than it keeps crops) leaves
+	// the hit without one rather than losing the hit.
+	crop := t.Crop
+	if len(crop) == 0 {
+		c, err := fetchCrop(ctx, s.opt.Bus.Conn, t)
+		if err != nil {
+			s.log.Warn("asking for the crop of a hit", "track", t.MsgID(), "err", err)
+		}
+		if c == nil {
+			s.log.Warn("hit without a crop: the detect stage no longer holds it", "track", t.MsgID())
+		}
+		crop = c
+	}
+	return h, crop, true, nil
 }
 
 // clampDist keeps a distance within what a hit may carry: [0,

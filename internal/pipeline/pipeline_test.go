@@ -114,7 +114,7 @@ func trackOf(t *testing.T, camera string, id uint64, final bool, ds []embed.Desc
 	t.Helper()
 	now := time.Now().UTC()
 	tr := wire.Track{Meta: wire.TrackMeta{Camera: camera, Track: id, Start: now.Add(-time.Second), End: now, Final: final, Seen: len(ds),
-		Model: wire.Model{Name: ds[0].Model.Name, SHA256: ds[0].Model.SHA256}}, Crop: []byte{0xff, 0xd8, 0xff, 0xd9}}
+		Model: wire.Model{Name: ds[0].Model.Name, SHA256: ds[0].Model.SHA256}}}
 	for i, d := range ds {
 		tr.Meta.Faces = append(tr.Meta.Faces, wire.TrackFace{Seq: uint64(i), Time: now.Add(time.Duration(i-len(ds)) * 200 * time.Millisecond), Box: wire.Box{X: 10, Y: 10, W: 100, H: 100}, Quality: q[i]})
 		tr.Vectors = append(tr.Vectors, d.Vector)
@@ -169,6 +169,20 @@ func TestMatchStage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The crops of cam1's tracks are held as the detect stage holds them
+	// (its crop cache and responder, without its networks); every request
+	// is recorded, to show that no crop of a stranger's track is asked for.
+	cropReqs, err := bus.Conn.SubscribeSync(wire.CropsWildcard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	holder := &DetectStage{opt: DetectOptions{Bus: bus}, log: orDiscard(nil), crops: newCropCache(time.Minute, defaultCropBytes, time.Now)}
+	probeCrop := []byte{0xff, 0xd8, 0xff, 0xe0, 'p', 'r', 'o', 'b', 'e'}
+	holder.crops.put(cropKey{"cam1", 10, false}, probeCrop)
+	holder.crops.put(cropKey{"cam1", 10, true}, probeCrop)
+	holder.crops.put(cropKey{"cam1", 11, true}, []byte{0xff, 0xd8, 0xff, 0xe0, 's'})
+	_, stopHolder := runStage(t, func(ctx context.Context) error { return holder.serveCrops(ctx, []string{wire.CropsWildcard}) })
+	defer stopHolder()
 	_, stop := runStage(t, ms.Run)
 
 	var aDescs, sDescs []embed.Descriptor
@@ -249,6 +263,16 @@ func TestMatchStage(t *testing.T) {
 			t.Errorf("dead letter %d has no reason", i)
 		}
 	}
+	// Kept in the dead-letter stream, without the descriptors.
+	letters, err := natsbus.ListDeadLetters(ctx, bus.JS, StageMatch, 0)
+	if err != nil || len(letters) != 3 {
+		t.Fatalf("dead letters kept = %d, %v; want 3", len(letters), err)
+	}
+	for _, l := range letters {
+		if l.Bytes != 0 || l.Reason == "" || l.Subject != wire.TracksSubject("cam1") {
+			t.Errorf("dead letter %d = %d bytes kept, reason %q, subject %q; want no body, a reason, %s", l.Seq, l.Bytes, l.Reason, l.Subject, wire.TracksSubject("cam1"))
+		}
+	}
 	mu.Lock()
 	defer mu.Unlock()
 	want := wire.HitID("cam1", 10, "1")
@@ -270,6 +294,24 @@ func TestMatchStage(t *testing.T) {
 	}
 	if info.State.Msgs != 1 {
 		t.Errorf("hits stored = %d, want 1 (early and final report of one track are one hit; the stranger none)", info.State.Msgs)
+	}
+	// The hit carries the crop the detect stage held, asked for because
+	// the track matched; the stranger's crop was never asked for.
+	raw, err := hs.GetMsg(ctx, info.State.FirstSeq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, crop, err := wire.DecodeHit(raw.Data); err != nil || string(crop) != string(probeCrop) {
+		t.Errorf("hit crop = %q, %v; want the crop the detect stage held, %q", crop, err, probeCrop)
+	}
+	for {
+		m, err := cropReqs.NextMsg(100 * time.Millisecond)
+		if err != nil {
+			break
+		}
+		if r, err := wire.DecodeCropRequest(m.Data); err != nil || r.Track != 10 {
+			t.Errorf("crop request = %+v, %v; want only requests for the matched track 10", r, err)
+		}
 	}
 }
 
@@ -313,7 +355,7 @@ func TestDetectStage(t *testing.T) {
 	}
 	defer ds.Close()
 	ctx := context.Background()
-	if err := natsbus.EnsureStreams(ctx, bus.JS, 1); err != nil {
+	if err := natsbus.EnsureStreams(ctx, bus.JS, natsbus.Topology{}); err != nil {
 		t.Fatal(err)
 	}
 	cons, err := bus.JS.CreateOrUpdateConsumer(ctx, wire.TracksStream, jetstream.ConsumerConfig{Durable: "t", AckPolicy: jetstream.AckExplicitPolicy})
@@ -373,11 +415,39 @@ func TestDetectStage(t *testing.T) {
 			m.Ack()
 		}
 	}
+	// The reports carry no image; the detect stage hands the best face's
+	// crop to whoever asks for a reported track, and nothing for others.
+	for _, r := range reports {
+		if len(r.Crop) != 0 {
+			t.Errorf("track report %s carries a %d-byte crop, want none", r.MsgID(), len(r.Crop))
+		}
+		crop, err := fetchCrop(ctx, bus.Conn, r)
+		if err != nil || len(crop) < 100 || crop[0] != 0xff || crop[1] != 0xd8 {
+			t.Errorf("crop of %s = %d bytes, %v; want a JPEG", r.MsgID(), len(crop), err)
+		}
+	}
+	if len(reports) > 0 {
+		unknown := reports[0]
+		unknown.Meta.Track++
+		if crop, err := fetchCrop(ctx, bus.Conn, unknown); crop != nil || err != nil {
+			t.Errorf("crop of an unreported track = %d bytes, %v; want none", len(crop), err)
+		}
+	}
 	if err := stop(); err != nil {
 		t.Fatalf("detect stage: %v", err)
 	}
 	if got := bus.DeadLetters(StageDetect); got != int64(len(bad)) {
 		t.Errorf("dead letters = %d, want %d", got, len(bad))
+	}
+	// Refused frames are kept with their reason, without the frame.
+	letters, err := natsbus.ListDeadLetters(ctx, bus.JS, StageDetect, 0)
+	if err != nil || len(letters) != len(bad) {
+		t.Fatalf("dead letters kept = %d, %v; want %d", len(letters), err, len(bad))
+	}
+	for _, l := range letters {
+		if l.Bytes != 0 || l.Reason == "" || l.Body == "" {
+			t.Errorf("dead letter %d = %d bytes kept, reason %q, body %q; want no body, a reason", l.Seq, l.Bytes, l.Reason, l.Body)
+		}
 	}
 	if len(reports) != 2 {
 		t.Fatalf("track reports = %d, want 2 (early and final)", len(reports))
@@ -389,8 +459,8 @@ func TestDetectStage(t *testing.T) {
 	if early.Meta.Seen != tc.EarlyFaces || final.Meta.Seen != len(good) {
 		t.Errorf("seen early %d, final %d; want %d and %d", early.Meta.Seen, final.Meta.Seen, tc.EarlyFaces, len(good))
 	}
-	if len(final.Vectors) != tc.Keep || len(final.Crop) == 0 {
-		t.Errorf("final report carries %d descriptors and a %d-byte crop, want %d and a crop", len(final.Vectors), len(final.Crop), tc.Keep)
+	if len(final.Vectors) != tc.Keep {
+		t.Errorf("final report carries %d descriptors, want %d", len(final.Vectors), tc.Keep)
 	}
 	for i := 1; i < len(final.Meta.Faces); i++ {
 		if final.Meta.Faces[i].Quality > final.Meta.Faces[i-1].Quality {

@@ -105,15 +105,17 @@ type TrackMeta struct {
 	Seen  int         `json:"seen"`
 	Model Model       `json:"model"`
 	Faces []TrackFace `json:"faces"`
-	// CropLen is the length of the JPEG crop of the best face, after the
-	// descriptors in the payload.
+	// CropLen is the length of a JPEG crop of the best face after the
+	// descriptors in the payload: always 0 from version 2 on (crops stay
+	// in the detect stage's memory until a matcher asks for a hit's crop,
+	// CropRequest); a version 1 report may carry one.
 	CropLen int `json:"crop_len"`
 }
 
 // Track is the matcher's unit of work: the best faces of one track with
-// their descriptors, best first, and a crop of the best face. Carrying the
-// whole track in one message means any matcher of the queue group can
-// decide it alone.
+// their descriptors, best first. Carrying the whole track in one message
+// means any matcher of the queue group can decide it alone. Crop is set
+// only on a version 1 report read by this build; EncodeTrack refuses one.
 type Track struct {
 	Meta    TrackMeta
 	Vectors [][DescriptorDim]float32
@@ -159,6 +161,9 @@ func (t *TrackMeta) validate(vectors, payload int) error {
 	}
 	if t.CropLen < 0 || t.CropLen > MaxCrop {
 		return malformed("crop_len %d is out of range", t.CropLen)
+	}
+	if t.Version >= 2 && t.CropLen != 0 {
+		return malformed("a version %d track carries no crop, this one %d bytes", t.Version, t.CropLen)
 	}
 	if vectors >= 0 && vectors != len(t.Faces) {
 		return malformed("%d descriptors for %d faces", vectors, len(t.Faces))
@@ -214,4 +219,82 @@ func DecodeTrack(data []byte) (Track, error) {
 	}
 	t.Crop = p[len(t.Vectors)*DescriptorBytes:]
 	return t, nil
+}
+
+// CropsSubject is where a matcher asks the detect stage for the crop of a
+// camera's track that matched someone (core NATS request/reply; the detect
+// process holding the track answers).
+func CropsSubject(camera string) string { return Prefix + ".crops." + camera }
+
+// CropsWildcard covers every camera's crop requests.
+const CropsWildcard = Prefix + ".crops.*"
+
+// CropRequest asks for the JPEG crop of the best face of one track report
+// (the report's message ID names it). The reply is a CropReply.
+type CropRequest struct {
+	Version int    `json:"v"`
+	Camera  string `json:"camera"`
+	Track   uint64 `json:"track"`
+	Final   bool   `json:"final"`
+}
+
+// CropReply answers a CropRequest: the crop, or CropLen 0 when the detect
+// stage no longer holds it (it keeps crops in memory only, for
+// alert.unmatched_retention).
+type CropReply struct {
+	Version int    `json:"v"`
+	Camera  string `json:"camera"`
+	Track   uint64 `json:"track"`
+	Final   bool   `json:"final"`
+	CropLen int    `json:"crop_len"`
+}
+
+// EncodeCropRequest encodes r (metadata only).
+func EncodeCropRequest(r CropRequest) ([]byte, error) {
+	r.Version = Version
+	if !ValidToken(r.Camera) {
+		return nil, fmt.Errorf("encoding crop request: %w", malformed("camera %q is not a valid ID", r.Camera))
+	}
+	return Encode(r, nil)
+}
+
+// DecodeCropRequest decodes and validates a crop request.
+func DecodeCropRequest(data []byte) (CropRequest, error) {
+	var r CropRequest
+	p, err := Decode(data, &r)
+	if err != nil {
+		return CropRequest{}, err
+	}
+	if !ValidToken(r.Camera) || len(p) != 0 {
+		return CropRequest{}, malformed("crop request for camera %q with a %d-byte payload", r.Camera, len(p))
+	}
+	return r, nil
+}
+
+// EncodeCropReply encodes the reply to r with crop (nil when gone).
+func EncodeCropReply(r CropRequest, crop []byte) ([]byte, error) {
+	if len(crop) > MaxCrop {
+		return nil, fmt.Errorf("encoding crop reply: %w", malformed("crop of %d bytes exceeds %d", len(crop), MaxCrop))
+	}
+	return Encode(CropReply{Version: Version, Camera: r.Camera, Track: r.Track, Final: r.Final, CropLen: len(crop)}, crop)
+}
+
+// DecodeCropReply decodes a crop reply and checks that it answers r; the
+// crop aliases data and is nil when the detect stage no longer holds it.
+func DecodeCropReply(data []byte, r CropRequest) ([]byte, error) {
+	var m CropReply
+	p, err := Decode(data, &m)
+	if err != nil {
+		return nil, err
+	}
+	if m.Camera != r.Camera || m.Track != r.Track || m.Final != r.Final {
+		return nil, malformed("crop reply for %s/%d (final %v) answers a request for %s/%d (final %v)", m.Camera, m.Track, m.Final, r.Camera, r.Track, r.Final)
+	}
+	if m.CropLen != len(p) || m.CropLen > MaxCrop {
+		return nil, malformed("crop reply carries %d bytes, crop_len says %d", len(p), m.CropLen)
+	}
+	if len(p) == 0 {
+		return nil, nil
+	}
+	return p, nil
 }

@@ -57,7 +57,7 @@ func TestCameraStatusRefused(t *testing.T) {
 		{"huge frame", mutate(func(s *CameraStatus) { s.Width = 1 << 20 }), "out of range"},
 		{"long error", mutate(func(s *CameraStatus) { s.LastError = strings.Repeat("x", 5000) }), "too long"},
 		{"payload", append(good, 1), "payload"},
-		{"unknown field", []byte("\x00\x00\x00\x0b{\"extra\":1}"), "unknown field"},
+		{"unknown field", []byte("\x00\x00\x00\x11{\"v\":2,\"extra\":1}"), "unknown field"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

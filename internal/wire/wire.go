@@ -15,9 +15,30 @@ import (
 	"strings"
 )
 
-// Version is the schema version written into every envelope. A receiver
-// refuses a message of a newer major version it does not understand.
-const Version = 1
+// Version is the schema version written into every envelope.
+//
+// Compatibility rule: a receiver accepts Version and PrevVersion (the one
+// before), so that during a rolling upgrade a consumer upgraded first still
+// reads what not-yet-upgraded publishers send. A version change may
+// therefore only add optional fields or narrow what a publisher sends; a
+// receiver of version N must decode every N-1 message. A message of any
+// other version (a newer one from a publisher upgraded before its
+// consumers, or one older than N-1) is refused with ErrVersion, and the
+// consumers that matter keep it in the dead-letter stream rather than
+// lose it. Upgrade consumers before publishers: alert, then match, then
+// detect, then camera.
+//
+// Version 2: a Track carries no face crop (the matcher asks the detect
+// stage for the crop of a hit only; docs/privacy.md); a v1 Track's crop is
+// still accepted.
+const Version = 2
+
+// PrevVersion is the previous schema version, still accepted.
+const PrevVersion = Version - 1
+
+// ErrVersion is wrapped (with ErrMalformed) by the error for a message of a
+// schema version this build does not accept.
+var ErrVersion = errors.New("unsupported schema version")
 
 // HeaderKind and HeaderVersion are NATS header names carried beside the
 // body so that tools (and the dead-letter consumer) can tell what a message
@@ -29,6 +50,13 @@ const (
 	HeaderReason = "Facewatch-Reason"
 	// HeaderStage is set on dead letters: which stage refused it.
 	HeaderStage = "Facewatch-Stage"
+	// HeaderBody is set on dead letters whose body was not kept (a frame
+	// or a track report may hold the face of anyone, strangers included,
+	// and dead letters are kept on disk): what the body was.
+	HeaderBody = "Facewatch-Body"
+	// HeaderMsgID is set on dead letters: the refused message's
+	// JetStream message ID, for a replay.
+	HeaderMsgID = "Facewatch-Msg-Id"
 )
 
 // Kind names a message type.
@@ -56,6 +84,9 @@ const (
 	// AuditStream keeps signed checkpoints of the audit logs' heads, a
 	// copy the databases' writers cannot alter (internal/audit).
 	AuditStream = "FACEWATCH_AUDIT"
+	// DeadLetterStream keeps refused messages with their reason, bounded,
+	// for `facewatch deadletter list`.
+	DeadLetterStream = "FACEWATCH_DEADLETTER"
 )
 
 // Subject prefixes. Camera IDs and watchlist IDs are single subject tokens
@@ -69,6 +100,8 @@ const (
 	FramesWildcard = Prefix + ".frames.*"
 	TracksWildcard = Prefix + ".tracks.*"
 	AuditWildcard  = Prefix + ".audit.checkpoints.*"
+	// DeadLetterWildcard covers every stage's dead letters.
+	DeadLetterWildcard = DeadLetterRoot + ".*"
 )
 
 // FramesSubject carries frames of one camera (only when detection runs on
@@ -121,9 +154,45 @@ func Encode(meta any, payload []byte) ([]byte, error) {
 	return out, nil
 }
 
-// Decode splits an envelope, decodes the metadata into meta (unknown fields
-// refused) and returns the payload, which aliases data.
+// Decode splits an envelope, checks its schema version (the metadata's "v"
+// field, before anything else, so that a newer message is refused for its
+// version and not for a field this build does not know), decodes the
+// metadata into meta (unknown fields refused) and returns the payload,
+// which aliases data.
 func Decode(data []byte, meta any) ([]byte, error) {
+	v, err := PeekVersion(data)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkVersion(v); err != nil {
+		return nil, err
+	}
+	return decode(data, meta)
+}
+
+// PeekVersion returns the schema version of an envelope without decoding
+// the rest of its metadata.
+func PeekVersion(data []byte) (int, error) {
+	if len(data) < 4 {
+		return 0, fmt.Errorf("%w: %d bytes is shorter than the envelope header", ErrMalformed, len(data))
+	}
+	n := binary.BigEndian.Uint32(data)
+	if n > MaxMeta || int(n) > len(data)-4 {
+		return 0, fmt.Errorf("%w: metadata length %d does not fit in %d bytes", ErrMalformed, n, len(data))
+	}
+	var v struct {
+		V *int `json:"v"`
+	}
+	if err := json.Unmarshal(data[4:4+n], &v); err != nil {
+		return 0, fmt.Errorf("%w: metadata: %v", ErrMalformed, err)
+	}
+	if v.V == nil {
+		return 0, malformed("metadata has no schema version")
+	}
+	return *v.V, nil
+}
+
+func decode(data []byte, meta any) ([]byte, error) {
 	if len(data) < 4 {
 		return nil, fmt.Errorf("%w: %d bytes is shorter than the envelope header", ErrMalformed, len(data))
 	}
@@ -143,12 +212,17 @@ func malformed(format string, args ...any) error {
 	return fmt.Errorf("%w: "+format, append([]any{ErrMalformed}, args...)...)
 }
 
-// checkVersion refuses envelopes from a schema this code does not know.
+// checkVersion refuses envelopes of a schema version other than Version
+// and PrevVersion.
 func checkVersion(v int) error {
-	if v != Version {
-		return malformed("schema version %d, want %d", v, Version)
+	switch {
+	case v == Version || v == PrevVersion:
+		return nil
+	case v > Version:
+		return fmt.Errorf("%w: %w: schema version %d is newer than this build accepts (%d..%d); upgrade this consumer", ErrMalformed, ErrVersion, v, PrevVersion, Version)
+	default:
+		return fmt.Errorf("%w: %w: schema version %d is older than this build accepts (%d..%d)", ErrMalformed, ErrVersion, v, PrevVersion, Version)
 	}
-	return nil
 }
 
 // finite reports whether every element is a finite number.
