@@ -2,7 +2,9 @@ package natsbus
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -99,13 +101,48 @@ func Streams(replicas int) []jetstream.StreamConfig {
 // to its declaration. Every process that publishes to or consumes from a
 // stream calls it at start-up (it is idempotent), so that the first one up
 // creates the whole topology and none publishes into nothing.
+//
+// It first reads each stream's info and changes nothing when the stream
+// already matches its declaration: stage identities may read stream info
+// but not create or update streams (roles.go), so on a secured server the
+// admin identity (`facewatch nats setup`, or `facewatch run`'s own
+// connection) creates the topology and the stages only check it.
 func EnsureStreams(ctx context.Context, js jetstream.JetStream, replicas int) error {
 	for _, cfg := range Streams(replicas) {
-		if _, err := EnsureStream(ctx, js, cfg); err != nil {
+		s, err := js.Stream(ctx, cfg.Name)
+		if err == nil && streamMatches(s.CachedInfo().Config, cfg) {
+			continue
+		}
+		if err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
+			return fmt.Errorf("reading stream %s: %w", cfg.Name, err)
+		}
+		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		_, err = EnsureStream(cctx, js, cfg)
+		cancel()
+		if err != nil {
+			if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
+				return fmt.Errorf("%w (no answer: if this identity may not create streams, create them as the admin identity with `facewatch nats setup`)", err)
+			}
 			return err
 		}
 	}
 	return nil
+}
+
+// streamMatches reports whether a stream's config has every declared
+// setting of want.
+func streamMatches(got, want jetstream.StreamConfig) bool {
+	return slices.Equal(got.Subjects, want.Subjects) && got.Retention == want.Retention &&
+		got.Storage == want.Storage && got.MaxAge == want.MaxAge && got.Duplicates == want.Duplicates &&
+		got.Replicas == want.Replicas && noLimit(got.MaxMsgSize) == noLimit(want.MaxMsgSize) && got.Description == want.Description
+}
+
+// noLimit maps JetStream's two spellings of "no limit" (0 and -1) to one.
+func noLimit(v int32) int32 {
+	if v <= 0 {
+		return -1
+	}
+	return v
 }
 
 // Consumer is a durable consumer's declaration: the stream it reads and
