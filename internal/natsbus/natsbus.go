@@ -19,6 +19,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -181,7 +182,10 @@ func (b *Bus) connect(ctx context.Context, role Role, name string) error {
 	var connectURL string
 	switch {
 	case srv != nil:
-		connectURL = srv.ClientURL()
+		// In-process connections never cross a wire: the server does not
+		// require TLS of them, and a tls:// URL would make the client
+		// insist on it.
+		connectURL = "nats://" + strings.TrimPrefix(strings.TrimPrefix(srv.ClientURL(), "tls://"), "nats://")
 		ro, err := roleOptions(role, b.ids, "")
 		if err != nil {
 			return err
