@@ -4,11 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
+	stdlog "log"
+	"log/slog"
 	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/facewatch/facewatch/alert"
@@ -38,20 +41,13 @@ func cmdAlertStage(ctx context.Context, e *env, args []string) error {
 		return errors.New("alert: nats.url is empty; the alert stage alone needs an external NATS server (or use `facewatch run`)")
 	}
 	log := e.logger(cfg)
-	opts := []nats.Option{nats.Name("facewatch-alert"), nats.MaxReconnects(-1)}
-	if cfg.NATS.CredsFile != "" {
-		opts = append(opts, nats.UserCredentials(cfg.NATS.CredsFile))
-	}
-	nc, err := nats.Connect(cfg.NATS.URL, opts...)
+	bus, err := natsbus.Open(ctx, cfg.NATS, cfg.DataDir, natsbus.Options{Name: "facewatch-alert", Role: natsbus.RoleAlert, Logger: log,
+		PermissionOptions: permissionOptions(cfg)})
 	if err != nil {
-		return fmt.Errorf("connecting to NATS %s: %w", config.Redact(cfg.NATS.URL), err)
+		return err
 	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return fmt.Errorf("opening JetStream: %w", err)
-	}
-	if err := natsbus.EnsureStreams(ctx, js, cfg.NATS.Replicas); err != nil {
+	defer bus.Close()
+	if err := natsbus.EnsureStreams(ctx, bus.JS, cfg.NATS.Replicas); err != nil {
 		return err
 	}
 	svc, err := alert.Open(ctx, cfg.DataDir, cfg.Alert, alert.Options{Logger: log, PhotoDir: alertPhotoDir(cfg), AckWait: cfg.NATS.AckWait})
@@ -59,22 +55,26 @@ func cmdAlertStage(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	defer svc.Close()
-	return serveAlert(ctx, svc, js, cfg.Alert.Listen, func(addr string) {
-		log.Info("alert service listening", "component", "alert", "url", "http://"+addr+"/console")
+	return serveAlert(ctx, svc, bus.JS, cfg.Alert, log, func(url string) {
+		log.Info("alert service listening", "component", "alert", "url", url+"/console")
 	})
 }
 
-// serveAlert runs svc's consumer and its HTTP API on listen until ctx ends
-// or either fails, then stops both.
-func serveAlert(ctx context.Context, svc *alert.Service, js jetstream.JetStream, listen string, ready func(addr string)) error {
-	ln, err := net.Listen("tcp", listen)
+// serveAlert runs svc's consumer and its HTTP API on acfg.Listen (HTTPS
+// when alert.tls is set, its certificate reloaded on SIGHUP and when the
+// files change; plain HTTP redirected from alert.tls.redirect_listen when
+// set) until ctx ends or either fails, then stops both.
+func serveAlert(ctx context.Context, svc *alert.Service, js jetstream.JetStream, acfg config.Alert, log *slog.Logger, ready func(url string)) error {
+	ln, rel, url, err := alert.ListenHTTP(acfg, log)
 	if err != nil {
-		return fmt.Errorf("listening on %s: %w", listen, err)
+		return err
 	}
-	srv := &http.Server{Handler: svc.Handler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+	srv := &http.Server{Handler: svc.Handler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
+		ErrorLog: slogErrorLog(log)}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	errs := make(chan error, 2)
+	n := 2
+	errs := make(chan error, 4)
 	go func() { // stops when srv.Shutdown/Close is called below
 		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
 			errs <- fmt.Errorf("serving the alert API: %w", err)
@@ -83,8 +83,29 @@ func serveAlert(ctx context.Context, svc *alert.Service, js jetstream.JetStream,
 		errs <- nil
 	}()
 	go func() { errs <- svc.Run(ctx, js) }() // stops when ctx is cancelled
+	if acfg.TLS.RedirectListen != "" {
+		n++
+		go func() { errs <- alert.ServeRedirect(ctx, acfg, ln.Addr().String(), log) }() // stops with ctx
+	}
+	if rel != nil {
+		hup := make(chan os.Signal, 1)
+		signal.Notify(hup, syscall.SIGHUP)
+		defer signal.Stop(hup)
+		go func() { // ends with ctx
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case <-hup:
+					if err := rel.Reload(); err != nil {
+						log.Warn("SIGHUP: keeping the previous https certificate", "component", "alert", "err", err)
+					}
+				}
+			}
+		}()
+	}
 	if ready != nil {
-		ready(ln.Addr().String())
+		ready(url)
 	}
 	first := <-errs
 	cancel()
@@ -93,8 +114,20 @@ func serveAlert(ctx context.Context, svc *alert.Service, js jetstream.JetStream,
 	if err := srv.Shutdown(shutCtx); err != nil {
 		srv.Close() // live feeds do not end on Shutdown
 	}
-	second := <-errs
-	return errors.Join(first, second)
+	all := []error{first}
+	for range n - 1 {
+		all = append(all, <-errs)
+	}
+	return errors.Join(all...)
+}
+
+// slogErrorLog routes net/http's own log lines (TLS handshake errors,
+// plain HTTP sent to the HTTPS port) to the logger at debug level.
+func slogErrorLog(log *slog.Logger) *stdlog.Logger {
+	if log == nil {
+		return nil
+	}
+	return slog.NewLogLogger(log.With("component", "alert").Handler(), slog.LevelDebug)
 }
 
 func cmdToken(ctx context.Context, e *env, args []string) error {

@@ -136,6 +136,16 @@ func LoadOrCreateIdentities(dir string) (Identities, error) {
 	return ids, nil
 }
 
+// HasCredentials reports whether dir holds credentials for role.
+func HasCredentials(dir string, role Role) bool {
+	for _, p := range []string{seedFile(dir, role), credsFile(dir, role)} {
+		if _, err := os.Stat(p); err == nil {
+			return true
+		}
+	}
+	return false
+}
+
 // nkeyOption connects as kp.
 func nkeyOption(kp nkeys.KeyPair) (nats.Option, error) {
 	pub, err := kp.PublicKey()
