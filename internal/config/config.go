@@ -130,6 +130,13 @@ type Camera struct {
 	Name string `yaml:"name"`
 	// Transport for RTSP: tcp (default) or udp.
 	Transport string `yaml:"transport"`
+	// TLSCAFile (rtsps) holds certificates trusted for this camera besides
+	// the system's: a private CA or the camera's own self-signed
+	// certificate. The camera's certificate is verified by default.
+	TLSCAFile string `yaml:"tls_ca_file"`
+	// TLSInsecureSkipVerify (rtsps) turns certificate verification off for
+	// this camera: the explicit opt-out.
+	TLSInsecureSkipVerify bool `yaml:"tls_insecure_skip_verify"`
 	// MaxFPS caps the frames handed to detection; 0 means every frame.
 	MaxFPS float64 `yaml:"max_fps"`
 	// Motion gating: frames whose mean absolute difference from the last
@@ -763,6 +770,9 @@ func (c *Config) Resolve(base string) {
 	c.NATS.TLS.CertFile = abs(c.NATS.TLS.CertFile)
 	c.NATS.TLS.KeyFile = abs(c.NATS.TLS.KeyFile)
 	c.Alert.TLS.CertFile = abs(c.Alert.TLS.CertFile)
+	for i := range c.Cameras {
+		c.Cameras[i].TLSCAFile = abs(c.Cameras[i].TLSCAFile)
+	}
 	c.Alert.TLS.KeyFile = abs(c.Alert.TLS.KeyFile)
 }
 
