@@ -6,7 +6,6 @@ import (
 	"io"
 	"time"
 
-
 	"github.com/facewatch/facewatch/internal/config"
 	"github.com/facewatch/facewatch/internal/natsbus"
 	"github.com/facewatch/facewatch/match"
