@@ -409,7 +409,8 @@ func startServer(ctx context.Context, dataDir string, cfg config.NATS, po Permis
 func mqttUser(password string, po PermissionOptions) *server.User {
 	sub := []string{"$MQTT.sub.>"}
 	if po.AlertSubjectPrefix != "" {
-		sub = append(sub, po.AlertSubjectPrefix+".>")
+		// An MQTT "prefix/#" filter subscribes to the prefix itself too.
+		sub = append(sub, po.AlertSubjectPrefix, po.AlertSubjectPrefix+".>")
 	}
 	return &server.User{Username: MQTTUser, Password: password, Permissions: &server.Permissions{
 		Publish:   &server.SubjectPermission{Deny: []string{">"}},
