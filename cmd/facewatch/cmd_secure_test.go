@@ -212,6 +212,14 @@ alert:
 			t.Fatalf("GET /console over https = %d, want 200 and the page", resp.StatusCode)
 		}
 	})
+	t.Run("login sets a secure cookie", func(t *testing.T) {
+		resp, body := get(t, "https://"+httpsAddr+"/console", "Accept", "text/html")
+		// The form stores the token in a cookie from script; over HTTPS it
+		// must add Secure (and SameSite=Strict always).
+		if resp.StatusCode != http.StatusUnauthorized || !strings.Contains(body, "location.protocol === 'https:' ? '; Secure'") || !strings.Contains(body, "SameSite=Strict") {
+			t.Errorf("login page over https = %d; want 401 with the form setting a Secure, SameSite=Strict cookie:\n%s", resp.StatusCode, body)
+		}
+	})
 	t.Run("plain http refused", func(t *testing.T) {
 		resp, err := http.Get("http://" + httpsAddr + "/api/v1/alerts")
 		if err != nil {
