@@ -701,7 +701,11 @@ func (t HTTPTLS) validate() error {
 // CheckListen refuses an embedded server that would listen beyond this
 // host without TLS: the one-line reason facewatch gives at start.
 func (n NATS) CheckListen() error {
-	for _, l := range []struct{ key, addr string }{{"nats.listen", n.Listen}, {"nats.mqtt.listen", n.MQTT.Listen}} {
+	mqtt := n.MQTT.Listen
+	if strings.HasPrefix(mqtt, ":") {
+		mqtt = "127.0.0.1" + mqtt // nats.mqtt.listen: an empty host is loopback
+	}
+	for _, l := range []struct{ key, addr string }{{"nats.listen", n.Listen}, {"nats.mqtt.listen", mqtt}} {
 		if l.addr == "" || IsLoopback(l.addr) {
 			continue
 		}
