@@ -155,7 +155,9 @@ alert:
 	ctx, cancel := context.WithCancel(context.Background())
 	out, errb := &syncBuf{}, &syncBuf{}
 	done := make(chan int, 1)
-	go func() { done <- realMain(ctx, []string{"run", "--config", cfg, "--for", "2m"}, &env{stdout: out, stderr: errb, getenv: os.Getenv}) }()
+	go func() {
+		done <- realMain(ctx, []string{"run", "--config", cfg, "--for", "2m"}, &env{stdout: out, stderr: errb, getenv: os.Getenv})
+	}()
 	defer func() {
 		cancel()
 		if c := <-done; c != 0 {
