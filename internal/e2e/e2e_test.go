@@ -364,7 +364,8 @@ func writeConfig(t *testing.T, name, dataDir string, site natsSite, camURL strin
 
 // startNATS starts a NATS server with JetStream for the multi-process
 // tests, as an operator would run one: every client authenticates with
-// its role's credentials; the test watches as admin.
+// its role's credentials, the streams are created as admin, and the test
+// watches as admin.
 func startNATS(t *testing.T) (natsSite, *nats.Conn) {
 	t.Helper()
 	dir := t.TempDir()
@@ -377,7 +378,19 @@ func startNATS(t *testing.T) (natsSite, *nats.Conn) {
 		srv.WaitForShutdown()
 	})
 	site := natsSite{url: srv.ClientURL(), creds: natsbus.DefaultCredsDir(dir)}
-	return site, adminConn(t, site.url, site.creds)
+	nc := adminConn(t, site.url, site.creds)
+	// The operator creates the topology as admin (`facewatch nats setup`):
+	// stage identities may not create streams.
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := natsbus.EnsureStreams(ctx, js, 1); err != nil {
+		t.Fatal(err)
+	}
+	return site, nc
 }
 
 // adminConn connects to url as the admin identity whose credentials are in
