@@ -103,11 +103,15 @@ func cmdDoctor(ctx context.Context, e *env, args []string) error {
 			}
 		}
 	}
-	for _, f := range []struct{ name, path string }{
+	certs := []struct{ name, path string }{
 		{"nats.tls.ca_file", cfg.NATS.TLS.CAFile},
 		{"nats.tls.cert_file", cfg.NATS.TLS.CertFile},
 		{"alert.tls.cert_file", cfg.Alert.TLS.CertFile},
-	} {
+	}
+	for _, c := range cfg.Cameras {
+		certs = append(certs, struct{ name, path string }{"camera " + c.ID + " ca", c.TLSCAFile})
+	}
+	for _, f := range certs {
 		if f.path != "" {
 			checks = append(checks, checkCertFile(f.name, f.path, time.Now())...)
 		}
