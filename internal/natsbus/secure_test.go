@@ -457,3 +457,60 @@ func TestEmbeddedListenRules(t *testing.T) {
 	}
 	c.Close()
 }
+
+// TestLeaseBucketPermissions: the camera and detect identities can use the
+// camera lease bucket (bind, put, get, create-if-absent, watch) once the
+// admin has made it, and cannot delete it; match cannot touch it.
+func TestLeaseBucketPermissions(t *testing.T) {
+	site := startSite(t, nil)
+	ctx := ctxFor(t, 30*time.Second)
+	admin := site.connect(t, RoleAdmin)
+	if _, err := admin.js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: CamerasBucket, TTL: time.Minute}); err != nil {
+		t.Fatalf("admin creating the lease bucket: %v", err)
+	}
+	for _, role := range []Role{RoleCamera, RoleDetect} {
+		t.Run(string(role), func(t *testing.T) {
+			rc := site.connect(t, role)
+			kv, err := rc.js.KeyValue(ctx, CamerasBucket)
+			if err != nil {
+				t.Fatalf("%s binding the lease bucket: %v", role, err)
+			}
+			w, err := kv.Watch(ctx, "cam-"+string(role))
+			if err != nil {
+				t.Fatalf("%s watching a key: %v", role, err)
+			}
+			defer w.Stop()
+			if _, err := kv.Create(ctx, "cam-"+string(role), []byte("worker-1")); err != nil {
+				t.Fatalf("%s creating a lease: %v", role, err)
+			}
+			e, err := kv.Get(ctx, "cam-"+string(role))
+			if err != nil || string(e.Value()) != "worker-1" {
+				t.Fatalf("%s reading its lease = %v, %v; want worker-1", role, e, err)
+			}
+			if _, err := kv.Update(ctx, "cam-"+string(role), []byte("worker-2"), e.Revision()); err != nil {
+				t.Errorf("%s renewing the lease: %v", role, err)
+			}
+			seen := false
+			deadline := time.After(5 * time.Second)
+			for !seen {
+				select {
+				case u := <-w.Updates():
+					seen = u != nil && string(u.Value()) == "worker-2"
+				case <-deadline:
+					t.Fatalf("%s: the watch did not see the renewal", role)
+				}
+			}
+			dctx, cancel := context.WithTimeout(ctx, time.Second)
+			defer cancel()
+			if err := rc.js.DeleteKeyValue(dctx, CamerasBucket); err == nil {
+				t.Errorf("%s deleted the lease bucket", role)
+			}
+		})
+	}
+	m := site.connect(t, RoleMatch)
+	kctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	if _, err := m.js.KeyValue(kctx, CamerasBucket); err == nil {
+		t.Error("match bound the lease bucket; only the edge roles may")
+	}
+}
