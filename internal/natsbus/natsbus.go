@@ -91,7 +91,7 @@ func Open(ctx context.Context, cfg config.NATS, dataDir string, opts Options) (*
 		log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
 	log = log.With("component", "natsbus")
-	b := &Bus{log: log, dlCount: map[string]int64{}, cfg: cfg, reg: opts.Registerer, name: opts.Name}
+	b := &Bus{log: log, dlCount: map[string]int64{}, cfg: cfg, reg: opts.Registerer}
 	if cfg.URL == "" {
 		if cfg.CredsDir == "" {
 			cfg.CredsDir = DefaultCredsDir(dataDir)
@@ -128,7 +128,7 @@ func DefaultCredsDir(dataDir string) string { return filepath.Join(dataDir, "nat
 // identity, for a stage of this process: `facewatch run` gives each of its
 // stages its own. Closing it leaves the server (and b) running.
 func (b *Bus) As(ctx context.Context, role Role, name string) (*Bus, error) {
-	nb := &Bus{log: b.log, dlCount: map[string]int64{}, cfg: b.cfg, ids: b.ids, url: b.url, reg: b.reg, name: name}
+	nb := &Bus{log: b.log, dlCount: map[string]int64{}, cfg: b.cfg, ids: b.ids, url: b.url, reg: b.reg}
 	nb.embedded = b.server()
 	if err := nb.connect(ctx, role, name); err != nil {
 		return nil, err
