@@ -64,7 +64,6 @@ type Bus struct {
 	url      string // the URL other processes can use (redacted form for external)
 	log      *slog.Logger
 	reg      prometheus.Registerer
-	name     string
 
 	deadLetters *prometheus.CounterVec
 	dlMu        sync.Mutex
