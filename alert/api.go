@@ -132,6 +132,11 @@ func (s *Service) Handler() http.Handler {
 		w.Header().Set("X-Content-Type-Options", "nosniff")
 		w.Header().Set("Cache-Control", "no-store")
 		w.Header().Set("Referrer-Policy", "no-referrer")
+		if r.TLS != nil && s.cfg.TLS.HSTSMaxAge > 0 {
+			// Once a browser has seen the API over HTTPS it refuses to
+			// send the token cookie over plain HTTP again.
+			w.Header().Set("Strict-Transport-Security", fmt.Sprintf("max-age=%d", int64(s.cfg.TLS.HSTSMaxAge/time.Second)))
+		}
 		tok, fromCookie, err := bearer(r)
 		var p principal
 		if err == nil {

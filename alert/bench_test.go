@@ -4,6 +4,7 @@ import (
 	"context"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -11,7 +12,9 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/facewatch/facewatch/internal/config"
 	"github.com/facewatch/facewatch/internal/natsbus"
+	"github.com/facewatch/facewatch/internal/testcert"
 	"github.com/facewatch/facewatch/internal/wire"
 )
 
@@ -83,6 +86,91 @@ func BenchmarkConsume(b *testing.B) {
 			}
 			b.StopTimer()
 			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "alerts/s")
+			cancel()
+			wg.Wait()
+		})
+	}
+}
+
+// BenchmarkHitPathTLS measures the hit path across a real TCP connection
+// to NATS, as between a central match host and the alert host: the match
+// identity publishes b.N hits to JetStream while the alert service (its
+// own identity, its own connection) consumes, stores durably and
+// acknowledges them; the timer runs from the first publish to the last
+// alert stored. "plain" is NATS on loopback without TLS; "tls" is the
+// same with mutual TLS (a test CA, server and client certificates) on
+// both connections. Compare their hits/s for the cost of TLS.
+func BenchmarkHitPathTLS(b *testing.B) {
+	for _, mode := range []string{"plain", "tls"} {
+		b.Run(mode, func(b *testing.B) {
+			dir := b.TempDir()
+			ctx := context.Background()
+			ncfg := config.NATS{Listen: "127.0.0.1:0"}
+			var clientTLS config.TLSFiles
+			if mode == "tls" {
+				ca := testcert.NewCA(b, dir)
+				cert, key := ca.Issue(b, testcert.Leaf{Name: "nats"})
+				ccert, ckey := ca.Issue(b, testcert.Leaf{Name: "client", Client: true})
+				ncfg.TLS = config.TLSFiles{CAFile: ca.File, CertFile: cert, KeyFile: key}
+				clientTLS = config.TLSFiles{CAFile: ca.File, CertFile: ccert, KeyFile: ckey}
+			}
+			srvBus, err := natsbus.Open(ctx, ncfg, filepath.Join(dir, "nats"), natsbus.Options{})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer srvBus.Close()
+			if err := natsbus.EnsureStreams(ctx, srvBus.JS, natsbus.Topology{}); err != nil {
+				b.Fatal(err)
+			}
+			url := srvBus.URL()
+			if !strings.HasPrefix(url, "tls://") && mode == "tls" || !strings.HasPrefix(url, "nats://") && mode == "plain" {
+				b.Fatalf("server URL %s for mode %s", url, mode)
+			}
+			remote := config.NATS{URL: url, CredsDir: natsbus.DefaultCredsDir(filepath.Join(dir, "nats")), TLS: clientTLS}
+			matchBus, err := natsbus.Open(ctx, remote, dir, natsbus.Options{Role: natsbus.RoleMatch})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer matchBus.Close()
+			alertBus, err := natsbus.Open(ctx, remote, dir, natsbus.Options{Role: natsbus.RoleAlert})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer alertBus.Close()
+			if (mode == "tls") != alertBus.Conn.TLSRequired() {
+				b.Fatalf("alert connection TLS = %v in mode %s", alertBus.Conn.TLSRequired(), mode)
+			}
+			base := time.Now()
+			msgs := make([][]byte, b.N)
+			hits := make([]wire.Hit, b.N)
+			for i := range b.N {
+				h, crop := makeHit(i, base)
+				hits[i], msgs[i] = h, encodeHit(b, h, crop)
+			}
+			s, err := Open(ctx, filepath.Join(dir, "data"), testConfig(), Options{Registry: prometheus.NewRegistry(), BatchSize: 128})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer s.Close()
+			rctx, cancel := context.WithCancel(ctx)
+			var wg sync.WaitGroup
+			wg.Go(func() { s.Run(rctx, alertBus.JS) })
+			b.ResetTimer()
+			for i := range b.N {
+				if _, err := matchBus.JS.PublishAsync(wire.HitsSubject(hits[i].Watchlist), msgs[i], jetstream.WithMsgID(hits[i].ID)); err != nil {
+					b.Fatal(err)
+				}
+			}
+			select {
+			case <-matchBus.JS.PublishAsyncComplete():
+			case <-time.After(2 * time.Minute):
+				b.Fatal("publishing timed out")
+			}
+			for countAlerts(b, s) < b.N {
+				time.Sleep(time.Millisecond)
+			}
+			b.StopTimer()
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "hits/s")
 			cancel()
 			wg.Wait()
 		})

@@ -34,7 +34,8 @@ func TestMQTTSinkDeliversARealHit(t *testing.T) {
 	dir := t.TempDir()
 	ctx := context.Background()
 	mqttAddr := freePort(t)
-	bus, err := natsbus.Open(ctx, config.NATS{MQTT: config.NATSMQTT{Listen: mqttAddr}}, filepath.Join(dir, "nats"), natsbus.Options{})
+	bus, err := natsbus.Open(ctx, config.NATS{MQTT: config.NATSMQTT{Listen: mqttAddr}}, filepath.Join(dir, "nats"), natsbus.Options{
+		PermissionOptions: natsbus.PermissionOptions{AlertSubjectPrefix: "facewatch.alerts"}})
 	if err != nil {
 		t.Fatalf("natsbus.Open with nats.mqtt.listen %s = %v", mqttAddr, err)
 	}
@@ -43,8 +44,26 @@ func TestMQTTSinkDeliversARealHit(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	// The service and the matcher use their own identities, as in
+	// `facewatch run`: the alert role may consume hits and publish on the
+	// MQTT subject, the match role may publish hits.
+	alertBus, err := bus.As(ctx, natsbus.RoleAlert, "alert")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer alertBus.Close()
+	matchBus, err := bus.As(ctx, natsbus.RoleMatch, "match")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer matchBus.Close()
+	pw, err := natsbus.MQTTPassword(natsbus.DefaultCredsDir(filepath.Join(dir, "nats")))
+	if err != nil {
+		t.Fatal(err)
+	}
+
 	got := make(chan mqtt.Message, 10)
-	opts := mqtt.NewClientOptions().AddBroker("tcp://" + mqttAddr).SetClientID("facewatch-test").
+	opts := mqtt.NewClientOptions().AddBroker("tcp://" + mqttAddr).SetClientID("facewatch-test").SetUsername(natsbus.MQTTUser).SetPassword(pw).
 		SetConnectTimeout(5 * time.Second).SetAutoReconnect(false)
 	client := mqtt.NewClient(opts)
 	if tok := client.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
@@ -58,9 +77,9 @@ func TestMQTTSinkDeliversARealHit(t *testing.T) {
 	cfg := testConfig()
 	cfg.Sinks.MQTT = config.MQTTSink{Enabled: true, SubjectPrefix: "facewatch.alerts"}
 	s := openWithConfig(t, filepath.Join(dir, "data"), cfg)
-	runService(t, s, bus.JS)
+	runService(t, s, alertBus.JS)
 	h, crop := makeHit(1, time.Now().Add(-time.Second))
-	publishHit(t, bus.JS, h, crop)
+	publishHit(t, matchBus.JS, h, crop)
 
 	select {
 	case m := <-got:

@@ -22,6 +22,8 @@ type ProbeOptions struct {
 	OpenTimeout, ReadTimeout time.Duration
 	// Transport for RTSP: tcp (default) or udp.
 	Transport string
+	// TLS is how an rtsps source's certificate is checked.
+	TLS TLSVerify
 }
 
 // ProbeResult is what Probe learned about a source.
@@ -78,6 +80,9 @@ func Probe(ctx context.Context, rawURL string, opts ProbeOptions) (ProbeResult, 
 
 func probe(src, redacted string, opts ProbeOptions, quit <-chan struct{}) (ProbeResult, error) {
 	res := ProbeResult{URL: redacted}
+	if err := verifyRTSPS(context.Background(), src, opts.TLS, opts.OpenTimeout); err != nil {
+		return res, fmt.Errorf("probing %s: %s", redacted, redactMessage(err.Error()))
+	}
 	select {
 	case openGate <- struct{}{}:
 	case <-quit:

@@ -389,6 +389,20 @@ func (w *Worker) start() *session {
 
 // capture is the body of a capture goroutine.
 func (w *Worker) capture(s *session) {
+	vctx, vcancel := context.WithCancel(context.Background())
+	go func() { // ends when the check does, or when the session quits
+		select {
+		case <-s.quit:
+		case <-vctx.Done():
+		}
+		vcancel()
+	}()
+	err := verifyRTSPS(vctx, w.cfg.URL, TLSVerify{CAFile: w.cfg.TLSCAFile, InsecureSkipVerify: w.cfg.TLSInsecureSkipVerify}, w.cfg.OpenTimeout)
+	vcancel()
+	if err != nil {
+		s.send(event{kind: evEnd, err: fmt.Errorf("opening camera %s (%s): %s", w.cfg.ID, w.redacted, redactMessage(err.Error()))})
+		return
+	}
 	select {
 	case openGate <- struct{}{}:
 	case <-s.quit:

@@ -4,12 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	stdlog "log"
+	"log/slog"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/facewatch/facewatch/alert"
@@ -41,20 +44,13 @@ func cmdAlertStage(ctx context.Context, e *env, args []string) error {
 		return errors.New("alert: nats.url is empty; the alert stage alone needs an external NATS server (or use `facewatch run`)")
 	}
 	log := e.logger(cfg)
-	opts := []nats.Option{nats.Name("facewatch-alert"), nats.MaxReconnects(-1)}
-	if cfg.NATS.CredsFile != "" {
-		opts = append(opts, nats.UserCredentials(cfg.NATS.CredsFile))
-	}
-	nc, err := nats.Connect(cfg.NATS.URL, opts...)
+	bus, err := natsbus.Open(ctx, cfg.NATS, cfg.DataDir, natsbus.Options{Name: "facewatch-alert", Role: natsbus.RoleAlert, Logger: log,
+		PermissionOptions: permissionOptions(cfg)})
 	if err != nil {
-		return fmt.Errorf("connecting to NATS %s: %w", config.Redact(cfg.NATS.URL), err)
+		return err
 	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return fmt.Errorf("opening JetStream: %w", err)
-	}
-	if err := natsbus.EnsureStreams(ctx, js, natsbus.TopologyOf(cfg)); err != nil {
+	defer bus.Close()
+	if err := natsbus.EnsureStreams(ctx, bus.JS, natsbus.TopologyOf(cfg)); err != nil {
 		return err
 	}
 	svc, err := alert.Open(ctx, cfg.DataDir, cfg.Alert, alert.Options{Logger: log, PhotoDir: alertPhotoDir(cfg), AckWait: cfg.NATS.AckWait, AuditDir: auditDir(cfg)})
@@ -62,21 +58,27 @@ func cmdAlertStage(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	defer svc.Close()
-	return serveAlert(ctx, svc, js, cfg.Alert.Listen, func(addr string) {
-		log.Info("alert service listening", "component", "alert", "url", "http://"+addr+"/console")
+	return serveAlert(ctx, svc, bus.JS, cfg.Alert, log, func(url string) {
+		log.Info("alert service listening", "component", "alert", "url", url+"/console")
 	})
 }
 
-// serveAlert runs svc's consumer and its HTTP API on listen until ctx ends
-// or either fails, then stops both.
-func serveAlert(ctx context.Context, svc *alert.Service, js jetstream.JetStream, listen string, ready func(addr string)) error {
-	srv, err := httpserve.Listen(listen, svc.Handler(), svc.HTTPLimits())
+// serveAlert runs svc's consumer and its HTTP API on acfg.Listen (HTTPS
+// when alert.tls is set, its certificate reloaded on SIGHUP and when the
+// files change; plain HTTP redirected from alert.tls.redirect_listen when
+// set) with the service's HTTP limits (timeouts, header size, connection
+// cap), until ctx ends or either fails, then stops both.
+func serveAlert(ctx context.Context, svc *alert.Service, js jetstream.JetStream, acfg config.Alert, log *slog.Logger, ready func(url string)) error {
+	ln, rel, url, err := alert.ListenHTTP(acfg, log)
 	if err != nil {
 		return err
 	}
+	srv := httpserve.New(ln, svc.Handler(), svc.HTTPLimits())
+	srv.HTTP().ErrorLog = slogErrorLog(log)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	errs := make(chan error, 2)
+	n := 2
+	errs := make(chan error, 4)
 	go func() { // stops when ctx is cancelled below
 		if err := srv.Serve(ctx, 5*time.Second); err != nil {
 			errs <- fmt.Errorf("serving the alert API: %w", err)
@@ -85,13 +87,46 @@ func serveAlert(ctx context.Context, svc *alert.Service, js jetstream.JetStream,
 		errs <- nil
 	}()
 	go func() { errs <- svc.Run(ctx, js) }() // stops when ctx is cancelled
+	if acfg.TLS.RedirectListen != "" {
+		n++
+		go func() { errs <- alert.ServeRedirect(ctx, acfg, ln.Addr().String(), log) }() // stops with ctx
+	}
+	if rel != nil {
+		hup := make(chan os.Signal, 1)
+		signal.Notify(hup, syscall.SIGHUP)
+		defer signal.Stop(hup)
+		go func() { // ends with ctx
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case <-hup:
+					if err := rel.Reload(); err != nil {
+						log.Warn("SIGHUP: keeping the previous https certificate", "component", "alert", "err", err)
+					}
+				}
+			}
+		}()
+	}
 	if ready != nil {
-		ready(srv.Addr().String())
+		ready(url)
 	}
 	first := <-errs
 	cancel()
-	second := <-errs
-	return errors.Join(first, second)
+	all := []error{first}
+	for range n - 1 {
+		all = append(all, <-errs)
+	}
+	return errors.Join(all...)
+}
+
+// slogErrorLog routes net/http's own log lines (TLS handshake errors,
+// plain HTTP sent to the HTTPS port) to the logger at debug level.
+func slogErrorLog(log *slog.Logger) *stdlog.Logger {
+	if log == nil {
+		return nil
+	}
+	return slog.NewLogLogger(log.With("component", "alert").Handler(), slog.LevelDebug)
 }
 
 // watchlistNames lists g's watchlist names, for the alert service's
@@ -137,19 +172,19 @@ func cmdToken(ctx context.Context, e *env, args []string) error {
 			return alert.Local{}, nil, err
 		}
 		l := alert.Local{DataDir: cfg.DataDir, AuditDir: auditDir(cfg), Actor: actor, Note: *by}
-		nc, js, err := connectJS(cfg, "facewatch-token")
+		done, js, err := connectJS(ctx, e, cfg, "facewatch-token", natsbus.RoleAdmin)
 		if err != nil {
 			return alert.Local{}, nil, err
 		}
 		if js == nil {
-			return l, func() {}, nil
+			return l, done, nil
 		}
 		if err := natsbus.EnsureStreams(ctx, js, natsbus.TopologyOf(cfg)); err != nil {
-			nc.Close()
+			done()
 			return alert.Local{}, nil, err
 		}
 		l.JS = js
-		return l, nc.Close, nil
+		return l, done, nil
 	}
 	switch sub {
 	case "create":
@@ -251,12 +286,12 @@ func cmdAudit(ctx context.Context, e *env, args []string) error {
 	// The stream's copy of the checkpoints, when there is one: a log and
 	// checkpoint file cut together still disagree with it.
 	streamed := map[string][]audit.Checkpoint{}
-	nc, js, err := connectJS(cfg, "facewatch-audit")
+	done, js, err := connectJS(ctx, e, cfg, "facewatch-audit", natsbus.RoleAdmin)
 	if err != nil {
 		return fmt.Errorf("reading audit checkpoints from JetStream: %w", err)
 	}
 	if js != nil {
-		defer nc.Close()
+		defer done()
 		for _, name := range []string{alert.AuditLogName, match.AuditLogName} {
 			if streamed[name], err = audit.Fetch(ctx, js, name); err != nil {
 				return err

@@ -21,13 +21,15 @@ func cmdCamera(ctx context.Context, e *env, args []string) error {
 // cmdCameraProbe connects to a source, reads a few frames and prints what
 // an integrator needs to know first.
 func cmdCameraProbe(ctx context.Context, e *env, args []string) error {
-	const usage = "camera probe [--frames N] [--open-timeout D] [--read-timeout D] [--transport tcp|udp] [--json] URL"
+	const usage = "camera probe [--frames N] [--open-timeout D] [--read-timeout D] [--transport tcp|udp] [--tls-ca FILE] [--insecure-skip-verify] [--json] URL"
 	fs := newFlagSet(e, "camera probe", usage)
 	frames := fs.Int("frames", 50, "frames to read (the rate is measured on those not already buffered)")
 	openTimeout := fs.Duration("open-timeout", 10*time.Second, "how long the open may take")
 	readTimeout := fs.Duration("read-timeout", 5*time.Second, "how long one frame may take")
 	transport := fs.String("transport", "tcp", "RTSP transport: tcp or udp")
 	asJSON := fs.Bool("json", false, "print one JSON object")
+	tlsCA := fs.String("tls-ca", "", "rtsps: certificates (PEM) trusted for the camera besides the system's")
+	insecure := fs.Bool("insecure-skip-verify", false, "rtsps: do not verify the camera's certificate")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -42,6 +44,7 @@ func cmdCameraProbe(ctx context.Context, e *env, args []string) error {
 	}
 	res, err := camera.Probe(ctx, fs.Arg(0), camera.ProbeOptions{
 		Frames: *frames, OpenTimeout: *openTimeout, ReadTimeout: *readTimeout, Transport: *transport,
+		TLS: camera.TLSVerify{CAFile: *tlsCA, InsecureSkipVerify: *insecure},
 	})
 	if err != nil {
 		return err

@@ -48,7 +48,7 @@ func cmdDeadLetter(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	bus, err := natsbus.Open(ctx, cfg.NATS, cfg.DataDir, natsbus.Options{Name: "facewatch-deadletter", Logger: e.logger(cfg)})
+	bus, err := natsbus.Open(ctx, cfg.NATS, cfg.DataDir, natsbus.Options{Name: "facewatch-deadletter", Role: natsbus.RoleAdmin, Logger: e.logger(cfg)})
 	if err != nil {
 		return err
 	}

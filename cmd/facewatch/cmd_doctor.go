@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/x509"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"net"
@@ -101,6 +103,19 @@ func cmdDoctor(ctx context.Context, e *env, args []string) error {
 			}
 		}
 	}
+	certs := []struct{ name, path string }{
+		{"nats.tls.ca_file", cfg.NATS.TLS.CAFile},
+		{"nats.tls.cert_file", cfg.NATS.TLS.CertFile},
+		{"alert.tls.cert_file", cfg.Alert.TLS.CertFile},
+	}
+	for _, c := range cfg.Cameras {
+		certs = append(certs, struct{ name, path string }{"camera " + c.ID + " ca", c.TLSCAFile})
+	}
+	for _, f := range certs {
+		if f.path != "" {
+			checks = append(checks, checkCertFile(f.name, f.path, time.Now())...)
+		}
+	}
 	if l, err := net.Listen("tcp", cfg.Alert.Listen); err != nil {
 		add("alert api", "warn", "cannot listen on %s (in use by a running facewatch?): %v", cfg.Alert.Listen, err)
 	} else {
@@ -150,4 +165,59 @@ func checkDataDir(dir string) check {
 		return check{"data dir", "ok", fmt.Sprintf("%s writable, %d GiB free", abs, free>>30)}
 	}
 	return check{"data dir", "ok", dir + " writable"}
+}
+
+// certWarn is how long before expiry doctor starts warning.
+const certWarn = 30 * 24 * time.Hour
+
+// checkCertFile reports each certificate in a PEM file: who it is for,
+// when it expires and how long is left. Expired or not yet valid is a
+// failure; under certWarn left is a warning.
+func checkCertFile(name, path string, now time.Time) []check {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return []check{{name, "FAIL", fmt.Sprintf("cannot read %s: %v", path, errors.Unwrap(err))}}
+	}
+	var out []check
+	for n := 0; ; n++ {
+		var b *pem.Block
+		b, data = pem.Decode(data)
+		if b == nil {
+			if n == 0 {
+				return []check{{name, "FAIL", path + " holds no PEM certificate"}}
+			}
+			return out
+		}
+		if b.Type != "CERTIFICATE" {
+			continue
+		}
+		c, err := x509.ParseCertificate(b.Bytes)
+		if err != nil {
+			out = append(out, check{name, "FAIL", fmt.Sprintf("%s: certificate %d does not parse: %v", path, n+1, err)})
+			continue
+		}
+		who := c.Subject.CommonName
+		if who == "" {
+			who = c.Subject.String()
+		}
+		left := c.NotAfter.Sub(now)
+		switch {
+		case now.Before(c.NotBefore):
+			out = append(out, check{name, "FAIL", fmt.Sprintf("%q is not valid until %s", who, c.NotBefore.UTC().Format(time.RFC3339))})
+		case left <= 0:
+			out = append(out, check{name, "FAIL", fmt.Sprintf("%q expired %s ago, on %s", who, days(-left), c.NotAfter.UTC().Format(time.RFC3339))})
+		case left < certWarn:
+			out = append(out, check{name, "warn", fmt.Sprintf("%q expires in %s, on %s: renew it", who, days(left), c.NotAfter.UTC().Format(time.RFC3339))})
+		default:
+			out = append(out, check{name, "ok", fmt.Sprintf("%q valid for %s more, until %s", who, days(left), c.NotAfter.UTC().Format(time.RFC3339))})
+		}
+	}
+}
+
+// days writes a duration as days (or hours under two days).
+func days(d time.Duration) string {
+	if d < 48*time.Hour {
+		return fmt.Sprintf("%.0f hours", d.Hours())
+	}
+	return fmt.Sprintf("%d days", int(d.Hours()/24))
 }

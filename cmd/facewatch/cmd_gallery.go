@@ -8,9 +8,6 @@ import (
 	"io"
 	"time"
 
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
-
 	"github.com/facewatch/facewatch/internal/audit"
 	"github.com/facewatch/facewatch/internal/config"
 	"github.com/facewatch/facewatch/internal/natsbus"
@@ -47,21 +44,14 @@ func (e *env) publish(ctx context.Context, cfg config.Config, g *match.Gallery) 
 	if cfg.NATS.URL == "" {
 		return nil
 	}
-	opts := []nats.Option{nats.Name("facewatch-curator"), nats.Timeout(5 * time.Second)}
-	if cfg.NATS.CredsFile != "" {
-		opts = append(opts, nats.UserCredentials(cfg.NATS.CredsFile))
-	}
-	nc, err := nats.Connect(cfg.NATS.URL, opts...)
-	if err != nil {
-		return fmt.Errorf("publishing gallery events (they stay queued in the gallery): connecting to %s: %s", config.Redact(cfg.NATS.URL), config.RedactError(err))
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return fmt.Errorf("publishing gallery events: %w", err)
-	}
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
+	bus, err := natsbus.Open(ctx, cfg.NATS, cfg.DataDir, natsbus.Options{Name: "facewatch-curator", Role: natsbus.RoleCurator, Logger: e.logger(cfg)})
+	if err != nil {
+		return fmt.Errorf("publishing gallery events (they stay queued in the gallery): %w", err)
+	}
+	defer bus.Close()
+	js := bus.JS
 	if err := natsbus.EnsureStreams(ctx, js, natsbus.TopologyOf(cfg)); err != nil {
 		return fmt.Errorf("publishing gallery events (they stay queued in the gallery): %w", err)
 	}

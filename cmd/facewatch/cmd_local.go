@@ -6,7 +6,6 @@ import (
 	"os/user"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/facewatch/facewatch/internal/audit"
@@ -42,35 +41,28 @@ func auditKeys(cfg config.Config) (*audit.Keys, error) {
 	return audit.LoadKeys(auditDir(cfg), cfg.DataDir)
 }
 
-// connectJS connects to the configured external NATS server, nil when
-// there is none (the embedded server of `facewatch run` is in-process).
-func connectJS(cfg config.Config, name string) (*nats.Conn, jetstream.JetStream, error) {
+// connectJS connects to the configured external NATS server as role
+// (its credentials from nats.creds_dir, or nats.creds_file); a nil
+// JetStream when there is none (the embedded server of `facewatch run` is
+// in-process). The returned function closes the connection.
+func connectJS(ctx context.Context, e *env, cfg config.Config, name string, role natsbus.Role) (func(), jetstream.JetStream, error) {
 	if cfg.NATS.URL == "" {
-		return nil, nil, nil
+		return func() {}, nil, nil
 	}
-	opts := []nats.Option{nats.Name(name)}
-	if cfg.NATS.CredsFile != "" {
-		opts = append(opts, nats.UserCredentials(cfg.NATS.CredsFile))
-	}
-	nc, err := nats.Connect(cfg.NATS.URL, opts...)
+	bus, err := natsbus.Open(ctx, cfg.NATS, cfg.DataDir, natsbus.Options{Name: name, Role: role, Logger: e.logger(cfg)})
 	if err != nil {
-		return nil, nil, fmt.Errorf("connecting to %s: %s", config.Redact(cfg.NATS.URL), config.RedactError(err))
+		return nil, nil, err
 	}
-	js, err := jetstream.New(nc)
-	if err != nil {
-		nc.Close()
-		return nil, nil, fmt.Errorf("opening JetStream: %w", err)
-	}
-	return nc, js, nil
+	return bus.Close, bus.JS, nil
 }
 
 // publishCheckpoint copies a checkpoint to the audit stream when
 // nats.url is set (the file already has it: a failure is reported, not
 // fatal to the change, which is done).
 func publishCheckpoint(ctx context.Context, e *env, cfg config.Config, c audit.Checkpoint) {
-	nc, js, err := connectJS(cfg, "facewatch-audit")
+	done, js, err := connectJS(ctx, e, cfg, "facewatch-audit", natsbus.RoleCurator)
 	if err == nil && js != nil {
-		defer nc.Close()
+		defer done()
 		ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		defer cancel()
 		if err = natsbus.EnsureStreams(ctx, js, natsbus.TopologyOf(cfg)); err == nil {

@@ -6,6 +6,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/facewatch/facewatch/internal/natsbus"
 	"github.com/facewatch/facewatch/internal/wire"
 )
 
@@ -17,12 +18,12 @@ func cmdCameraStage(ctx context.Context, e *env, args []string) error {
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	ctx, s, err := e.openStage(ctx, "camera", f, true)
+	ctx, s, err := e.openStage(ctx, "camera", natsbus.RoleCamera, f, true)
 	if err != nil {
 		return err
 	}
 	defer s.close()
-	cam, err := s.newCameraStage(nil)
+	cam, err := s.newCameraStage(s.bus, nil)
 	if err != nil {
 		return err
 	}
@@ -53,12 +54,12 @@ func cmdDetectStage(ctx context.Context, e *env, args []string) error {
 			only = append(only, c)
 		}
 	}
-	ctx, s, err := e.openStage(ctx, name, f, true)
+	ctx, s, err := e.openStage(ctx, name, natsbus.RoleDetect, f, true)
 	if err != nil {
 		return err
 	}
 	defer s.close()
-	det, err := s.newDetectStage(e, nil, only)
+	det, err := s.newDetectStage(e, s.bus, nil, only)
 	if err != nil {
 		return err
 	}
@@ -77,17 +78,17 @@ func cmdMatchStage(ctx context.Context, e *env, args []string) error {
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	ctx, s, err := e.openStage(ctx, "match", f, true)
+	ctx, s, err := e.openStage(ctx, "match", natsbus.RoleMatch, f, true)
 	if err != nil {
 		return err
 	}
 	defer s.close()
-	g, idx, err := s.matchParts(ctx)
+	g, idx, err := s.matchParts(ctx, s.bus)
 	if err != nil {
 		return err
 	}
 	defer g.Close()
-	ms, err := s.newMatchStage(g, idx)
+	ms, err := s.newMatchStage(s.bus, g, idx)
 	if err != nil {
 		return err
 	}

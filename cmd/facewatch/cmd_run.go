@@ -20,7 +20,12 @@ func cmdRun(ctx context.Context, e *env, args []string) error {
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	ctx, s, err := e.openStage(ctx, "run", f, false)
+	// The process's own connection is the admin identity, which creates
+	// the topology (with the embedded server, and with an external one
+	// when nats.creds_dir holds admin credentials); each stage then
+	// connects under its own role, with exactly the permissions of a stage
+	// in its own process.
+	ctx, s, err := e.openStage(ctx, "run", "", f, false)
 	if err != nil {
 		return err
 	}
@@ -28,16 +33,23 @@ func cmdRun(ctx context.Context, e *env, args []string) error {
 	if len(s.cfg.Cameras) == 0 {
 		s.log.Warn("no cameras configured; running the API and matchers only")
 	}
-	js := s.bus.JS
-	if err := natsbus.EnsureStreams(ctx, js, natsbus.TopologyOf(s.cfg)); err != nil {
+	if err := natsbus.EnsureStreams(ctx, s.bus.JS, natsbus.TopologyOf(s.cfg)); err != nil {
 		return err
 	}
-	g, idx, err := s.matchParts(ctx)
+	matchBus, err := s.as(ctx, natsbus.RoleMatch)
+	if err != nil {
+		return err
+	}
+	alertBus, err := s.as(ctx, natsbus.RoleAlert)
+	if err != nil {
+		return err
+	}
+	g, idx, err := s.matchParts(ctx, matchBus)
 	if err != nil {
 		return err
 	}
 	defer g.Close()
-	ms, err := s.newMatchStage(g, idx)
+	ms, err := s.newMatchStage(matchBus, g, idx)
 	if err != nil {
 		return err
 	}
@@ -45,11 +57,19 @@ func cmdRun(ctx context.Context, e *env, args []string) error {
 	var det *pipeline.DetectStage
 	var cam *pipeline.CameraStage
 	if len(s.cfg.Cameras) > 0 {
-		if det, err = s.newDetectStage(e, frames, nil); err != nil {
+		detBus, err := s.as(ctx, natsbus.RoleDetect)
+		if err != nil {
+			return err
+		}
+		camBus, err := s.as(ctx, natsbus.RoleCamera)
+		if err != nil {
+			return err
+		}
+		if det, err = s.newDetectStage(e, detBus, frames, nil); err != nil {
 			return err
 		}
 		defer det.Close()
-		if cam, err = s.newCameraStage(frames); err != nil {
+		if cam, err = s.newCameraStage(camBus, frames); err != nil {
 			return err
 		}
 	}
@@ -62,7 +82,7 @@ func cmdRun(ctx context.Context, e *env, args []string) error {
 
 	grp, gctx := errgroup.WithContext(ctx)
 	grp.Go(func() error { return idx.Run(gctx) })
-	grp.Go(func() error { return g.RunPublisher(gctx, js, 0) })
+	grp.Go(func() error { return g.RunPublisher(gctx, matchBus.JS, 0) })
 	grp.Go(func() error { return g.RunLifecycle(gctx, s.lifecycle()) })
 	grp.Go(func() error { return ms.Run(gctx) })
 	if det != nil {
@@ -71,9 +91,9 @@ func cmdRun(ctx context.Context, e *env, args []string) error {
 	}
 	grp.Go(func() error { return s.serveMetrics(gctx) })
 	grp.Go(func() error {
-		return serveAlert(gctx, svc, js, s.cfg.Alert.Listen, func(addr string) {
+		return serveAlert(gctx, svc, alertBus.JS, s.cfg.Alert, s.log, func(url string) {
 			fmt.Fprintf(e.stdout, "facewatch running: %d cameras, nats %s\n", len(s.cfg.Cameras), s.bus.URL())
-			fmt.Fprintf(e.stdout, "API and console: http://%s/ (create a token with `facewatch token create --role operator --person NAME --scope all --config FILE`)\n", addr)
+			fmt.Fprintf(e.stdout, "API and console: %s/ (create a token with `facewatch token create --role operator --person NAME --scope all --config FILE`)\n", url)
 		})
 	})
 	err = grp.Wait()

@@ -53,14 +53,15 @@ type stage struct {
 	reg         *prometheus.Registry
 	pm          *pipeline.Metrics
 	bus         *natsbus.Bus
+	extra       []*natsbus.Bus // per-stage connections from as
 	metricsAddr string
 	cancel      context.CancelFunc
 }
 
-// openStage loads the config, bounds ctx by --for and connects to NATS; the
-// caller defers s.close(). needURL refuses an empty nats.url (a single stage
-// needs a server someone else runs).
-func (e *env) openStage(ctx context.Context, name string, f *stageFlags, needURL bool) (context.Context, *stage, error) {
+// openStage loads the config, bounds ctx by --for and connects to NATS as
+// role; the caller defers s.close(). needURL refuses an empty nats.url (a
+// single stage needs a server someone else runs).
+func (e *env) openStage(ctx context.Context, name string, role natsbus.Role, f *stageFlags, needURL bool) (context.Context, *stage, error) {
 	if err := checkMetricsAddr(f.metrics); err != nil {
 		return nil, nil, err
 	}
@@ -76,8 +77,17 @@ func (e *env) openStage(ctx context.Context, name string, f *stageFlags, needURL
 	if s.pm, err = pipeline.NewMetrics(s.reg); err != nil {
 		return nil, nil, err
 	}
+	if role == "" && cfg.NATS.URL != "" && cfg.NATS.CredsDir != "" {
+		// `run` against an external cluster: admin when this host holds
+		// the admin credentials, else the matcher (run always matches).
+		role = natsbus.RoleMatch
+		if natsbus.HasCredentials(cfg.NATS.CredsDir, natsbus.RoleAdmin) {
+			role = natsbus.RoleAdmin
+		}
+	}
 	ctx, s.cancel = withDuration(ctx, f.duration)
-	s.bus, err = natsbus.Open(ctx, cfg.NATS, cfg.DataDir, natsbus.Options{Name: "facewatch-" + name, Logger: s.log, Registerer: s.reg})
+	s.bus, err = natsbus.Open(ctx, cfg.NATS, cfg.DataDir, natsbus.Options{Name: "facewatch-" + name, Role: role, Logger: s.log, Registerer: s.reg,
+		PermissionOptions: permissionOptions(cfg)})
 	if err != nil {
 		s.cancel()
 		return nil, nil, err
@@ -85,9 +95,33 @@ func (e *env) openStage(ctx context.Context, name string, f *stageFlags, needURL
 	return ctx, s, nil
 }
 
-// close disconnects from NATS (stopping an embedded server) and releases
-// the --for timer.
+// permissionOptions are the config values the NATS permission table
+// depends on.
+func permissionOptions(cfg config.Config) natsbus.PermissionOptions {
+	return natsbus.PermissionOptions{AlertSubjectPrefix: cfg.Alert.Sinks.MQTT.SubjectPrefix}
+}
+
+// as is a connection for one stage of this process under role's identity:
+// the stage's own connection, closed with the stage (s.close). A process
+// whose bus already is that role shares it.
+func (s *stage) as(ctx context.Context, role natsbus.Role) (*natsbus.Bus, error) {
+	if s.bus.Role() == role {
+		return s.bus, nil
+	}
+	b, err := s.bus.As(ctx, role, "facewatch-"+string(role))
+	if err != nil {
+		return nil, err
+	}
+	s.extra = append(s.extra, b)
+	return b, nil
+}
+
+// close disconnects from NATS (the stages' connections first, then the
+// one that may run the embedded server) and releases the --for timer.
 func (s *stage) close() {
+	for _, b := range s.extra {
+		b.Close()
+	}
 	s.bus.Close()
 	s.cancel()
 }
@@ -177,7 +211,7 @@ func (s *stage) lifecycle() match.LifecycleOptions {
 }
 
 // matchParts opens the gallery and its index for a match stage.
-func (s *stage) matchParts(ctx context.Context) (*match.Gallery, *match.Index, error) {
+func (s *stage) matchParts(ctx context.Context, bus *natsbus.Bus) (*match.Gallery, *match.Index, error) {
 	// The gallery's audit keys: the lifecycle sweep's purges are audited
 	// in their own transactions, as the system.
 	keys, err := auditKeys(s.cfg)
@@ -189,34 +223,34 @@ func (s *stage) matchParts(ctx context.Context) (*match.Gallery, *match.Index, e
 	if err != nil {
 		return nil, nil, err
 	}
-	idx := match.NewIndex(s.cfg.Match, match.IndexOptions{Gallery: g, JetStream: s.bus.JS, Replicas: s.cfg.NATS.Replicas, Logger: s.log})
+	idx := match.NewIndex(s.cfg.Match, match.IndexOptions{Gallery: g, JetStream: bus.JS, Replicas: s.cfg.NATS.Replicas, Logger: s.log})
 	return g, idx, nil
 }
 
-func (s *stage) newMatchStage(g *match.Gallery, idx *match.Index) (*pipeline.MatchStage, error) {
+func (s *stage) newMatchStage(bus *natsbus.Bus, g *match.Gallery, idx *match.Index) (*pipeline.MatchStage, error) {
 	return pipeline.NewMatchStage(pipeline.MatchOptions{
-		Bus: s.bus, Decider: idx, Ready: idx.Ready(), Photos: g, AckWait: s.cfg.NATS.AckWait,
+		Bus: bus, Decider: idx, Ready: idx.Ready(), Photos: g, AckWait: s.cfg.NATS.AckWait,
 		Topology: natsbus.TopologyOf(s.cfg), Logger: s.log, Metrics: s.pm,
 	})
 }
 
-func (s *stage) newDetectStage(e *env, local <-chan pipeline.Frame, cameras []string) (*pipeline.DetectStage, error) {
+func (s *stage) newDetectStage(e *env, bus *natsbus.Bus, local <-chan pipeline.Frame, cameras []string) (*pipeline.DetectStage, error) {
 	dir, err := s.modelDir(e)
 	if err != nil {
 		return nil, err
 	}
 	return pipeline.NewDetectStage(pipeline.DetectOptions{
-		Bus: s.bus, Models: dir, Detect: s.cfg.Detect, Embed: s.cfg.Embed, Track: trackConfig(s.cfg),
+		Bus: bus, Models: dir, Detect: s.cfg.Detect, Embed: s.cfg.Embed, Track: trackConfig(s.cfg),
 		Local: local, Cameras: cameras, Topology: natsbus.TopologyOf(s.cfg), CropTTL: s.cfg.Alert.UnmatchedRetention, Logger: s.log, Metrics: s.pm,
 	})
 }
 
-func (s *stage) newCameraStage(local chan<- pipeline.Frame) (*pipeline.CameraStage, error) {
+func (s *stage) newCameraStage(bus *natsbus.Bus, local chan<- pipeline.Frame) (*pipeline.CameraStage, error) {
 	cm, err := camera.NewMetrics(s.reg)
 	if err != nil {
 		return nil, err
 	}
-	return pipeline.NewCameraStage(pipeline.CameraOptions{Bus: s.bus, Cameras: s.cfg.Cameras, Local: local, Logger: s.log, CameraMetrics: cm, Metrics: s.pm})
+	return pipeline.NewCameraStage(pipeline.CameraOptions{Bus: bus, Cameras: s.cfg.Cameras, Local: local, Logger: s.log, CameraMetrics: cm, Metrics: s.pm})
 }
 
 // ignoreCancel turns the end of the command's context (Ctrl-C, --for)

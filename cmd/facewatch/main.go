@@ -39,6 +39,7 @@ func commands() []command {
 		{"check-config", "validate a config file and exit", cmdCheckConfig},
 		{"models", "list, fetch or verify the dlib model files", cmdModels},
 		{"doctor", "check config, models, data directory, NATS and cameras, and say what is wrong", cmdDoctor},
+		{"nats", "`nats init` writes a site's nats-server config and role credentials; `nats setup` creates the streams", cmdNATS},
 		{"run", "run every stage in one process with an embedded NATS server", cmdRun},
 		{"camera", "run the camera stage, or `camera probe URL` to test a source", cmdCamera},
 		{"detect", "run the detect+embed stage against a NATS server", cmdDetectStage},

@@ -63,8 +63,19 @@ type NATS struct {
 	// processes can join; empty keeps it in-process only (a random loopback
 	// port).
 	Listen string `yaml:"listen"`
-	// CredsFile is a NATS credentials file for an external cluster.
+	// CredsFile is one NATS credentials file (JWT) for every stage of an
+	// external cluster. Prefer CredsDir: one identity per role.
 	CredsFile string `yaml:"creds_file"`
+	// CredsDir holds one credentials file per role (natsbus.Roles):
+	// <role>.nk (an nkey seed, as `facewatch nats init` writes) or
+	// <role>.creds (a JWT credentials file). Each stage connects as its
+	// own role. With the embedded server it defaults to
+	// data_dir/nats/creds, where the server writes its roles' keys on
+	// first start when it listens for other processes.
+	CredsDir string `yaml:"creds_dir"`
+	// TLS is the NATS TLS configuration: the client side for nats.url,
+	// the server side for the embedded server's nats.listen.
+	TLS TLSFiles `yaml:"tls"`
 	// Replicas is the JetStream replication factor for facewatch's streams.
 	Replicas int `yaml:"replicas"`
 	// AckWait is how long a consumer (matcher, alert service) may hold a
@@ -73,6 +84,43 @@ type NATS struct {
 	AckWait time.Duration `yaml:"ack_wait"`
 	// MQTT is the embedded server's MQTT 3.1.1 listener (off by default).
 	MQTT NATSMQTT `yaml:"mqtt"`
+}
+
+// TLSFiles names PEM files for TLS. For NATS: CAFile verifies the peer
+// (the server, for a client; client certificates, for the embedded server,
+// which then requires them: mutual TLS); CertFile and KeyFile are this
+// side's certificate.
+type TLSFiles struct {
+	CAFile   string `yaml:"ca_file"`
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
+}
+
+// Enabled reports whether any file is set.
+func (t TLSFiles) Enabled() bool { return t.CAFile != "" || t.CertFile != "" || t.KeyFile != "" }
+
+// validate checks that the files come in usable sets (whether they can be
+// read is checked where they are loaded, after relative paths are
+// resolved).
+func (t TLSFiles) validate() error {
+	if (t.CertFile == "") != (t.KeyFile == "") {
+		return errors.New("cert_file, key_file: set both or neither")
+	}
+	return nil
+}
+
+// IsLoopback reports whether a listen address's host is a loopback address
+// (127.0.0.0/8, ::1, localhost). An empty host means every interface.
+func IsLoopback(listen string) bool {
+	h, _, err := net.SplitHostPort(listen)
+	if err != nil || h == "" {
+		return false
+	}
+	if h == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(h)
+	return ip != nil && ip.IsLoopback()
 }
 
 // NATSMQTT configures the embedded NATS server's MQTT listener, through
@@ -93,6 +141,13 @@ type Camera struct {
 	Name string `yaml:"name"`
 	// Transport for RTSP: tcp (default) or udp.
 	Transport string `yaml:"transport"`
+	// TLSCAFile (rtsps) holds certificates trusted for this camera besides
+	// the system's: a private CA or the camera's own self-signed
+	// certificate. The camera's certificate is verified by default.
+	TLSCAFile string `yaml:"tls_ca_file"`
+	// TLSInsecureSkipVerify (rtsps) turns certificate verification off for
+	// this camera: the explicit opt-out.
+	TLSInsecureSkipVerify bool `yaml:"tls_insecure_skip_verify"`
 	// MaxFPS caps the frames handed to detection; 0 means every frame.
 	MaxFPS float64 `yaml:"max_fps"`
 	// Motion gating: frames whose mean absolute difference from the last
@@ -235,7 +290,27 @@ type Alert struct {
 	// several groups. A scoped token sees only alerts of its groups'
 	// cameras (see docs/alerts.md, Scopes).
 	CameraGroups map[string][]string `yaml:"camera_groups"`
+	// TLS serves the API and console over HTTPS.
+	TLS HTTPTLS `yaml:"tls"`
 }
+
+// HTTPTLS configures HTTPS for the alert API and console. With CertFile
+// and KeyFile set, alert.listen speaks only TLS (a plain HTTP request there
+// is refused with 400); the files are read again on SIGHUP or when they
+// change, so a renewed certificate needs no restart.
+type HTTPTLS struct {
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
+	// RedirectListen, when set, is a plain-HTTP address that answers every
+	// request with a redirect to the HTTPS address (off by default: plain
+	// HTTP is refused).
+	RedirectListen string `yaml:"redirect_listen"`
+	// HSTSMaxAge is the Strict-Transport-Security max-age sent over HTTPS.
+	HSTSMaxAge time.Duration `yaml:"hsts_max_age"`
+}
+
+// Enabled reports whether the API is served over TLS.
+func (t HTTPTLS) Enabled() bool { return t.CertFile != "" }
 
 // Sinks configures the alert service's optional alert sinks.
 type Sinks struct {
@@ -305,6 +380,7 @@ func Defaults() Config {
 			MaxConnections:     256,
 			LiveMaxClients:     64,
 			LiveMaxPerToken:    4,
+			TLS:                HTTPTLS{HSTSMaxAge: 365 * 24 * time.Hour},
 			Sinks: Sinks{
 				Webhook: Webhook{Timeout: 10 * time.Second, BackoffMin: time.Second, BackoffMax: 5 * time.Minute},
 				MQTT:    MQTTSink{SubjectPrefix: "facewatch.alerts"},
@@ -466,6 +542,14 @@ func (c *Config) Validate() error {
 			return fmt.Errorf("nats.mqtt.listen: %q is not host:port", c.NATS.MQTT.Listen)
 		} else if n, err := strconv.Atoi(p); err != nil || n < 0 || n > 65535 {
 			return fmt.Errorf("nats.mqtt.listen: port %q is not a number between 0 and 65535", p)
+		}
+	}
+	if err := c.NATS.TLS.validate(); err != nil {
+		return fmt.Errorf("nats.tls.%w", err)
+	}
+	if c.NATS.URL == "" {
+		if err := c.NATS.CheckListen(); err != nil {
+			return err
 		}
 	}
 	if c.NATS.Replicas < 1 || c.NATS.Replicas > 5 {
@@ -706,6 +790,9 @@ func (a *Alert) Validate() error {
 	if err := a.validateCameraGroups(); err != nil {
 		return err
 	}
+	if err := a.TLS.validate(); err != nil {
+		return fmt.Errorf("tls.%w", err)
+	}
 	if err := a.Sinks.Webhook.Validate(); err != nil {
 		return fmt.Errorf("sinks.webhook.%w", err)
 	}
@@ -747,6 +834,43 @@ func (a *Alert) validateCameraGroups() error {
 				return fmt.Errorf("camera_groups.%s[%d]: camera %q is listed twice", g, i, c)
 			}
 			seen[c] = true
+		}
+	}
+	return nil
+}
+
+// validate checks the HTTPS files and the redirect address.
+func (t HTTPTLS) validate() error {
+	if (t.CertFile == "") != (t.KeyFile == "") {
+		return errors.New("cert_file, key_file: set both or neither")
+	}
+	if t.RedirectListen != "" {
+		if !t.Enabled() {
+			return errors.New("redirect_listen: only with cert_file and key_file (it redirects to HTTPS)")
+		}
+		if _, _, err := net.SplitHostPort(t.RedirectListen); err != nil {
+			return fmt.Errorf("redirect_listen: %q is not host:port", t.RedirectListen)
+		}
+	}
+	if t.HSTSMaxAge < 0 {
+		return fmt.Errorf("hsts_max_age: %v must not be negative", t.HSTSMaxAge)
+	}
+	return nil
+}
+
+// CheckListen refuses an embedded server that would listen beyond this
+// host without TLS: the one-line reason facewatch gives at start.
+func (n NATS) CheckListen() error {
+	mqtt := n.MQTT.Listen
+	if strings.HasPrefix(mqtt, ":") {
+		mqtt = "127.0.0.1" + mqtt // nats.mqtt.listen: an empty host is loopback
+	}
+	for _, l := range []struct{ key, addr string }{{"nats.listen", n.Listen}, {"nats.mqtt.listen", mqtt}} {
+		if l.addr == "" || IsLoopback(l.addr) {
+			continue
+		}
+		if n.TLS.CertFile == "" {
+			return fmt.Errorf("%s: %q is not a loopback address and nats.tls has no cert_file: other hosts would reach the bus in clear; set nats.tls (cert_file, key_file, ca_file) or listen on 127.0.0.1", l.key, l.addr)
 		}
 	}
 	return nil
@@ -806,6 +930,16 @@ func (c *Config) Resolve(base string) {
 	c.Audit.Dir = abs(c.Audit.Dir)
 	c.Alert.Sinks.Webhook.SecretFile = abs(c.Alert.Sinks.Webhook.SecretFile)
 	c.Alert.EvidenceKeyFile = abs(c.Alert.EvidenceKeyFile)
+	c.NATS.CredsFile = abs(c.NATS.CredsFile)
+	c.NATS.CredsDir = abs(c.NATS.CredsDir)
+	c.NATS.TLS.CAFile = abs(c.NATS.TLS.CAFile)
+	c.NATS.TLS.CertFile = abs(c.NATS.TLS.CertFile)
+	c.NATS.TLS.KeyFile = abs(c.NATS.TLS.KeyFile)
+	c.Alert.TLS.CertFile = abs(c.Alert.TLS.CertFile)
+	for i := range c.Cameras {
+		c.Cameras[i].TLSCAFile = abs(c.Cameras[i].TLSCAFile)
+	}
+	c.Alert.TLS.KeyFile = abs(c.Alert.TLS.KeyFile)
 }
 
 // Redact removes the password (and user) from a URL for logs, status,

@@ -268,7 +268,7 @@ func TestNoStrangerAtRest(t *testing.T) {
 	t.Run("run", func(t *testing.T) {
 		cam := serveClipOf(t, clp)
 		data := t.TempDir()
-		cfg := writeConfig(t, "run", data, "", cam.url)
+		cfg := writeConfig(t, "run", data, natsSite{}, cam.url)
 		run := start(t, "run", "run", "--config", cfg)
 		m := run.waitLine(t, regexp.MustCompile(`nats (nats://\S+)`), 60*time.Second)
 		nc, err := nats.Connect(m[1])
@@ -312,9 +312,9 @@ func TestNoStrangerAtRest(t *testing.T) {
 		}
 		defer nc.Close()
 		tap := tapDescriptors(t, nc)
-		detect := start(t, "detect", "detect", "--config", writeConfig(t, "detect", detData, srv.ClientURL(), ""))
+		detect := start(t, "detect", "detect", "--config", writeConfig(t, "detect", detData, natsSite{url: srv.ClientURL()}, ""))
 		time.Sleep(2 * time.Second)
-		camera := start(t, "camera", "camera", "--config", writeConfig(t, "camera", camData, srv.ClientURL(), cam.url))
+		camera := start(t, "camera", "camera", "--config", writeConfig(t, "camera", camData, natsSite{url: srv.ClientURL()}, cam.url))
 		dirs := []string{natsDir, camData, detData}
 		found := watchAtRest(t, cam, tap, dirs)
 		camera.stop(t)

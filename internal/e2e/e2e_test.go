@@ -341,12 +341,22 @@ func (p *proc) waitLine(t testing.TB, re *regexp.Regexp, within time.Duration) [
 	return nil
 }
 
+// natsSite is an external NATS server for the multi-process tests: its
+// URL and the directory of its role credentials. The zero value means the
+// embedded server of `facewatch run`.
+type natsSite struct {
+	url, creds string
+}
+
 // writeConfig writes a config for one process.
-func writeConfig(t *testing.T, name, dataDir, natsURL, camURL string) string {
+func writeConfig(t *testing.T, name, dataDir string, site natsSite, camURL string) string {
 	t.Helper()
 	var b strings.Builder
 	fmt.Fprintf(&b, "data_dir: %s\nlog_level: info\n", dataDir)
-	fmt.Fprintf(&b, "nats:\n  url: %q\n  listen: \"127.0.0.1:0\"\n  ack_wait: 2s\n", natsURL)
+	fmt.Fprintf(&b, "nats:\n  url: %q\n  listen: \"127.0.0.1:0\"\n  ack_wait: 2s\n", site.url)
+	if site.creds != "" {
+		fmt.Fprintf(&b, "  creds_dir: %q\n", site.creds)
+	}
 	if camURL != "" {
 		fmt.Fprintf(&b, "cameras:\n  - id: %s\n    url: %s\n    max_fps: %d\n    open_timeout: 5s\n    backoff_max: 2s\n", cameraID, camURL, sampleFPS)
 	}
@@ -359,10 +369,13 @@ func writeConfig(t *testing.T, name, dataDir, natsURL, camURL string) string {
 }
 
 // startNATS starts a NATS server with JetStream for the multi-process
-// tests, as an operator would run one.
-func startNATS(t *testing.T) (string, *nats.Conn) {
+// tests, as an operator would run one: every client authenticates with
+// its role's credentials, the streams are created as admin, and the test
+// watches as admin.
+func startNATS(t *testing.T) (natsSite, *nats.Conn) {
 	t.Helper()
-	srv, err := natsbus.StartServer(context.Background(), t.TempDir(), "127.0.0.1:0", nil)
+	dir := t.TempDir()
+	srv, err := natsbus.StartServer(context.Background(), dir, "127.0.0.1:0", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -370,12 +383,36 @@ func startNATS(t *testing.T) (string, *nats.Conn) {
 		srv.Shutdown()
 		srv.WaitForShutdown()
 	})
-	nc, err := nats.Connect(srv.ClientURL())
+	site := natsSite{url: srv.ClientURL(), creds: natsbus.DefaultCredsDir(dir)}
+	nc := adminConn(t, site.url, site.creds)
+	// The operator creates the topology as admin (`facewatch nats setup`):
+	// stage identities may not create streams.
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := natsbus.EnsureStreams(ctx, js, natsbus.Topology{}); err != nil {
+		t.Fatal(err)
+	}
+	return site, nc
+}
+
+// adminConn connects to url as the admin identity whose credentials are in
+// creds.
+func adminConn(t *testing.T, url, creds string) *nats.Conn {
+	t.Helper()
+	opts, err := natsbus.ClientOptions(config.NATS{CredsDir: creds}, natsbus.RoleAdmin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc, err := nats.Connect(url, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(nc.Close)
-	return srv.ClientURL(), nc
+	return nc
 }
 
 // settle waits until the clip has been served and every track and hit has
@@ -525,15 +562,13 @@ func TestRunAllInOne(t *testing.T) {
 	cam := serveClip(t)
 	data := t.TempDir()
 	enrolA(t, data)
-	cfg := writeConfig(t, "run", data, "", cam.url)
+	cfg := writeConfig(t, "run", data, natsSite{}, cam.url)
 	run := start(t, "run", "run", "--config", cfg)
 	m := run.waitLine(t, regexp.MustCompile(`nats (nats://\S+)`), 60*time.Second)
 	run.waitLine(t, regexp.MustCompile(`^API and console: http://`), 10*time.Second)
-	nc, err := nats.Connect(m[1])
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
+	// The embedded server listens (nats.listen) and so wrote its roles'
+	// credentials into the data directory.
+	nc := adminConn(t, m[1], natsbus.DefaultCredsDir(data))
 	settle(t, cam, nc)
 	got := checkAlerts(t, cam, readAlerts(t, data))
 	// run prints each alert as it arrives.
@@ -569,10 +604,10 @@ func appearancesOfA() []int {
 // distributed starts the stages as separate processes over one NATS
 // server; split names how: "three" (camera, detect+embed, match+alert) or
 // "four" (camera, detect, match, alert: the kill tests).
-func distributed(t *testing.T, cam *camServer, data, natsURL string, split string) map[string]*proc {
+func distributed(t *testing.T, cam *camServer, data string, site natsSite, split string) map[string]*proc {
 	t.Helper()
-	camCfg := writeConfig(t, "camera", data, natsURL, cam.url)
-	stageCfg := writeConfig(t, "stage", data, natsURL, "")
+	camCfg := writeConfig(t, "camera", data, site, cam.url)
+	stageCfg := writeConfig(t, "stage", data, site, "")
 	ps := map[string]*proc{}
 	switch split {
 	case "three":
@@ -605,8 +640,8 @@ func TestThreeProcesses(t *testing.T) {
 	cam := serveClip(t)
 	data := t.TempDir()
 	enrolA(t, data)
-	url, nc := startNATS(t)
-	ps := distributed(t, cam, data, url, "three")
+	site, nc := startNATS(t)
+	ps := distributed(t, cam, data, site, "three")
 	settle(t, cam, nc)
 	got := checkAlerts(t, cam, readAlerts(t, data))
 	// TestRunAllInOne holds `facewatch run` to the same expectation.
@@ -642,7 +677,7 @@ func TestKillAndRestart(t *testing.T) {
 			cam := serveClip(t)
 			data := t.TempDir()
 			vec := enrolA(t, data)
-			url, nc := startNATS(t)
+			site, nc := startNATS(t)
 			killed := make(chan struct{})
 			var once sync.Once
 			subject := wire.HitsWildcard
@@ -667,7 +702,7 @@ func TestKillAndRestart(t *testing.T) {
 			}
 			defer sub.Unsubscribe()
 			psMu.Lock()
-			ps = distributed(t, cam, data, url, "four")
+			ps = distributed(t, cam, data, site, "four")
 			psMu.Unlock()
 			select {
 			case <-killed:
@@ -681,7 +716,7 @@ func TestKillAndRestart(t *testing.T) {
 				t.Errorf("the clip ended before %s was restarted; the kill was not mid-stream", victim)
 			default:
 			}
-			stageCfg := writeConfig(t, "stage-restart", data, url, "")
+			stageCfg := writeConfig(t, "stage-restart", data, site, "")
 			ps[victim] = start(t, victim+"-restarted", victim, "--config", stageCfg)
 			settle(t, cam, nc)
 			checkAlerts(t, cam, readAlerts(t, data))

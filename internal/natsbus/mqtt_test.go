@@ -21,13 +21,23 @@ func TestMQTTListener(t *testing.T) {
 	}
 	addr := ln.Addr().String()
 	ln.Close()
-	b, err := Open(ctx, config.NATS{MQTT: config.NATSMQTT{Listen: addr}}, t.TempDir(), Options{})
+	dir := t.TempDir()
+	b, err := Open(ctx, config.NATS{MQTT: config.NATSMQTT{Listen: addr}}, dir, Options{PermissionOptions: PermissionOptions{AlertSubjectPrefix: "facewatch.test"}})
 	if err != nil {
 		t.Fatalf("Open(mqtt.listen %s) = %v", addr, err)
 	}
 	defer b.Close()
-
-	client := mqtt.NewClient(mqtt.NewClientOptions().AddBroker("tcp://" + addr).SetClientID("natsbus-test").SetAutoReconnect(false))
+	pw, err := MQTTPassword(DefaultCredsDir(dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	anon := mqtt.NewClient(mqtt.NewClientOptions().AddBroker("tcp://" + addr).SetClientID("natsbus-anon").SetAutoReconnect(false))
+	if tok := anon.Connect(); tok.WaitTimeout(10*time.Second) && tok.Error() == nil {
+		anon.Disconnect(0)
+		t.Fatal("MQTT connect without the password succeeded; want it refused")
+	}
+	client := mqtt.NewClient(mqtt.NewClientOptions().AddBroker("tcp://" + addr).SetClientID("natsbus-test").SetAutoReconnect(false).
+		SetUsername(MQTTUser).SetPassword(pw))
 	if tok := client.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
 		t.Fatalf("MQTT connect to %s: %v", addr, tok.Error())
 	}

@@ -10,6 +10,7 @@ package natsbus
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -18,6 +19,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -33,10 +35,18 @@ import (
 type Options struct {
 	// Name is the client connection name (shown by the server's monitoring).
 	Name string
+	// Role is the identity the connection uses (its credentials from
+	// nats.creds_dir, or the embedded server's own keys). Empty is
+	// RoleAdmin with the embedded server, and with an external one the
+	// single nats.creds_file (or none).
+	Role Role
 	// Logger receives connection events; nil discards them.
 	Logger *slog.Logger
 	// Registerer receives the dead-letter counter; nil registers nothing.
 	Registerer prometheus.Registerer
+	// PermissionOptions are the config values the embedded server's
+	// permission table depends on.
+	PermissionOptions PermissionOptions
 }
 
 // Bus is one process's NATS connection, with the embedded server when it
@@ -45,9 +55,14 @@ type Bus struct {
 	Conn *nats.Conn
 	JS   jetstream.JetStream
 
-	srv *server.Server // nil when connected to an external URL
-	url string         // the URL other processes can use (redacted form for external)
-	log *slog.Logger
+	srv      *server.Server // the server this Bus started and shuts down
+	embedded *server.Server // the embedded server of the Bus this one came from (As)
+	role     Role
+	ids      Identities // the embedded server's role keys (nil for external)
+	cfg      config.NATS
+	url      string // the URL other processes can use (redacted form for external)
+	log      *slog.Logger
+	reg      prometheus.Registerer
 
 	deadLetters *prometheus.CounterVec
 	dlMu        sync.Mutex
@@ -61,27 +76,81 @@ type Bus struct {
 // Open connects according to cfg.NATS: to cfg.NATS.URL when set, otherwise
 // to a freshly started embedded server whose JetStream store lives in
 // dataDir/jetstream. The returned Bus must be closed.
+//
+// The embedded server always authenticates: each role has an nkey (kept in
+// memory, or, when the server listens for other processes, in
+// nats.creds_dir, by default dataDir/nats/creds, written 0600 on first
+// start) and the permissions of roles.go. It listens on nothing but the
+// process itself unless nats.listen is set, and refuses a non-loopback
+// nats.listen without nats.tls.
 func Open(ctx context.Context, cfg config.NATS, dataDir string, opts Options) (*Bus, error) {
 	log := opts.Logger
 	if log == nil {
 		log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
 	log = log.With("component", "natsbus")
-	b := &Bus{log: log, dlCount: map[string]int64{}}
+	b := &Bus{log: log, dlCount: map[string]int64{}, cfg: cfg, reg: opts.Registerer}
+	if cfg.URL == "" {
+		if cfg.CredsDir == "" {
+			cfg.CredsDir = DefaultCredsDir(dataDir)
+			b.cfg.CredsDir = cfg.CredsDir
+		}
+		srv, ids, err := startServer(ctx, dataDir, cfg, opts.PermissionOptions, log)
+		if err != nil {
+			return nil, err
+		}
+		b.srv, b.ids = srv, ids
+		if cfg.Listen != "" {
+			b.url = srv.ClientURL()
+		} else {
+			b.url = "in-process"
+		}
+		if opts.Role == "" {
+			opts.Role = RoleAdmin
+		}
+	} else {
+		b.url = config.Redact(cfg.URL)
+	}
+	if err := b.connect(ctx, opts.Role, opts.Name); err != nil {
+		b.shutdownServer()
+		return nil, err
+	}
+	return b, nil
+}
+
+// DefaultCredsDir is where the embedded server keeps its roles' keys when
+// nats.creds_dir is not set.
+func DefaultCredsDir(dataDir string) string { return filepath.Join(dataDir, "nats", "creds") }
+
+// As opens another connection to the same NATS server under role's
+// identity, for a stage of this process: `facewatch run` gives each of its
+// stages its own. Closing it leaves the server (and b) running.
+func (b *Bus) As(ctx context.Context, role Role, name string) (*Bus, error) {
+	nb := &Bus{log: b.log, dlCount: map[string]int64{}, cfg: b.cfg, ids: b.ids, url: b.url, reg: b.reg}
+	nb.embedded = b.server()
+	if err := nb.connect(ctx, role, name); err != nil {
+		return nil, err
+	}
+	return nb, nil
+}
+
+// connect dials the server as role and opens JetStream.
+func (b *Bus) connect(ctx context.Context, role Role, name string) error {
+	log := b.log
+	b.role = role
 	b.deadLetters = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "facewatch_dead_letters_total",
 		Help: "Messages a stage refused and sent to the dead-letter subject, by stage.",
 	}, []string{"stage"})
-	if opts.Registerer != nil {
-		if err := opts.Registerer.Register(b.deadLetters); err != nil {
+	if b.reg != nil {
+		if err := b.reg.Register(b.deadLetters); err != nil {
 			var are prometheus.AlreadyRegisteredError
 			if !errors.As(err, &are) {
-				return nil, fmt.Errorf("registering nats metrics: %w", err)
+				return fmt.Errorf("registering nats metrics: %w", err)
 			}
 			b.deadLetters = are.ExistingCollector.(*prometheus.CounterVec)
 		}
 	}
-	name := opts.Name
 	if name == "" {
 		name = "facewatch"
 	}
@@ -104,41 +173,80 @@ func Open(ctx context.Context, cfg config.NATS, dataDir string, opts Options) (*
 			if sub != nil {
 				subj = sub.Subject
 			}
-			log.Warn("nats async error", "subject", subj, "err", config.RedactError(err))
+			log.Warn("nats async error", "role", string(role), "subject", subj, "err", config.RedactError(err))
 		}),
 	}
+	srv := b.server()
 	var connectURL string
-	if cfg.URL == "" {
-		srv, err := startServer(ctx, dataDir, cfg.Listen, cfg.MQTT.Listen, log)
+	switch {
+	case srv != nil:
+		// In-process connections never cross a wire: the server does not
+		// require TLS of them, and a tls:// URL would make the client
+		// insist on it.
+		connectURL = "nats://" + strings.TrimPrefix(strings.TrimPrefix(srv.ClientURL(), "tls://"), "nats://")
+		ro, err := roleOptions(role, b.ids, "")
 		if err != nil {
-			return nil, err
+			return err
 		}
-		b.srv = srv
-		b.url = srv.ClientURL()
-		connectURL = srv.ClientURL()
 		nopts = append(nopts, nats.InProcessServer(srv))
-	} else {
-		connectURL = cfg.URL
-		b.url = config.Redact(cfg.URL)
-		if cfg.CredsFile != "" {
-			nopts = append(nopts, nats.UserCredentials(cfg.CredsFile))
+		nopts = append(nopts, ro...)
+	default:
+		connectURL = b.cfg.URL
+		switch {
+		case b.cfg.CredsDir != "":
+			if role == "" {
+				return errors.New("connecting to nats: nats.creds_dir is set but no role was chosen")
+			}
+			ro, err := roleOptions(role, nil, b.cfg.CredsDir)
+			if err != nil {
+				return err
+			}
+			nopts = append(nopts, ro...)
+		case b.cfg.CredsFile != "":
+			nopts = append(nopts, nats.UserCredentials(b.cfg.CredsFile))
 		}
+		if role != "" && b.cfg.CredsDir == "" {
+			nopts = append(nopts, nats.CustomInboxPrefix(role.InboxPrefix()))
+		}
+		to, err := clientTLS(b.cfg.TLS)
+		if err != nil {
+			return err
+		}
+		nopts = append(nopts, to...)
 	}
 	nc, err := connect(ctx, connectURL, nopts)
 	if err != nil {
-		b.shutdownServer()
-		return nil, fmt.Errorf("connecting to nats %s: %s", config.Redact(connectURL), config.RedactError(err))
+		return fmt.Errorf("connecting to nats %s as %s: %s", config.Redact(connectURL), roleName(role), config.RedactError(err))
 	}
 	b.Conn = nc
 	js, err := jetstream.New(nc)
 	if err != nil {
-		b.Close()
-		return nil, fmt.Errorf("opening jetstream: %w", err)
+		nc.Close()
+		return fmt.Errorf("opening jetstream: %w", err)
 	}
 	b.JS = js
-	log.Info("nats connected", "url", config.Redact(nc.ConnectedUrl()), "embedded", b.srv != nil)
-	return b, nil
+	log.Info("nats connected", "url", config.Redact(nc.ConnectedUrl()), "embedded", srv != nil, "role", string(role))
+	return nil
 }
+
+func roleName(r Role) string {
+	if r == "" {
+		return "the configured user"
+	}
+	return "role " + string(r)
+}
+
+// server is the embedded server this Bus (or the Bus it came from) runs.
+func (b *Bus) server() *server.Server {
+	if b.srv != nil {
+		return b.srv
+	}
+	return b.embedded
+}
+
+// Role is the identity this Bus connected as ("" for an external server
+// without nats.creds_dir).
+func (b *Bus) Role() Role { return b.role }
 
 // connect dials, retrying until ctx ends, so that a stage started before
 // its NATS server comes up waits for it.
@@ -163,67 +271,115 @@ func connect(ctx context.Context, url string, opts []nats.Option) (*nats.Conn, e
 
 // StartServer starts an embedded nats-server with JetStream storing under
 // dataDir/jetstream, listening on listen (host:port; port 0 picks a free
-// one) or, when empty, on a random loopback port. The caller shuts it down.
+// one; a non-loopback host is refused, as it has no TLS here). Clients
+// authenticate with the roles' nkeys, written to DefaultCredsDir(dataDir)
+// on first start (load them with ClientOptions). The caller shuts it down.
 func StartServer(ctx context.Context, dataDir, listen string, log *slog.Logger) (*server.Server, error) {
-	return startServer(ctx, dataDir, listen, "", log)
+	if listen == "" {
+		listen = "127.0.0.1:0"
+	}
+	srv, _, err := startServer(ctx, dataDir, config.NATS{Listen: listen, CredsDir: DefaultCredsDir(dataDir)}, PermissionOptions{AlertSubjectPrefix: config.Defaults().Alert.Sinks.MQTT.SubjectPrefix}, log)
+	return srv, err
 }
 
-// startServer is StartServer with an MQTT 3.1.1 listener on mqttListen
-// (nats.mqtt.listen; empty is none, an empty host is loopback). MQTT
-// needs JetStream, which is on, and a server name, which is set.
-func startServer(ctx context.Context, dataDir, listen, mqttListen string, log *slog.Logger) (*server.Server, error) {
+// parseListen splits host:port for the embedded server; port 0 is "any free
+// port".
+func parseListen(key, listen string) (string, int, error) {
+	h, p, err := net.SplitHostPort(listen)
+	if err != nil {
+		return "", 0, fmt.Errorf("parsing %s %q: %w", key, listen, err)
+	}
+	n, err := strconv.Atoi(p)
+	if err != nil || n < 0 || n > 65535 {
+		return "", 0, fmt.Errorf("parsing %s %q: port %q is not a number", key, listen, p)
+	}
+	if n == 0 {
+		n = -1 // nats-server's "any free port"; 0 would mean the default
+	}
+	return h, n, nil
+}
+
+// startServer starts the embedded server for cfg: nkey users for every
+// role (and the MQTT user when nats.mqtt.listen is set), TLS from
+// cfg.TLS, listening only where cfg says.
+func startServer(ctx context.Context, dataDir string, cfg config.NATS, po PermissionOptions, log *slog.Logger) (*server.Server, Identities, error) {
 	if log == nil {
 		log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	host, port := "127.0.0.1", -1
-	if listen != "" {
-		h, p, err := net.SplitHostPort(listen)
-		if err != nil {
-			return nil, fmt.Errorf("parsing nats.listen %q: %w", listen, err)
-		}
-		n, err := strconv.Atoi(p)
-		if err != nil || n < 0 || n > 65535 {
-			return nil, fmt.Errorf("parsing nats.listen %q: port %q is not a number", listen, p)
-		}
-		host, port = h, n
-		if port == 0 {
-			port = -1 // nats-server's "any free port"; 0 would mean 4222
-		}
-		if host == "" {
-			host = "0.0.0.0"
-		}
+	if err := cfg.CheckListen(); err != nil {
+		return nil, nil, err
+	}
+	listening := cfg.Listen != "" || cfg.MQTT.Listen != ""
+	var ids Identities
+	var err error
+	if listening {
+		// Other processes need the keys: keep them in the credentials
+		// directory (0600), the same across restarts.
+		ids, err = LoadOrCreateIdentities(cfg.CredsDir)
+	} else {
+		ids, err = NewIdentities()
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	users, err := serverUsers(ids, po)
+	if err != nil {
+		return nil, nil, err
 	}
 	store := filepath.Join(dataDir, "jetstream")
 	if err := os.MkdirAll(store, 0o750); err != nil {
-		return nil, fmt.Errorf("creating jetstream store: %w", err)
+		return nil, nil, fmt.Errorf("creating jetstream store: %w", err)
 	}
 	sopts := &server.Options{
 		ServerName: "facewatch",
-		Host:       host,
-		Port:       port,
+		Host:       "127.0.0.1",
+		Port:       -1,
+		DontListen: cfg.Listen == "",
 		JetStream:  true,
 		StoreDir:   store,
 		NoSigs:     true,
 		NoLog:      true,
 		MaxPayload: 8 << 20,
+		Nkeys:      users,
 	}
-	if mqttListen != "" {
-		h, p, err := net.SplitHostPort(mqttListen)
-		n, perr := strconv.Atoi(p)
-		if err != nil || perr != nil || n < 0 || n > 65535 {
-			return nil, fmt.Errorf("parsing nats.mqtt.listen %q: want host:port", mqttListen)
+	if cfg.Listen != "" {
+		h, p, err := parseListen("nats.listen", cfg.Listen)
+		if err != nil {
+			return nil, nil, err
+		}
+		if h == "" {
+			h = "0.0.0.0"
+		}
+		sopts.Host, sopts.Port = h, p
+	}
+	tc, err := serverTLS(cfg.TLS)
+	if err != nil {
+		return nil, nil, err
+	}
+	if tc != nil {
+		sopts.TLSConfig = tc
+		sopts.TLS = true
+		sopts.TLSVerify = tc.ClientAuth == tls.RequireAndVerifyClientCert
+		sopts.TLSTimeout = 5
+	}
+	if cfg.MQTT.Listen != "" {
+		h, n, err := parseListen("nats.mqtt.listen", cfg.MQTT.Listen)
+		if err != nil {
+			return nil, nil, fmt.Errorf("parsing nats.mqtt.listen %q: want host:port", cfg.MQTT.Listen)
 		}
 		if h == "" {
 			h = "127.0.0.1"
 		}
-		if n == 0 {
-			n = -1 // any free port
+		pw, err := mqttPassword(cfg.CredsDir)
+		if err != nil {
+			return nil, nil, err
 		}
-		sopts.MQTT = server.MQTTOpts{Host: h, Port: n}
+		sopts.MQTT = server.MQTTOpts{Host: h, Port: n, TLSConfig: tc}
+		sopts.Users = []*server.User{mqttUser(pw, po)}
 	}
 	srv, err := server.NewServer(sopts)
 	if err != nil {
-		return nil, fmt.Errorf("configuring embedded nats server: %w", err)
+		return nil, nil, fmt.Errorf("configuring embedded nats server: %w", err)
 	}
 	go srv.Start()
 	deadline := 10 * time.Second
@@ -233,21 +389,39 @@ func startServer(ctx context.Context, dataDir, listen, mqttListen string, log *s
 	if !srv.ReadyForConnections(deadline) {
 		srv.Shutdown()
 		srv.WaitForShutdown()
-		return nil, fmt.Errorf("embedded nats server on %s:%d (mqtt %q) did not start within %v", host, port, mqttListen, deadline)
+		return nil, nil, fmt.Errorf("embedded nats server (listen %q, mqtt %q) did not start within %v", cfg.Listen, cfg.MQTT.Listen, deadline)
 	}
-	log.Info("embedded nats server started", "url", srv.ClientURL(), "store", store)
-	if mqttListen != "" {
-		log.Info("embedded nats server accepts MQTT clients", "listen", net.JoinHostPort(sopts.MQTT.Host, strconv.Itoa(max(sopts.MQTT.Port, 0))))
+	if cfg.Listen != "" {
+		log.Info("embedded nats server started", "url", srv.ClientURL(), "store", store, "tls", tc != nil, "creds_dir", cfg.CredsDir)
+	} else {
+		log.Info("embedded nats server started (in-process only)", "store", store)
 	}
-	return srv, nil
+	if cfg.MQTT.Listen != "" {
+		log.Info("embedded nats server accepts MQTT clients", "listen", net.JoinHostPort(sopts.MQTT.Host, strconv.Itoa(max(sopts.MQTT.Port, 0))), "user", MQTTUser)
+	}
+	return srv, ids, nil
+}
+
+// mqttUser is the password user MQTT clients log in as: it may subscribe
+// to the alert subjects and publish nothing.
+func mqttUser(password string, po PermissionOptions) *server.User {
+	sub := []string{"$MQTT.sub.>"}
+	if po.AlertSubjectPrefix != "" {
+		// An MQTT "prefix/#" filter subscribes to the prefix itself too.
+		sub = append(sub, po.AlertSubjectPrefix, po.AlertSubjectPrefix+".>")
+	}
+	return &server.User{Username: MQTTUser, Password: password, Permissions: &server.Permissions{
+		Publish:   &server.SubjectPermission{Deny: []string{">"}},
+		Subscribe: &server.SubjectPermission{Allow: sub},
+	}}
 }
 
 // URL is the client URL of the embedded server, or the redacted external
 // URL.
 func (b *Bus) URL() string { return b.url }
 
-// Embedded reports whether this Bus runs its own server.
-func (b *Bus) Embedded() bool { return b.srv != nil }
+// Embedded reports whether this Bus talks to an embedded server.
+func (b *Bus) Embedded() bool { return b.server() != nil }
 
 // Close drains the connection and shuts the embedded server down.
 func (b *Bus) Close() {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -222,6 +223,13 @@ func Streams(t Topology) []jetstream.StreamConfig {
 // calls it at start-up (it is idempotent), so that the first one up
 // creates the whole topology and none publishes into nothing. Limits t
 // does not know (zero fields) are left as an existing stream has them.
+//
+// It first reads each stream's info and changes nothing when the stream
+// already matches its declaration: stage identities may read stream info
+// but not create or update streams (roles.go), so on a secured server the
+// admin identity (`facewatch nats setup`, or `facewatch run`'s own
+// connection) creates the topology and the stages only check it.
+//
 // A stream whose storage type changed (the tracks stream was a file
 // stream before it moved to memory) is deleted and created again: the
 // reports it held are the at-rest faces of strangers this change exists
@@ -246,7 +254,7 @@ func Ensure(ctx context.Context, js jetstream.JetStream, t Topology) (Ensured, e
 		switch {
 		case errors.Is(err, jetstream.ErrStreamNotFound):
 		case err != nil:
-			return out, fmt.Errorf("looking up stream %s: %w", cfg.Name, err)
+			return out, fmt.Errorf("reading stream %s: %w", cfg.Name, err)
 		default:
 			have := old.CachedInfo().Config
 			if t.Retention == 0 && (cfg.Name == wire.HitsStream || cfg.Name == wire.DeadLetterStream) {
@@ -254,6 +262,9 @@ func Ensure(ctx context.Context, js jetstream.JetStream, t Topology) (Ensured, e
 			}
 			if t.Unmatched == 0 && cfg.Name == wire.TracksStream && have.Storage == cfg.Storage {
 				cfg.MaxAge, cfg.Duplicates = have.MaxAge, have.Duplicates
+			}
+			if streamMatches(have, cfg) {
+				continue
 			}
 			if have.Storage != cfg.Storage {
 				n := old.CachedInfo().State.Msgs
@@ -266,11 +277,43 @@ func Ensure(ctx context.Context, js jetstream.JetStream, t Topology) (Ensured, e
 				out.Recreated[cfg.Name] = n
 			}
 		}
-		if _, err := EnsureStream(ctx, js, cfg); err != nil {
+		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		_, err = EnsureStream(cctx, js, cfg)
+		cancel()
+		if err != nil {
+			if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
+				return out, fmt.Errorf("%w (no answer: if this identity may not create streams, create them as the admin identity with `facewatch nats setup`)", err)
+			}
 			return out, err
 		}
 	}
 	return out, nil
+}
+
+// streamMatches reports whether a stream's config has every declared
+// setting of want.
+func streamMatches(got, want jetstream.StreamConfig) bool {
+	return slices.Equal(got.Subjects, want.Subjects) && got.Retention == want.Retention &&
+		got.Storage == want.Storage && got.MaxAge == want.MaxAge && got.Duplicates == want.Duplicates &&
+		got.Replicas == want.Replicas && noLimit(got.MaxMsgSize) == noLimit(want.MaxMsgSize) && got.Description == want.Description &&
+		noLimit64(got.MaxBytes) == noLimit64(want.MaxBytes) && noLimit64(got.MaxMsgs) == noLimit64(want.MaxMsgs) &&
+		got.Discard == want.Discard && got.DenyDelete == want.DenyDelete && got.DenyPurge == want.DenyPurge
+}
+
+// noLimit64 is noLimit for the 64-bit limits.
+func noLimit64(v int64) int64 {
+	if v <= 0 {
+		return -1
+	}
+	return v
+}
+
+// noLimit maps JetStream's two spellings of "no limit" (0 and -1) to one.
+func noLimit(v int32) int32 {
+	if v <= 0 {
+		return -1
+	}
+	return v
 }
 
 // Consumer is a durable consumer's declaration: the stream it reads and

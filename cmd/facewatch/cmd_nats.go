@@ -1,0 +1,131 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/facewatch/facewatch/internal/config"
+	"github.com/facewatch/facewatch/internal/natsbus"
+)
+
+// cmdNATS writes a site's nats-server configuration and role credentials
+// (init), or creates the topology on an external server as the admin
+// identity (setup).
+func cmdNATS(ctx context.Context, e *env, args []string) error {
+	if len(args) == 0 {
+		return usageErrorf("want a subcommand: init or setup")
+	}
+	switch args[0] {
+	case "init":
+		return natsInit(e, args[1:])
+	case "setup":
+		return natsSetup(ctx, e, args[1:])
+	default:
+		return usageErrorf("unknown subcommand %q: want init or setup", args[0])
+	}
+}
+
+func natsInit(e *env, args []string) error {
+	fs := newFlagSet(e, "nats init", "nats init --dir DIR [--listen HOST:PORT] [--store DIR] [--tls-cert F --tls-key F [--tls-ca F]] [--config FILE]")
+	dir := fs.String("dir", "", "directory to write nats-server.conf and creds/<role>.nk into")
+	listen := fs.String("listen", "0.0.0.0:4222", "client address of the nats-server (not loopback: TLS required)")
+	store := fs.String("store", "", "JetStream store directory (default DIR/jetstream)")
+	name := fs.String("name", "facewatch-nats", "server name")
+	cert := fs.String("tls-cert", "", "server certificate (PEM)")
+	key := fs.String("tls-key", "", "server key (PEM)")
+	ca := fs.String("tls-ca", "", "CA that signs client certificates (PEM): clients must present one (mutual TLS)")
+	cfgPath := fs.String("config", "", "facewatch config, for the alert sink subject in the permissions (default: the defaults)")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if *dir == "" {
+		return usageErrorf("--dir is required")
+	}
+	cfg, err := e.loadConfig(*cfgPath)
+	if err != nil {
+		return err
+	}
+	abs := func(p string) string {
+		if p == "" {
+			return p
+		}
+		a, err := filepath.Abs(p)
+		if err != nil {
+			return p
+		}
+		return a
+	}
+	tlsFiles := config.TLSFiles{CAFile: abs(*ca), CertFile: abs(*cert), KeyFile: abs(*key)}
+	if (tlsFiles.CertFile == "") != (tlsFiles.KeyFile == "") {
+		return usageErrorf("--tls-cert and --tls-key go together")
+	}
+	if tlsFiles.CAFile != "" && tlsFiles.CertFile == "" {
+		return usageErrorf("--tls-ca needs --tls-cert and --tls-key (the server's own certificate)")
+	}
+	if err := (config.NATS{Listen: *listen, TLS: tlsFiles}).CheckListen(); err != nil {
+		return fmt.Errorf("nats init: --listen %s", err)
+	}
+	if *store == "" {
+		*store = filepath.Join(*dir, "jetstream")
+	}
+	credsDir := filepath.Join(*dir, "creds")
+	conf := filepath.Join(*dir, "nats-server.conf")
+	if _, err := os.Stat(conf); err == nil {
+		return fmt.Errorf("nats init: %s exists; refusing to replace a site's configuration (remove it and creds/ first)", conf)
+	}
+	ids, err := natsbus.NewIdentities()
+	if err != nil {
+		return err
+	}
+	text, err := natsbus.WriteServerConfig(natsbus.ServerConfig{
+		Listen: *listen, StoreDir: abs(*store), ServerName: *name, TLS: tlsFiles,
+		Identities: ids, Permissions: permissionOptions(cfg),
+	})
+	if err != nil {
+		return err
+	}
+	if err := natsbus.WriteIdentities(credsDir, ids); err != nil {
+		return err
+	}
+	if err := os.WriteFile(conf, text, 0o600); err != nil {
+		return fmt.Errorf("writing %s: %w", conf, err)
+	}
+	fmt.Fprintf(e.stdout, "wrote %s (public keys and permissions only)\n", conf)
+	for _, r := range natsbus.Roles() {
+		fmt.Fprintf(e.stdout, "wrote %s (mode 0600)\n", filepath.Join(credsDir, string(r)+".nk"))
+	}
+	fmt.Fprintf(e.stdout, "next: nats-server -c %s; give each host only its roles' files as nats.creds_dir; `facewatch nats setup` with admin.nk creates the streams\n", conf)
+	return nil
+}
+
+func natsSetup(ctx context.Context, e *env, args []string) error {
+	fs := newFlagSet(e, "nats setup", "nats setup --config FILE")
+	cfgPath := fs.String("config", "", "config file (nats.url and a nats.creds_dir holding admin credentials)")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	cfg, err := e.loadConfig(*cfgPath)
+	if err != nil {
+		return err
+	}
+	if cfg.NATS.URL == "" {
+		return usageErrorf("nats setup: nats.url is empty; the embedded server creates its own topology")
+	}
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	bus, err := natsbus.Open(ctx, cfg.NATS, cfg.DataDir, natsbus.Options{Name: "facewatch-setup", Role: natsbus.RoleAdmin, Logger: e.logger(cfg)})
+	if err != nil {
+		return err
+	}
+	defer bus.Close()
+	if err := natsbus.EnsureStreams(ctx, bus.JS, natsbus.TopologyOf(cfg)); err != nil {
+		return err
+	}
+	for _, s := range natsbus.Streams(natsbus.TopologyOf(cfg)) {
+		fmt.Fprintf(e.stdout, "stream %s on %v: ok (%d replicas)\n", s.Name, s.Subjects, s.Replicas)
+	}
+	return nil
+}

@@ -1,0 +1,307 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+
+	"github.com/facewatch/facewatch/internal/natsbus"
+	"github.com/facewatch/facewatch/internal/testcert"
+	"github.com/facewatch/facewatch/internal/testdata"
+)
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// TestNATSInit: `nats init` writes a server config nats-server loads and
+// one 0600 seed per role; the server started from it takes `nats setup`
+// as admin; a non-loopback listen without TLS is refused with one line;
+// a second init never replaces a site's credentials.
+func TestNATSInit(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "site")
+	addr := freeAddr(t)
+	code, out, errOut := runCLI(t, nil, "nats", "init", "--dir", dir, "--listen", addr)
+	if code != 0 {
+		t.Fatalf("nats init = %d, %q", code, errOut)
+	}
+	for _, r := range natsbus.Roles() {
+		p := filepath.Join(dir, "creds", string(r)+".nk")
+		st, err := os.Stat(p)
+		if err != nil {
+			t.Fatalf("nats init did not write %s: %v\n%s", p, err, out)
+		}
+		if st.Mode().Perm() != 0o600 {
+			t.Errorf("%s mode = %v, want 0600", p, st.Mode().Perm())
+		}
+	}
+	conf := filepath.Join(dir, "nats-server.conf")
+	text, _ := os.ReadFile(conf)
+	if bytes.Contains(text, []byte("SU")) && bytes.Contains(text, []byte("seed")) {
+		t.Errorf("server config seems to hold a seed:\n%s", text)
+	}
+	opts, err := server.ProcessConfigFile(conf)
+	if err != nil {
+		t.Fatalf("nats-server cannot load %s: %v", conf, err)
+	}
+	if len(opts.Nkeys) != len(natsbus.Roles()) {
+		t.Errorf("server config has %d nkey users, want one per role (%d)", len(opts.Nkeys), len(natsbus.Roles()))
+	}
+	opts.NoLog, opts.NoSigs = true, true
+	srv, err := server.NewServer(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Start()
+	if !srv.ReadyForConnections(10 * time.Second) {
+		t.Fatal("server from the generated config did not start")
+	}
+	defer func() { srv.Shutdown(); srv.WaitForShutdown() }()
+	cfgPath := filepath.Join(t.TempDir(), "admin.yaml")
+	os.WriteFile(cfgPath, fmt.Appendf(nil, "data_dir: data\nnats:\n  url: nats://%s\n  creds_dir: %s\n", addr, filepath.Join(dir, "creds")), 0o644)
+	code, out, errOut = runCLI(t, nil, "nats", "setup", "--config", cfgPath)
+	if code != 0 || strings.Count(out, ": ok") != 3 {
+		t.Fatalf("nats setup = %d, %q, %q; want the three streams ok", code, out, errOut)
+	}
+
+	code, _, errOut = runCLI(t, nil, "nats", "init", "--dir", dir, "--listen", addr)
+	if code != 1 || !strings.Contains(errOut, "refusing to replace") {
+		t.Errorf("second nats init = %d, %q; want exit 1 refusing to replace", code, errOut)
+	}
+	code, _, errOut = runCLI(t, nil, "nats", "init", "--dir", filepath.Join(t.TempDir(), "open"))
+	if code != 1 || strings.Count(strings.TrimSpace(errOut), "\n") != 0 || !strings.Contains(errOut, "0.0.0.0:4222") || !strings.Contains(errOut, "tls") {
+		t.Errorf("nats init on 0.0.0.0 without TLS = %d, %q; want exit 1 and one line about TLS", code, errOut)
+	}
+}
+
+// TestEmbeddedOpenListenRefused: `facewatch run` with the embedded server
+// on every interface and no TLS stops at start with one line.
+func TestEmbeddedOpenListenRefused(t *testing.T) {
+	for _, listen := range []string{"0.0.0.0:4222", ":4222"} {
+		t.Run(listen, func(t *testing.T) {
+			dir := t.TempDir()
+			cfg := filepath.Join(dir, "c.yaml")
+			os.WriteFile(cfg, fmt.Appendf(nil, "data_dir: data\nnats:\n  listen: %q\n", listen), 0o644)
+			code, _, errOut := runCLI(t, nil, "run", "--config", cfg, "--for", "5s")
+			msg := strings.TrimSpace(errOut)
+			if code != 1 || strings.Contains(msg, "\n") || !strings.Contains(msg, "nats.listen") || !strings.Contains(msg, "nats.tls") {
+				t.Errorf("run with nats.listen %s and no TLS = %d, %q; want exit 1 and one line naming nats.listen and nats.tls", listen, code, errOut)
+			}
+		})
+	}
+}
+
+// syncBuf is a bytes.Buffer safe for a command writing while the test
+// reads.
+type syncBuf struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuf) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuf) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// TestHTTPS runs `facewatch run` (no cameras: match and the alert service)
+// with alert.tls: the API and console answer over HTTPS with HSTS; plain
+// HTTP on the HTTPS port is refused; the redirect port sends browsers to
+// HTTPS; a renewed certificate is served without a restart.
+func TestHTTPS(t *testing.T) {
+	dir := t.TempDir()
+	ca := testcert.NewCA(t, dir)
+	cert, key := ca.Issue(t, testcert.Leaf{Name: "api"})
+	httpsAddr, redirectAddr := freeAddr(t), freeAddr(t)
+	cfg := filepath.Join(dir, "c.yaml")
+	os.WriteFile(cfg, fmt.Appendf(nil, `data_dir: data
+alert:
+  listen: %s
+  tls:
+    cert_file: %s
+    key_file: %s
+    redirect_listen: %s
+`, httpsAddr, cert, key, redirectAddr), 0o644)
+	code, tokOut, errOut := runCLI(t, nil, "token", "create", "--role", "operator", "--config", cfg)
+	if code != 0 {
+		t.Fatalf("token create = %d, %q", code, errOut)
+	}
+	token := strings.TrimSpace(tokOut)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	out, errb := &syncBuf{}, &syncBuf{}
+	done := make(chan int, 1)
+	go func() {
+		done <- realMain(ctx, []string{"run", "--config", cfg, "--for", "2m"}, &env{stdout: out, stderr: errb, getenv: os.Getenv})
+	}()
+	defer func() {
+		cancel()
+		if c := <-done; c != 0 {
+			t.Errorf("run exit = %d, stderr %q", c, errb.String())
+		}
+	}()
+	deadline := time.Now().Add(60 * time.Second)
+	for !strings.Contains(out.String(), "API and console: https://"+httpsAddr) {
+		if time.Now().After(deadline) {
+			t.Fatalf("run did not announce https://%s within 60s; stdout %q stderr %q", httpsAddr, out.String(), errb.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	client := &http.Client{
+		Transport:     &http.Transport{TLSClientConfig: &tls.Config{RootCAs: ca.Pool()}},
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		Timeout:       10 * time.Second,
+	}
+	defer client.CloseIdleConnections()
+	get := func(t *testing.T, url string, hdr ...string) (*http.Response, string) {
+		t.Helper()
+		req, err := http.NewRequest("GET", url, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := 0; i+1 < len(hdr); i += 2 {
+			req.Header.Set(hdr[i], hdr[i+1])
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatalf("GET %s: %v", url, err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return resp, string(body)
+	}
+
+	t.Run("api", func(t *testing.T) {
+		resp, body := get(t, "https://"+httpsAddr+"/api/v1/queue", "Authorization", "Bearer "+token)
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("GET /api/v1/queue over https = %d %q, want 200", resp.StatusCode, body)
+		}
+		if h := resp.Header.Get("Strict-Transport-Security"); !strings.HasPrefix(h, "max-age=31536000") {
+			t.Errorf("Strict-Transport-Security = %q, want max-age=31536000 (a year)", h)
+		}
+		resp, _ = get(t, "https://"+httpsAddr+"/api/v1/alerts")
+		if resp.StatusCode != http.StatusUnauthorized || resp.Header.Get("Strict-Transport-Security") == "" {
+			t.Errorf("GET without a token over https = %d (HSTS %q), want 401 with HSTS", resp.StatusCode, resp.Header.Get("Strict-Transport-Security"))
+		}
+	})
+	t.Run("console", func(t *testing.T) {
+		resp, body := get(t, "https://"+httpsAddr+"/console", "Cookie", "facewatch_token="+token)
+		if resp.StatusCode != http.StatusOK || !strings.Contains(body, "<html") {
+			t.Fatalf("GET /console over https = %d, want 200 and the page", resp.StatusCode)
+		}
+	})
+	t.Run("login sets a secure cookie", func(t *testing.T) {
+		resp, body := get(t, "https://"+httpsAddr+"/console", "Accept", "text/html")
+		// The form stores the token in a cookie from script; over HTTPS it
+		// must add Secure (and SameSite=Strict always).
+		if resp.StatusCode != http.StatusUnauthorized || !strings.Contains(body, "location.protocol === 'https:' ? '; Secure'") || !strings.Contains(body, "SameSite=Strict") {
+			t.Errorf("login page over https = %d; want 401 with the form setting a Secure, SameSite=Strict cookie:\n%s", resp.StatusCode, body)
+		}
+	})
+	t.Run("plain http refused", func(t *testing.T) {
+		resp, err := http.Get("http://" + httpsAddr + "/api/v1/alerts")
+		if err != nil {
+			return // a reset connection is a refusal too
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(body), "HTTPS") {
+			t.Errorf("plain GET to the https port = %d %q, want 400 naming HTTPS", resp.StatusCode, body)
+		}
+	})
+	t.Run("redirect", func(t *testing.T) {
+		resp, _ := get(t, "http://"+redirectAddr+"/console?x=1")
+		_, port, _ := net.SplitHostPort(httpsAddr)
+		want := "https://127.0.0.1:" + port + "/console?x=1"
+		if resp.StatusCode != http.StatusPermanentRedirect || resp.Header.Get("Location") != want {
+			t.Errorf("GET on the redirect port = %d Location %q, want 308 to %s", resp.StatusCode, resp.Header.Get("Location"), want)
+		}
+	})
+	t.Run("renewed certificate", func(t *testing.T) {
+		serial := func() string {
+			c, err := tls.Dial("tcp", httpsAddr, &tls.Config{RootCAs: ca.Pool()})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			return c.ConnectionState().PeerCertificates[0].SerialNumber.String()
+		}
+		before := serial()
+		time.Sleep(1100 * time.Millisecond) // modification times must differ
+		ca.IssueTo(t, testcert.Leaf{Name: "api-renewed"}, cert, key)
+		var after string
+		deadline := time.Now().Add(10 * time.Second)
+		for after = serial(); after == before && time.Now().Before(deadline); after = serial() {
+			time.Sleep(200 * time.Millisecond)
+		}
+		if after == before {
+			t.Errorf("certificate serial still %s 10 s after the files were renewed; want the new one served", before)
+		}
+	})
+}
+
+// TestDoctorCertificates: doctor says how long each configured
+// certificate has left, and an expired one is a failure line.
+func TestDoctorCertificates(t *testing.T) {
+	dir := t.TempDir()
+	ca := testcert.NewCA(t, dir)
+	expired, expiredKey := ca.Issue(t, testcert.Leaf{Name: "old", NotBefore: time.Now().Add(-60 * 24 * time.Hour), NotAfter: time.Now().Add(-3 * 24 * time.Hour)})
+	soon, soonKey := ca.Issue(t, testcert.Leaf{Name: "soon", NotAfter: time.Now().Add(10 * 24 * time.Hour)})
+	cfg := filepath.Join(dir, "c.yaml")
+	os.WriteFile(cfg, fmt.Appendf(nil, `data_dir: data
+nats:
+  tls:
+    ca_file: %s
+    cert_file: %s
+    key_file: %s
+alert:
+  listen: 127.0.0.1:0
+  tls:
+    cert_file: %s
+    key_file: %s
+`, ca.File, soon, soonKey, expired, expiredKey), 0o644)
+	code, out, errOut := runCLI(t, nil, "doctor", "--config", cfg, "--model-dir", string(testdata.ModelDir(t)))
+	if code != 1 {
+		t.Errorf("doctor with an expired certificate = %d, %q; want exit 1", code, errOut)
+	}
+	for _, want := range []struct{ status, name, detail string }{
+		{"FAIL", "alert.tls.cert_file", `"old" expired 3 days ago`},
+		{"warn", "nats.tls.cert_file", `"soon" expires in 9 days`},
+		{"warn", "nats.tls.ca_file", `"facewatch test CA" expires in 2`}, // 23 or 24 hours
+	} {
+		found := false
+		for _, l := range strings.Split(out, "\n") {
+			f := strings.Fields(l)
+			if len(f) > 2 && f[0] == want.status && f[1] == want.name && strings.Contains(l, want.detail) {
+				found = true
+			}
+		}
+		if !found {
+			t.Errorf("doctor output lacks %s %s %s:\n%s", want.status, want.name, want.detail, out)
+		}
+	}
+}
