@@ -91,13 +91,13 @@ type PermissionOptions struct {
 
 // JetStream API subjects, as nats-server names them.
 const (
-	jsAPI      = "$JS.API"
-	jsAck      = "$JS.ACK"
-	jsFC       = "$JS.FC"
-	kvPrefix   = "$KV"
-	jsDenyDel  = jsAPI + ".STREAM.DELETE.>"
-	jsDenyPrg  = jsAPI + ".STREAM.PURGE.>"
-	jsMDel     = jsAPI + ".STREAM.MSG.DELETE."
+	jsAPI     = "$JS.API"
+	jsAck     = "$JS.ACK"
+	jsFC      = "$JS.FC"
+	kvPrefix  = "$KV"
+	jsDenyDel = jsAPI + ".STREAM.DELETE.>"
+	jsDenyPrg = jsAPI + ".STREAM.PURGE.>"
+	jsMDel    = jsAPI + ".STREAM.MSG.DELETE."
 )
 
 // declaredStreams names every stream of the topology.
