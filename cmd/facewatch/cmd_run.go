@@ -49,7 +49,7 @@ func cmdRun(ctx context.Context, e *env, args []string) error {
 			return err
 		}
 		defer det.Close()
-		if cam, err = s.newCameraStage(frames); err != nil {
+		if cam, err = s.newCameraStage(frames, nil); err != nil {
 			return err
 		}
 	}

@@ -30,6 +30,42 @@ const (
 	DetectQueue = "facewatch-detect"
 )
 
+// Camera leases: which worker owns which camera (package internal/lease).
+const (
+	// CameraLeaseBucket is the JetStream key-value bucket holding camera
+	// leases ("<role>.item.<camera>" = owning worker) and worker presence
+	// ("<role>.worker.<worker>"), roles "camera" and "detect".
+	CameraLeaseBucket = "facewatch-cameras"
+	// CameraLeasePeriod is the lease period, the bucket's TTL: a dead
+	// worker's cameras are free this long after its last renewal and taken
+	// over within a renewal interval (a quarter period) more, 7.5 s in all,
+	// well inside the 15 s the design promises.
+	CameraLeasePeriod = 6 * time.Second
+)
+
+// CameraLeases declares the camera lease bucket: one value per key, keys
+// expiring CameraLeasePeriod after their last write, replicas copies.
+func CameraLeases(replicas int) jetstream.KeyValueConfig {
+	return jetstream.KeyValueConfig{
+		Bucket:      CameraLeaseBucket,
+		Description: "facewatch camera leases: which worker reads and detects which camera",
+		History:     1,
+		TTL:         CameraLeasePeriod,
+		Storage:     jetstream.FileStorage,
+		Replicas:    max(1, replicas),
+	}
+}
+
+// EnsureCameraLeases creates the camera lease bucket, or updates it to its
+// declaration, and returns it.
+func EnsureCameraLeases(ctx context.Context, js jetstream.JetStream, replicas int) (jetstream.KeyValue, error) {
+	kv, err := js.CreateOrUpdateKeyValue(ctx, CameraLeases(replicas))
+	if err != nil {
+		return nil, fmt.Errorf("creating key-value bucket %s: %w", CameraLeaseBucket, err)
+	}
+	return kv, nil
+}
+
 // Stream limits.
 const (
 	// TracksMaxAge is how long an untaken track report waits for a

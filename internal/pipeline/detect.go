@@ -36,7 +36,13 @@ type DetectOptions struct {
 	// Cameras, when subscribing, limits the stage to these camera IDs (so
 	// that detect processes can split cameras between them and each
 	// camera's frames reach one tracker); empty takes every camera.
+	// Ignored when Leases is set.
 	Cameras []string
+	// Leases, when subscribing, makes the stage take the frames of the
+	// cameras it leases only (role RoleDetect), one subject per camera and
+	// no queue group: each camera's frames reach one tracker, and a dead
+	// process's cameras move to the others.
+	Leases *Leases
 	// QueueSize bounds each camera's frames waiting for detection; when
 	// full the oldest is dropped and counted. 0 means 4.
 	QueueSize int
@@ -59,6 +65,9 @@ type DetectStage struct {
 	embedders chan *embed.Embedder
 	all       []interface{ Close() error }
 	now       func() time.Time
+	// busy is set by Run before frames flow: whether a camera has a track
+	// open.
+	busy func(string) bool
 }
 
 // NewDetectStage loads cfg.Workers detectors and embedders (each worker its
@@ -135,6 +144,12 @@ type camWorker struct {
 	// and sequence number (runCamera's goroutine only).
 	lastFrame time.Time
 	lastSeq   uint64
+	// open is the tracker's number of open tracks, for Busy.
+	open atomic.Int32
+	// cancel stops the camera's goroutine, which closes done after
+	// publishing its open tracks' final reports.
+	cancel context.CancelFunc
+	done   chan struct{}
 }
 
 // Run processes frames until ctx ends, then ends every open track and
@@ -162,12 +177,41 @@ func (s *DetectStage) Run(ctx context.Context) error {
 		}
 		w := workers[id]
 		if w == nil {
+			cctx, ccancel := context.WithCancel(runCtx)
 			w = &camWorker{id: id, queue: make(chan Frame, s.opt.QueueSize),
-				tracker: track.New[*faceData](s.opt.Track, track.IDBase(s.now()))}
+				tracker: track.New[*faceData](s.opt.Track, track.IDBase(s.now())), cancel: ccancel, done: make(chan struct{})}
 			workers[id] = w
-			wg.Go(func() { s.runCamera(runCtx, w) })
+			wg.Go(func() {
+				defer close(w.done)
+				s.runCamera(cctx, w)
+			})
 		}
 		return w
+	}
+	// endCamera stops a camera whose lease this process gave up: its open
+	// tracks end (final reports published) and its waiting frames go. A
+	// later lease starts it afresh with new track IDs.
+	endCamera := func(id string) {
+		mu.Lock()
+		w := workers[id]
+		delete(workers, id)
+		mu.Unlock()
+		if w == nil {
+			return
+		}
+		w.cancel()
+		<-w.done
+		for len(w.queue) > 0 {
+			f := <-w.queue
+			f.Mat.Close()
+			s.m.Queue.WithLabelValues(StageDetect).Dec()
+		}
+	}
+	s.busy = func(id string) bool {
+		mu.Lock()
+		defer mu.Unlock()
+		w := workers[id]
+		return w != nil && w.open.Load() > 0
 	}
 	// enqueue hands a frame to its camera's worker, dropping the oldest
 	// waiting frame when the queue is full.
@@ -199,7 +243,7 @@ func (s *DetectStage) Run(ctx context.Context) error {
 	if s.opt.Local != nil {
 		err = s.readLocal(runCtx, enqueue)
 	} else {
-		err = s.readNATS(runCtx, enqueue)
+		err = s.readNATS(runCtx, enqueue, endCamera)
 	}
 	cancel()
 	mu.Lock()
@@ -237,8 +281,23 @@ func (s *DetectStage) readLocal(ctx context.Context, enqueue func(Frame)) error 
 	}
 }
 
-// readNATS subscribes to frame messages in the detect queue group.
-func (s *DetectStage) readNATS(ctx context.Context, enqueue func(Frame)) error {
+// readNATS subscribes to frame messages: with leases, to each leased
+// camera's subject while the lease lasts; otherwise in the detect queue
+// group, to every camera's or to the --cameras' subjects.
+func (s *DetectStage) readNATS(ctx context.Context, enqueue func(Frame), endCamera func(string)) error {
+	if l := s.opt.Leases; l != nil {
+		return runLeased(ctx, l, RoleDetect, s.Busy, s.log, func(cctx context.Context, cam string) {
+			stop, err := s.subscribeFrames(wire.FramesSubject(cam), "", enqueue)
+			if err != nil {
+				s.log.Error("subscribing to a leased camera's frames", "camera", cam, "err", err)
+			}
+			<-cctx.Done()
+			if stop != nil {
+				stop()
+			}
+			endCamera(cam)
+		})
+	}
 	subjects := []string{wire.FramesWildcard}
 	if len(s.opt.Cameras) > 0 {
 		subjects = subjects[:0]
@@ -246,9 +305,38 @@ func (s *DetectStage) readNATS(ctx context.Context, enqueue func(Frame)) error {
 			subjects = append(subjects, wire.FramesSubject(c))
 		}
 	}
+	var stops []func()
+	defer func() {
+		for _, stop := range stops {
+			stop()
+		}
+	}()
+	for _, subj := range subjects {
+		stop, err := s.subscribeFrames(subj, natsbus.DetectQueue, enqueue)
+		if err != nil {
+			return err
+		}
+		stops = append(stops, stop)
+	}
+	s.log.Info("detect stage taking frames from nats", "subjects", subjects)
+	<-ctx.Done()
+	return nil
+}
+
+// Busy reports whether camera has a track open in this process (a camera
+// to hand over last when rebalancing).
+func (s *DetectStage) Busy(camera string) bool {
+	if s.busy == nil {
+		return false
+	}
+	return s.busy(camera)
+}
+
+// subscribeFrames subscribes to subj (in queue group queue unless empty)
+// and hands decoded frames to enqueue. stop unsubscribes and waits for
+// the handlers in flight, so that none hands a frame on after it.
+func (s *DetectStage) subscribeFrames(subj, queue string, enqueue func(Frame)) (stop func(), err error) {
 	bus := s.opt.Bus
-	// gate lets readNATS wait for handlers in flight when it stops, so that
-	// none hands a frame on after it has returned.
 	var gate sync.RWMutex
 	stopped := false
 	handle := func(m *nats.Msg) {
@@ -282,26 +370,22 @@ func (s *DetectStage) readNATS(ctx context.Context, enqueue func(Frame)) error {
 		}
 		enqueue(Frame{Camera: meta.Camera, Seq: meta.Seq, Time: meta.Time, Mat: mat})
 	}
-	var subs []*nats.Subscription
-	defer func() {
-		for _, sub := range subs {
-			sub.Unsubscribe()
-		}
+	var sub *nats.Subscription
+	if queue != "" {
+		sub, err = bus.Conn.QueueSubscribe(subj, queue, handle)
+	} else {
+		sub, err = bus.Conn.Subscribe(subj, handle)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("subscribing to %s: %w", subj, err)
+	}
+	sub.SetPendingLimits(64, 256<<20)
+	return func() {
+		sub.Unsubscribe()
 		gate.Lock()
 		stopped = true
 		gate.Unlock()
-	}()
-	for _, subj := range subjects {
-		sub, err := bus.Conn.QueueSubscribe(subj, natsbus.DetectQueue, handle)
-		if err != nil {
-			return fmt.Errorf("subscribing to %s: %w", subj, err)
-		}
-		sub.SetPendingLimits(64, 256<<20)
-		subs = append(subs, sub)
-	}
-	s.log.Info("detect stage taking frames from nats", "subjects", subjects)
-	<-ctx.Done()
-	return nil
+	}, nil
 }
 
 // runCamera processes one camera's frames in order, so that its tracker
@@ -320,10 +404,12 @@ func (s *DetectStage) runCamera(ctx context.Context, w *camWorker) {
 			quiet := s.now().Sub(time.Unix(0, w.lastArrival.Load()))
 			if len(w.queue) == 0 && !w.lastFrame.IsZero() && quiet > s.opt.Track.MaxGap {
 				s.publishReports(ctx, w, w.tracker.Update(w.lastSeq, w.lastFrame.Add(quiet), nil))
+				w.open.Store(int32(w.tracker.Open()))
 			}
 		case f := <-w.queue:
 			s.m.Queue.WithLabelValues(StageDetect).Dec()
 			reports := s.process(ctx, w, f)
+			w.open.Store(int32(w.tracker.Open()))
 			s.publishReports(ctx, w, reports)
 		}
 	}
