@@ -330,5 +330,3 @@ func TestNewRefusesBadOptions(t *testing.T) {
 		})
 	}
 }
-
-
