@@ -41,8 +41,9 @@ type Options struct {
 	// others divide the rest.
 	Pinned bool
 	// Period is the lease period: the bucket's TTL. Leases are renewed
-	// every Period/4; work on an item stops when Period-Period/5 has passed
-	// since the last renewal was sent (before the server could expire it).
+	// every Period/4; work on an item stops when Period-Period/10 has
+	// passed since the last renewal was sent (before the server could
+	// expire it).
 	Period time.Duration
 	// Busy, when set, says an item is in the middle of something (a camera
 	// with a track open): a worker over its share releases idle items
@@ -156,8 +157,9 @@ func (p *Pool) Run(ctx context.Context, work func(ctx context.Context, item stri
 
 // safeFor is how long after a renewal was sent the work may go on: the
 // server stamps the renewal after it was sent, so the lease lasts at least
-// Period from the send; a fifth of it is left as margin for timers.
-func (p *Pool) safeFor() time.Duration { return p.opt.Period - p.opt.Period/5 }
+// Period from the send; a tenth of it is left as margin for timers and
+// the watchdog's tick.
+func (p *Pool) safeFor() time.Duration { return p.opt.Period - p.opt.Period/10 }
 
 // watchdog stops the work on any item whose renewals have failed for so
 // long that its lease might expire: the owner stops before another could

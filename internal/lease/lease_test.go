@@ -20,7 +20,7 @@ func TestMain(m *testing.M) {
 
 // period is short so that expiry, takeover and rebalancing happen within a
 // few seconds; the bounds below are in periods.
-const period = time.Second
+const period = 1500 * time.Millisecond
 
 // startServer runs a real nats-server with JetStream on a random loopback
 // port.

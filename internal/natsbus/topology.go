@@ -38,9 +38,14 @@ const (
 	CameraLeaseBucket = "facewatch-cameras"
 	// CameraLeasePeriod is the lease period, the bucket's TTL: a dead
 	// worker's cameras are free this long after its last renewal and taken
-	// over within a renewal interval (a quarter period) more, 7.5 s in all,
-	// well inside the 15 s the design promises.
-	CameraLeasePeriod = 6 * time.Second
+	// over within a renewal interval (a quarter period) more, 12.5 s in
+	// all, inside the 15 s the design promises. It is not shorter because
+	// an owner stops working on a camera when its renewals have failed for
+	// 9/10 of it, and losing the NATS node that leads the bucket stops
+	// renewals until JetStream elects a new leader, which takes 4-9 s
+	// (measured: docs/deploy.md): a shorter lease would pause every camera
+	// at each node loss.
+	CameraLeasePeriod = 10 * time.Second
 )
 
 // CameraLeases declares the camera lease bucket: one value per key, keys

@@ -389,43 +389,77 @@ func (s *DetectStage) subscribeFrames(subj, queue string, enqueue func(Frame)) (
 }
 
 // runCamera processes one camera's frames in order, so that its tracker
-// sees them in sequence.
+// sees them in sequence. Its reports are embedded and published by a
+// goroutine of their own, in order: a JetStream publish that waits out a
+// NATS node's loss (a new stream leader takes seconds to elect) holds up
+// the reports, not the detection, so the camera's tracks do not break for
+// want of frames meanwhile.
 func (s *DetectStage) runCamera(ctx context.Context, w *camWorker) {
+	reports := make(chan []track.Track[*faceData], reportQueue)
+	// The publisher outlives ctx by flushGrace, for the final reports.
+	pubCtx, pubCancel := context.WithCancel(context.WithoutCancel(ctx))
+	defer pubCancel()
+	pubDone := make(chan struct{})
+	go func() { // ends when reports is closed and drained, or pubCtx ends
+		defer close(pubDone)
+		for rs := range reports {
+			s.publishReports(pubCtx, w, rs)
+		}
+	}()
+	// send blocks while the publisher is behind by reportQueue batches:
+	// reports are never dropped (frames are, from the queue, meanwhile).
+	send := func(rs []track.Track[*faceData]) {
+		if len(rs) > 0 {
+			select {
+			case reports <- rs:
+			case <-ctx.Done():
+			}
+		}
+	}
 	tick := time.NewTicker(s.opt.Track.MaxGap / 4)
 	defer tick.Stop()
 	for {
 		select {
 		case <-ctx.Done():
-			s.flush(w)
+			// End the open tracks and give their final reports (and any
+			// still queued) flushGrace to be published.
+			grace := time.AfterFunc(flushGrace, pubCancel)
+			if rs := w.tracker.Flush(); len(rs) > 0 {
+				select {
+				case reports <- rs:
+				case <-pubCtx.Done():
+				}
+			}
+			close(reports)
+			<-pubDone
+			grace.Stop()
 			return
 		case <-tick.C:
 			// A quiet camera still ends its tracks: advance its clock by the
 			// wall time since its last frame arrived.
 			quiet := s.now().Sub(time.Unix(0, w.lastArrival.Load()))
 			if len(w.queue) == 0 && !w.lastFrame.IsZero() && quiet > s.opt.Track.MaxGap {
-				s.publishReports(ctx, w, w.tracker.Update(w.lastSeq, w.lastFrame.Add(quiet), nil))
+				rs := w.tracker.Update(w.lastSeq, w.lastFrame.Add(quiet), nil)
 				w.open.Store(int32(w.tracker.Open()))
+				send(rs)
 			}
 		case f := <-w.queue:
 			s.m.Queue.WithLabelValues(StageDetect).Dec()
-			reports := s.process(ctx, w, f)
+			rs := s.process(ctx, w, f)
 			w.open.Store(int32(w.tracker.Open()))
-			s.publishReports(ctx, w, reports)
+			send(rs)
 		}
 	}
 }
 
-// flush ends the camera's open tracks at shutdown and publishes them with
-// a short grace period of their own.
-func (s *DetectStage) flush(w *camWorker) {
-	reports := w.tracker.Flush()
-	if len(reports) == 0 {
-		return
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-	defer cancel()
-	s.publishReports(ctx, w, reports)
-}
+const (
+	// reportQueue is how many batches of track reports a camera may have
+	// waiting for publication before its detection waits too.
+	reportQueue = 64
+	// flushGrace is how long final reports get to be published when a
+	// camera stops (shutdown, or its lease given up).
+	flushGrace = 3 * time.Second
+)
 
 func (s *DetectStage) process(ctx context.Context, w *camWorker, f Frame) []track.Track[*faceData] {
 	defer f.Mat.Close()
