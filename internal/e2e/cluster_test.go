@@ -167,7 +167,7 @@ func clusterClip(t *testing.T) (*rtsptest.Clip, synthcam.Truth, synthcam.Scenari
 		return a
 	}
 	script := synthcam.Script{Width: width, Height: height, FPS: clusterFPS, Duration: clusterDuration,
-		Background: testdata.OpenCV(t, "vtest.avi"),
+		Background:  testdata.OpenCV(t, "vtest.avi"),
 		Appearances: []synthcam.Appearance{at(a1, 4), at(a2, 13), at(stranger, 17), at(a1, 31)}}
 	file := filepath.Join(t.TempDir(), "cluster.h264")
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
