@@ -41,7 +41,7 @@ type Options struct {
 	// others divide the rest.
 	Pinned bool
 	// Period is the lease period: the bucket's TTL. Leases are renewed
-	// every Period/4; work on an item stops when Period-Period/10 has
+	// every Period/5; work on an item stops when Period-Period/10 has
 	// passed since the last renewal was sent (before the server could
 	// expire it).
 	Period time.Duration
@@ -143,7 +143,7 @@ func (p *Pool) Run(ctx context.Context, work func(ctx context.Context, item stri
 		wg.Wait()
 		p.releaseAll()
 	}()
-	t := time.NewTicker(p.opt.Period / 4)
+	t := time.NewTicker(p.opt.Period / 5)
 	defer t.Stop()
 	for {
 		p.pass(ctx, work)

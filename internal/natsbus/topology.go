@@ -38,7 +38,7 @@ const (
 	CameraLeaseBucket = "facewatch-cameras"
 	// CameraLeasePeriod is the lease period, the bucket's TTL: a dead
 	// worker's cameras are free this long after its last renewal and taken
-	// over within a renewal interval (a quarter period) more, 12.5 s in
+	// over within a renewal interval (a fifth of a period) more, 12 s in
 	// all, inside the 15 s the design promises. It is not shorter because
 	// an owner stops working on a camera when its renewals have failed for
 	// 9/10 of it, and losing the NATS node that leads the bucket stops
