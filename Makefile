@@ -18,13 +18,31 @@ NO_RACE := /(models|internal/config|internal/dlib(/.*)?|internal/e2e|internal/te
 GOBIN_DIR = $(or $(shell $(GO) env GOBIN),$(shell $(GO) env GOPATH)/bin)
 STATICCHECK ?= $(or $(shell command -v staticcheck 2>/dev/null),$(GOBIN_DIR)/staticcheck)
 
+# MARCH is the x86-64 level dlib's C++ code is compiled for. The default,
+# x86-64-v2 (SSE4.2, POPCNT), is what internal/dlib's #cgo lines say, so
+# plain `go build` and `go test` give the same portable code; it runs on
+# the fanless Celeron/Atom edge boxes that lack AVX (docs/deploy.md).
+# `make build MARCH=native` (or x86-64-v3, ...) builds with the tag
+# facewatch_march, which drops the default, and passes -march in
+# CGO_CXXFLAGS; the binary refuses at start, in one line, a CPU that lacks
+# what it was built for. GOAMD64 follows for the Go code at v3 and above
+# (Go's own default, v1, otherwise: Go's runtime checks its level itself).
+MARCH ?= x86-64-v2
+ifeq ($(MARCH),x86-64-v2)
+BUILD_ENV :=
+BUILD_TAGS :=
+else
+BUILD_ENV := CGO_CXXFLAGS="-O2 -g -march=$(MARCH)" GOAMD64=$(if $(filter x86-64-v3 x86-64-v4,$(MARCH)),v3,v1)
+BUILD_TAGS := -tags facewatch_march
+endif
+
 .PHONY: setup build test lint demo clean
 
 setup:
 	bash scripts/setup.sh
 
 build:
-	$(GO) build -o bin/facewatch ./cmd/facewatch
+	$(BUILD_ENV) $(GO) build $(BUILD_TAGS) -o bin/facewatch ./cmd/facewatch
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt differences in:"; echo "$$out"; exit 1; fi
@@ -33,8 +51,8 @@ lint:
 	$(STATICCHECK) ./...
 
 test: lint
-	$(GO) test -race $(TEST_FLAGS) $$($(GO) list ./... | grep -v -E '$(NO_RACE)')
-	$(GO) test $(TEST_FLAGS) $$($(GO) list ./... | grep -E '$(NO_RACE)')
+	$(BUILD_ENV) $(GO) test $(BUILD_TAGS) -race $(TEST_FLAGS) $$($(GO) list ./... | grep -v -E '$(NO_RACE)')
+	$(BUILD_ENV) $(GO) test $(BUILD_TAGS) $(TEST_FLAGS) $$($(GO) list ./... | grep -E '$(NO_RACE)')
 
 # The demo: a synthetic RTSP camera, one person enrolled, `facewatch run`.
 demo:

@@ -41,9 +41,22 @@ else
   go install "honnef.co/go/tools/cmd/staticcheck@$STATICCHECK_VERSION"
 fi
 
+# nats-server, which the cluster test runs as three real processes and the
+# compose file runs as the cluster: built from its Go module at the version
+# go.mod pins (the same code the embedded server runs), never a downloaded
+# binary.
+NATS_VERSION="$(go list -m -f '{{.Version}}' github.com/nats-io/nats-server/v2)"
+if "$gobin/nats-server" --version 2>/dev/null | grep -qF "v${NATS_VERSION#v}"; then
+  echo "setup: nats-server $NATS_VERSION present"
+else
+  echo "setup: installing nats-server $NATS_VERSION into $gobin"
+  go install "github.com/nats-io/nats-server/v2@$NATS_VERSION"
+fi
+
+# MARCH (default x86-64-v2, see docs/deploy.md) is the CPU level of the C++
+# code; make build MARCH=native opts into this machine's.
 echo "setup: building bin/facewatch"
-mkdir -p bin
-go build -o bin/facewatch ./cmd/facewatch
+make build MARCH="${MARCH:-x86-64-v2}"
 
 echo "setup: fetching and verifying models"
 bin/facewatch models fetch

@@ -40,7 +40,12 @@ func cmdVersion(_ context.Context, e *env, args []string) error {
 	fmt.Fprintf(e.stdout, "dlib      %s\n", dlib.Version())
 	fmt.Fprintf(e.stdout, "compiler  %s\n", dlib.Compiler())
 	fmt.Fprintf(e.stdout, "simd      %s\n", simd)
-	fmt.Fprintf(e.stdout, "cxxflags  %s\n", dlib.CXXFlags)
+	fmt.Fprintf(e.stdout, "cxxflags  %s -march=%s\n", dlib.CXXFlags, dlib.March())
+	cpuState := "this CPU has them"
+	if err := dlib.CheckCPU(); err != nil {
+		cpuState = err.Error()
+	}
+	fmt.Fprintf(e.stdout, "needs     %s CPU: %s (%s)\n", dlib.March(), simd, cpuState)
 	return nil
 }
 

@@ -127,5 +127,10 @@ func natsSetup(ctx context.Context, e *env, args []string) error {
 	for _, s := range natsbus.Streams(natsbus.TopologyOf(cfg)) {
 		fmt.Fprintf(e.stdout, "stream %s on %v: ok (%d replicas)\n", s.Name, s.Subjects, s.Replicas)
 	}
+	// The camera lease bucket: stage identities use it but may not create it.
+	if _, err := natsbus.EnsureCameraLeases(ctx, bus.JS, cfg.NATS.Replicas); err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stdout, "key-value bucket %s: ok (%d replicas)\n", natsbus.CameraLeaseBucket, max(1, cfg.NATS.Replicas))
 	return nil
 }

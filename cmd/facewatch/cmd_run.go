@@ -69,7 +69,7 @@ func cmdRun(ctx context.Context, e *env, args []string) error {
 			return err
 		}
 		defer det.Close()
-		if cam, err = s.newCameraStage(camBus, frames); err != nil {
+		if cam, err = s.newCameraStage(camBus, frames, nil); err != nil {
 			return err
 		}
 	}

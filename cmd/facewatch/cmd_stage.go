@@ -234,23 +234,23 @@ func (s *stage) newMatchStage(bus *natsbus.Bus, g *match.Gallery, idx *match.Ind
 	})
 }
 
-func (s *stage) newDetectStage(e *env, bus *natsbus.Bus, local <-chan pipeline.Frame, cameras []string) (*pipeline.DetectStage, error) {
+func (s *stage) newDetectStage(e *env, bus *natsbus.Bus, local <-chan pipeline.Frame, leases *pipeline.Leases) (*pipeline.DetectStage, error) {
 	dir, err := s.modelDir(e)
 	if err != nil {
 		return nil, err
 	}
 	return pipeline.NewDetectStage(pipeline.DetectOptions{
 		Bus: bus, Models: dir, Detect: s.cfg.Detect, Embed: s.cfg.Embed, Track: trackConfig(s.cfg),
-		Local: local, Cameras: cameras, Topology: natsbus.TopologyOf(s.cfg), CropTTL: s.cfg.Alert.UnmatchedRetention, Logger: s.log, Metrics: s.pm,
+		Local: local, Leases: leases, Topology: natsbus.TopologyOf(s.cfg), CropTTL: s.cfg.Alert.UnmatchedRetention, Logger: s.log, Metrics: s.pm,
 	})
 }
 
-func (s *stage) newCameraStage(bus *natsbus.Bus, local chan<- pipeline.Frame) (*pipeline.CameraStage, error) {
+func (s *stage) newCameraStage(bus *natsbus.Bus, local chan<- pipeline.Frame, leases *pipeline.Leases) (*pipeline.CameraStage, error) {
 	cm, err := camera.NewMetrics(s.reg)
 	if err != nil {
 		return nil, err
 	}
-	return pipeline.NewCameraStage(pipeline.CameraOptions{Bus: bus, Cameras: s.cfg.Cameras, Local: local, Logger: s.log, CameraMetrics: cm, Metrics: s.pm})
+	return pipeline.NewCameraStage(pipeline.CameraOptions{Bus: bus, Cameras: s.cfg.Cameras, Local: local, Leases: leases, Logger: s.log, CameraMetrics: cm, Metrics: s.pm})
 }
 
 // ignoreCancel turns the end of the command's context (Ctrl-C, --for)

@@ -20,6 +20,7 @@ import (
 
 	"github.com/facewatch/facewatch/detect"
 	"github.com/facewatch/facewatch/internal/config"
+	"github.com/facewatch/facewatch/internal/dlib"
 )
 
 // command is one subcommand of the binary.
@@ -76,6 +77,12 @@ func usageErrorf(format string, args ...any) error {
 }
 
 func main() {
+	// Before anything runs C++ code compiled for a CPU level: one clear
+	// line instead of SIGILL in the middle of a detection.
+	if err := dlib.CheckCPU(); err != nil {
+		fmt.Fprintln(os.Stderr, "facewatch:", err)
+		os.Exit(1)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	code := realMain(ctx, os.Args[1:], &env{stdout: os.Stdout, stderr: os.Stderr, getenv: os.Getenv})
 	stop()

@@ -35,7 +35,7 @@ func TestVersion(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("version exit = %d", code)
 	}
-	for _, re := range []string{`(?m)^opencv\s+4\.\d+`, `(?m)^dlib\s+19\.\d+\.\d+`, `(?m)^go\s+go1\.`, `(?m)^simd\s+\S+`} {
+	for _, re := range []string{`(?m)^opencv\s+4\.\d+`, `(?m)^dlib\s+19\.\d+\.\d+`, `(?m)^go\s+go1\.`, `(?m)^simd\s+\S+`, `(?m)^cxxflags\s+.* -march=\S+`, `(?m)^needs\s+\S+ CPU: .*\(this CPU has them\)$`} {
 		if !regexp.MustCompile(re).MatchString(out) {
 			t.Errorf("version output lacks %s:\n%s", re, out)
 		}

@@ -13,11 +13,17 @@ extern "C" const char* fw_simd_flags(void) {
 #ifdef __SSE2__
         " sse2"
 #endif
+#ifdef __SSSE3__
+        " ssse3"
+#endif
 #ifdef __SSE4_1__
         " sse4.1"
 #endif
 #ifdef __SSE4_2__
         " sse4.2"
+#endif
+#ifdef __POPCNT__
+        " popcnt"
 #endif
 #ifdef __AVX__
         " avx"
@@ -28,8 +34,20 @@ extern "C" const char* fw_simd_flags(void) {
 #ifdef __FMA__
         " fma"
 #endif
+#ifdef __BMI2__
+        " bmi2"
+#endif
 #ifdef __AVX512F__
         " avx512f"
+#endif
+#ifdef __AVX512BW__
+        " avx512bw"
+#endif
+#ifdef __AVX512DQ__
+        " avx512dq"
+#endif
+#ifdef __AVX512VL__
+        " avx512vl"
 #endif
 #ifdef __ARM_NEON
         " neon"

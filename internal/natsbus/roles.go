@@ -40,11 +40,6 @@ const (
 	RoleAdmin   Role = "admin"
 )
 
-// CamerasBucket is the JetStream key-value bucket that holds camera leases
-// (which detect/camera worker owns which camera). Its stream is
-// "KV_"+CamerasBucket.
-const CamerasBucket = "facewatch-cameras"
-
 // Roles lists every role, in the order of the permission table.
 func Roles() []Role {
 	return []Role{RoleCamera, RoleDetect, RoleMatch, RoleAlert, RoleCurator, RoleAdmin}
@@ -114,7 +109,7 @@ func declaredStreams() []string {
 // events from the gallery stream) and from the lease bucket.
 func denyMsgDelete(except ...string) []string {
 	var d []string
-	for _, n := range append(declaredStreams(), "KV_"+CamerasBucket) {
+	for _, n := range append(declaredStreams(), "KV_"+CameraLeaseBucket) {
 		if !slices.Contains(except, n) {
 			d = append(d, jsMDel+n)
 		}
@@ -150,9 +145,9 @@ func consume(stream string) []string {
 // leases lets a role use the camera lease bucket (get, put, watch); the
 // bucket itself is created by the admin identity.
 func leases() []string {
-	kv := "KV_" + CamerasBucket
+	kv := "KV_" + CameraLeaseBucket
 	return append([]string{
-		kvPrefix + "." + CamerasBucket + ".>",
+		kvPrefix + "." + CameraLeaseBucket + ".>",
 		jsAPI + ".STREAM.INFO." + kv,
 		jsAPI + ".STREAM.MSG.GET." + kv,
 		jsAPI + ".DIRECT.GET." + kv,
@@ -179,7 +174,7 @@ func Permissions(o PermissionOptions) []Permission {
 			Purpose: "`facewatch camera` (edge): frames and camera health",
 			Publish: append([]string{wire.FramesWildcard, wire.StatusWildcard, wire.DeadLetterSubject("camera")},
 				leases()...),
-			Subscribe:   []string{inbox(RoleCamera), kvPrefix + "." + CamerasBucket + ".>"},
+			Subscribe:   []string{inbox(RoleCamera), kvPrefix + "." + CameraLeaseBucket + ".>"},
 			DenyPublish: deny,
 		},
 		{
@@ -187,7 +182,7 @@ func Permissions(o PermissionOptions) []Permission {
 			Purpose: "`facewatch detect` (edge): frames in, track reports out",
 			Publish: slices.Concat([]string{wire.TracksWildcard, wire.DeadLetterSubject("detect")},
 				allStreams, leases()),
-			Subscribe:      []string{wire.FramesWildcard, wire.CropsWildcard, inbox(RoleDetect), kvPrefix + "." + CamerasBucket + ".>"},
+			Subscribe:      []string{wire.FramesWildcard, wire.CropsWildcard, inbox(RoleDetect), kvPrefix + "." + CameraLeaseBucket + ".>"},
 			DenyPublish:    deny,
 			AllowResponses: true,
 		},

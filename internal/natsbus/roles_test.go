@@ -55,8 +55,8 @@ func TestPermissionTableShape(t *testing.T) {
 	}
 	for _, r := range []Role{RoleCamera, RoleDetect} {
 		p, _ := PermissionFor(PermissionOptions{}, r)
-		if !slices.Contains(p.Publish, "$KV."+CamerasBucket+".>") || !slices.Contains(p.Publish, "$JS.API.STREAM.INFO.KV_"+CamerasBucket) {
-			t.Errorf("role %s cannot use the camera lease bucket %s", r, CamerasBucket)
+		if !slices.Contains(p.Publish, "$KV."+CameraLeaseBucket+".>") || !slices.Contains(p.Publish, "$JS.API.STREAM.INFO.KV_"+CameraLeaseBucket) {
+			t.Errorf("role %s cannot use the camera lease bucket %s", r, CameraLeaseBucket)
 		}
 	}
 }
@@ -95,7 +95,7 @@ func TestRolesDocumented(t *testing.T) {
 			want := s
 			switch {
 			case strings.HasPrefix(s, "$JS.API.") || strings.HasPrefix(s, "$JS.ACK.") || strings.HasPrefix(s, "$JS.FC.") || strings.HasPrefix(s, "$KV."):
-				for _, name := range []string{wire.TracksStream, wire.HitsStream, wire.GalleryStream, CamerasBucket} {
+				for _, name := range []string{wire.TracksStream, wire.HitsStream, wire.GalleryStream, CameraLeaseBucket} {
 					if strings.Contains(s, name) {
 						want = name
 					}

@@ -465,13 +465,13 @@ func TestLeaseBucketPermissions(t *testing.T) {
 	site := startSite(t, nil)
 	ctx := ctxFor(t, 30*time.Second)
 	admin := site.connect(t, RoleAdmin)
-	if _, err := admin.js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: CamerasBucket, TTL: time.Minute}); err != nil {
+	if _, err := admin.js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: CameraLeaseBucket, TTL: time.Minute}); err != nil {
 		t.Fatalf("admin creating the lease bucket: %v", err)
 	}
 	for _, role := range []Role{RoleCamera, RoleDetect} {
 		t.Run(string(role), func(t *testing.T) {
 			rc := site.connect(t, role)
-			kv, err := rc.js.KeyValue(ctx, CamerasBucket)
+			kv, err := rc.js.KeyValue(ctx, CameraLeaseBucket)
 			if err != nil {
 				t.Fatalf("%s binding the lease bucket: %v", role, err)
 			}
@@ -502,7 +502,7 @@ func TestLeaseBucketPermissions(t *testing.T) {
 			}
 			dctx, cancel := context.WithTimeout(ctx, time.Second)
 			defer cancel()
-			if err := rc.js.DeleteKeyValue(dctx, CamerasBucket); err == nil {
+			if err := rc.js.DeleteKeyValue(dctx, CameraLeaseBucket); err == nil {
 				t.Errorf("%s deleted the lease bucket", role)
 			}
 		})
@@ -510,7 +510,7 @@ func TestLeaseBucketPermissions(t *testing.T) {
 	m := site.connect(t, RoleMatch)
 	kctx, cancel := context.WithTimeout(ctx, time.Second)
 	defer cancel()
-	if _, err := m.js.KeyValue(kctx, CamerasBucket); err == nil {
+	if _, err := m.js.KeyValue(kctx, CameraLeaseBucket); err == nil {
 		t.Error("match bound the lease bucket; only the edge roles may")
 	}
 }

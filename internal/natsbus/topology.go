@@ -33,6 +33,55 @@ const (
 	DetectQueue = "facewatch-detect"
 )
 
+// Camera leases: which worker owns which camera (package internal/lease).
+const (
+	// CameraLeaseBucket is the JetStream key-value bucket holding camera
+	// leases ("<role>.item.<camera>" = owning worker) and worker presence
+	// ("<role>.worker.<worker>"), roles "camera" and "detect".
+	CameraLeaseBucket = "facewatch-cameras"
+	// CameraLeasePeriod is the lease period, the bucket's TTL: a dead
+	// worker's cameras are free this long after its last renewal and taken
+	// over within a renewal interval (a fifth of a period) more, 12 s in
+	// all, inside the 15 s the design promises. It is not shorter because
+	// an owner stops working on a camera when its renewals have failed for
+	// 9/10 of it, and losing the NATS node that leads the bucket stops
+	// renewals until JetStream elects a new leader, which takes 4-9 s
+	// (measured: docs/deploy.md): a shorter lease would pause every camera
+	// at each node loss.
+	CameraLeasePeriod = 10 * time.Second
+)
+
+// CameraLeases declares the camera lease bucket: one value per key, keys
+// expiring CameraLeasePeriod after their last write, replicas copies.
+func CameraLeases(replicas int) jetstream.KeyValueConfig {
+	return jetstream.KeyValueConfig{
+		Bucket:      CameraLeaseBucket,
+		Description: "facewatch camera leases: which worker reads and detects which camera",
+		History:     1,
+		TTL:         CameraLeasePeriod,
+		Storage:     jetstream.FileStorage,
+		Replicas:    max(1, replicas),
+	}
+}
+
+// EnsureCameraLeases creates the camera lease bucket, or updates it to its
+// declaration, and returns it.
+func EnsureCameraLeases(ctx context.Context, js jetstream.JetStream, replicas int) (jetstream.KeyValue, error) {
+	// Stage identities may use the bucket but not create or change it
+	// (roles.go): an existing bucket as declared is taken as it is.
+	want := CameraLeases(replicas)
+	if kv, err := js.KeyValue(ctx, want.Bucket); err == nil {
+		if st, err := kv.Status(ctx); err == nil && st.TTL() == want.TTL {
+			return kv, nil
+		}
+	}
+	kv, err := js.CreateOrUpdateKeyValue(ctx, want)
+	if err != nil {
+		return nil, fmt.Errorf("creating key-value bucket %s: %w", CameraLeaseBucket, err)
+	}
+	return kv, nil
+}
+
 // Stream limits.
 const (
 	// TracksMaxAge is how long an untaken track report waits for a

@@ -85,6 +85,21 @@ func TestEnsureStreamsCreatesTheTopology(t *testing.T) {
 			t.Errorf("consumer %s = stream %s, filter %s, ack wait %v; want %s, %s, 1s", c.Durable, got.Stream, got.Config.FilterSubject, got.Config.AckWait, c.Stream, c.FilterSubject)
 		}
 	}
+	// The camera lease bucket: created twice (idempotent), TTL = lease
+	// period, one value per key.
+	for i := range 2 {
+		kv, err := EnsureCameraLeases(ctx, b.JS, 1)
+		if err != nil {
+			t.Fatalf("EnsureCameraLeases #%d = %v", i, err)
+		}
+		st, err := kv.Status(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Bucket() != CameraLeaseBucket || st.TTL() != CameraLeasePeriod || st.History() != 1 {
+			t.Errorf("lease bucket = %s, TTL %v, history %d; want %s, %v, 1", st.Bucket(), st.TTL(), st.History(), CameraLeaseBucket, CameraLeasePeriod)
+		}
+	}
 	// A consumer on a stream that is not declared is refused with its name.
 	if _, err := EnsureConsumer(ctx, b.JS, Consumer{Stream: "NOPE", ConsumerConfig: jetstream.ConsumerConfig{Durable: "x"}}); err == nil {
 		t.Error("EnsureConsumer on an undeclared stream = nil, want an error")
@@ -241,7 +256,7 @@ func TestTopologyDocumented(t *testing.T) {
 		}
 	}
 	table := strings.Join(rows, "\n")
-	for _, name := range []string{MatchDurable, AlertDurable, DetectQueue, wire.FramesWildcard, wire.StatusWildcard, wire.DeadLetterWildcard, wire.CropsWildcard} {
+	for _, name := range []string{MatchDurable, AlertDurable, DetectQueue, CameraLeaseBucket, wire.FramesWildcard, wire.StatusWildcard, wire.DeadLetterWildcard, wire.CropsWildcard} {
 		if !strings.Contains(table, "`"+name+"`") {
 			t.Errorf("topology table does not name `%s`", name)
 		}

@@ -32,6 +32,11 @@ type CameraOptions struct {
 	Logger         *slog.Logger
 	CameraMetrics  *camera.Metrics
 	Metrics        *Metrics
+	// Leases, when set, makes the stage read only the cameras it leases
+	// (role RoleCamera), so that several camera processes share a site's
+	// cameras and a dead one's cameras are read again elsewhere.
+	// Leases.Cameras names them (each must be in Cameras).
+	Leases *Leases
 }
 
 // CameraStage runs one camera worker per configured camera and hands
@@ -40,7 +45,12 @@ type CameraStage struct {
 	opt     CameraOptions
 	log     *slog.Logger
 	m       *Metrics
-	workers []*camera.Worker
+	workers []*camera.Worker // without leases: every camera's
+
+	mu sync.Mutex
+	// leased is guarded by mu: with leases, the workers of the cameras
+	// this process holds now.
+	leased map[string]*camera.Worker
 }
 
 // NewCameraStage creates the workers (nothing runs until Run).
@@ -54,7 +64,19 @@ func NewCameraStage(opt CameraOptions) (*CameraStage, error) {
 	if opt.StatusInterval <= 0 {
 		opt.StatusInterval = 5 * time.Second
 	}
-	s := &CameraStage{opt: opt, log: orDiscard(opt.Logger).With("component", "camera-stage"), m: orMetrics(opt.Metrics)}
+	s := &CameraStage{opt: opt, log: orDiscard(opt.Logger).With("component", "camera-stage"), m: orMetrics(opt.Metrics), leased: map[string]*camera.Worker{}}
+	if opt.Leases != nil {
+		known := map[string]bool{}
+		for _, c := range opt.Cameras {
+			known[c.ID] = true
+		}
+		for _, id := range opt.Leases.Cameras {
+			if !known[id] {
+				return nil, fmt.Errorf("camera stage: leased camera %q is not configured", id)
+			}
+		}
+		return s, nil
+	}
 	for _, c := range opt.Cameras {
 		s.workers = append(s.workers, camera.NewWorker(c, camera.Options{Logger: opt.Logger, Metrics: opt.CameraMetrics}))
 	}
@@ -63,6 +85,15 @@ func NewCameraStage(opt CameraOptions) (*CameraStage, error) {
 
 // Statuses returns every camera's health.
 func (s *CameraStage) Statuses() []camera.Status {
+	if s.opt.Leases != nil {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		out := make([]camera.Status, 0, len(s.leased))
+		for _, w := range s.leased {
+			out = append(out, w.Status())
+		}
+		return out
+	}
 	out := make([]camera.Status, len(s.workers))
 	for i, w := range s.workers {
 		out[i] = w.Status()
@@ -72,6 +103,9 @@ func (s *CameraStage) Statuses() []camera.Status {
 
 // Run runs the workers and forwards their frames until ctx ends.
 func (s *CameraStage) Run(ctx context.Context) error {
+	if s.opt.Leases != nil {
+		return s.runLeased(ctx)
+	}
 	if len(s.workers) == 0 {
 		return errors.New("camera stage: no cameras configured")
 	}
@@ -89,6 +123,37 @@ func (s *CameraStage) Run(ctx context.Context) error {
 	return nil
 }
 
+// runLeased reads each camera while this process holds its lease: the
+// worker stops (and no frame of it is handed on) as soon as the lease is
+// given up or could expire.
+func (s *CameraStage) runLeased(ctx context.Context) error {
+	byID := map[string]config.Camera{}
+	for _, c := range s.opt.Cameras {
+		byID[c.ID] = c
+	}
+	var wg sync.WaitGroup
+	wg.Go(func() { s.publishStatus(ctx) })
+	err := runLeased(ctx, s.opt.Leases, RoleCamera, nil, s.log, func(cctx context.Context, id string) {
+		w := camera.NewWorker(byID[id], camera.Options{Logger: s.opt.Logger, Metrics: s.opt.CameraMetrics})
+		s.mu.Lock()
+		s.leased[id] = w
+		s.mu.Unlock()
+		var cw sync.WaitGroup
+		cw.Go(func() {
+			if err := w.Run(cctx); err != nil && cctx.Err() == nil {
+				s.log.Error("camera worker", "camera", id, "err", err)
+			}
+		})
+		cw.Go(func() { s.forward(cctx, w) })
+		cw.Wait()
+		s.mu.Lock()
+		delete(s.leased, id)
+		s.mu.Unlock()
+	})
+	wg.Wait()
+	return err
+}
+
 // forward hands one worker's frames on until its queue is closed (when its
 // Run returns).
 func (s *CameraStage) forward(ctx context.Context, w *camera.Worker) {
@@ -100,6 +165,10 @@ func (s *CameraStage) forward(ctx context.Context, w *camera.Worker) {
 			case <-ctx.Done():
 				f.Mat.Close()
 			}
+			continue
+		}
+		if ctx.Err() != nil { // the lease is gone: read, but not handed on
+			f.Mat.Close()
 			continue
 		}
 		if err := s.publishFrame(pf); err != nil && ctx.Err() == nil {

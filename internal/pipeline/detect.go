@@ -36,7 +36,13 @@ type DetectOptions struct {
 	// Cameras, when subscribing, limits the stage to these camera IDs (so
 	// that detect processes can split cameras between them and each
 	// camera's frames reach one tracker); empty takes every camera.
+	// Ignored when Leases is set.
 	Cameras []string
+	// Leases, when subscribing, makes the stage take the frames of the
+	// cameras it leases only (role RoleDetect), one subject per camera and
+	// no queue group: each camera's frames reach one tracker, and a dead
+	// process's cameras move to the others.
+	Leases *Leases
 	// QueueSize bounds each camera's frames waiting for detection; when
 	// full the oldest is dropped and counted. 0 means 4.
 	QueueSize int
@@ -66,6 +72,9 @@ type DetectStage struct {
 	// lastRefusalLog is when refuseCamera last logged (unix ns).
 	lastRefusalLog atomic.Int64
 	crops          *cropCache
+	// busy is set by Run before frames flow: whether a camera has a track
+	// open.
+	busy func(string) bool
 }
 
 // NewDetectStage loads cfg.Workers detectors and embedders (each worker its
@@ -154,6 +163,12 @@ type camWorker struct {
 	// expire removes the worker from the stage if its queue is empty
 	// (reporting whether it did); runCamera calls it after camera_idle.
 	expire func() bool
+	// open is the tracker's number of open tracks, for Busy.
+	open atomic.Int32
+	// cancel stops the camera's goroutine, which closes done after
+	// publishing its open tracks' final reports.
+	cancel context.CancelFunc
+	done   chan struct{}
 }
 
 // Run processes frames until ctx ends, then ends every open track and
@@ -186,8 +201,9 @@ func (s *DetectStage) Run(ctx context.Context) error {
 			if maxCams > 0 && len(workers) >= maxCams {
 				return nil, "camera_limit"
 			}
+			cctx, ccancel := context.WithCancel(runCtx)
 			w = &camWorker{id: id, queue: make(chan Frame, s.opt.QueueSize),
-				tracker: track.New[*faceData](s.opt.Track, track.IDBase(s.now()))}
+				tracker: track.New[*faceData](s.opt.Track, track.IDBase(s.now())), cancel: ccancel, done: make(chan struct{})}
 			w.lastArrival.Store(s.now().UnixNano())
 			w.expire = func() bool {
 				mu.Lock()
@@ -201,7 +217,10 @@ func (s *DetectStage) Run(ctx context.Context) error {
 			}
 			workers[id] = w
 			s.m.Cameras.Set(float64(len(workers)))
-			wg.Go(func() { s.runCamera(runCtx, w) })
+			wg.Go(func() {
+				defer close(w.done)
+				s.runCamera(cctx, w)
+			})
 		}
 		return w, ""
 	}
@@ -219,6 +238,32 @@ func (s *DetectStage) Run(ctx context.Context) error {
 		s.m.Dropped.WithLabelValues(StageDetect, "camera_limit").Inc()
 		s.refuseCamera(id)
 		return false
+	}
+	// endCamera stops a camera whose lease this process gave up: its open
+	// tracks end (final reports published) and its waiting frames go. A
+	// later lease starts it afresh with new track IDs.
+	endCamera := func(id string) {
+		mu.Lock()
+		w := workers[id]
+		delete(workers, id)
+		s.m.Cameras.Set(float64(len(workers)))
+		mu.Unlock()
+		if w == nil {
+			return
+		}
+		w.cancel()
+		<-w.done
+		for len(w.queue) > 0 {
+			f := <-w.queue
+			f.Mat.Close()
+			s.m.Queue.WithLabelValues(StageDetect).Dec()
+		}
+	}
+	s.busy = func(id string) bool {
+		mu.Lock()
+		defer mu.Unlock()
+		w := workers[id]
+		return w != nil && w.open.Load() > 0
 	}
 	// enqueue hands a frame to its camera's worker, dropping the oldest
 	// waiting frame when the queue is full.
@@ -265,7 +310,7 @@ func (s *DetectStage) Run(ctx context.Context) error {
 	if s.opt.Local != nil {
 		err = s.readLocal(runCtx, enqueue)
 	} else {
-		err = s.readNATS(runCtx, admits, enqueue)
+		err = s.readNATS(runCtx, admits, enqueue, endCamera)
 	}
 	cancel()
 	mu.Lock()
@@ -314,11 +359,26 @@ func (s *DetectStage) refuseCamera(id string) {
 	s.log.Warn("frames of a camera beyond detect.max_cameras refused", "camera", id, "max_cameras", s.opt.Detect.MaxCameras)
 }
 
-// readNATS subscribes to frame messages in the detect queue group. A frame
-// whose camera admits refuses is dropped before it is decoded; one whose
-// header says it is larger than detect.max_pixels, or another size than
-// its metadata, is dead-lettered before it is decoded.
-func (s *DetectStage) readNATS(ctx context.Context, admits func(string) bool, enqueue func(Frame)) error {
+// readNATS subscribes to frame messages: with leases, to each leased
+// camera's subject while the lease lasts; otherwise in the detect queue
+// group, to every camera's or to the --cameras' subjects. A frame whose
+// camera admits refuses is dropped before it is decoded; one whose header
+// says it is larger than detect.max_pixels, or another size than its
+// metadata, is dead-lettered before it is decoded.
+func (s *DetectStage) readNATS(ctx context.Context, admits func(string) bool, enqueue func(Frame), endCamera func(string)) error {
+	if l := s.opt.Leases; l != nil {
+		return runLeased(ctx, l, RoleDetect, s.Busy, s.log, func(cctx context.Context, cam string) {
+			stop, err := s.subscribeFrames(ctx, wire.FramesSubject(cam), "", admits, enqueue)
+			if err != nil {
+				s.log.Error("subscribing to a leased camera's frames", "camera", cam, "err", err)
+			}
+			<-cctx.Done()
+			if stop != nil {
+				stop()
+			}
+			endCamera(cam)
+		})
+	}
 	subjects := []string{wire.FramesWildcard}
 	if len(s.opt.Cameras) > 0 {
 		subjects = subjects[:0]
@@ -326,9 +386,38 @@ func (s *DetectStage) readNATS(ctx context.Context, admits func(string) bool, en
 			subjects = append(subjects, wire.FramesSubject(c))
 		}
 	}
+	var stops []func()
+	defer func() {
+		for _, stop := range stops {
+			stop()
+		}
+	}()
+	for _, subj := range subjects {
+		stop, err := s.subscribeFrames(ctx, subj, natsbus.DetectQueue, admits, enqueue)
+		if err != nil {
+			return err
+		}
+		stops = append(stops, stop)
+	}
+	s.log.Info("detect stage taking frames from nats", "subjects", subjects)
+	<-ctx.Done()
+	return nil
+}
+
+// Busy reports whether camera has a track open in this process (a camera
+// to hand over last when rebalancing).
+func (s *DetectStage) Busy(camera string) bool {
+	if s.busy == nil {
+		return false
+	}
+	return s.busy(camera)
+}
+
+// subscribeFrames subscribes to subj (in queue group queue unless empty)
+// and hands decoded frames to enqueue. stop unsubscribes and waits for
+// the handlers in flight, so that none hands a frame on after it.
+func (s *DetectStage) subscribeFrames(ctx context.Context, subj, queue string, admits func(string) bool, enqueue func(Frame)) (stop func(), err error) {
 	bus := s.opt.Bus
-	// gate lets readNATS wait for handlers in flight when it stops, so that
-	// none hands a frame on after it has returned.
 	var gate sync.RWMutex
 	stopped := false
 	handle := func(m *nats.Msg) {
@@ -376,70 +465,111 @@ func (s *DetectStage) readNATS(ctx context.Context, admits func(string) bool, en
 		}
 		enqueue(Frame{Camera: meta.Camera, Seq: meta.Seq, Time: meta.Time, Mat: mat})
 	}
-	var subs []*nats.Subscription
-	defer func() {
-		for _, sub := range subs {
-			sub.Unsubscribe()
-		}
+	var sub *nats.Subscription
+	if queue != "" {
+		sub, err = bus.Conn.QueueSubscribe(subj, queue, handle)
+	} else {
+		sub, err = bus.Conn.Subscribe(subj, handle)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("subscribing to %s: %w", subj, err)
+	}
+	sub.SetPendingLimits(64, 256<<20)
+	return func() {
+		sub.Unsubscribe()
 		gate.Lock()
 		stopped = true
 		gate.Unlock()
-	}()
-	for _, subj := range subjects {
-		sub, err := bus.Conn.QueueSubscribe(subj, natsbus.DetectQueue, handle)
-		if err != nil {
-			return fmt.Errorf("subscribing to %s: %w", subj, err)
-		}
-		sub.SetPendingLimits(64, 256<<20)
-		subs = append(subs, sub)
-	}
-	s.log.Info("detect stage taking frames from nats", "subjects", subjects)
-	<-ctx.Done()
-	return nil
+	}, nil
 }
 
 // runCamera processes one camera's frames in order, so that its tracker
-// sees them in sequence.
+// sees them in sequence. Its reports are embedded and published by a
+// goroutine of their own, in order: a JetStream publish that waits out a
+// NATS node's loss (a new stream leader takes seconds to elect) holds up
+// the reports, not the detection, so the camera's tracks do not break for
+// want of frames meanwhile.
 func (s *DetectStage) runCamera(ctx context.Context, w *camWorker) {
+	reports := make(chan []track.Track[*faceData], reportQueue)
+	// The publisher outlives ctx by flushGrace, for the final reports.
+	pubCtx, pubCancel := context.WithCancel(context.WithoutCancel(ctx))
+	defer pubCancel()
+	pubDone := make(chan struct{})
+	go func() { // ends when reports is closed and drained, or pubCtx ends
+		defer close(pubDone)
+		for rs := range reports {
+			s.publishReports(pubCtx, w, rs)
+		}
+	}()
+	// send blocks while the publisher is behind by reportQueue batches:
+	// reports are never dropped (frames are, from the queue, meanwhile).
+	send := func(rs []track.Track[*faceData]) {
+		if len(rs) > 0 {
+			select {
+			case reports <- rs:
+			case <-ctx.Done():
+			}
+		}
+	}
 	tick := time.NewTicker(s.opt.Track.MaxGap / 4)
 	defer tick.Stop()
 	for {
 		select {
 		case <-ctx.Done():
-			s.flush(w)
+			// End the open tracks and give their final reports (and any
+			// still queued) flushGrace to be published.
+			grace := time.AfterFunc(flushGrace, pubCancel)
+			if rs := w.tracker.Flush(); len(rs) > 0 {
+				select {
+				case reports <- rs:
+				case <-pubCtx.Done():
+				}
+			}
+			close(reports)
+			<-pubDone
+			grace.Stop()
 			return
 		case <-tick.C:
 			// A quiet camera still ends its tracks: advance its clock by the
 			// wall time since its last frame arrived.
 			quiet := s.now().Sub(time.Unix(0, w.lastArrival.Load()))
 			if len(w.queue) == 0 && !w.lastFrame.IsZero() && quiet > s.opt.Track.MaxGap {
-				s.publishReports(ctx, w, w.tracker.Update(w.lastSeq, w.lastFrame.Add(quiet), nil))
+				rs := w.tracker.Update(w.lastSeq, w.lastFrame.Add(quiet), nil)
+				w.open.Store(int32(w.tracker.Open()))
+				send(rs)
 			}
 			// One silent for camera_idle gives its place back (its tracks
 			// have ended above; any left are flushed).
 			if idle := s.opt.Detect.CameraIdle; idle > 0 && quiet > idle && w.expire() {
-				s.flush(w)
+				grace := time.AfterFunc(flushGrace, pubCancel)
+				if rs := w.tracker.Flush(); len(rs) > 0 {
+					select {
+					case reports <- rs:
+					case <-pubCtx.Done():
+					}
+				}
+				close(reports)
+				<-pubDone
+				grace.Stop()
 				return
 			}
 		case f := <-w.queue:
 			s.m.Queue.WithLabelValues(StageDetect).Dec()
-			reports := s.process(ctx, w, f)
-			s.publishReports(ctx, w, reports)
+			rs := s.process(ctx, w, f)
+			w.open.Store(int32(w.tracker.Open()))
+			send(rs)
 		}
 	}
 }
 
-// flush ends the camera's open tracks at shutdown and publishes them with
-// a short grace period of their own.
-func (s *DetectStage) flush(w *camWorker) {
-	reports := w.tracker.Flush()
-	if len(reports) == 0 {
-		return
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-	defer cancel()
-	s.publishReports(ctx, w, reports)
-}
+const (
+	// reportQueue is how many batches of track reports a camera may have
+	// waiting for publication before its detection waits too.
+	reportQueue = 64
+	// flushGrace is how long final reports get to be published when a
+	// camera stops (shutdown, or its lease given up).
+	flushGrace = 3 * time.Second
+)
 
 func (s *DetectStage) process(ctx context.Context, w *camWorker, f Frame) []track.Track[*faceData] {
 	defer f.Mat.Close()

@@ -10,8 +10,11 @@ package testdata
 import (
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strings"
+	"sync"
 	"testing"
 
 	"github.com/facewatch/facewatch/models"
@@ -143,4 +146,66 @@ func ModelDir(tb testing.TB) models.Dir {
 		tb.Fatal(err)
 	}
 	return models.Dir(d)
+}
+
+// NATSServer returns a nats-server binary for tests that run real server
+// processes: nats-server on PATH, else in Go's bin directory (where
+// scripts/setup.sh installs it from the Go module go.mod pins), else one
+// built from that module into the user's cache directory
+// (facewatch/nats-server-VERSION), once per version. Nothing is
+// downloaded.
+func NATSServer(t testing.TB) string {
+	t.Helper()
+	natsOnce.Do(func() { natsPath, natsErr = findNATSServer() })
+	if natsErr != nil {
+		t.Fatalf("nats-server: %v", natsErr)
+	}
+	return natsPath
+}
+
+var (
+	natsOnce sync.Once
+	natsPath string
+	natsErr  error
+)
+
+func findNATSServer() (string, error) {
+	if p, err := exec.LookPath("nats-server"); err == nil {
+		return p, nil
+	}
+	gobin, _ := exec.Command("go", "env", "GOBIN").Output()
+	dir := strings.TrimSpace(string(gobin))
+	if dir == "" {
+		gopath, _ := exec.Command("go", "env", "GOPATH").Output()
+		dir = filepath.Join(strings.TrimSpace(string(gopath)), "bin")
+	}
+	if p := filepath.Join(dir, "nats-server"); isExecutable(p) {
+		return p, nil
+	}
+	// Built once per version into the user's cache, like the models.
+	cmd := exec.Command("go", "list", "-m", "-f", "{{.Version}}", "github.com/nats-io/nats-server/v2")
+	cmd.Dir = RepoRoot()
+	v, err := cmd.Output()
+	if err != nil {
+		return "", fmt.Errorf("finding its version in go.mod: %w", err)
+	}
+	cache, err := os.UserCacheDir()
+	if err != nil {
+		return "", err
+	}
+	p := filepath.Join(cache, "facewatch", "nats-server-"+strings.TrimSpace(string(v)))
+	if isExecutable(p) {
+		return p, nil
+	}
+	cmd = exec.Command("go", "build", "-o", p, "github.com/nats-io/nats-server/v2")
+	cmd.Dir = RepoRoot()
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("building it from its Go module: %v: %s", err, out)
+	}
+	return p, nil
+}
+
+func isExecutable(p string) bool {
+	st, err := os.Stat(p)
+	return err == nil && !st.IsDir() && st.Mode()&0o111 != 0
 }

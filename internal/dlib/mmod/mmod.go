@@ -7,7 +7,7 @@
 package mmod
 
 /*
-#cgo CXXFLAGS: -std=c++14 -O3 -march=native -DNDEBUG -DDLIB_NO_GUI_SUPPORT -Wno-deprecated-declarations
+#cgo CXXFLAGS: -std=c++14 -O3 -DNDEBUG -DDLIB_NO_GUI_SUPPORT -Wno-deprecated-declarations
 #cgo pkg-config: dlib-1
 #include <stdlib.h>
 #include "mmod.h"

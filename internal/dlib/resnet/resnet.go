@@ -8,7 +8,7 @@
 package resnet
 
 /*
-#cgo CXXFLAGS: -std=c++14 -O3 -march=native -DNDEBUG -DDLIB_NO_GUI_SUPPORT -Wno-deprecated-declarations
+#cgo CXXFLAGS: -std=c++14 -O3 -DNDEBUG -DDLIB_NO_GUI_SUPPORT -Wno-deprecated-declarations
 #cgo pkg-config: dlib-1
 #cgo LDFLAGS: -ldl
 #include <stdlib.h>

@@ -1,0 +1,6 @@
+//go:build facewatch_march
+
+package mmod
+
+// Built with `make build MARCH=...`: -march comes from CGO_CXXFLAGS (see
+// march.go).
