@@ -114,7 +114,7 @@ func ListenHTTP(cfg config.Alert, log *slog.Logger) (ln net.Listener, rel *CertR
 		ln.Close()
 		return nil, nil, "", err
 	}
-	return tls.NewListener(ln, rel.TLSConfig()), rel, "https://" + ln.Addr().String(), nil
+	return ln, rel, "https://" + ln.Addr().String(), nil
 }
 
 // ServeRedirect answers every request on cfg.TLS.RedirectListen with a

@@ -75,6 +75,9 @@ func serveAlert(ctx context.Context, svc *alert.Service, js jetstream.JetStream,
 	}
 	srv := httpserve.New(ln, svc.Handler(), svc.HTTPLimits())
 	srv.HTTP().ErrorLog = slogErrorLog(log)
+	if rel != nil {
+		srv.UseTLS(rel.TLSConfig())
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	n := 2

@@ -28,10 +28,11 @@ func TestDeadLetterCommand(t *testing.T) {
 	}
 	defer func() { srv.Shutdown(); srv.WaitForShutdown() }()
 	cfgPath := filepath.Join(dir, "facewatch.yaml")
-	if err := os.WriteFile(cfgPath, []byte("data_dir: data\nnats:\n  url: "+srv.ClientURL()+"\n"), 0o600); err != nil {
+	creds := natsbus.DefaultCredsDir(filepath.Join(dir, "nats"))
+	if err := os.WriteFile(cfgPath, []byte("data_dir: data\nnats:\n  url: "+srv.ClientURL()+"\n  creds_dir: "+creds+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	bus, err := natsbus.Open(ctx, config.NATS{URL: srv.ClientURL()}, dir, natsbus.Options{})
+	bus, err := natsbus.Open(ctx, config.NATS{URL: srv.ClientURL(), CredsDir: creds}, dir, natsbus.Options{Role: natsbus.RoleAdmin})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -306,15 +306,15 @@ func TestNoStrangerAtRest(t *testing.T) {
 			}
 		}
 		defer stopServer()
-		nc, err := nats.Connect(srv.ClientURL())
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer nc.Close()
+		// As an operator runs it: every process under its role's identity,
+		// the topology created as admin.
+		site := natsSite{url: srv.ClientURL(), creds: natsbus.DefaultCredsDir(natsDir)}
+		nc := adminConn(t, site.url, site.creds)
+		createTopology(t, nc)
 		tap := tapDescriptors(t, nc)
-		detect := start(t, "detect", "detect", "--config", writeConfig(t, "detect", detData, natsSite{url: srv.ClientURL()}, ""))
+		detect := start(t, "detect", "detect", "--config", writeConfig(t, "detect", detData, site, ""))
 		time.Sleep(2 * time.Second)
-		camera := start(t, "camera", "camera", "--config", writeConfig(t, "camera", camData, natsSite{url: srv.ClientURL()}, cam.url))
+		camera := start(t, "camera", "camera", "--config", writeConfig(t, "camera", camData, site, cam.url))
 		dirs := []string{natsDir, camData, detData}
 		found := watchAtRest(t, cam, tap, dirs)
 		camera.stop(t)

@@ -385,8 +385,15 @@ func startNATS(t *testing.T) (natsSite, *nats.Conn) {
 	})
 	site := natsSite{url: srv.ClientURL(), creds: natsbus.DefaultCredsDir(dir)}
 	nc := adminConn(t, site.url, site.creds)
-	// The operator creates the topology as admin (`facewatch nats setup`):
-	// stage identities may not create streams.
+	createTopology(t, nc)
+	return site, nc
+}
+
+// createTopology creates the streams and the camera lease bucket as the
+// operator does (`facewatch nats setup`, admin): stage identities may not
+// create them.
+func createTopology(t *testing.T, nc *nats.Conn) {
+	t.Helper()
 	js, err := jetstream.New(nc)
 	if err != nil {
 		t.Fatal(err)
@@ -396,7 +403,9 @@ func startNATS(t *testing.T) (natsSite, *nats.Conn) {
 	if err := natsbus.EnsureStreams(ctx, js, natsbus.Topology{}); err != nil {
 		t.Fatal(err)
 	}
-	return site, nc
+	if _, err := natsbus.EnsureCameraLeases(ctx, js, 1); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // adminConn connects to url as the admin identity whose credentials are in

@@ -7,6 +7,7 @@ package httpserve
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -76,6 +77,7 @@ func (l Limits) withDefaults() Limits {
 type Server struct {
 	srv *http.Server
 	ln  net.Listener
+	tls bool
 }
 
 // Listen listens on addr and returns a server for h with lim applied
@@ -111,12 +113,26 @@ func (s *Server) Addr() net.Addr { return s.ln.Addr() }
 // HTTP is the underlying server (for tests and for its settings).
 func (s *Server) HTTP() *http.Server { return s.srv }
 
+// UseTLS makes the server speak only TLS with cfg (its GetCertificate may
+// reload the certificate). TLS sits above the connection limit, so that
+// handlers see the TLS state (r.TLS) and a handshake holds a slot.
+func (s *Server) UseTLS(cfg *tls.Config) {
+	s.srv.TLSConfig = cfg
+	s.tls = true
+}
+
 // Serve serves until ctx ends, then shuts down, waiting up to grace for
 // requests in flight before closing the rest (live feeds do not end on
 // Shutdown). It returns nil after a shutdown caused by ctx.
 func (s *Server) Serve(ctx context.Context, grace time.Duration) error {
 	errc := make(chan error, 1)
-	go func() { errc <- s.srv.Serve(s.ln) }() // ends on Shutdown/Close below
+	go func() { // ends on Shutdown/Close below
+		if s.tls {
+			errc <- s.srv.ServeTLS(s.ln, "", "")
+			return
+		}
+		errc <- s.srv.Serve(s.ln)
+	}()
 	select {
 	case err := <-errc:
 		return fmt.Errorf("serving http on %s: %w", s.ln.Addr(), err)
