@@ -2,10 +2,12 @@ package alert
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -20,14 +22,10 @@ func (s *Service) live(w http.ResponseWriter, r *http.Request, p principal) {
 		writeError(w, http.StatusInternalServerError, "streaming unsupported")
 		return
 	}
-	var last int64
-	if v := r.Header.Get("Last-Event-ID"); v != "" {
-		n, err := strconv.ParseInt(v, 10, 64)
-		if err != nil || n < 0 {
-			writeError(w, http.StatusBadRequest, "Last-Event-ID must be an alert id")
-			return
-		}
-		last = n
+	last, err := parseLastEventID(r.Header.Get("Last-Event-ID"))
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
 	}
 	c, err := caseRef(r)
 	if err != nil {
@@ -130,4 +128,18 @@ func (s *Service) live(w http.ResponseWriter, r *http.Request, p principal) {
 			fl.Flush()
 		}
 	}
+}
+
+// parseLastEventID reads the Last-Event-ID header of a resuming live-feed
+// client: empty (0, a new client) or the decimal id of the last alert it
+// saw, at most 19 digits.
+func parseLastEventID(v string) (int64, error) {
+	if v == "" {
+		return 0, nil
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || len(v) > 19 || strings.Trim(v, "0123456789") != "" {
+		return 0, errors.New("Last-Event-ID must be an alert id")
+	}
+	return n, nil
 }
