@@ -257,13 +257,9 @@ func (s *DetectStage) readNATS(ctx context.Context, enqueue func(Frame)) error {
 		if stopped {
 			return
 		}
-		meta, jpeg, err := wire.DecodeFrame(m.Data)
+		meta, jpeg, err := frameMessage(m.Subject, m.Data)
 		if err != nil {
 			bus.DeadLetter(StageDetect, m.Subject, m.Data, err)
-			return
-		}
-		if want := wire.FramesSubject(meta.Camera); m.Subject != want {
-			bus.DeadLetter(StageDetect, m.Subject, m.Data, fmt.Errorf("%w: frame of camera %s on subject %s", wire.ErrMalformed, meta.Camera, m.Subject))
 			return
 		}
 		mat, err := gocv.IMDecode(jpeg, gocv.IMReadColor)
@@ -302,6 +298,20 @@ func (s *DetectStage) readNATS(ctx context.Context, enqueue func(Frame)) error {
 	s.log.Info("detect stage taking frames from nats", "subjects", subjects)
 	<-ctx.Done()
 	return nil
+}
+
+// frameMessage checks a frame message from NATS before its image is
+// decoded: the envelope and metadata (wire.DecodeFrame) and that it came
+// on its own camera's subject (a camera stage may publish only there).
+func frameMessage(subject string, data []byte) (wire.FrameMeta, []byte, error) {
+	meta, jpeg, err := wire.DecodeFrame(data)
+	if err != nil {
+		return wire.FrameMeta{}, nil, err
+	}
+	if want := wire.FramesSubject(meta.Camera); subject != want {
+		return wire.FrameMeta{}, nil, fmt.Errorf("%w: frame of camera %s on subject %s", wire.ErrMalformed, meta.Camera, subject)
+	}
+	return meta, jpeg, nil
 }
 
 // runCamera processes one camera's frames in order, so that its tracker
