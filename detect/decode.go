@@ -24,6 +24,27 @@ var (
 	ErrCorrupt = errors.New("corrupt or unsupported image")
 )
 
+// AcceptedFormats names the image formats Decode reads, for messages.
+const AcceptedFormats = "JPEG and PNG"
+
+// sniffFormat names a format Decode does not read, from its magic bytes,
+// so that the refusal says what the file is.
+func sniffFormat(data []byte) string {
+	switch {
+	case len(data) >= 12 && string(data[:4]) == "RIFF" && string(data[8:12]) == "WEBP":
+		return "WebP is not supported"
+	case bytes.HasPrefix(data, []byte("GIF8")):
+		return "GIF is not supported"
+	case bytes.HasPrefix(data, []byte("BM")):
+		return "BMP is not supported"
+	case bytes.HasPrefix(data, []byte("II*\x00")), bytes.HasPrefix(data, []byte("MM\x00*")):
+		return "TIFF is not supported"
+	case len(data) >= 12 && string(data[4:8]) == "ftyp":
+		return "HEIF/AVIF is not supported"
+	}
+	return "unknown format"
+}
+
 // DecodeFile reads and decodes a JPEG or PNG file (see Decode).
 func DecodeFile(path string, maxPixels int64) (gocv.Mat, error) {
 	data, err := os.ReadFile(path)
@@ -47,6 +68,9 @@ func Decode(data []byte, maxPixels int64) (gocv.Mat, error) {
 		return gocv.Mat{}, fmt.Errorf("decoding image: %w: no bytes", ErrCorrupt)
 	}
 	cfg, format, err := image.DecodeConfig(bytes.NewReader(data))
+	if errors.Is(err, image.ErrFormat) {
+		return gocv.Mat{}, fmt.Errorf("decoding image header: %w: %s; the formats accepted are %s", ErrCorrupt, sniffFormat(data), AcceptedFormats)
+	}
 	if err != nil {
 		return gocv.Mat{}, fmt.Errorf("decoding image header: %w: %v", ErrCorrupt, err)
 	}

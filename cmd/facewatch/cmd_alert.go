@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"net"
 	"net/http"
@@ -54,6 +55,7 @@ func cmdAlertStage(ctx context.Context, e *env, args []string) error {
 	if err := natsbus.EnsureStreams(ctx, js, cfg.NATS.Replicas); err != nil {
 		return err
 	}
+	log.Info("data directory", "component", "alert", "dir", absPath(cfg.DataDir))
 	svc, err := alert.Open(ctx, cfg.DataDir, cfg.Alert, alert.Options{Logger: log, PhotoDir: alertPhotoDir(cfg), AckWait: cfg.NATS.AckWait})
 	if err != nil {
 		return err
@@ -99,31 +101,49 @@ func serveAlert(ctx context.Context, svc *alert.Service, js jetstream.JetStream,
 
 func cmdToken(ctx context.Context, e *env, args []string) error {
 	if len(args) == 0 {
-		return usageErrorf("want a subcommand: create, list or revoke")
+		return usageErrorf("want a subcommand: create, list or revoke (see `facewatch token -h`)")
 	}
 	sub, args := args[0], args[1:]
-	fs := newFlagSet(e, "token "+sub, "token create --role ROLE [--name NAME] [--ttl DURATION] --config FILE | token list --config FILE | token revoke ID --config FILE")
-	cfgPath := fs.String("config", "", "config file")
-	role := fs.String("role", "", "role: admin, curator, operator, investigator or integrator")
-	name := fs.String("name", "", "who the token is for (shown in the audit log)")
-	ttl := fs.Duration("ttl", 90*24*time.Hour, "how long the token is valid")
+	fs := newFlagSet(e, "token "+sub, "token create --role ROLE [--name NAME] [--ttl DURATION] [--config FILE]\n"+
+		"       facewatch token list [--config FILE]\n       facewatch token revoke ID [--config FILE]")
+	cfgPath := fs.String("config", "", "config `FILE` of the service (its data_dir holds the tokens)")
+	role := fs.String("role", "", "create: the token's `ROLE`: admin, curator, operator, investigator or integrator (required)")
+	name := fs.String("name", "", "create: who the token is for, shown in the audit log")
+	ttl := fs.Duration("ttl", 90*24*time.Hour, "create: how long the token is valid")
+	if isHelp(sub) {
+		fs.Usage()
+		return flag.ErrHelp
+	}
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	cfg, err := e.loadConfig(*cfgPath)
+	switch sub {
+	case "create":
+		if fs.NArg() != 0 {
+			return usageErrorf("token create takes no arguments")
+		}
+		if *role == "" {
+			return usageErrorf("--role is required: admin, curator, operator, investigator or integrator")
+		}
+		if _, err := alert.ParseRole(*role); err != nil {
+			return usageErrorf("--role: %v", err)
+		}
+	case "list":
+	case "revoke":
+		if fs.NArg() != 1 {
+			return usageErrorf("token revoke takes one token ID (see token list)")
+		}
+	default:
+		return usageErrorf("unknown subcommand %q: want create, list or revoke", sub)
+	}
+	cfg, err := e.serviceConfig(*cfgPath)
 	if err != nil {
 		return err
 	}
 	db := alert.DBPath(cfg.DataDir)
 	switch sub {
 	case "create":
-		if fs.NArg() != 0 {
-			return usageErrorf("token create takes no arguments")
-		}
-		r, err := alert.ParseRole(*role)
-		if err != nil {
-			return usageErrorf("--role: %v", err)
-		}
+		r, _ := alert.ParseRole(*role) // checked above
 		tok, err := alert.CreateToken(ctx, db, r, *name, *ttl)
 		if err != nil {
 			return err
@@ -146,26 +166,40 @@ func cmdToken(ctx context.Context, e *env, args []string) error {
 			fmt.Fprintf(e.stdout, "%s  %-12s  %-8s  expires %s  %s\n", t.ID, t.Role, state, t.Expires.Format(time.RFC3339), t.Name)
 		}
 		return nil
-	case "revoke":
-		if fs.NArg() != 1 {
-			return usageErrorf("token revoke takes one token ID (see token list)")
+	default: // revoke
+		if err := alert.RevokeToken(ctx, db, fs.Arg(0)); err != nil {
+			return err
 		}
-		return alert.RevokeToken(ctx, db, fs.Arg(0))
-	default:
-		return usageErrorf("unknown subcommand %q: want create, list or revoke", sub)
+		id := fs.Arg(0)
+		toks, err := alert.ListTokens(ctx, db)
+		if err != nil {
+			return err
+		}
+		for _, t := range toks {
+			if t.ID == id {
+				fmt.Fprintf(e.stdout, "token %s revoked (role %s, name %q, created %s)\n", t.ID, t.Role, t.Name, t.Created.Format(time.RFC3339))
+				return nil
+			}
+		}
+		fmt.Fprintf(e.stdout, "token %s revoked\n", id)
+		return nil
 	}
 }
 
 func cmdAudit(ctx context.Context, e *env, args []string) error {
+	fs := newFlagSet(e, "audit verify", "audit verify [--config FILE]")
+	cfgPath := fs.String("config", "", "config `FILE` of the service (its data_dir holds the audit log)")
+	if len(args) > 0 && isHelp(args[0]) {
+		fs.Usage()
+		return flag.ErrHelp
+	}
 	if len(args) == 0 || args[0] != "verify" {
 		return usageErrorf("want the subcommand verify")
 	}
-	fs := newFlagSet(e, "audit verify", "audit verify --config FILE")
-	cfgPath := fs.String("config", "", "config file")
 	if err := parseFlags(fs, args[1:]); err != nil {
 		return err
 	}
-	cfg, err := e.loadConfig(*cfgPath)
+	cfg, err := e.serviceConfig(*cfgPath)
 	if err != nil {
 		return err
 	}

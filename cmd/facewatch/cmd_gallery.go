@@ -15,9 +15,9 @@ import (
 )
 
 // openGallery loads the config and opens the gallery under its data
-// directory.
+// directory (see serviceConfig).
 func (e *env) openGallery(ctx context.Context, cfgPath string) (config.Config, *match.Gallery, error) {
-	cfg, err := e.loadConfig(cfgPath)
+	cfg, err := e.serviceConfig(cfgPath)
 	if err != nil {
 		return config.Config{}, nil, err
 	}

@@ -79,7 +79,9 @@ func cmdIdentify(ctx context.Context, e *env, args []string) error {
 		data, err := os.ReadFile(file)
 		var faces []enroll.PhotoFace
 		if err == nil {
-			faces, err = enroll.Faces(ctx, det, emb, file, data, cfg.Detect.MaxPixels)
+			faces, err = enroll.Faces(ctx, det, emb, "probe "+file, data, cfg.Detect.MaxPixels)
+		} else {
+			err = &enroll.Unreadable{Image: "probe " + file, Err: err}
 		}
 		if err != nil {
 			failed++

@@ -87,10 +87,10 @@ func TestMatchCommands(t *testing.T) {
 		wantOut  []string
 		wantErr  string
 	}{
-		{"create", []string{"watchlist", "create", "--config", cfg, "--kind", "missing", "--legal-basis", "court order 7", "--priority", "5", "missing-2026"}, 0, []string{`watchlist "missing-2026" created`}, ""},
-		{"create again", []string{"watchlist", "create", "--config", cfg, "--kind", "missing", "--legal-basis", "x", "missing-2026"}, 1, nil, "already exists"},
-		{"bad kind", []string{"watchlist", "create", "--config", cfg, "--kind", "suspects", "--legal-basis", "x", "other"}, 2, nil, "not one of missing, wanted, other"},
-		{"10000-character name", []string{"watchlist", "create", "--config", cfg, "--kind", "other", "--legal-basis", "x", strings.Repeat("n", 10000)}, 1, nil, "at most 200 allowed"},
+		{"create", []string{"watchlist", "create", "--config", cfg, "--kind", "missing", "--legal-basis", "court order 7", "--owner", "ana", "--priority", "5", "missing-2026"}, 0, []string{`watchlist "missing-2026" created`}, ""},
+		{"create again", []string{"watchlist", "create", "--config", cfg, "--kind", "missing", "--legal-basis", "x", "--owner", "ana", "missing-2026"}, 1, nil, "already exists"},
+		{"bad kind", []string{"watchlist", "create", "--config", cfg, "--kind", "suspects", "--legal-basis", "x", "--owner", "ana", "other"}, 2, nil, "not one of missing, wanted, other"},
+		{"10000-character name", []string{"watchlist", "create", "--config", cfg, "--kind", "other", "--legal-basis", "x", "--owner", "ana", strings.Repeat("n", 10000)}, 1, nil, "at most 200 allowed"},
 		{"empty list", []string{"identify", "--config", cfg, "--list", "missing-2026", heldSimm[0]}, 1, nil, `watchlist "missing-2026" is empty`},
 		{"empty gallery", []string{"identify", "--config", cfg, heldSimm[0]}, 1, nil, "gallery is empty"},
 		{"enroll", []string{"enroll", "--config", cfg, "--list", "missing-2026", enrol}, 0,

@@ -72,6 +72,7 @@ func (e *env) openStage(ctx context.Context, name string, f *stageFlags, needURL
 		return nil, nil, err
 	}
 	ctx, s.cancel = withDuration(ctx, f.duration)
+	s.log.Info("data directory", "component", name, "dir", absPath(cfg.DataDir))
 	s.bus, err = natsbus.Open(ctx, cfg.NATS, cfg.DataDir, natsbus.Options{Name: "facewatch-" + name, Logger: s.log, Registerer: s.reg})
 	if err != nil {
 		s.cancel()
