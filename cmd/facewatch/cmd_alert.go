@@ -27,9 +27,12 @@ func alertPhotoDir(cfg config.Config) string { return match.PhotoDir(cfg.DataDir
 // server: it consumes hits, serves the API and console on alert.listen.
 func cmdAlertStage(ctx context.Context, e *env, args []string) error {
 	fs := newFlagSet(e, "alert", "alert --config FILE")
-	cfgPath := fs.String("config", "", "config file")
+	cfgPath := fs.String("config", "", "config `FILE` (required: it names the data directory and NATS)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
+	}
+	if *cfgPath == "" {
+		return usageErrorf("--config FILE is required")
 	}
 	cfg, err := e.loadConfig(*cfgPath)
 	if err != nil {

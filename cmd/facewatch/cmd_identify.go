@@ -42,7 +42,7 @@ func cmdIdentify(ctx context.Context, e *env, args []string) error {
 	cfgPath := fs.String("config", "", "config file")
 	dirFlag := fs.String("model-dir", "", "model directory")
 	var lists listFlag
-	fs.Var(&lists, "list", "watchlist to search (repeat for several; default: every active list)")
+	fs.Var(&lists, "list", "watchlist `NAME` to search (repeat for several; default: every active list)")
 	top := fs.Int("top", 0, "identities to report per face (default: match.top_k)")
 	if err := parseFlags(fs, args); err != nil {
 		return err

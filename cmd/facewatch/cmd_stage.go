@@ -37,7 +37,7 @@ type stageFlags struct {
 // registerStageFlags adds the common flags to fs.
 func registerStageFlags(fs *flag.FlagSet) *stageFlags {
 	f := &stageFlags{}
-	fs.StringVar(&f.config, "config", "", "config file")
+	fs.StringVar(&f.config, "config", "", "config `FILE` (required: it names the data directory, cameras and NATS)")
 	fs.StringVar(&f.metrics, "metrics", "", "serve Prometheus /metrics on this address (host:port)")
 	fs.DurationVar(&f.duration, "for", 0, "stop by itself after this long (0: run until interrupted)")
 	return f
@@ -59,6 +59,9 @@ type stage struct {
 // caller defers s.close(). needURL refuses an empty nats.url (a single stage
 // needs a server someone else runs).
 func (e *env) openStage(ctx context.Context, name string, f *stageFlags, needURL bool) (context.Context, *stage, error) {
+	if f.config == "" {
+		return nil, nil, usageErrorf("--config FILE is required")
+	}
 	cfg, err := e.loadConfig(f.config)
 	if err != nil {
 		return nil, nil, err
