@@ -117,7 +117,7 @@ func hardlinkCase() []entry {
 // runExtract writes archive as src (by name, for its format) in a fresh
 // parent directory and extracts into parent/out; it returns the error and
 // the parent.
-func runExtract(t testing.TB, name string, archive []byte) (error, string) {
+func runExtract(t testing.TB, name string, archive []byte) (string, error) {
 	t.Helper()
 	parent := t.TempDir()
 	src := filepath.Join(parent, name)
@@ -129,7 +129,7 @@ func runExtract(t testing.TB, name string, archive []byte) (error, string) {
 		t.Fatal(err)
 	}
 	err := extract(context.Background(), src, out, map[string]Spec{"tiny.dat": tinySpec()}, nil)
-	return err, parent
+	return parent, err
 }
 
 // checkExtracted asserts the properties every extraction has: nothing
@@ -180,7 +180,7 @@ func TestExtractRefusesUnsafeArchives(t *testing.T) {
 				continue // zip has no hard links, and a zip link's target is its content
 			}
 			t.Run(f.file+"/"+tc.name, func(t *testing.T) {
-				err, parent := runExtract(t, f.file, f.build(t, tc.entries...))
+				parent, err := runExtract(t, f.file, f.build(t, tc.entries...))
 				installed := checkExtracted(t, tc.name, err, parent, f.file)
 				if tc.refuse == nil && (err != nil || !installed) {
 					t.Errorf("extract(%s) = %v, installed %v; want tiny.dat installed", tc.name, err, installed)
@@ -204,7 +204,7 @@ func FuzzExtractTar(f *testing.F) {
 	}
 	f.Add(tarArchive(f, false, hardlinkCase()...))
 	f.Fuzz(func(t *testing.T, archive []byte) {
-		err, parent := runExtract(t, "m.tar", archive)
+		parent, err := runExtract(t, "m.tar", archive)
 		checkExtracted(t, "tar", err, parent, "m.tar")
 		tr := tar.NewReader(bytes.NewReader(archive))
 		for {
@@ -224,7 +224,7 @@ func FuzzExtractZip(f *testing.F) {
 		f.Add(zipArchive(f, tc.entries...))
 	}
 	f.Fuzz(func(t *testing.T, archive []byte) {
-		err, parent := runExtract(t, "m.zip", archive)
+		parent, err := runExtract(t, "m.zip", archive)
 		checkExtracted(t, "zip", err, parent, "m.zip")
 		zr, zerr := zip.NewReader(bytes.NewReader(archive), int64(len(archive)))
 		if zerr != nil {

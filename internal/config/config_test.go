@@ -270,10 +270,6 @@ func FuzzRedact(f *testing.F) {
 	})
 }
 
-type errorString string
-
-func (e errorString) Error() string { return string(e) }
-
 func FuzzParse(f *testing.F) {
 	data, _ := os.ReadFile(filepath.Join("..", "..", "deploy", "facewatch.yaml"))
 	f.Add(data)
