@@ -110,6 +110,10 @@ func TestMatchCommands(t *testing.T) {
 			if code != s.wantCode {
 				t.Fatalf("facewatch %s: exit %d, want %d; stderr %q", s.name, code, s.wantCode, errOut)
 			}
+			// Each refusal is printed once, on stdout, not also logged.
+			if strings.Contains(errOut, "refused") {
+				t.Errorf("facewatch %s: stderr %q repeats a refusal", s.name, errOut)
+			}
 			for _, w := range s.wantOut {
 				if !strings.Contains(out, w) {
 					t.Errorf("facewatch %s: stdout %q lacks %q", s.name, out, w)
@@ -146,8 +150,8 @@ func TestMatchCommands(t *testing.T) {
 	if lines[1].Faces != 0 || lines[1].Decision != nil {
 		t.Errorf("identify(no face) = %+v, want faces 0", lines[1])
 	}
-	if lines[2].Error == "" || !strings.Contains(lines[2].Error, corrupt) {
-		t.Errorf("identify(corrupt) = %+v, want an error naming the file", lines[2])
+	if !strings.HasPrefix(lines[2].Error, "probe "+corrupt+" unreadable: ") || strings.Contains(lines[2].Error, "refused") {
+		t.Errorf("identify(corrupt) = %+v, want \"probe %s unreadable: ...\" (a probe is not refused like an enrolment photo)", lines[2], corrupt)
 	}
 
 	// eval on the enrolment directory's photos and on idols.json.
