@@ -3,10 +3,12 @@ package alert
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 )
@@ -68,21 +70,17 @@ func (s *Service) live(w http.ResponseWriter, r *http.Request, p principal) {
 		writeError(w, http.StatusInternalServerError, "streaming unsupported")
 		return
 	}
-	var last int64
-	resume := false
-	if v := r.Header.Get("Last-Event-ID"); v != "" {
-		n, err := strconv.ParseInt(v, 10, 64)
-		if err != nil || n < 0 {
-			writeError(w, http.StatusBadRequest, "Last-Event-ID must be an alert id")
-			return
-		}
-		last, resume = n, n > 0
+	last, err := parseLastEventID(r.Header.Get("Last-Event-ID"))
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
 	}
-	// Ids only grow, across sweeps too (migration 3), so "after last" is
+	// Ids only grow, across sweeps too (migration 4), so "after last" is
 	// right even when every alert the client saw is gone. An id above any
 	// ever handed out comes from another database (restored or replaced):
 	// resume from the start of the replay window rather than skip every
 	// alert until the ids catch up.
+	resume := last > 0
 	if resume {
 		var highest int64
 		err := s.db.r.QueryRowContext(r.Context(), `SELECT MAX(COALESCE((SELECT MAX(id) FROM alerts), 0), (SELECT id FROM alert_id_floor WHERE one = 1))`).Scan(&highest)
@@ -228,4 +226,18 @@ func (s *Service) live(w http.ResponseWriter, r *http.Request, p principal) {
 			fl.Flush()
 		}
 	}
+}
+
+// parseLastEventID reads the Last-Event-ID header of a resuming live-feed
+// client: empty (0, a new client) or the decimal id of the last alert it
+// saw, at most 19 digits.
+func parseLastEventID(v string) (int64, error) {
+	if v == "" {
+		return 0, nil
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || len(v) > 19 || strings.Trim(v, "0123456789") != "" {
+		return 0, errors.New("Last-Event-ID must be an alert id")
+	}
+	return n, nil
 }

@@ -8,12 +8,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"net/http"
 	"strconv"
 	"strings"
 	"time"
 	"unicode"
+	"unicode/utf8"
 )
 
 // reviewRequest is the body of a review.
@@ -40,11 +42,9 @@ func (s *Service) reviewH(w http.ResponseWriter, r *http.Request, p principal) {
 		writeError(w, http.StatusUnsupportedMediaType, "body must be application/json")
 		return
 	}
-	var req reviewRequest
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 8<<10))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&req); err != nil {
-		writeError(w, http.StatusBadRequest, "body must be {\"decision\": \"confirm\"|\"dismiss\", \"comment\": \"...\"}")
+	req, err := decodeReview(http.MaxBytesReader(w, r.Body, maxReviewBody))
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
 	c, err := caseRef(r)
@@ -70,9 +70,28 @@ func (s *Service) reviewH(w http.ResponseWriter, r *http.Request, p principal) {
 
 var errBadReview = errors.New("invalid review")
 
-// recordReview records p's decision on alert id and its audit entry in one
-// transaction and returns the updated alert. See Status for the workflow.
-func (s *Service) recordReview(ctx context.Context, p principal, id int64, decision, comment, caseRef string) (Alert, error) {
+// maxReviewBody bounds a review request's body.
+const maxReviewBody = 8 << 10
+
+// decodeReview reads a review body: one JSON object with only the
+// decision and comment fields and nothing after it. The values are checked
+// by checkReview.
+func decodeReview(body io.Reader) (reviewRequest, error) {
+	var req reviewRequest
+	dec := json.NewDecoder(body)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil || dec.More() {
+		return reviewRequest{}, errors.New("body must be {\"decision\": \"confirm\"|\"dismiss\", \"comment\": \"...\"}")
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return reviewRequest{}, errors.New("body must be one JSON object and nothing after it")
+	}
+	return req, nil
+}
+
+// checkReview checks a review's decision and comment and returns the
+// status the decision leads to and the comment as stored (trimmed).
+func checkReview(decision, comment string) (Status, string, error) {
 	var final Status
 	switch decision {
 	case "confirm":
@@ -80,11 +99,21 @@ func (s *Service) recordReview(ctx context.Context, p principal, id int64, decis
 	case "dismiss":
 		final = StatusDismissed
 	default:
-		return Alert{}, fmt.Errorf("%w: decision %q is not confirm or dismiss", errBadReview, decision)
+		return "", "", fmt.Errorf("%w: decision %q is not confirm or dismiss", errBadReview, decision)
 	}
 	comment = strings.TrimSpace(comment)
-	if comment == "" || len(comment) > MaxComment || strings.ContainsFunc(comment, func(r rune) bool { return unicode.IsControl(r) && r != '\n' }) {
-		return Alert{}, fmt.Errorf("%w: comment must be 1-%d bytes of text", errBadReview, MaxComment)
+	if comment == "" || len(comment) > MaxComment || !utf8.ValidString(comment) || strings.ContainsFunc(comment, func(r rune) bool { return unicode.IsControl(r) && r != '\n' }) {
+		return "", "", fmt.Errorf("%w: comment must be 1-%d bytes of text", errBadReview, MaxComment)
+	}
+	return final, comment, nil
+}
+
+// recordReview records p's decision on alert id and its audit entry in one
+// transaction and returns the updated alert. See Status for the workflow.
+func (s *Service) recordReview(ctx context.Context, p principal, id int64, decision, comment, caseRef string) (Alert, error) {
+	final, comment, err := checkReview(decision, comment)
+	if err != nil {
+		return Alert{}, err
 	}
 	tx, err := s.db.w.BeginTx(ctx, nil)
 	if err != nil {

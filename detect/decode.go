@@ -23,6 +23,27 @@ var (
 	ErrCorrupt = errors.New("corrupt or unsupported image")
 )
 
+// AcceptedFormats names the image formats Decode reads, for messages.
+const AcceptedFormats = "JPEG and PNG"
+
+// sniffFormat names a format Decode does not read, from its magic bytes,
+// so that the refusal says what the file is.
+func sniffFormat(data []byte) string {
+	switch {
+	case len(data) >= 12 && string(data[:4]) == "RIFF" && string(data[8:12]) == "WEBP":
+		return "WebP is not supported"
+	case bytes.HasPrefix(data, []byte("GIF8")):
+		return "GIF is not supported"
+	case bytes.HasPrefix(data, []byte("BM")):
+		return "BMP is not supported"
+	case bytes.HasPrefix(data, []byte("II*\x00")), bytes.HasPrefix(data, []byte("MM\x00*")):
+		return "TIFF is not supported"
+	case len(data) >= 12 && string(data[4:8]) == "ftyp":
+		return "HEIF/AVIF is not supported"
+	}
+	return "unknown format"
+}
+
 // DecodeFile reads and decodes a JPEG or PNG file (see Decode).
 func DecodeFile(path string, maxPixels int64) (gocv.Mat, error) {
 	data, err := os.ReadFile(path)
@@ -116,7 +137,7 @@ func ImageHeader(data []byte) (Header, error) {
 			return Header{}, err
 		}
 	default:
-		return Header{}, fmt.Errorf("decoding image header: %w: neither JPEG nor PNG", ErrCorrupt)
+		return Header{}, fmt.Errorf("decoding image header: %w: %s; the formats accepted are %s", ErrCorrupt, sniffFormat(data), AcceptedFormats)
 	}
 	if h.Width <= 0 || h.Height <= 0 {
 		return Header{}, fmt.Errorf("decoding image: %w: %dx%d pixels", ErrCorrupt, h.Width, h.Height)

@@ -12,10 +12,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net/http"
 	"os"
 	"os/exec"
+	"path"
 	"path/filepath"
 	"strings"
 )
@@ -326,14 +328,21 @@ func extractTar(ctx context.Context, src, dir string, need map[string]Spec, prog
 		if err != nil {
 			return fmt.Errorf("model source %s: reading archive: %w", src, err)
 		}
+		link := h.Typeflag == tar.TypeSymlink || h.Typeflag == tar.TypeLink
+		if err := checkEntry(h.Name, link, h.Linkname); err != nil {
+			return fmt.Errorf("model source %s: %w", src, err)
+		}
 		if h.Typeflag != tar.TypeReg {
 			continue
 		}
-		base := filepath.Base(h.Name)
+		base := path.Base(h.Name)
 		var r io.Reader = tr
 		if strings.HasSuffix(base, ".bz2") {
 			base = strings.TrimSuffix(base, ".bz2")
 			r = bzip2.NewReader(tr)
+		} else if s, ok := need[base]; ok && h.Size != s.Size {
+			// Refused from the header, before a byte is written.
+			return fmt.Errorf("model source %s: %s: %w: %d bytes, want %d", src, h.Name, ErrSize, h.Size, s.Size)
 		}
 		s, ok := need[base]
 		if !ok {
@@ -354,12 +363,22 @@ func extractZip(ctx context.Context, src, dir string, need map[string]Spec, prog
 	}
 	defer zr.Close()
 	for _, zf := range zr.File {
-		base := filepath.Base(zf.Name)
+		link := zf.Mode()&fs.ModeSymlink != 0
+		if err := checkEntry(zf.Name, link, ""); err != nil {
+			return fmt.Errorf("model source %s: %w", src, err)
+		}
+		if link || zf.Mode().IsDir() {
+			continue
+		}
+		base := path.Base(strings.ReplaceAll(zf.Name, `\`, "/"))
 		bz := strings.HasSuffix(base, ".bz2")
 		base = strings.TrimSuffix(base, ".bz2")
 		s, ok := need[base]
 		if !ok {
 			continue
+		}
+		if !bz && zf.UncompressedSize64 != uint64(s.Size) {
+			return fmt.Errorf("model source %s: %s: %w: %d bytes, want %d", src, zf.Name, ErrSize, zf.UncompressedSize64, s.Size)
 		}
 		rc, err := zf.Open()
 		if err != nil {
@@ -376,6 +395,45 @@ func extractZip(ctx context.Context, src, dir string, need map[string]Spec, prog
 		}
 	}
 	return nil
+}
+
+// checkEntry refuses an archive entry no model archive has: a name that is
+// absolute or climbs out with "..", and a link that is named as a model
+// file or points out of the archive (a zip link's target is its content,
+// not known here: any zip link named as a model is refused). Only the base
+// name of a regular entry is ever used and no link is ever created, so
+// this is defence in depth: a crafted archive is refused as a whole rather
+// than half used.
+func checkEntry(name string, link bool, target string) error {
+	if unsafePath(name) {
+		return fmt.Errorf("%w: %q is outside the archive", ErrUnsafeArchive, name)
+	}
+	if !link {
+		return nil
+	}
+	base := strings.TrimSuffix(path.Base(strings.ReplaceAll(name, `\`, "/")), ".bz2")
+	if _, known := Lookup(base); known {
+		return fmt.Errorf("%w: %q is a link, not a model file", ErrUnsafeArchive, name)
+	}
+	if target != "" && unsafePath(target) {
+		return fmt.Errorf("%w: link %q points out of the archive to %q", ErrUnsafeArchive, name, target)
+	}
+	return nil
+}
+
+// unsafePath reports whether an archive path is absolute (also in Windows
+// forms) or has a ".." element, or holds a NUL.
+func unsafePath(p string) bool {
+	p = strings.ReplaceAll(p, `\`, "/")
+	if strings.HasPrefix(p, "/") || strings.ContainsRune(p, 0) || len(p) >= 2 && p[1] == ':' {
+		return true
+	}
+	for _, el := range strings.Split(p, "/") {
+		if el == ".." {
+			return true
+		}
+	}
+	return false
 }
 
 // ctxReader stops a copy when the context is cancelled.

@@ -74,6 +74,10 @@ var (
 	ErrHash         = errors.New("SHA-256 mismatch")
 	ErrPipMissing   = errors.New("pip is not available")
 	ErrNotInArchive = errors.New("not found in archive")
+	// ErrUnsafeArchive refuses an archive with an entry no model archive
+	// has: an absolute path or one climbing out with "..", or a link named
+	// as a model or pointing out of the archive.
+	ErrUnsafeArchive = errors.New("unsafe archive entry")
 )
 
 // FileError reports a problem with one model file.

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	stdlog "log"
 	"log/slog"
@@ -32,9 +33,12 @@ func alertPhotoDir(cfg config.Config) string { return match.PhotoDir(cfg.DataDir
 // server: it consumes hits, serves the API and console on alert.listen.
 func cmdAlertStage(ctx context.Context, e *env, args []string) error {
 	fs := newFlagSet(e, "alert", "alert --config FILE")
-	cfgPath := fs.String("config", "", "config file")
+	cfgPath := fs.String("config", "", "config `FILE` (required: it names the data directory and NATS)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
+	}
+	if *cfgPath == "" {
+		return usageErrorf("--config FILE is required")
 	}
 	cfg, err := e.loadConfig(*cfgPath)
 	if err != nil {
@@ -53,6 +57,7 @@ func cmdAlertStage(ctx context.Context, e *env, args []string) error {
 	if err := natsbus.EnsureStreams(ctx, bus.JS, natsbus.TopologyOf(cfg)); err != nil {
 		return err
 	}
+	log.Info("data directory", "component", "alert", "dir", absPath(cfg.DataDir))
 	svc, err := alert.Open(ctx, cfg.DataDir, cfg.Alert, alert.Options{Logger: log, PhotoDir: alertPhotoDir(cfg), AckWait: cfg.NATS.AckWait, AuditDir: auditDir(cfg)})
 	if err != nil {
 		return err
@@ -150,21 +155,45 @@ func watchlistNames(g *match.Gallery) func(context.Context) ([]string, error) {
 
 func cmdToken(ctx context.Context, e *env, args []string) error {
 	if len(args) == 0 {
-		return usageErrorf("want a subcommand: create, list or revoke")
+		return usageErrorf("want a subcommand: create, list or revoke (see `facewatch token -h`)")
 	}
 	sub, args := args[0], args[1:]
-	fs := newFlagSet(e, "token "+sub, "token create --role ROLE --person NAME --scope SCOPE|all [--name LABEL] [--ttl DURATION] --config FILE | token list --config FILE | token revoke ID --config FILE")
-	cfgPath := fs.String("config", "", "config file")
-	role := fs.String("role", "", "role: admin, curator, operator, investigator or integrator")
-	person := fs.String("person", "", "the person the token belongs to (required; the audit log and the second-reviewer rule go by person)")
-	name := fs.String("name", "", "a label for the token (\"ana's laptop\")")
-	ttl := fs.Duration("ttl", 90*24*time.Hour, "how long the token is valid")
-	by := fs.String("by", "", "a note for the audit log (on whose behalf); the OS user is recorded whatever it says")
-	scopeFlag := fs.String("scope", "", "what the token sees: group:NAME,watchlist:NAME,... (camera groups of alert.camera_groups and watchlists), or all for the whole site; required for operator, investigator and integrator tokens")
+	fs := newFlagSet(e, "token "+sub, "token create --role ROLE --person NAME --scope SCOPE [--name LABEL] [--ttl DURATION] [--config FILE]\n"+
+		"       facewatch token list [--config FILE]\n       facewatch token revoke ID [--config FILE]")
+	cfgPath := fs.String("config", "", "config `FILE` of the service (its data_dir holds the tokens)")
+	role := fs.String("role", "", "create: the token's `ROLE`: admin, curator, operator, investigator or integrator (required)")
+	person := fs.String("person", "", "create: the `PERSON` the token belongs to (required; the audit log and the second-reviewer rule go by person)")
+	name := fs.String("name", "", "create: a `LABEL` for the token (\"ana's laptop\")")
+	ttl := fs.Duration("ttl", 90*24*time.Hour, "create: how long the token is valid")
+	by := fs.String("by", "", "a `NOTE` for the audit log (on whose behalf); the OS user is recorded whatever it says")
+	scopeFlag := fs.String("scope", "", "create: what the token sees, a `SCOPE`: group:NAME,watchlist:NAME,... (camera groups of alert.camera_groups and watchlists), or all for the whole site; required for operator, investigator and integrator tokens")
+	if isHelp(sub) {
+		fs.Usage()
+		return flag.ErrHelp
+	}
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	cfg, err := e.loadConfig(*cfgPath)
+	switch sub {
+	case "create":
+		if fs.NArg() != 0 {
+			return usageErrorf("token create takes no arguments")
+		}
+		if *role == "" {
+			return usageErrorf("--role is required: admin, curator, operator, investigator or integrator")
+		}
+		if _, err := alert.ParseRole(*role); err != nil {
+			return usageErrorf("--role: %v", err)
+		}
+	case "list":
+	case "revoke":
+		if fs.NArg() != 1 {
+			return usageErrorf("token revoke takes one token ID (see token list)")
+		}
+	default:
+		return usageErrorf("unknown subcommand %q: want create, list or revoke", sub)
+	}
+	cfg, err := e.serviceConfig(*cfgPath)
 	if err != nil {
 		return err
 	}
@@ -191,13 +220,7 @@ func cmdToken(ctx context.Context, e *env, args []string) error {
 	}
 	switch sub {
 	case "create":
-		if fs.NArg() != 0 {
-			return usageErrorf("token create takes no arguments")
-		}
-		r, err := alert.ParseRole(*role)
-		if err != nil {
-			return usageErrorf("--role: %v", err)
-		}
+		r, _ := alert.ParseRole(*role) // checked above
 		if strings.TrimSpace(*person) == "" {
 			return usageErrorf("--person NAME is required: a token belongs to a person")
 		}
@@ -232,18 +255,28 @@ func cmdToken(ctx context.Context, e *env, args []string) error {
 			fmt.Fprintf(e.stdout, "%s  %-12s  %-8s  expires %s  scope %s  %s  %s\n", t.ID, t.Role, state, t.Expires.Format(time.RFC3339), t.Scope, t.Person, t.Name)
 		}
 		return nil
-	case "revoke":
-		if fs.NArg() != 1 {
-			return usageErrorf("token revoke takes one token ID (see token list)")
-		}
+	default: // revoke
 		l, done, err := local()
 		if err != nil {
 			return err
 		}
 		defer done()
-		return alert.RevokeToken(ctx, l, fs.Arg(0))
-	default:
-		return usageErrorf("unknown subcommand %q: want create, list or revoke", sub)
+		if err := alert.RevokeToken(ctx, l, fs.Arg(0)); err != nil {
+			return err
+		}
+		id := fs.Arg(0)
+		toks, err := alert.ListTokens(ctx, db)
+		if err != nil {
+			return err
+		}
+		for _, t := range toks {
+			if t.ID == id {
+				fmt.Fprintf(e.stdout, "token %s revoked (role %s, person %q, name %q, created %s)\n", t.ID, t.Role, t.Person, t.Name, t.Created.Format(time.RFC3339))
+				return nil
+			}
+		}
+		fmt.Fprintf(e.stdout, "token %s revoked\n", id)
+		return nil
 	}
 }
 
@@ -270,15 +303,19 @@ func tokenScope(r alert.Role, flag string, groups map[string][]string) (alert.Sc
 }
 
 func cmdAudit(ctx context.Context, e *env, args []string) error {
+	fs := newFlagSet(e, "audit verify", "audit verify [--config FILE]")
+	cfgPath := fs.String("config", "", "config `FILE` of the service (its data_dir holds the audit log)")
+	if len(args) > 0 && isHelp(args[0]) {
+		fs.Usage()
+		return flag.ErrHelp
+	}
 	if len(args) == 0 || args[0] != "verify" {
 		return usageErrorf("want the subcommand verify")
 	}
-	fs := newFlagSet(e, "audit verify", "audit verify --config FILE")
-	cfgPath := fs.String("config", "", "config file")
 	if err := parseFlags(fs, args[1:]); err != nil {
 		return err
 	}
-	cfg, err := e.loadConfig(*cfgPath)
+	cfg, err := e.serviceConfig(*cfgPath)
 	if err != nil {
 		return err
 	}

@@ -13,6 +13,9 @@ import (
 
 // cmdDev holds developer tools.
 func cmdDev(ctx context.Context, e *env, args []string) error {
+	if len(args) > 0 && isHelp(args[0]) {
+		return cmdDevSynth(ctx, e, []string{"-h"})
+	}
 	if len(args) == 0 || args[0] != "synth" {
 		return usageErrorf("want a subcommand: synth")
 	}

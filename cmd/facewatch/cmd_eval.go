@@ -103,10 +103,36 @@ func printEvalReport(w io.Writer, rep *eval.Report, out, plotPath string) {
 		}
 		fmt.Fprintf(w, "  %7d identities: %.3f (misses %.1f%% of enrolled people)%s\n", r.GallerySize, r.Threshold, 100*r.FNIR, note)
 	}
+	printFPIR(w, rep)
 	if len(rep.LabelErrors) > 0 {
 		fmt.Fprintf(w, "%d pairs of different identities have near-identical descriptors (label errors?), left out\n", len(rep.LabelErrors))
 	}
 	fmt.Fprintf(w, "report %s, plot %s; set a list's threshold with `facewatch watchlist threshold LIST T`\n", out, plotPath)
+}
+
+// printFPIR prints the estimated FPIR per threshold and gallery size,
+// "not measurable" (with its 95% upper bound) where the set has no
+// impostor comparison within the threshold.
+func printFPIR(w io.Writer, rep *eval.Report) {
+	fmt.Fprintf(w, "estimated FPIR against gallery size (from %d identity-level impostor comparisons):\n", rep.IdentityImpostors)
+	var cur float64 = -1
+	for _, pt := range rep.FPIR {
+		if pt.Threshold != cur {
+			if cur >= 0 {
+				fmt.Fprintln(w)
+			}
+			cur = pt.Threshold
+			fmt.Fprintf(w, "  threshold %.2f:", cur)
+		}
+		if pt.Measurable {
+			fmt.Fprintf(w, " N=%d %.3g;", pt.GallerySize, *pt.Estimated)
+		} else {
+			fmt.Fprintf(w, " N=%d not measurable (under %.2g);", pt.GallerySize, pt.UpperBound)
+		}
+	}
+	if cur >= 0 {
+		fmt.Fprintln(w)
+	}
 }
 
 // writeFileAtomic writes path through a temporary file in its directory.

@@ -3,7 +3,9 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 
 	"github.com/facewatch/facewatch/detect"
@@ -37,10 +39,11 @@ func cmdFaces(ctx context.Context, e *env, args []string) error {
 	dirFlag := fs.String("model-dir", "", "model directory")
 	withDescr := fs.Bool("descriptors", false, "compute each face's 128-d descriptor")
 	detector := fs.String("detector", "", "detector backend: "+strings.Join(detect.Backends(), ", ")+" (default: the config's detect.detector)")
-	upsample := fs.Int("upsample", -1, "times to double the image before detection (default: the config's)")
-	maxWidth := fs.Int("max-width", -1, "detect on a copy downscaled to this width; 0 keeps full resolution (default: the config's)")
-	minFace := fs.Int("min-face-size", -1, "ignore faces smaller than this many pixels (default: the config's)")
-	jitter := fs.Int("jitter", -1, "average each descriptor over N jittered copies (default: the config's)")
+	var upsample, maxWidth, minFace, jitter overrideInt
+	fs.Var(&upsample, "upsample", "`N` times to double the image before detection (default: the config's detect.upsample)")
+	fs.Var(&maxWidth, "max-width", "detect on a copy downscaled to `PX` pixels wide; 0 keeps full resolution (default: the config's detect.max_width)")
+	fs.Var(&minFace, "min-face-size", "ignore faces smaller than `PX` pixels (default: the config's detect.min_face_size)")
+	fs.Var(&jitter, "jitter", "average each descriptor over `N` jittered copies (default: the config's embed.jitter)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -54,17 +57,17 @@ func cmdFaces(ctx context.Context, e *env, args []string) error {
 	if *detector != "" {
 		cfg.Detect.Detector = *detector
 	}
-	if *upsample >= 0 {
-		cfg.Detect.Upsample = *upsample
+	if upsample.set {
+		cfg.Detect.Upsample = upsample.v
 	}
-	if *maxWidth >= 0 {
-		cfg.Detect.MaxWidth = *maxWidth
+	if maxWidth.set {
+		cfg.Detect.MaxWidth = maxWidth.v
 	}
-	if *minFace >= 0 {
-		cfg.Detect.MinFaceSize = *minFace
+	if minFace.set {
+		cfg.Detect.MinFaceSize = minFace.v
 	}
-	if *jitter >= 0 {
-		cfg.Embed.Jitter = *jitter
+	if jitter.set {
+		cfg.Embed.Jitter = jitter.v
 	}
 	if err := detect.ValidateConfig(cfg.Detect); err != nil {
 		return usageErrorf("detect.%v", err)
@@ -151,4 +154,31 @@ func facesInFile(ctx context.Context, det *detect.Detector, emb *embed.Embedder,
 		}
 	}
 	return lines, nil
+}
+
+// overrideInt is an int flag that overrides a config value only when
+// given. Unset, it prints no default of its own (the usage text names the
+// config key it overrides), so -h shows one default per flag.
+type overrideInt struct {
+	v   int
+	set bool
+}
+
+func (o *overrideInt) String() string {
+	if o == nil || !o.set {
+		return ""
+	}
+	return strconv.Itoa(o.v)
+}
+
+func (o *overrideInt) Set(s string) error {
+	v, err := strconv.Atoi(s)
+	if err != nil {
+		return errors.New("not an integer")
+	}
+	if v < 0 {
+		return errors.New("must not be negative")
+	}
+	o.v, o.set = v, true
+	return nil
 }

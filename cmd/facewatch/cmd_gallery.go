@@ -15,10 +15,10 @@ import (
 )
 
 // openGallery loads the config and opens the gallery under its data
-// directory with the audit keys, acting as the OS user; note (the --by
+// directory (see serviceConfig) with the audit keys, acting as the OS user; note (the --by
 // flag) is recorded beside that identity, never instead of it.
 func (e *env) openGallery(ctx context.Context, cfgPath, note string) (config.Config, *match.Gallery, error) {
-	cfg, err := e.loadConfig(cfgPath)
+	cfg, err := e.serviceConfig(cfgPath)
 	if err != nil {
 		return config.Config{}, nil, err
 	}

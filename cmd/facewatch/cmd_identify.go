@@ -44,7 +44,7 @@ func cmdIdentify(ctx context.Context, e *env, args []string) error {
 	cfgPath := fs.String("config", "", "config file")
 	dirFlag := fs.String("model-dir", "", "model directory")
 	var lists listFlag
-	fs.Var(&lists, "list", "watchlist to search (repeat for several; default: every active list)")
+	fs.Var(&lists, "list", "watchlist `NAME` to search (repeat for several; default: every active list)")
 	top := fs.Int("top", 0, "identities to report per face (default: match.top_k)")
 	caseRef := fs.String("case", "", "case reference the search is for (required: a 1:N face search is audited)")
 	by := fs.String("by", "", "a note for the audit log (on whose behalf); the OS user is recorded whatever it says")
@@ -105,7 +105,9 @@ func cmdIdentify(ctx context.Context, e *env, args []string) error {
 		data, err := os.ReadFile(file)
 		var faces []enroll.PhotoFace
 		if err == nil {
-			faces, err = enroll.Faces(ctx, det, emb, file, data, cfg.Detect.MaxPixels)
+			faces, err = enroll.Faces(ctx, det, emb, "probe "+file, data, cfg.Detect.MaxPixels)
+		} else {
+			err = &enroll.Unreadable{Image: "probe " + file, Err: err}
 		}
 		if err != nil {
 			failed++

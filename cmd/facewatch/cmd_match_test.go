@@ -90,10 +90,10 @@ func TestMatchCommands(t *testing.T) {
 		wantOut  []string
 		wantErr  string
 	}{
-		{"create", []string{"watchlist", "create", "--config", cfg, "--kind", "missing", "--legal-basis", "court order 7", "--priority", "5", "missing-2026"}, 0, []string{`watchlist "missing-2026" created`}, ""},
-		{"create again", []string{"watchlist", "create", "--config", cfg, "--kind", "missing", "--legal-basis", "x", "missing-2026"}, 1, nil, "already exists"},
-		{"bad kind", []string{"watchlist", "create", "--config", cfg, "--kind", "suspects", "--legal-basis", "x", "other"}, 2, nil, "not one of missing, wanted, other"},
-		{"10000-character name", []string{"watchlist", "create", "--config", cfg, "--kind", "other", "--legal-basis", "x", strings.Repeat("n", 10000)}, 1, nil, "at most 200 allowed"},
+		{"create", []string{"watchlist", "create", "--config", cfg, "--kind", "missing", "--legal-basis", "court order 7", "--owner", "ana", "--priority", "5", "missing-2026"}, 0, []string{`watchlist "missing-2026" created`}, ""},
+		{"create again", []string{"watchlist", "create", "--config", cfg, "--kind", "missing", "--legal-basis", "x", "--owner", "ana", "missing-2026"}, 1, nil, "already exists"},
+		{"bad kind", []string{"watchlist", "create", "--config", cfg, "--kind", "suspects", "--legal-basis", "x", "--owner", "ana", "other"}, 2, nil, "not one of missing, wanted, other"},
+		{"10000-character name", []string{"watchlist", "create", "--config", cfg, "--kind", "other", "--legal-basis", "x", "--owner", "ana", strings.Repeat("n", 10000)}, 1, nil, "at most 200 allowed"},
 		{"no case", []string{"identify", "--config", cfg, heldSimm[0]}, 2, nil, "--case"},
 		{"empty list", []string{"identify", "--config", cfg, "--case", "CASE-1", "--list", "missing-2026", heldSimm[0]}, 1, nil, `watchlist "missing-2026" is empty`},
 		{"empty gallery", []string{"identify", "--config", cfg, "--case", "CASE-1", heldSimm[0]}, 1, nil, "gallery is empty"},
@@ -113,6 +113,10 @@ func TestMatchCommands(t *testing.T) {
 			code, out, errOut := run(t, s.args...)
 			if code != s.wantCode {
 				t.Fatalf("facewatch %s: exit %d, want %d; stderr %q", s.name, code, s.wantCode, errOut)
+			}
+			// Each refusal is printed once, on stdout, not also logged.
+			if strings.Contains(errOut, "refused") {
+				t.Errorf("facewatch %s: stderr %q repeats a refusal", s.name, errOut)
 			}
 			for _, w := range s.wantOut {
 				if !strings.Contains(out, w) {
@@ -150,8 +154,8 @@ func TestMatchCommands(t *testing.T) {
 	if lines[1].Faces != 0 || lines[1].Decision != nil {
 		t.Errorf("identify(no face) = %+v, want faces 0", lines[1])
 	}
-	if lines[2].Error == "" || !strings.Contains(lines[2].Error, corrupt) {
-		t.Errorf("identify(corrupt) = %+v, want an error naming the file", lines[2])
+	if !strings.HasPrefix(lines[2].Error, "probe "+corrupt+" unreadable: ") || strings.Contains(lines[2].Error, "refused") {
+		t.Errorf("identify(corrupt) = %+v, want \"probe %s unreadable: ...\" (a probe is not refused like an enrolment photo)", lines[2], corrupt)
 	}
 
 	// eval on the enrolment directory's photos and on idols.json.

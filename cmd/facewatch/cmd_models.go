@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"os"
 	"sync"
@@ -24,6 +25,10 @@ func cmdModels(ctx context.Context, e *env, args []string) error {
 	dirFlag := fs.String("model-dir", "", "model directory")
 	from := fs.String("from", "", "fetch: a local archive, model file (.dat or .dat.bz2), directory or URL instead of pip")
 	force := fs.Bool("force", false, "fetch: fetch again even files that verify")
+	if isHelp(verb) {
+		fs.Usage()
+		return flag.ErrHelp
+	}
 	if err := parseFlags(fs, args[1:]); err != nil {
 		return err
 	}

@@ -39,7 +39,7 @@ type stageFlags struct {
 // registerStageFlags adds the common flags to fs.
 func registerStageFlags(fs *flag.FlagSet) *stageFlags {
 	f := &stageFlags{}
-	fs.StringVar(&f.config, "config", "", "config file")
+	fs.StringVar(&f.config, "config", "", "config `FILE` (required: it names the data directory, cameras and NATS)")
 	fs.StringVar(&f.metrics, "metrics", "", "serve Prometheus /metrics without a token on this loopback address (127.0.0.1:port); other hosts scrape the alert API's /metrics with a token")
 	fs.DurationVar(&f.duration, "for", 0, "stop by itself after this long (0: run until interrupted)")
 	return f
@@ -65,6 +65,9 @@ func (e *env) openStage(ctx context.Context, name string, role natsbus.Role, f *
 	if err := checkMetricsAddr(f.metrics); err != nil {
 		return nil, nil, err
 	}
+	if f.config == "" {
+		return nil, nil, usageErrorf("--config FILE is required")
+	}
 	cfg, err := e.loadConfig(f.config)
 	if err != nil {
 		return nil, nil, err
@@ -86,6 +89,7 @@ func (e *env) openStage(ctx context.Context, name string, role natsbus.Role, f *
 		}
 	}
 	ctx, s.cancel = withDuration(ctx, f.duration)
+	s.log.Info("data directory", "component", name, "dir", absPath(cfg.DataDir))
 	s.bus, err = natsbus.Open(ctx, cfg.NATS, cfg.DataDir, natsbus.Options{Name: "facewatch-" + name, Role: role, Logger: s.log, Registerer: s.reg,
 		PermissionOptions: permissionOptions(cfg)})
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -31,25 +32,56 @@ type watchlistCall struct {
 	err error
 }
 
-// watchlistVerb is one `facewatch watchlist` verb: how many arguments it
-// takes, whether it changes the gallery (and so publishes its events), and
-// flags, which declares its flags and returns its action.
+// watchlistVerb is one `facewatch watchlist` verb: its arguments (for
+// usage), how many it takes, its flags that must be given (name and
+// argument, as usage shows them), whether it
+// changes the gallery (and so publishes its events), and flags, which
+// declares its flags and returns its action.
 type watchlistVerb struct {
-	name    string
-	args    int
-	changes bool
-	flags   func(e *env, fs *flag.FlagSet) watchlistRun
+	name     string
+	argNames string
+	args     int
+	required []string
+	changes  bool
+	summary  string
+	flags    func(e *env, fs *flag.FlagSet) watchlistRun
 }
 
 // watchlistVerbs is the verb table, in the order usage lists them.
 var watchlistVerbs = []watchlistVerb{
-	{"create", 1, true, watchlistCreate},
-	{"list", 0, false, watchlistList},
-	{"show", 1, false, watchlistShow},
-	{"expire", 1, true, watchlistExpire},
-	{"delete", 1, true, watchlistDelete},
-	{"threshold", 2, true, watchlistThreshold},
-	{"found", 1, true, watchlistFound},
+	{"create", "NAME", 1, []string{"kind KIND", "owner WHO", "legal-basis TEXT"}, true, "create a watchlist", watchlistCreate},
+	{"list", "", 0, nil, false, "list the watchlists", watchlistList},
+	{"show", "NAME", 1, nil, false, "show a watchlist, its identities and look-alikes", watchlistShow},
+	{"expire", "NAME", 1, nil, true, "set when a watchlist (or one identity) stops matching", watchlistExpire},
+	{"delete", "NAME", 1, nil, true, "delete a watchlist (or one identity) with its photos", watchlistDelete},
+	{"threshold", "NAME DISTANCE", 2, nil, true, "set a watchlist's match threshold (0: the default)", watchlistThreshold},
+	{"found", "NAME", 1, []string{"identity PERSON", "reason TEXT"}, true, "mark a missing person found: matching ends, their biometric data is purged, the record kept", watchlistFound},
+}
+
+// usage is the verb's usage line, required flags first.
+func (v *watchlistVerb) usage() string {
+	u := "watchlist " + v.name
+	if v.argNames != "" {
+		u += " " + v.argNames
+	}
+	for _, r := range v.required {
+		u += " --" + r
+	}
+	return u + " [flags]"
+}
+
+// watchlistHelp lists the verbs.
+func watchlistHelp(w io.Writer) {
+	fmt.Fprintln(w, "usage: facewatch watchlist VERB [ARGS] [flags]")
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "verbs:")
+	for i := range watchlistVerbs {
+		v := &watchlistVerbs[i]
+		fmt.Fprintf(w, "  %-10s %s\n", v.name, v.summary)
+		fmt.Fprintf(w, "  %-10s   facewatch %s\n", "", v.usage())
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "Run `facewatch watchlist VERB -h` for a verb's flags.")
 }
 
 func cmdWatchlist(ctx context.Context, e *env, args []string) error {
@@ -57,12 +89,15 @@ func cmdWatchlist(ctx context.Context, e *env, args []string) error {
 	for i, v := range watchlistVerbs {
 		names[i] = v.name
 	}
-	usage := "watchlist " + strings.Join(names, "|") + " [--config FILE] ..."
 	wantVerb := strings.Join(names[:len(names)-1], ", ") + " or " + names[len(names)-1]
 	if len(args) == 0 {
-		return usageErrorf("want a verb: %s", wantVerb)
+		return usageErrorf("want a verb: %s (see `facewatch watchlist -h`)", wantVerb)
 	}
 	name, args := args[0], args[1:]
+	if isHelp(name) {
+		watchlistHelp(e.stderr)
+		return flag.ErrHelp
+	}
 	var verb *watchlistVerb
 	for i := range watchlistVerbs {
 		if watchlistVerbs[i].name == name {
@@ -72,10 +107,13 @@ func cmdWatchlist(ctx context.Context, e *env, args []string) error {
 	if verb == nil {
 		return usageErrorf("unknown verb %q: want %s", name, wantVerb)
 	}
-	fs := newFlagSet(e, "watchlist "+name, usage)
-	cfgPath := fs.String("config", "", "config file (its data_dir holds the gallery)")
-	asJSON := fs.Bool("json", false, "list, show: print JSON")
-	by := fs.String("by", "", "a note for the audit log (on whose behalf); the OS user is recorded whatever it says")
+	fs := newFlagSet(e, "watchlist "+name, verb.usage())
+	cfgPath := fs.String("config", "", "config `FILE` (its data_dir holds the gallery)")
+	var asJSON *bool
+	if verb.name == "list" || verb.name == "show" {
+		asJSON = fs.Bool("json", false, "print JSON")
+	}
+	by := fs.String("by", "", "a `NOTE` for the audit log (on whose behalf); the OS user is recorded whatever it says")
 	run := verb.flags(e, fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -83,12 +121,22 @@ func cmdWatchlist(ctx context.Context, e *env, args []string) error {
 	if fs.NArg() != verb.args {
 		return usageErrorf("watchlist %s wants %d argument(s), got %d", name, verb.args, fs.NArg())
 	}
+	for _, r := range verb.required {
+		flagName, _, _ := strings.Cut(r, " ")
+		if strings.TrimSpace(fs.Lookup(flagName).Value.String()) == "" {
+			fmt.Fprintf(e.stderr, "usage: facewatch %s\n", verb.usage())
+			return usageErrorf("--%s is required (see `facewatch watchlist %s -h`)", flagName, name)
+		}
+	}
 	cfg, g, err := e.openGallery(ctx, *cfgPath, *by)
 	if err != nil {
 		return err
 	}
 	defer g.Close()
-	call := &watchlistCall{e: e, cfg: cfg, g: g, args: fs.Args(), asJSON: *asJSON}
+	call := &watchlistCall{e: e, cfg: cfg, g: g, args: fs.Args()}
+	if asJSON != nil {
+		call.asJSON = *asJSON
+	}
 	if err := run(ctx, call); err != nil {
 		return err
 	}
@@ -99,12 +147,12 @@ func cmdWatchlist(ctx context.Context, e *env, args []string) error {
 }
 
 func watchlistCreate(e *env, fs *flag.FlagSet) watchlistRun {
-	kind := fs.String("kind", "", "missing, wanted or other (required)")
-	owner := fs.String("owner", e.getenv("USER"), "who is responsible for the list")
-	basis := fs.String("legal-basis", "", "the order or law the list rests on (required)")
-	expires := fs.String("expires", "", "when the list stops matching: RFC 3339, YYYY-MM-DD or a duration from now (720h)")
+	kind := fs.String("kind", "", "`KIND` of list: missing, wanted or other (required)")
+	owner := fs.String("owner", "", "`WHO` is responsible for the list (required)")
+	basis := fs.String("legal-basis", "", "the order or law the list rests on, as `TEXT` (required)")
+	expires := fs.String("expires", "", "when the list stops matching: RFC 3339, YYYY-MM-DD or a duration from now such as 720h (`TIME`; default: never)")
 	priority := fs.Int("priority", 0, "priority of its alerts, 0-100")
-	threshold := fs.Float64("threshold", 0, "match threshold (0 = match.default_threshold; take it from `facewatch eval`)")
+	threshold := fs.Float64("threshold", 0, "match threshold, a descriptor `DISTANCE` (0: match.default_threshold; take it from facewatch eval)")
 	second := fs.Bool("second-reviewer", false, "alerts need a second reviewer")
 	return func(ctx context.Context, w *watchlistCall) error {
 		k, err := match.ParseKind(*kind)
@@ -192,8 +240,8 @@ func watchlistShow(_ *env, _ *flag.FlagSet) watchlistRun {
 }
 
 func watchlistExpire(_ *env, fs *flag.FlagSet) watchlistRun {
-	at := fs.String("at", "now", "when: RFC 3339, YYYY-MM-DD or a duration from now")
-	identity := fs.String("identity", "", "expire only this identity of the list")
+	at := fs.String("at", "now", "when, as `TIME`: RFC 3339, YYYY-MM-DD or a duration from now")
+	identity := fs.String("identity", "", "expire only this identity (`PERSON`) of the list")
 	return func(ctx context.Context, w *watchlistCall) error {
 		name := w.args[0]
 		when, err := parseWhen(*at, time.Now())
@@ -220,7 +268,7 @@ func watchlistExpire(_ *env, fs *flag.FlagSet) watchlistRun {
 }
 
 func watchlistDelete(_ *env, fs *flag.FlagSet) watchlistRun {
-	identity := fs.String("identity", "", "delete only this identity (and its photos) from the list")
+	identity := fs.String("identity", "", "delete only this identity (`PERSON`) and its photos from the list")
 	return func(ctx context.Context, w *watchlistCall) error {
 		name := w.args[0]
 		if *identity == "" {

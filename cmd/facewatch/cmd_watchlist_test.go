@@ -1,6 +1,8 @@
 package main
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -21,6 +23,12 @@ func TestWatchlistVerbs(t *testing.T) {
 		{[]string{"watchlist", "threshold", "l"}, 2, "watchlist threshold wants 2 argument(s), got 1"},
 		{[]string{"watchlist", "show", "--kind", "missing", "l"}, 2, "flag provided but not defined: -kind"},
 		{[]string{"watchlist", "delete", "--at", "now", "l"}, 2, "flag provided but not defined: -at"},
+		{[]string{"watchlist", "-h"}, 0, "verbs:\n  create"},
+		{[]string{"watchlist", "help"}, 0, "Run `facewatch watchlist VERB -h`"},
+		{[]string{"watchlist", "create", "--kind", "missing", "--legal-basis", "order 7", "l"}, 2,
+			"usage: facewatch watchlist create NAME --kind KIND --owner WHO --legal-basis TEXT [flags]\nfacewatch watchlist: usage: --owner is required"},
+		{[]string{"watchlist", "create", "--kind", "missing", "--owner", "ana", "l"}, 2, "--legal-basis is required"},
+		{[]string{"watchlist", "create", "--owner", "ana", "--legal-basis", "order 7", "l"}, 2, "--kind is required"},
 	}
 	for _, tc := range tests {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
@@ -29,5 +37,52 @@ func TestWatchlistVerbs(t *testing.T) {
 				t.Errorf("facewatch %v = exit %d, stderr %q; want exit %d mentioning %q", tc.args, code, errOut, tc.code, tc.inStderr)
 			}
 		})
+	}
+}
+
+// TestServiceCommandsRefuseImplicitDataDir: without --config, commands
+// that only make sense against an existing service refuse a data
+// directory that does not exist (one line naming it and --config) and
+// create nothing; with one that exists they name it.
+func TestServiceCommandsRefuseImplicitDataDir(t *testing.T) {
+	dir := t.TempDir()
+	t.Chdir(dir)
+	for _, args := range [][]string{
+		{"token", "create", "--role", "admin"},
+		{"token", "list"},
+		{"token", "revoke", "abc"},
+		{"audit", "verify"},
+		{"watchlist", "list"},
+		{"watchlist", "create", "--kind", "missing", "--owner", "ana", "--legal-basis", "x", "l"},
+		{"enroll", "--list", "l", "photos"},
+		{"identify", "probe.jpg"},
+	} {
+		t.Run(strings.Join(args, " "), func(t *testing.T) {
+			code, out, errOut := runCLI(t, nil, args...)
+			want := "data directory " + filepath.Join(dir, "facewatch-data") + " does not exist: give --config FILE"
+			if code != 1 || out != "" || !strings.Contains(errOut, want) || strings.Count(strings.TrimSpace(errOut), "\n") != 0 {
+				t.Errorf("facewatch %v = exit %d, stdout %q, stderr %q; want exit 1 and one line with %q", args, code, out, errOut, want)
+			}
+			if _, err := os.Stat(filepath.Join(dir, "facewatch-data")); err == nil {
+				t.Fatalf("facewatch %v created the data directory", args)
+			}
+		})
+	}
+	// With the directory there, a command uses it and says so.
+	if err := os.Mkdir(filepath.Join(dir, "facewatch-data"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut := runCLI(t, nil, "token", "create", "--role", "admin", "--name", "t")
+	if code != 0 || !strings.HasPrefix(out, "fwt_") || !strings.Contains(errOut, "facewatch token: data directory "+filepath.Join(dir, "facewatch-data")+"\n") {
+		t.Fatalf("token create in an existing data directory = exit %d, stdout %q, stderr %q; want a token and the directory named", code, out, errOut)
+	}
+	code, out, errOut = runCLI(t, nil, "token", "list")
+	id := strings.Fields(out)
+	if code != 0 || len(id) == 0 {
+		t.Fatalf("token list = exit %d, %q, %q", code, out, errOut)
+	}
+	code, out, errOut = runCLI(t, nil, "token", "revoke", id[0])
+	if code != 0 || !strings.Contains(out, "token "+id[0]+" revoked (role admin, name \"t\"") {
+		t.Errorf("token revoke = exit %d, stdout %q, stderr %q; want it to say what it revoked", code, out, errOut)
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"syscall"
 
@@ -67,6 +68,10 @@ type env struct {
 	getenv         func(string) string
 	// logLevel, when set by the global flag, overrides the config's.
 	logLevel string
+	// dataDir is the data directory a command opened (serviceConfig),
+	// which realMain names after the command: a note on stderr on
+	// success, the end of the error line on failure.
+	dataDir string
 }
 
 // errUsage marks an error caused by wrong arguments; main exits 2.
@@ -119,6 +124,9 @@ func realMain(ctx context.Context, args []string, e *env) int {
 		err := c.run(ctx, e, rest[1:])
 		switch {
 		case err == nil:
+			if e.dataDir != "" {
+				fmt.Fprintf(e.stderr, "facewatch %s: data directory %s\n", name, e.dataDir)
+			}
 			return 0
 		case errors.Is(err, flag.ErrHelp):
 			return 0
@@ -126,7 +134,11 @@ func realMain(ctx context.Context, args []string, e *env) int {
 			fmt.Fprintf(e.stderr, "facewatch %s: %v\n", name, err)
 			return 2
 		default:
-			fmt.Fprintf(e.stderr, "facewatch %s: %s\n", name, config.RedactError(err))
+			msg := config.RedactError(err)
+			if e.dataDir != "" && !strings.Contains(msg, e.dataDir) {
+				msg += " (data directory " + e.dataDir + ")"
+			}
+			fmt.Fprintf(e.stderr, "facewatch %s: %s\n", name, msg)
 			return 1
 		}
 	}
@@ -210,6 +222,38 @@ func (e *env) loadConfig(path string) (config.Config, error) {
 	return cfg, nil
 }
 
+// serviceConfig loads the config of a command that works on an existing
+// service's data directory (its tokens, audit log or gallery) and records
+// the directory for realMain to name. This is the one place such commands
+// open it. Without --config it refuses a data directory that does not
+// exist instead of creating one: the default (./facewatch-data) is relative
+// to the working directory, so a forgotten --config would otherwise create
+// an empty service's data where nobody looks. With --config the file names
+// its data_dir deliberately, and a first command (watchlist create before
+// the first `facewatch run`) may create it.
+func (e *env) serviceConfig(path string) (config.Config, error) {
+	cfg, err := e.loadConfig(path)
+	if err != nil {
+		return config.Config{}, err
+	}
+	dir := absPath(cfg.DataDir)
+	if path == "" {
+		if st, err := os.Stat(dir); err != nil || !st.IsDir() {
+			return config.Config{}, fmt.Errorf("data directory %s does not exist: give --config FILE, the config of the service whose data to use", dir)
+		}
+	}
+	e.dataDir = dir
+	return cfg, nil
+}
+
+// absPath is p made absolute for messages (p itself when that fails).
+func absPath(p string) string {
+	if a, err := filepath.Abs(p); err == nil {
+		return a
+	}
+	return p
+}
+
 // logger builds the process logger from the config and the global flag.
 func (e *env) logger(cfg config.Config) *slog.Logger {
 	level := cfg.LogLevel
@@ -232,4 +276,9 @@ func (e *env) logger(cfg config.Config) *slog.Logger {
 		return slog.New(slog.NewJSONHandler(e.stderr, opts))
 	}
 	return slog.New(slog.NewTextHandler(e.stderr, opts))
+}
+
+// isHelp reports whether a verb position holds a request for help.
+func isHelp(arg string) bool {
+	return arg == "-h" || arg == "-help" || arg == "--help" || arg == "help"
 }

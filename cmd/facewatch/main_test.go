@@ -67,18 +67,6 @@ func TestDispatch(t *testing.T) {
 	}
 }
 
-func TestHelpListsEveryCommand(t *testing.T) {
-	code, out, _ := runCLI(t, nil, "help")
-	if code != 0 {
-		t.Fatalf("help exit = %d", code)
-	}
-	for _, c := range commands() {
-		if !strings.Contains(out, "  "+c.name+" ") {
-			t.Errorf("help does not list %q", c.name)
-		}
-	}
-}
-
 func TestCheckConfig(t *testing.T) {
 	example := filepath.Join(testdata.RepoRoot(), "deploy", "facewatch.yaml")
 	code, out, errOut := runCLI(t, nil, "check-config", example)

@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -232,7 +233,11 @@ type Match struct {
 	// identity must exceed to be named.
 	VoteShare float64 `yaml:"vote_share"`
 	// EnrolMinFaceSize is the smallest face box side, in pixels, accepted
-	// for enrolment.
+	// for enrolment, compared with the box the detector returns (dlib's
+	// boxes come in quantised sizes: ...63, 75/76, 90/91, 108...). 75 is
+	// measured (docs/matching.md, internal/enroll TestFaceSizeTable): from
+	// a 75-pixel box the descriptor stays within 0.15 (90th percentile) of
+	// the full-size one; at 63 it drifts 0.19.
 	EnrolMinFaceSize int `yaml:"enrol_min_face_size"`
 	// EnrolMinSharpness and EnrolMinFrontalness are the least detector
 	// quality scores (0..1) accepted for enrolment.
@@ -367,7 +372,7 @@ func Defaults() Config {
 		},
 		Embed: Embed{Workers: 1, BatchSize: 16, Jitter: 0, BLASThreads: 1},
 		Match: Match{DefaultThreshold: 0.5, Margin: 0.05, TopK: 3, VoteShare: 0.5,
-			EnrolMinFaceSize: 80, EnrolMinSharpness: 0.1, EnrolMinFrontalness: 0.5,
+			EnrolMinFaceSize: 75, EnrolMinSharpness: 0.1, EnrolMinFrontalness: 0.5,
 			PurgeGrace: 30 * 24 * time.Hour, PurgeInterval: time.Hour},
 		Alert: Alert{
 			Listen:             "127.0.0.1:8640",
@@ -522,15 +527,19 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("log_format: %q is not one of text, json", c.LogFormat)
 	}
 	if c.NATS.URL != "" {
-		for _, u := range strings.Split(c.NATS.URL, ",") {
+		// The error quotes the whole list redacted, never a piece of it: a
+		// ',' in a password would make the piece a fragment Redact cannot
+		// recognise as a URL.
+		urls := strings.Split(c.NATS.URL, ",")
+		for i, u := range urls {
 			pu, err := url.Parse(strings.TrimSpace(u))
 			if err != nil || pu.Host == "" {
-				return fmt.Errorf("nats.url: %q is not a URL like nats://host:4222", u)
+				return fmt.Errorf("nats.url: URL %d of %d in %q is not a URL like nats://host:4222", i+1, len(urls), Redact(c.NATS.URL))
 			}
 			switch pu.Scheme {
 			case "nats", "tls", "ws", "wss":
 			default:
-				return fmt.Errorf("nats.url: scheme %q not supported", pu.Scheme)
+				return fmt.Errorf("nats.url: URL %d of %d in %q: scheme not supported (want nats, tls, ws or wss)", i+1, len(urls), Redact(c.NATS.URL))
 			}
 		}
 	}
@@ -942,27 +951,100 @@ func (c *Config) Resolve(base string) {
 	c.Alert.TLS.KeyFile = abs(c.Alert.TLS.KeyFile)
 }
 
-// Redact removes the password (and user) from a URL for logs, status,
-// metrics and errors. A string that does not parse as a URL is returned with
-// anything between "//" and "@" masked.
-func Redact(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil || u.User == nil {
-		if i := strings.Index(raw, "//"); i >= 0 {
-			if j := strings.LastIndex(raw[i:], "@"); j > 0 {
-				return raw[:i+2] + "xxxxx@" + raw[i+j+1:]
-			}
+// Redact masks credentials in s for logs, status, metrics and errors. s may
+// be one URL, a comma-separated NATS URL list or free text holding URLs:
+// in each URL everything between "://" and the last "@" before the next URL
+// (user and password, even with unescaped '/', '@', ':' or ',' in them)
+// becomes "xxxxx", and so does the value of every query parameter whose
+// name says it is a secret (password, token, key, secret, auth, sig, cred).
+// It works on the text, not on a parse, so that a URL that does not parse
+// is masked too; a URL with '@' in its path is over-masked, never leaked.
+// Whitespace and quotes end a URL: a password cannot hold them unescaped.
+func Redact(s string) string {
+	// Each rule finds its spans in the original text and the union is
+	// masked, so that one rule's mask cannot hide another's secret.
+	var spans [][2]int
+	start := 0
+	for i := 0; i <= len(s); i++ {
+		if i < len(s) && !urlEnd(s[i]) {
+			continue
 		}
-		return raw
+		spans = append(spans, userSpans(s[start:i], start)...)
+		start = i + 1
 	}
-	u.User = url.User("xxxxx")
-	return u.String()
+	for _, m := range secretParam.FindAllStringSubmatchIndex(s, -1) {
+		if m[1] > m[3] {
+			spans = append(spans, [2]int{m[3], m[1]})
+		}
+	}
+	if len(spans) == 0 {
+		return s
+	}
+	slices.SortFunc(spans, func(a, b [2]int) int { return a[0] - b[0] })
+	var b strings.Builder
+	at := 0
+	for i, sp := range spans {
+		if i > 0 && sp[0] <= at { // overlaps or touches the span written last
+			at = max(at, sp[1])
+			continue
+		}
+		b.WriteString(s[at:sp[0]])
+		b.WriteString("xxxxx")
+		at = sp[1]
+	}
+	b.WriteString(s[at:])
+	return b.String()
 }
 
-// RedactError returns err's text with any URL credentials masked.
+// RedactError returns err's text with credentials masked as Redact does,
+// and the fragments url.Parse quotes from a URL it refuses (an "invalid
+// port" or "invalid URL escape" may be a piece of the password) masked
+// too.
 func RedactError(err error) string {
-	s := err.Error()
-	return credentials.ReplaceAllString(s, "${1}xxxxx@")
+	return urlErrorDetail.ReplaceAllString(Redact(err.Error()), `$1 "xxxxx"`)
 }
 
-var credentials = regexp.MustCompile(`([a-zA-Z][a-zA-Z0-9+.-]*://)[^/@\s"]+@`)
+// urlEnd reports whether c cannot be part of a URL in text (so that a
+// quoted URL in an error message ends at its quote).
+func urlEnd(c byte) bool {
+	switch c {
+	case ' ', '\t', '\n', '\r', '"', '\'', '`', '<', '>':
+		return true
+	}
+	return false
+}
+
+// userSpans returns the spans (offset by off) of the user part of each
+// URL in a word without whitespace. A word may be a list: a ',' followed
+// by a scheme and "://" starts the next URL.
+func userSpans(w string, off int) [][2]int {
+	if !strings.Contains(w, "://") {
+		return nil
+	}
+	var spans [][2]int
+	bounds := []int{0}
+	for _, loc := range listedURL.FindAllStringIndex(w, -1) {
+		bounds = append(bounds, loc[0])
+	}
+	bounds = append(bounds, len(w))
+	for k := 0; k+1 < len(bounds); k++ {
+		p := w[bounds[k]:bounds[k+1]]
+		at := strings.Index(p, "://")
+		if at < 0 {
+			continue
+		}
+		if j := strings.LastIndexByte(p, '@'); j > at+3 {
+			spans = append(spans, [2]int{off + bounds[k] + at + 3, off + bounds[k] + j})
+		}
+	}
+	return spans
+}
+
+var (
+	// listedURL finds the ',' before each further URL of a list.
+	listedURL = regexp.MustCompile(`,[a-zA-Z][a-zA-Z0-9+.-]*://`)
+	// secretParam is a query parameter whose name marks a secret.
+	secretParam = regexp.MustCompile(`(?i)([?&;][a-z0-9_.-]*(?:pass|pwd|token|key|secret|auth|sig|cred)[a-z0-9_.-]*=)[^&#;\s"'<>]*`)
+	// urlErrorDetail is what url.Parse quotes from the URL it refuses.
+	urlErrorDetail = regexp.MustCompile(`(invalid port|invalid URL escape|invalid character|invalid userinfo) "[^"]*"`)
+)

@@ -1,6 +1,9 @@
 package config
 
 import (
+	"errors"
+	"fmt"
+	"net/url"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -90,7 +93,7 @@ func TestBadConfigs(t *testing.T) {
 		{"zero workers", "embed:\n  workers: 0\n", "embed.workers: 0 must be at least 1"},
 		{"threshold zero", "match:\n  default_threshold: 0\n", "match.default_threshold: 0"},
 		{"bad log level", "log_level: loud\n", `log_level: "loud"`},
-		{"bad nats url", "nats:\n  url: 'http://x:1'\n", `nats.url: scheme "http" not supported`},
+		{"bad nats url", "nats:\n  url: 'http://x:1'\n", `nats.url: URL 1 of 1 in "http://x:1": scheme not supported`},
 		{"empty data dir", "data_dir: ''\n", "data_dir: must not be empty"},
 		{"not yaml", "cameras: [\n", "parsing yaml"},
 		{"alert retention", "alert:\n  retention: 0s\n", "alert.retention: 0s must be positive"},
@@ -126,26 +129,152 @@ func TestUnreadableFile(t *testing.T) {
 	}
 }
 
+// redactCases are URLs and texts with secrets; each secret must be gone
+// from Redact's output, and want (when set) is the exact output. They seed
+// FuzzRedact.
+var redactCases = []struct {
+	name, in, want string
+	secrets        []string
+}{
+	{"camera URL", "rtsp://admin:hunter2@10.0.0.1:554/s", "rtsp://xxxxx@10.0.0.1:554/s", []string{"hunter2", "admin"}},
+	{"no credentials", "rtsp://10.0.0.1/s", "rtsp://10.0.0.1/s", nil},
+	{"bad escape", "rtsp://u:p%zz@h/s", "rtsp://xxxxx@h/s", []string{"p%zz"}},
+	{"NATS list", "nats://a:pw1secret@h1:4222,nats://b:pw2secret@h2:4222,tls://c:pw3secret@h3:4222",
+		"nats://xxxxx@h1:4222,nats://xxxxx@h2:4222,tls://xxxxx@h3:4222", []string{"pw1secret", "pw2secret", "pw3secret"}},
+	{"NATS list with spaces", "nats://a:pw1secret@h1, nats://b:pw2secret@h2", "nats://xxxxx@h1, nats://xxxxx@h2", []string{"pw1secret", "pw2secret"}},
+	{"slash in password", "nats://user:pa/ss/word@host:4222", "nats://xxxxx@host:4222", []string{"pa/ss/word"}},
+	{"at in password", "nats://user:p@ss@word@host:4222", "nats://xxxxx@host:4222", []string{"p@ss@word"}},
+	{"colon in password", "rtsp://user:a:b:c:secret@host/s", "rtsp://xxxxx@host/s", []string{"a:b:c:secret"}},
+	{"comma in password", "nats://user:se,cret@host:4222", "nats://xxxxx@host:4222", []string{"se,cret"}},
+	{"password with digits and slash", "nats://u:12/sekrit@host", "nats://xxxxx@host", []string{"12/sekrit"}},
+	{"token only", "nats://s3cr3tt0ken@host:4222", "nats://xxxxx@host:4222", []string{"s3cr3tt0ken"}},
+	{"query password", "rtsp://cam/live?user=a&password=hunter2&x=1", "rtsp://cam/live?user=a&password=xxxxx&x=1", []string{"hunter2"}},
+	{"query token", "https://h/hook?token=abcdef123", "https://h/hook?token=xxxxx", []string{"abcdef123"}},
+	{"query key", "https://h/p?a=1&key=K3Y-value#frag", "https://h/p?a=1&key=xxxxx#frag", []string{"K3Y-value"}},
+	{"query api_key and sig", "http://h/?api_key=AK1234&sig=SG5678", "http://h/?api_key=xxxxx&sig=xxxxx", []string{"AK1234", "SG5678"}},
+	{"in an error", `opening "rtsp://admin:hunter2@10.0.0.1/s": timeout`, `opening "rtsp://xxxxx@10.0.0.1/s": timeout`, []string{"hunter2"}},
+	{"two in text", "from nats://a:first1@h1 to nats://b:second2@h2", "from nats://xxxxx@h1 to nats://xxxxx@h2", []string{"first1", "second2"}},
+	{"email is no URL", "mail admin@example.org", "mail admin@example.org", nil},
+}
+
 func TestRedact(t *testing.T) {
-	tests := []struct{ in, want string }{
-		{"rtsp://admin:hunter2@10.0.0.1:554/s", "rtsp://xxxxx@10.0.0.1:554/s"},
-		{"rtsp://10.0.0.1/s", "rtsp://10.0.0.1/s"},
-		{"rtsp://u:p%zz@h/s", "rtsp://xxxxx@h/s"}, // does not parse; still masked
-	}
-	for _, tc := range tests {
-		if got := Redact(tc.in); got != tc.want || strings.Contains(got, "hunter2") {
-			t.Errorf("Redact(%q) = %q, want %q", tc.in, got, tc.want)
-		}
-	}
-	err := errorString(`opening "rtsp://admin:hunter2@10.0.0.1/s": timeout`)
-	if got := RedactError(err); strings.Contains(got, "hunter2") || !strings.Contains(got, "rtsp://xxxxx@10.0.0.1/s") {
-		t.Errorf("RedactError = %q, want the password masked", got)
+	for _, tc := range redactCases {
+		t.Run(tc.name, func(t *testing.T) {
+			got := Redact(tc.in)
+			if tc.want != "" && got != tc.want {
+				t.Errorf("Redact(%q) = %q, want %q", tc.in, got, tc.want)
+			}
+			for _, s := range tc.secrets {
+				if strings.Contains(got, s) {
+					t.Errorf("Redact(%q) = %q, still holds %q", tc.in, got, s)
+				}
+			}
+			gotErr := RedactError(fmt.Errorf("connecting to %q: %w", tc.in, errors.New("refused")))
+			for _, s := range tc.secrets {
+				if strings.Contains(gotErr, s) {
+					t.Errorf("RedactError(error quoting %q) = %q, still holds %q", tc.in, gotErr, s)
+				}
+			}
+		})
 	}
 }
 
-type errorString string
+// TestRedactURLParseError: url.Parse's error quotes pieces of the URL it
+// refuses (the "port" of user:pa/ss@host is the password's start).
+func TestRedactURLParseError(t *testing.T) {
+	for _, raw := range []string{"nats://user:pa/ss@host:4222", "rtsp://u:ab%gh@h/s"} {
+		_, err := url.Parse(raw)
+		if err == nil {
+			t.Fatalf("url.Parse(%q) accepted it; the test needs a refused URL", raw)
+		}
+		got := RedactError(err)
+		for _, s := range []string{"pa/ss", ":pa", "ab%gh", "%gh"} {
+			if strings.Contains(raw, s) && strings.Contains(got, s) {
+				t.Errorf("RedactError(url.Parse(%q)) = %q, still holds %q", raw, got, s)
+			}
+		}
+	}
+}
 
-func (e errorString) Error() string { return string(e) }
+// TestInvalidNATSURLNotPrinted: an invalid nats.url is refused with its
+// credentials masked, for each URL of a list.
+func TestInvalidNATSURLNotPrinted(t *testing.T) {
+	tests := []struct{ name, url, secret string }{
+		{"slash in password", "nats://user:pa/ss@host:4222", "pa/ss"},
+		{"second of a list", "nats://h1:4222,nats://u:hunter2@/x", "hunter2"},
+		{"bad escape", "nats://u:p%zzsecret@h:4222", "p%zzsecret"},
+		{"bad scheme", "ftp://u:hunter2@h", "hunter2"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := Defaults()
+			cfg.NATS.URL = tc.url
+			err := cfg.Validate()
+			if err == nil {
+				t.Fatalf("Validate(nats.url %q) = nil, want an error", tc.url)
+			}
+			if !strings.Contains(err.Error(), "nats.url") || strings.Contains(err.Error(), tc.secret) {
+				t.Errorf("Validate(nats.url %q) = %q, want a nats.url error without %q", tc.url, err, tc.secret)
+			}
+		})
+	}
+}
+
+// FuzzRedact builds URLs around a fuzzed user, password and query secret
+// and asserts that no secret survives Redact, RedactError or Validate's
+// nats.url error, alone or in a list.
+func FuzzRedact(f *testing.F) {
+	for _, tc := range redactCases {
+		for _, s := range tc.secrets {
+			f.Add("user", s, "host:4222", "tok"+s)
+		}
+	}
+	f.Add("u", "pa/ss", "h", "x")
+	f.Add("u", "p@ss:w/o,rd", "10.0.0.1:554", "abc")
+	f.Fuzz(func(t *testing.T, user, pass, host, tok string) {
+		// A secret shorter than 4 bytes may occur by chance elsewhere; one
+		// holding whitespace, quotes or control bytes cannot stand in a
+		// URL unescaped (and is escaped by %q), and ",scheme://" inside a
+		// password is read as the next URL of a list.
+		for _, s := range []string{user, host} {
+			if strings.ContainsFunc(s, func(r rune) bool { return r <= ' ' || r >= 0x7f }) {
+				t.Skip() // %q would escape it into text that may hold the secret by chance
+			}
+		}
+		for _, s := range []string{pass, tok} {
+			if len(s) < 4 || strings.ContainsFunc(s, func(r rune) bool { return r <= ' ' || r >= 0x7f || strings.ContainsRune("\"'`<>\\", r) }) || strings.Contains(s, "://") {
+				t.Skip()
+			}
+		}
+		// The text around the secrets, masked; a secret found in it would
+		// be there by chance (the secrets hold no newline).
+		plain := "nats://" + host + ",tls://" + user + "\nnats://xxxxx@" + host + "/s?a=1&token=xxxxx,tls://xxxxx@" + host + "\nconnecting to refused"
+		// A query value ends at '&', '#' or ';'.
+		if strings.ContainsAny(tok, "&#;") {
+			t.Skip()
+		}
+		if strings.ContainsAny(user, "@/ \t\n\"'`<>") || strings.ContainsAny(host, "@?#&;=, \t\n\"'`<>") || strings.Contains(plain, pass) || strings.Contains(plain, tok) {
+			t.Skip()
+		}
+		one := "nats://" + user + ":" + pass + "@" + host + "/s?a=1&token=" + tok
+		list := "nats://" + host + "," + one + ",tls://" + user + ":" + pass + "@" + host
+		for _, in := range []string{one, list} {
+			for what, got := range map[string]string{
+				"Redact":      Redact(in),
+				"RedactError": RedactError(fmt.Errorf("connecting to %q: %w", in, errors.New("refused"))),
+			} {
+				if strings.Contains(got, pass) || strings.Contains(got, tok) {
+					t.Fatalf("%s(%q) = %q, holds a secret", what, in, got)
+				}
+			}
+			cfg := Defaults()
+			cfg.NATS.URL = in
+			if err := cfg.Validate(); err != nil && (strings.Contains(err.Error(), pass) || strings.Contains(err.Error(), tok)) {
+				t.Fatalf("Validate(nats.url %q) = %q, holds a secret", in, err)
+			}
+		}
+	})
+}
 
 func FuzzParse(f *testing.F) {
 	data, _ := os.ReadFile(filepath.Join("..", "..", "deploy", "facewatch.yaml"))

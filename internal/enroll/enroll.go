@@ -70,6 +70,18 @@ func (r *Refusal) Error() string {
 	return fmt.Sprintf("photo %s refused: %s (%s)", r.Photo, r.Reason, r.Detail)
 }
 
+// Unreadable is Faces' error for an image that does not decode: it names
+// the image and says why, in words fit for a probe as for an enrolment
+// photo (Check turns it into a Refusal). Match it with errors.As.
+type Unreadable struct {
+	Image string
+	Err   error
+}
+
+func (u *Unreadable) Error() string { return fmt.Sprintf("%s unreadable: %v", u.Image, u.Err) }
+
+func (u *Unreadable) Unwrap() error { return u.Err }
+
 // PhotoFace is one face found in a photo with its descriptor.
 type PhotoFace struct {
 	Face       face.Face
@@ -118,7 +130,7 @@ func NewEnroller(g *match.Gallery, det FaceDetector, emb FaceEmbedder, opt Enrol
 func Faces(ctx context.Context, det FaceDetector, emb FaceEmbedder, name string, photo []byte, maxPixels int64) ([]PhotoFace, error) {
 	m, err := detect.Decode(photo, maxPixels)
 	if err != nil {
-		return nil, &Refusal{Photo: name, Reason: RefuseUnreadable, Detail: err.Error()}
+		return nil, &Unreadable{Image: name, Err: err}
 	}
 	defer m.Close()
 	faces, err := det.Detect(ctx, m)
@@ -150,6 +162,10 @@ func Faces(ctx context.Context, det FaceDetector, emb FaceEmbedder, name string,
 // *Refusal naming the photo and the reason.
 func (e *Enroller) Check(ctx context.Context, name string, photo []byte) (PhotoFace, error) {
 	faces, err := Faces(ctx, e.det, e.emb, name, photo, e.maxPixels)
+	var bad *Unreadable
+	if errors.As(err, &bad) {
+		return PhotoFace{}, &Refusal{Photo: name, Reason: RefuseUnreadable, Detail: bad.Err.Error()}
+	}
 	if err != nil {
 		return PhotoFace{}, err
 	}
@@ -351,7 +367,9 @@ func (e *Enroller) enrolAll(ctx context.Context, list string, items []enrolItem,
 		switch {
 		case errors.As(err, &ref):
 			rep.Refused = append(rep.Refused, ref)
-			e.log.Info("photo refused", "photo", it.label, "reason", string(ref.Reason), "detail", ref.Detail)
+			// The report lists each refusal once; the log has it only at
+			// debug level, so that a terminal does not show it twice.
+			e.log.Debug("photo refused", "photo", it.label, "reason", string(ref.Reason), "detail", ref.Detail)
 		case err != nil:
 			return rep, err
 		default:

@@ -172,11 +172,34 @@ type OperatingPoint struct {
 // FPIRPoint is the FPIR at one threshold and gallery size: Estimated is
 // 1-(1-p)^N from the identity-level impostor rate p; Measured (for sizes
 // the labelled set can hold, else -1) comes from sampled galleries.
+//
+// When no identity-level impostor comparison is within the threshold, p is
+// only known to be below 1/IdentityImpostors: the FPIR is not measurable
+// on this set. Measurable is then false, Estimated is null (not 0, which
+// would claim a perfect list) and UpperBound is the 95% upper bound
+// 1-(1-3/n)^N (the rule of three for zero events in n comparisons).
 type FPIRPoint struct {
-	Threshold   float64 `json:"threshold"`
-	GallerySize int     `json:"gallery_size"`
-	Estimated   float64 `json:"estimated"`
-	Measured    float64 `json:"measured"`
+	Threshold   float64  `json:"threshold"`
+	GallerySize int      `json:"gallery_size"`
+	Measurable  bool     `json:"measurable"`
+	Estimated   *float64 `json:"estimated"`
+	UpperBound  float64  `json:"upper_bound,omitempty"`
+	Measured    float64  `json:"measured"`
+}
+
+// fpirPoint estimates the FPIR at threshold t and gallery size from the
+// sorted identity-level impostor distances.
+func fpirPoint(idImpostor []float64, t float64, size int, measured float64) FPIRPoint {
+	pt := FPIRPoint{Threshold: t, GallerySize: size, Measured: measured}
+	p := rateLE(idImpostor, t)
+	if p == 0 {
+		n := float64(max(len(idImpostor), 1))
+		pt.UpperBound = -math.Expm1(float64(size) * math.Log1p(-math.Min(1, 3/n)))
+		return pt
+	}
+	est := -math.Expm1(float64(size) * math.Log1p(-p))
+	pt.Measurable, pt.Estimated = true, &est
+	return pt
 }
 
 // Recommendation is a threshold for a gallery size.
@@ -361,10 +384,8 @@ func Evaluate(set LabelledSet, opt EvalOptions) (*Report, error) {
 		r.Recommendations = append(r.Recommendations, rec)
 	}
 	for _, t := range []float64{0.4, 0.5, 0.6} {
-		p := rateLE(r.idImpostor, t)
 		for _, size := range []int{1, 10, 100, 1000, 10000, 100000, 1000000} {
-			r.FPIR = append(r.FPIR, FPIRPoint{Threshold: t, GallerySize: size,
-				Estimated: -math.Expm1(float64(size) * math.Log1p(-p)), Measured: measure(t, size)})
+			r.FPIR = append(r.FPIR, fpirPoint(r.idImpostor, t, size, measure(t, size)))
 		}
 	}
 	return r, nil

@@ -56,30 +56,50 @@ func (r *Report) WritePNG(w io.Writer) error {
 	return nil
 }
 
+// histOf is the normalised 60-bin histogram of distances the plot draws.
+func histOf(v []float64) (*plotter.Histogram, error) {
+	h, err := plotter.NewHist(plotter.Values(v), 60)
+	if err != nil {
+		return nil, err
+	}
+	h.Normalize(1)
+	return h, nil
+}
+
 func (r *Report) histPlot() (*plot.Plot, error) {
 	p := plot.New()
 	p.Title.Text = fmt.Sprintf("Distances: %d genuine, %d impostor pairs (EER %.2f%% at %.3f)", len(r.genuine), len(r.impostor), 100*r.EER, r.EERThreshold)
 	p.X.Label.Text = "Euclidean distance"
 	p.Y.Label.Text = "density"
+	var top float64
 	for _, s := range []struct {
 		name string
 		v    []float64
 		c    color.Color
 	}{{"genuine", r.genuine, colGenuine}, {"impostor", r.impostor, colImpostor}} {
-		h, err := plotter.NewHist(plotter.Values(s.v), 60)
+		h, err := histOf(s.v)
 		if err != nil {
 			return nil, err
 		}
-		h.Normalize(1)
+		for _, b := range h.Bins {
+			top = math.Max(top, b.Weight)
+		}
 		h.FillColor = nil
 		h.LineStyle.Color = s.c
 		h.LineStyle.Width = vg.Points(1.2)
 		p.Add(h)
 		p.Legend.Add(s.name, h)
 	}
+	// The legend goes top right, where the impostor distances are: leave
+	// headroom above the tallest bar for it, so that it covers no bar.
 	p.Legend.Top = true
+	p.Y.Min, p.Y.Max = 0, top*legendHeadroom
 	return p, nil
 }
+
+// legendHeadroom is how far above the tallest histogram bar the y axis
+// goes, leaving the top band for the legend.
+const legendHeadroom = 1.45
 
 func (r *Report) detPlot() (*plot.Plot, error) {
 	p := plot.New()
@@ -115,23 +135,17 @@ func (r *Report) fpirPlot() (*plot.Plot, error) {
 	p.X.Label.Text = "identities enrolled"
 	p.Y.Label.Text = "FPIR"
 	p.X.Scale, p.X.Tick.Marker = plot.LogScale{}, decades{}
-	cols := []color.Color{colGenuine, colOther, colImpostor}
-	byT := map[float64]plotter.XYs{}
-	var order []float64
-	for _, pt := range r.FPIR {
-		if _, ok := byT[pt.Threshold]; !ok {
-			order = append(order, pt.Threshold)
-		}
-		byT[pt.Threshold] = append(byT[pt.Threshold], plotter.XY{X: float64(pt.GallerySize), Y: pt.Estimated})
-	}
-	for i, t := range order {
-		l, err := plotter.NewLine(byT[t])
+	for _, sr := range r.fpirSeries() {
+		l, err := plotter.NewLine(sr.pts)
 		if err != nil {
 			return nil, err
 		}
-		l.Color = cols[i%len(cols)]
+		l.Color = sr.color
+		if sr.dashed {
+			l.Dashes = []vg.Length{vg.Points(4), vg.Points(3)}
+		}
 		p.Add(l)
-		p.Legend.Add(fmt.Sprintf("threshold %.2f", t), l)
+		p.Legend.Add(sr.label, l)
 	}
 	var rec plotter.XYs
 	for _, rc := range r.Recommendations {
@@ -148,6 +162,47 @@ func (r *Report) fpirPlot() (*plot.Plot, error) {
 	p.Legend.Left, p.Legend.Top = false, false
 	p.Legend.YOffs = vg.Millimeter * 8
 	return p, nil
+}
+
+// fpirLine is one line of the FPIR panel.
+type fpirLine struct {
+	label  string
+	pts    plotter.XYs
+	color  color.Color
+	dashed bool
+}
+
+// fpirSeries is the FPIR panel's lines: per threshold, the measurable
+// estimates as a solid line; where the set cannot measure the FPIR (no
+// impostor within the threshold), its 95% upper bound as a dashed line
+// labelled "not measurable", never a line at zero.
+func (r *Report) fpirSeries() []fpirLine {
+	cols := []color.Color{colGenuine, colOther, colImpostor}
+	var order []float64
+	est, bound := map[float64]plotter.XYs{}, map[float64]plotter.XYs{}
+	for _, pt := range r.FPIR {
+		if _, ok := est[pt.Threshold]; !ok {
+			order = append(order, pt.Threshold)
+			est[pt.Threshold] = nil
+		}
+		if pt.Measurable {
+			est[pt.Threshold] = append(est[pt.Threshold], plotter.XY{X: float64(pt.GallerySize), Y: *pt.Estimated})
+		} else {
+			bound[pt.Threshold] = append(bound[pt.Threshold], plotter.XY{X: float64(pt.GallerySize), Y: pt.UpperBound})
+		}
+	}
+	var out []fpirLine
+	for i, t := range order {
+		c := cols[i%len(cols)]
+		if len(est[t]) > 0 {
+			out = append(out, fpirLine{label: fmt.Sprintf("threshold %.2f", t), pts: est[t], color: c})
+		}
+		if len(bound[t]) > 0 {
+			out = append(out, fpirLine{label: fmt.Sprintf("threshold %.2f: not measurable (no impostor within it of %d); dashed: 95%% upper bound", t, r.IdentityImpostors),
+				pts: bound[t], color: c, dashed: true})
+		}
+	}
+	return out
 }
 
 // decades ticks a log axis at powers of ten, labelled 1e-05, 0.001, 1, 100.

@@ -430,13 +430,9 @@ func (s *DetectStage) subscribeFrames(ctx context.Context, subj, queue string, a
 		refuse := func(err error) {
 			bus.DeadLetter(ctx, natsbus.Letter{Stage: StageDetect, Subject: m.Subject, Kind: wire.KindFrame, Data: m.Data, Reason: err})
 		}
-		meta, jpeg, err := wire.DecodeFrame(m.Data)
+		meta, jpeg, err := frameMessage(m.Subject, m.Data)
 		if err != nil {
 			refuse(err)
-			return
-		}
-		if want := wire.FramesSubject(meta.Camera); m.Subject != want {
-			refuse(fmt.Errorf("%w: frame of camera %s on subject %s", wire.ErrMalformed, meta.Camera, m.Subject))
 			return
 		}
 		if !admits(meta.Camera) {
@@ -481,6 +477,20 @@ func (s *DetectStage) subscribeFrames(ctx context.Context, subj, queue string, a
 		stopped = true
 		gate.Unlock()
 	}, nil
+}
+
+// frameMessage checks a frame message from NATS before its image is
+// decoded: the envelope and metadata (wire.DecodeFrame) and that it came
+// on its own camera's subject (a camera stage may publish only there).
+func frameMessage(subject string, data []byte) (wire.FrameMeta, []byte, error) {
+	meta, jpeg, err := wire.DecodeFrame(data)
+	if err != nil {
+		return wire.FrameMeta{}, nil, err
+	}
+	if want := wire.FramesSubject(meta.Camera); subject != want {
+		return wire.FrameMeta{}, nil, fmt.Errorf("%w: frame of camera %s on subject %s", wire.ErrMalformed, meta.Camera, subject)
+	}
+	return meta, jpeg, nil
 }
 
 // runCamera processes one camera's frames in order, so that its tracker

@@ -136,10 +136,18 @@ func FuzzDecodeFrame(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		m, jpeg, err := DecodeFrame(data)
 		if err != nil {
+			if !errors.Is(err, ErrMalformed) {
+				t.Errorf("DecodeFrame = %v, want ErrMalformed", err)
+			}
 			return
 		}
-		if _, err := EncodeFrame(m, jpeg); err != nil {
-			t.Errorf("a decoded frame does not encode again: %v", err)
+		again, err := EncodeFrame(m, jpeg)
+		if err != nil {
+			t.Fatalf("a decoded frame does not encode again: %v", err)
+		}
+		m2, jpeg2, err := DecodeFrame(again)
+		if err != nil || m2.Camera != m.Camera || m2.Seq != m.Seq || !m2.Time.Equal(m.Time) || m2.Width != m.Width || m2.Height != m.Height || string(jpeg2) != string(jpeg) {
+			t.Errorf("frame does not round-trip: %+v -> %+v, %v", m, m2, err)
 		}
 	})
 }
