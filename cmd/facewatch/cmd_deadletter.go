@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"strconv"
 	"time"
@@ -20,11 +21,15 @@ func cmdDeadLetter(ctx context.Context, e *env, args []string) error {
 		return usageErrorf("want a subcommand: list or replay")
 	}
 	sub, args := args[0], args[1:]
-	fs := newFlagSet(e, "deadletter "+sub, "deadletter list --config FILE [--stage S] [--limit N] [--json] | deadletter replay SEQ --config FILE")
-	cfgPath := fs.String("config", "", "config file (nats.url, or the data directory of a stopped `facewatch run`)")
-	stage := fs.String("stage", "", "only letters of this stage (camera, detect, match, alert)")
-	limit := fs.Int("limit", 100, "at most this many letters, the newest (0: all)")
-	asJSON := fs.Bool("json", false, "one JSON object per line")
+	fs := newFlagSet(e, "deadletter "+sub, "deadletter list [--stage STAGE] [--limit N] [--json] --config FILE\n       facewatch deadletter replay SEQ --config FILE")
+	cfgPath := fs.String("config", "", "config `FILE` (required: nats.url, or the data directory of a stopped facewatch run)")
+	stage := fs.String("stage", "", "list: only letters of this `STAGE` (camera, detect, match, alert)")
+	limit := fs.Int("limit", 100, "list: at most this many letters, the newest (0: all)")
+	asJSON := fs.Bool("json", false, "list: one JSON object per line")
+	if isHelp(sub) {
+		fs.Usage()
+		return flag.ErrHelp
+	}
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}

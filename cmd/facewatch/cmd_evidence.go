@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"errors"
+	"flag"
 	"fmt"
 	"os"
 	"strconv"
@@ -17,18 +18,22 @@ import (
 // evidence bundles of alerts (alert.ExportEvidence) and their offline
 // check (evidence.Verify).
 func cmdEvidence(ctx context.Context, e *env, args []string) error {
-	const usage = "evidence export --alert ID --case REF [--out FILE] [--by WHO] --config FILE | evidence verify [--pubkey FILE] FILE | evidence pubkey [--out FILE] --config FILE"
+	const usage = "evidence export --alert ID --case REF [--out FILE] [--by NOTE] [--config FILE]\n       facewatch evidence verify [--pubkey FILE] FILE\n       facewatch evidence pubkey [--out FILE] [--config FILE]"
 	if len(args) == 0 {
 		return usageErrorf("want a verb: export, verify or pubkey")
 	}
 	verb, args := args[0], args[1:]
 	fs := newFlagSet(e, "evidence "+verb, usage)
-	cfgPath := fs.String("config", "", "config file (export, pubkey)")
-	id := fs.Int64("alert", 0, "export: the alert's id")
-	caseRef := fs.String("case", "", "export: case reference (required; audited)")
-	out := fs.String("out", "", "export: the bundle file (default evidence-alert-ID.json); pubkey: the PEM file (default stdout)")
-	by := fs.String("by", "", "export: a note on whose behalf (recorded beside the OS user, never instead)")
-	pubFile := fs.String("pubkey", "", "verify: the site's public key (PEM from `evidence pubkey`); without it the bundle's own key is used, which proves only that it is intact")
+	cfgPath := fs.String("config", "", "config `FILE` (export, pubkey)")
+	id := fs.Int64("alert", 0, "export: the alert's `ID` (required)")
+	caseRef := fs.String("case", "", "export: case reference `REF` (required; audited)")
+	out := fs.String("out", "", "export: the bundle `FILE` (evidence-alert-ID.json when not given); pubkey: the PEM file (stdout when not given)")
+	by := fs.String("by", "", "export: a `NOTE` on whose behalf (recorded beside the OS user, never instead)")
+	pubFile := fs.String("pubkey", "", "verify: the site's public key `FILE` (PEM from evidence pubkey); without it the bundle's own key is used, which proves only that it is intact")
+	if isHelp(verb) {
+		fs.Usage()
+		return flag.ErrHelp
+	}
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}

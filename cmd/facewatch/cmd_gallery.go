@@ -129,15 +129,22 @@ func actorName(g *match.Gallery) string { return g.Actor().Name }
 
 // cmdGallery runs `facewatch gallery purge|purges`.
 func cmdGallery(ctx context.Context, e *env, args []string) error {
-	if len(args) == 0 || (args[0] != "purge" && args[0] != "purges") {
-		return usageErrorf("want a verb: purge or purges")
+	if len(args) == 0 {
+		return usageErrorf("want a verb: purge or purges (see `facewatch gallery -h`)")
 	}
 	verb, args := args[0], args[1:]
-	fs := newFlagSet(e, "gallery "+verb, "gallery purge [--grace DURATION] [--by WHO] --config FILE | gallery purges [--json] --config FILE")
-	cfgPath := fs.String("config", "", "config file (its data_dir holds the gallery)")
+	fs := newFlagSet(e, "gallery "+verb, "gallery purge [--grace DURATION] [--by NOTE] [--config FILE]\n       facewatch gallery purges [--json] [--config FILE]")
+	cfgPath := fs.String("config", "", "config `FILE` (its data_dir holds the gallery)")
 	grace := fs.Duration("grace", 0, "purge: entries expired at least this long ago (default match.purge_grace)")
-	by := fs.String("by", "", "purge: a note on whose behalf it runs (recorded beside the OS user, never instead)")
+	by := fs.String("by", "", "purge: a `NOTE` on whose behalf it runs (recorded beside the OS user, never instead)")
 	asJSON := fs.Bool("json", false, "purges: print JSON")
+	if isHelp(verb) {
+		fs.Usage()
+		return flag.ErrHelp
+	}
+	if verb != "purge" && verb != "purges" {
+		return usageErrorf("unknown verb %q: want purge or purges", verb)
+	}
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}

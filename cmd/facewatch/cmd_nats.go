@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -16,7 +17,13 @@ import (
 // identity (setup).
 func cmdNATS(ctx context.Context, e *env, args []string) error {
 	if len(args) == 0 {
-		return usageErrorf("want a subcommand: init or setup")
+		return usageErrorf("want a subcommand: init or setup (see `facewatch nats -h`)")
+	}
+	if isHelp(args[0]) {
+		fmt.Fprintln(e.stderr, "usage: facewatch nats VERB [flags]")
+		fmt.Fprintln(e.stderr, "\nverbs:\n  init    write a site's nats-server config and one credentials file per role\n  setup   create the streams and the camera lease bucket as the admin identity")
+		fmt.Fprintln(e.stderr, "\nRun `facewatch nats VERB -h` for a verb's flags.")
+		return flag.ErrHelp
 	}
 	switch args[0] {
 	case "init":

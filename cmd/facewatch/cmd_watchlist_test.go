@@ -55,7 +55,7 @@ func TestServiceCommandsRefuseImplicitDataDir(t *testing.T) {
 		{"watchlist", "list"},
 		{"watchlist", "create", "--kind", "missing", "--owner", "ana", "--legal-basis", "x", "l"},
 		{"enroll", "--list", "l", "photos"},
-		{"identify", "probe.jpg"},
+		{"identify", "--case", "CASE-1", "probe.jpg"},
 	} {
 		t.Run(strings.Join(args, " "), func(t *testing.T) {
 			code, out, errOut := runCLI(t, nil, args...)
@@ -72,7 +72,7 @@ func TestServiceCommandsRefuseImplicitDataDir(t *testing.T) {
 	if err := os.Mkdir(filepath.Join(dir, "facewatch-data"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	code, out, errOut := runCLI(t, nil, "token", "create", "--role", "admin", "--name", "t")
+	code, out, errOut := runCLI(t, nil, "token", "create", "--role", "admin", "--person", "Ana Admin", "--name", "t")
 	if code != 0 || !strings.HasPrefix(out, "fwt_") || !strings.Contains(errOut, "facewatch token: data directory "+filepath.Join(dir, "facewatch-data")+"\n") {
 		t.Fatalf("token create in an existing data directory = exit %d, stdout %q, stderr %q; want a token and the directory named", code, out, errOut)
 	}
@@ -82,7 +82,7 @@ func TestServiceCommandsRefuseImplicitDataDir(t *testing.T) {
 		t.Fatalf("token list = exit %d, %q, %q", code, out, errOut)
 	}
 	code, out, errOut = runCLI(t, nil, "token", "revoke", id[0])
-	if code != 0 || !strings.Contains(out, "token "+id[0]+" revoked (role admin, name \"t\"") {
+	if code != 0 || !strings.Contains(out, "token "+id[0]+" revoked (role admin, person \"Ana Admin\", name \"t\"") {
 		t.Errorf("token revoke = exit %d, stdout %q, stderr %q; want it to say what it revoked", code, out, errOut)
 	}
 }
