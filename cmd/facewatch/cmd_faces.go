@@ -27,9 +27,9 @@ type faceLine struct {
 	Landmarks  [][2]int      `json:"landmarks,omitempty"`
 	Quality    *face.Quality `json:"quality,omitempty"`
 	// Found is the still-photo detector pass that found the face.
-	Found      *detect.Pass  `json:"found,omitempty"`
-	Descriptor []float32     `json:"descriptor,omitempty"`
-	Model      *wire.Model   `json:"model,omitempty"`
+	Found      *detect.Pass `json:"found,omitempty"`
+	Descriptor []float32    `json:"descriptor,omitempty"`
+	Model      *wire.Model  `json:"model,omitempty"`
 }
 
 func cmdFaces(ctx context.Context, e *env, args []string) error {

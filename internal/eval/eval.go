@@ -102,16 +102,16 @@ type EvalOptions struct {
 
 // Report is the outcome of an evaluation; it is written as JSON.
 type Report struct {
-	Model         match.ModelID `json:"model"`
-	Identities    int           `json:"identities"`
-	Descriptors   int           `json:"descriptors"`
+	Model       match.ModelID `json:"model"`
+	Identities  int           `json:"identities"`
+	Descriptors int           `json:"descriptors"`
 	// Found counts the faces by the still-photo detector pass that found
 	// them, for sets read from photos.
-	Found map[string]int `json:"found,omitempty"`
-	GenuinePairs  int           `json:"genuine_pairs"`
-	ImpostorPairs int           `json:"impostor_pairs"`
-	Genuine       Summary       `json:"genuine"`
-	Impostor      Summary       `json:"impostor"`
+	Found         map[string]int `json:"found,omitempty"`
+	GenuinePairs  int            `json:"genuine_pairs"`
+	ImpostorPairs int            `json:"impostor_pairs"`
+	Genuine       Summary        `json:"genuine"`
+	Impostor      Summary        `json:"impostor"`
 	// EER is the equal error rate, where FMR and FNMR cross.
 	EER          float64 `json:"eer"`
 	EERThreshold float64 `json:"eer_threshold"`
