@@ -10,6 +10,7 @@ import (
 	"gocv.io/x/gocv"
 
 	"github.com/facewatch/facewatch/internal/config"
+	"github.com/facewatch/facewatch/internal/dlib"
 	"github.com/facewatch/facewatch/internal/face"
 	"github.com/facewatch/facewatch/models"
 )
@@ -169,6 +170,9 @@ func (s *Still) Detect(ctx context.Context, photo gocv.Mat) ([]StillFace, error)
 	if s.first == nil {
 		return nil, ErrClosed
 	}
+	// A photo's search leaves free C memory (pyramids, feature planes)
+	// that the next photo, of another size, cannot reuse well: return it.
+	defer dlib.Trim()
 	p := s.policy
 	w, h := photo.Cols(), photo.Rows()
 	sw, sh := w, h

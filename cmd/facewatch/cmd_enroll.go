@@ -23,7 +23,8 @@ import (
 // commands (faces, enroll, identify, eval): one policy (p, normally
 // detect.DefaultStillPolicy) for all of them, so that they find the same
 // faces in the same photo. Of the config's detect section only the detector
-// and max_pixels apply; its max_width and upsample are the cameras'.
+// and max_pixels apply; its max_width and upsample are the cameras'. (C's
+// malloc is set for these commands when the binary loads: malloc.go.)
 func recognition(e *env, cfg config.Config, modelDir string, p detect.StillPolicy) (*detect.Still, *embed.Embedder, error) {
 	dir, _, err := models.Locate(modelDir, cfg.ModelDir, e.getenv)
 	if err != nil {
