@@ -78,8 +78,8 @@ func peakRSS(t *testing.T, args ...string) int64 {
 // TestFacesMemory: `facewatch faces` over several large photos (4-36
 // megapixels) keeps nothing from one photo to the next: its peak memory is
 // within 10 % of its largest photo's alone. glibc's malloc, left to raise
-// its mmap threshold after each large free, kept 11-46 % more (721-946 MiB
-// against 648 MiB for these photos).
+// its mmap threshold after each large free, kept 11-46 % more (704-924 MiB
+// against 633 MiB for these photos).
 func TestFacesMemory(t *testing.T) {
 	var photos []string
 	for _, n := range []string{"001_A.jpg", "002_A.jpg", "003_A.jpg", "004_A.jpg", "005_A.jpg", "006_A.jpg"} {
