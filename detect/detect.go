@@ -88,6 +88,15 @@ func (d *Detector) Close() error {
 // come from the full-resolution frame. The frame is read, never modified or
 // kept. dlib's work cannot be interrupted: ctx is checked before and after.
 func (d *Detector) Detect(ctx context.Context, frame gocv.Mat) ([]face.Face, error) {
+	return d.detect(ctx, frame, search{maxWidth: d.cfg.MaxWidth, upsample: d.cfg.Upsample, minFace: d.cfg.MinFaceSize})
+}
+
+// search is the settings of one detection pass: the config's for Detect,
+// the still-photo policy's for Still.
+type search struct{ maxWidth, upsample, minFace int }
+
+// detect is Detect with the settings of s.
+func (d *Detector) detect(ctx context.Context, frame gocv.Mat, s search) ([]face.Face, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -102,7 +111,7 @@ func (d *Detector) Detect(ctx context.Context, frame gocv.Mat) ([]face.Face, err
 	if d.sp == nil {
 		return nil, ErrClosed
 	}
-	rects, err := d.find(ctx, frame)
+	rects, err := d.find(ctx, frame, s)
 	if err != nil {
 		return nil, fmt.Errorf("detecting faces: %w", err)
 	}
@@ -131,21 +140,21 @@ func (d *Detector) Detect(ctx context.Context, frame gocv.Mat) ([]face.Face, err
 }
 
 // find runs the backend, on a downscaled copy when the frame is wider than
-// MaxWidth, and returns boxes in full-resolution pixels that pass
-// MinFaceSize, by decreasing score.
-func (d *Detector) find(ctx context.Context, frame gocv.Mat) ([]dlib.Rect, error) {
+// s.maxWidth, and returns boxes in full-resolution pixels that pass
+// s.minFace, by decreasing score.
+func (d *Detector) find(ctx context.Context, frame gocv.Mat, s search) ([]dlib.Rect, error) {
 	img := frame
 	scale := 1.0
-	if d.cfg.MaxWidth > 0 && frame.Cols() > d.cfg.MaxWidth {
-		scale = float64(d.cfg.MaxWidth) / float64(frame.Cols())
+	if s.maxWidth > 0 && frame.Cols() > s.maxWidth {
+		scale = float64(s.maxWidth) / float64(frame.Cols())
 		h := max(1, int(math.Round(float64(frame.Rows())*scale)))
 		small := gocv.NewMat()
 		defer small.Close()
-		gocv.Resize(frame, &small, image.Pt(d.cfg.MaxWidth, h), 0, 0, gocv.InterpolationArea)
+		gocv.Resize(frame, &small, image.Pt(s.maxWidth, h), 0, 0, gocv.InterpolationArea)
 		img = small
 		scale = float64(small.Cols()) / float64(frame.Cols())
 	}
-	found, err := d.backend.Detect(ctx, img, Options{Upsample: d.cfg.Upsample})
+	found, err := d.backend.Detect(ctx, img, Options{Upsample: s.upsample})
 	if err != nil {
 		return nil, err
 	}
@@ -158,7 +167,7 @@ func (d *Detector) find(ctx context.Context, frame gocv.Mat) ([]dlib.Rect, error
 			b.Max.X = int(math.Round(float64(b.Max.X) / scale))
 			b.Max.Y = int(math.Round(float64(b.Max.Y) / scale))
 		}
-		if b.Dx() < d.cfg.MinFaceSize {
+		if b.Dx() < s.minFace {
 			continue
 		}
 		out = append(out, dlib.Rect{Left: b.Min.X, Top: b.Min.Y, Right: b.Max.X - 1, Bottom: b.Max.Y - 1, Score: c.Confidence})

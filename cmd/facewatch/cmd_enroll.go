@@ -3,7 +3,9 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -17,19 +19,18 @@ import (
 	"github.com/facewatch/facewatch/models"
 )
 
-// recognition loads the detector (configured for enrolment photos when
-// enrol is set: upsampled once so that small faces are found and refused
-// as too small rather than missed) and the embedder.
-func recognition(e *env, cfg config.Config, modelDir string, enrol bool) (*detect.Detector, *embed.Embedder, error) {
+// recognition loads the still-photo detector and the embedder of the photo
+// commands (faces, enroll, identify, eval): one policy (p, normally
+// detect.DefaultStillPolicy) for all of them, so that they find the same
+// faces in the same photo. Of the config's detect section only the detector
+// and max_pixels apply; its max_width and upsample are the cameras'. (C's
+// malloc is set for these commands when the binary loads: malloc.go.)
+func recognition(e *env, cfg config.Config, modelDir string, p detect.StillPolicy) (*detect.Still, *embed.Embedder, error) {
 	dir, _, err := models.Locate(modelDir, cfg.ModelDir, e.getenv)
 	if err != nil {
 		return nil, nil, err
 	}
-	dc := cfg.Detect
-	if enrol {
-		dc = enroll.DetectConfig(dc)
-	}
-	det, err := detect.New(models.Dir(dir), dc)
+	det, err := detect.NewStill(models.Dir(dir), cfg.Detect, p)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -95,7 +96,7 @@ func cmdEnroll(ctx context.Context, e *env, args []string) error {
 	if _, err := g.Watchlist(ctx, *list); err != nil {
 		return err
 	}
-	det, emb, err := recognition(e, cfg, *dirFlag, true)
+	det, emb, err := recognition(e, cfg, *dirFlag, detect.DefaultStillPolicy())
 	if err != nil {
 		return err
 	}
@@ -114,16 +115,19 @@ func cmdEnroll(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	created := 0
+	passes := map[string]int{}
 	for _, r := range rep.Enrolled {
 		if r.Created {
 			created++
 		}
+		passes[r.Found.String()]++
 		if r.Warning != "" {
 			fmt.Fprintf(e.stdout, "warning: %s: %s\n", r.Photo, r.Warning)
 		}
 	}
 	fmt.Fprintf(e.stdout, "enrolled %d photos (%d new, %d already there) of %d identities into %q; refused %d\n",
 		len(rep.Enrolled), created, len(rep.Enrolled)-created, rep.Identities, *list, len(rep.Refused))
+	printPasses(e.stdout, passes)
 	byReason := map[enroll.RefusalReason]int{}
 	for _, r := range rep.Refused {
 		byReason[r.Reason]++
@@ -141,4 +145,17 @@ func refusalText(r *enroll.Refusal) string {
 		return string(r.Reason)
 	}
 	return string(r.Reason) + " (" + r.Detail + ")"
+}
+
+// printPasses prints how many faces each still-photo detector pass found
+// ("  12 found by hog upsample 0"), sorted by pass.
+func printPasses(w io.Writer, passes map[string]int) {
+	names := make([]string, 0, len(passes))
+	for n := range passes {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	for _, n := range names {
+		fmt.Fprintf(w, "  %d found by %s\n", passes[n], n)
+	}
 }

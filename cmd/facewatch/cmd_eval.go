@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/facewatch/facewatch/detect"
 	"github.com/facewatch/facewatch/internal/enroll"
 	"github.com/facewatch/facewatch/internal/eval"
 )
@@ -51,7 +52,7 @@ func cmdEval(ctx context.Context, e *env, args []string) error {
 			return err
 		}
 	} else {
-		det, emb, err := recognition(e, cfg, *dirFlag, false)
+		det, emb, err := recognition(e, cfg, *dirFlag, detect.DefaultStillPolicy())
 		if err != nil {
 			return err
 		}
@@ -87,6 +88,7 @@ func cmdEval(ctx context.Context, e *env, args []string) error {
 // printEvalReport summarises an evaluation and where its files went.
 func printEvalReport(w io.Writer, rep *eval.Report, out, plotPath string) {
 	fmt.Fprintf(w, "%d identities, %d faces: %d genuine and %d impostor pairs\n", rep.Identities, rep.Descriptors, rep.GenuinePairs, rep.ImpostorPairs)
+	printPasses(w, rep.Found)
 	fmt.Fprintf(w, "equal error rate %.2f%% at distance %.3f\n", 100*rep.EER, rep.EERThreshold)
 	for _, op := range rep.AtFMR {
 		note := ""

@@ -28,21 +28,25 @@ type faceLine struct {
 	Confidence *float64      `json:"confidence,omitempty"`
 	Landmarks  [][2]int      `json:"landmarks,omitempty"`
 	Quality    *face.Quality `json:"quality,omitempty"`
-	Descriptor []float32     `json:"descriptor,omitempty"`
-	Model      *wire.Model   `json:"model,omitempty"`
+	// Found is the still-photo detector pass that found the face.
+	Found      *detect.Pass `json:"found,omitempty"`
+	Descriptor []float32    `json:"descriptor,omitempty"`
+	Model      *wire.Model  `json:"model,omitempty"`
 }
 
 func cmdFaces(ctx context.Context, e *env, args []string) error {
-	const usage = "faces [--descriptors] [--detector hog|cnn] [--upsample N] [--max-width PX] [--min-face-size PX] [--jitter N] [--config FILE] [--model-dir DIR] FILE..."
+	const usage = "faces [--descriptors] [--detector hog|cnn] [--fallback cnn|none] [--upsample N] [--max-width PX] [--min-face-size PX] [--jitter N] [--config FILE] [--model-dir DIR] FILE..."
 	fs := newFlagSet(e, "faces", usage)
 	cfgPath := fs.String("config", "", "config file (its detect and embed sections are the defaults)")
 	dirFlag := fs.String("model-dir", "", "model directory")
 	withDescr := fs.Bool("descriptors", false, "compute each face's 128-d descriptor")
-	detector := fs.String("detector", "", "detector backend: "+strings.Join(detect.Backends(), ", ")+" (default: the config's detect.detector)")
-	var upsample, maxWidth, minFace, jitter overrideInt
-	fs.Var(&upsample, "upsample", "`N` times to double the image before detection (default: the config's detect.upsample)")
-	fs.Var(&maxWidth, "max-width", "detect on a copy downscaled to `PX` pixels wide; 0 keeps full resolution (default: the config's detect.max_width)")
-	fs.Var(&minFace, "min-face-size", "ignore faces smaller than `PX` pixels (default: the config's detect.min_face_size)")
+	policy := detect.DefaultStillPolicy()
+	detector := fs.String("detector", "", "first detector backend: "+strings.Join(detect.Backends(), ", ")+" (default: the config's detect.detector)")
+	fallback := fs.String("fallback", policy.Fallback, "detector tried when the first finds nothing, or none")
+	upsample := fs.Int("upsample", policy.Upsample, "`N` times to double the photo in the first pass (one more for small photos)")
+	maxWidth := fs.Int("max-width", policy.MaxWidth, "detect on a copy downscaled to `PX` pixels wide; 0 keeps full resolution")
+	minFace := fs.Int("min-face-size", policy.MinFaceSize, "ignore faces smaller than `PX` pixels")
+	var jitter overrideInt
 	fs.Var(&jitter, "jitter", "average each descriptor over `N` jittered copies (default: the config's embed.jitter)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -57,20 +61,22 @@ func cmdFaces(ctx context.Context, e *env, args []string) error {
 	if *detector != "" {
 		cfg.Detect.Detector = *detector
 	}
-	if upsample.set {
-		cfg.Detect.Upsample = upsample.v
-	}
-	if maxWidth.set {
-		cfg.Detect.MaxWidth = maxWidth.v
-	}
-	if minFace.set {
-		cfg.Detect.MinFaceSize = minFace.v
+	// The photo's search follows the still-photo policy; the flags are
+	// checked as the config's detect section would be.
+	cfg.Detect.Upsample, cfg.Detect.MaxWidth, cfg.Detect.MinFaceSize = *upsample, *maxWidth, *minFace
+	policy.Upsample, policy.MaxWidth, policy.MinFaceSize = *upsample, *maxWidth, *minFace
+	policy.Fallback = *fallback
+	if *fallback == "none" {
+		policy.Fallback = ""
 	}
 	if jitter.set {
 		cfg.Embed.Jitter = jitter.v
 	}
 	if err := detect.ValidateConfig(cfg.Detect); err != nil {
 		return usageErrorf("detect.%v", err)
+	}
+	if err := policy.Validate(); err != nil {
+		return usageErrorf("still-photo policy: %v", err)
 	}
 	if err := cfg.Embed.Validate(); err != nil {
 		return usageErrorf("embed.%v", err)
@@ -79,7 +85,7 @@ func cmdFaces(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	det, err := detect.New(models.Dir(dir), cfg.Detect)
+	det, err := detect.NewStill(models.Dir(dir), cfg.Detect, policy)
 	if err != nil {
 		return err
 	}
@@ -114,7 +120,7 @@ func cmdFaces(ctx context.Context, e *env, args []string) error {
 	return nil
 }
 
-func facesInFile(ctx context.Context, det *detect.Detector, emb *embed.Embedder, maxPixels int64, file string) ([]faceLine, error) {
+func facesInFile(ctx context.Context, det *detect.Still, emb *embed.Embedder, maxPixels int64, file string) ([]faceLine, error) {
 	m, err := detect.DecodeFile(file, maxPixels)
 	if err != nil {
 		return nil, err
@@ -127,6 +133,7 @@ func facesInFile(ctx context.Context, det *detect.Detector, emb *embed.Embedder,
 	if len(faces) == 0 {
 		return []faceLine{{File: file}}, nil
 	}
+	m.Close() // the photo's pixels are not needed any more
 	var ds []embed.Descriptor
 	if emb != nil {
 		chips := make([]face.Chip, len(faces))
@@ -142,7 +149,7 @@ func facesInFile(ctx context.Context, det *detect.Detector, emb *embed.Embedder,
 		f := &faces[i]
 		l := &lines[i]
 		idx, conf, q := i, f.Confidence, f.Quality
-		l.File, l.Faces, l.Face, l.Confidence, l.Quality = file, len(faces), &idx, &conf, &q
+		l.File, l.Faces, l.Face, l.Confidence, l.Quality, l.Found = file, len(faces), &idx, &conf, &q, &f.Found
 		b := wire.BoxOf(f.Box)
 		l.Box = &b
 		for _, p := range f.Landmarks {

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/facewatch/facewatch/detect"
 	"github.com/facewatch/facewatch/internal/enroll"
 	"github.com/facewatch/facewatch/internal/wire"
 	"github.com/facewatch/facewatch/match"
@@ -24,6 +25,7 @@ type identifyLine struct {
 	Face     *int              `json:"face,omitempty"`
 	Box      *wire.Box         `json:"box,omitempty"`
 	Quality  *float64          `json:"quality,omitempty"`
+	Found    *detect.Pass      `json:"found,omitempty"`
 	Best     []match.Candidate `json:"best,omitempty"`
 	Decision *identifyDecision `json:"decision,omitempty"`
 }
@@ -89,7 +91,7 @@ func cmdIdentify(ctx context.Context, e *env, args []string) error {
 	if err := x.Load(ctx); err != nil {
 		return err
 	}
-	det, emb, err := recognition(e, cfg, *dirFlag, false)
+	det, emb, err := recognition(e, cfg, *dirFlag, detect.DefaultStillPolicy())
 	if err != nil {
 		return err
 	}
@@ -129,7 +131,7 @@ func cmdIdentify(ctx context.Context, e *env, args []string) error {
 			idx, q := i, f.Face.Quality.Score
 			b := f.Face.Box
 			l := line
-			l.Face, l.Quality = &idx, &q
+			l.Face, l.Quality, l.Found = &idx, &q, &f.Found
 			wb := wire.BoxOf(b)
 			l.Box = &wb
 			l.Best = d.Candidates

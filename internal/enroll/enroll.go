@@ -28,9 +28,10 @@ import (
 )
 
 // FaceDetector is what enrolment and identification need from
-// detect.Detector.
+// detect.Still: every photo command searches photos with the one
+// still-photo policy.
 type FaceDetector interface {
-	Detect(ctx context.Context, frame gocv.Mat) ([]face.Face, error)
+	Detect(ctx context.Context, photo gocv.Mat) ([]detect.StillFace, error)
 }
 
 // FaceEmbedder is what enrolment and identification need from
@@ -86,6 +87,8 @@ func (u *Unreadable) Unwrap() error { return u.Err }
 type PhotoFace struct {
 	Face       face.Face
 	Descriptor embed.Descriptor
+	// Found is the detector pass that found the face.
+	Found detect.Pass
 }
 
 // Probe returns the face as a probe for Index.Search and DecideTrack.
@@ -144,6 +147,7 @@ func Faces(ctx context.Context, det FaceDetector, emb FaceEmbedder, name string,
 	for i := range faces {
 		chips[i] = faces[i].Chip
 	}
+	m.Close() // the photo's pixels are no longer needed
 	descs, err := emb.Embed(ctx, chips)
 	if err != nil {
 		return nil, fmt.Errorf("computing descriptors for %s: %w", name, err)
@@ -153,7 +157,7 @@ func Faces(ctx context.Context, det FaceDetector, emb FaceEmbedder, name string,
 	}
 	out := make([]PhotoFace, len(faces))
 	for i := range faces {
-		out[i] = PhotoFace{Face: faces[i], Descriptor: descs[i]}
+		out[i] = PhotoFace{Face: faces[i].Face, Descriptor: descs[i], Found: faces[i].Found}
 	}
 	return out, nil
 }
@@ -197,6 +201,8 @@ type Enrolled struct {
 	EnrolmentID int64   `json:"enrolment_id"`
 	Created     bool    `json:"created"`
 	Quality     float64 `json:"quality"`
+	// Found is the detector pass that found the face.
+	Found detect.Pass `json:"found"`
 	// Warning is set when the photo is closer to another identity than
 	// to its own enrolments (or, for a first photo, within another
 	// identity's threshold).
@@ -244,7 +250,7 @@ func (e *Enroller) EnrolPhoto(ctx context.Context, list string, who match.Identi
 		warning = ""
 	}
 	return Enrolled{Photo: name, IdentityID: id.ID, Identity: id.Name, EnrolmentID: en.ID, Created: created,
-		Quality: f.Face.Quality.Score, Warning: warning}, nil
+		Quality: f.Face.Quality.Score, Found: f.Found, Warning: warning}, nil
 }
 
 // warning compares a new descriptor with the gallery: closer to another
@@ -401,13 +407,4 @@ func chipImage(c face.Chip) image.Image {
 		img.Pix[4*i], img.Pix[4*i+1], img.Pix[4*i+2], img.Pix[4*i+3] = c.Pix[3*i], c.Pix[3*i+1], c.Pix[3*i+2], 0xff
 	}
 	return img
-}
-
-// DetectConfig is how enrolment photos are searched for faces: upsampled
-// at least once and with a small minimum face, so that small faces are
-// found and refused as too small rather than missed.
-func DetectConfig(c config.Detect) config.Detect {
-	c.Upsample = max(c.Upsample, 1)
-	c.MinFaceSize = min(c.MinFaceSize, 20)
-	return c
 }

@@ -24,21 +24,21 @@ import (
 // the ResNet takes a second); tests using them do not run in parallel.
 var (
 	recogOnce sync.Once
-	recogDet  *detect.Detector
+	recogDet  *detect.Still
 	recogEmb  *embed.Embedder
 	recogErr  error
 )
 
-func recognizer(t *testing.T) (*detect.Detector, *embed.Embedder) {
+func recognizer(t *testing.T) (*detect.Still, *embed.Embedder) {
 	t.Helper()
 	return recognizerTB(t)
 }
 
-func recognizerTB(t testing.TB) (*detect.Detector, *embed.Embedder) {
+func recognizerTB(t testing.TB) (*detect.Still, *embed.Embedder) {
 	t.Helper()
 	recogOnce.Do(func() {
 		dir := testdata.ModelDir(t)
-		recogDet, recogErr = detect.New(dir, DetectConfig(config.Defaults().Detect))
+		recogDet, recogErr = detect.NewStill(dir, config.Defaults().Detect, detect.DefaultStillPolicy())
 		if recogErr != nil {
 			return
 		}

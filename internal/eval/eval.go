@@ -18,6 +18,9 @@ import (
 type LabelledSet struct {
 	Model      match.ModelID      `json:"model"`
 	Identities []LabelledIdentity `json:"identities"`
+	// Found counts the faces by the still-photo detector pass that found
+	// them ("hog upsample 0"), for sets read from photos.
+	Found map[string]int `json:"found,omitempty"`
 }
 
 // LabelledIdentity is one person's descriptors.
@@ -99,13 +102,16 @@ type EvalOptions struct {
 
 // Report is the outcome of an evaluation; it is written as JSON.
 type Report struct {
-	Model         match.ModelID `json:"model"`
-	Identities    int           `json:"identities"`
-	Descriptors   int           `json:"descriptors"`
-	GenuinePairs  int           `json:"genuine_pairs"`
-	ImpostorPairs int           `json:"impostor_pairs"`
-	Genuine       Summary       `json:"genuine"`
-	Impostor      Summary       `json:"impostor"`
+	Model       match.ModelID `json:"model"`
+	Identities  int           `json:"identities"`
+	Descriptors int           `json:"descriptors"`
+	// Found counts the faces by the still-photo detector pass that found
+	// them, for sets read from photos.
+	Found         map[string]int `json:"found,omitempty"`
+	GenuinePairs  int            `json:"genuine_pairs"`
+	ImpostorPairs int            `json:"impostor_pairs"`
+	Genuine       Summary        `json:"genuine"`
+	Impostor      Summary        `json:"impostor"`
 	// EER is the equal error rate, where FMR and FNMR cross.
 	EER          float64 `json:"eer"`
 	EERThreshold float64 `json:"eer_threshold"`
@@ -271,7 +277,7 @@ func Evaluate(set LabelledSet, opt EvalOptions) (*Report, error) {
 	}
 	n := len(vecs)
 	nid := len(set.Identities)
-	r := &Report{Model: set.Model, Identities: nid, Descriptors: n, TargetFPIR: opt.TargetFPIR}
+	r := &Report{Model: set.Model, Identities: nid, Descriptors: n, TargetFPIR: opt.TargetFPIR, Found: set.Found}
 
 	// Pairwise distances, and per probe the nearest descriptor of every
 	// identity (identity-level scores).

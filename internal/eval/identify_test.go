@@ -6,7 +6,6 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/facewatch/facewatch/detect"
 	"github.com/facewatch/facewatch/internal/config"
 	"github.com/facewatch/facewatch/internal/enroll"
 	"github.com/facewatch/facewatch/internal/testdata"
@@ -76,12 +75,9 @@ func TestIdentifyRealPhotos(t *testing.T) {
 	if err := x.Load(ctx); err != nil {
 		t.Fatal(err)
 	}
-	// Identification detects as `facewatch identify` does: no upsampling.
-	idDet, err := detect.New(testdata.ModelDir(t), config.Defaults().Detect)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer idDet.Close()
+	// Identification detects as `facewatch identify` does: with the
+	// still-photo policy, as enrolment does.
+	idDet := det
 	identify := func(path string) (match.Decision, bool) {
 		faces, err := enroll.Faces(ctx, idDet, emb, filepath.Base(path), readFile(t, path), maxPx)
 		if err != nil || len(faces) != 1 {

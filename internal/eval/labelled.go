@@ -50,6 +50,10 @@ func LabelledDir(ctx context.Context, det enroll.FaceDetector, emb enroll.FaceEm
 				refused = append(refused, &enroll.Refusal{Photo: label, Reason: enroll.RefuseSeveralFaces, Detail: fmt.Sprintf("%d faces", len(faces))})
 			default:
 				li.Vectors = append(li.Vectors, faces[0].Descriptor.Vector)
+				if set.Found == nil {
+					set.Found = map[string]int{}
+				}
+				set.Found[faces[0].Found.String()]++
 			}
 			done++
 			if progress != nil {
