@@ -271,11 +271,9 @@ func TestNoStrangerAtRest(t *testing.T) {
 		cfg := writeConfig(t, "run", data, natsSite{}, cam.url)
 		run := start(t, "run", "run", "--config", cfg)
 		m := run.waitLine(t, regexp.MustCompile(`nats (nats://\S+)`), 60*time.Second)
-		nc, err := nats.Connect(m[1])
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer nc.Close()
+		// The embedded server listens for other processes only with
+		// authentication: the test taps as the admin identity.
+		nc := adminConn(t, m[1], natsbus.DefaultCredsDir(data))
 		tap := tapDescriptors(t, nc)
 		found := watchAtRest(t, cam, tap, []string{data})
 		nc.Close()

@@ -340,10 +340,11 @@ func Ensure(ctx context.Context, js jetstream.JetStream, t Topology) (Ensured, e
 }
 
 // streamMatches reports whether a stream's config has every declared
-// setting of want.
+// setting of want. A duplicate window left undeclared (0) is the server's
+// default, whatever it is.
 func streamMatches(got, want jetstream.StreamConfig) bool {
 	return slices.Equal(got.Subjects, want.Subjects) && got.Retention == want.Retention &&
-		got.Storage == want.Storage && got.MaxAge == want.MaxAge && got.Duplicates == want.Duplicates &&
+		got.Storage == want.Storage && got.MaxAge == want.MaxAge && (got.Duplicates == want.Duplicates || want.Duplicates == 0) &&
 		got.Replicas == want.Replicas && noLimit(got.MaxMsgSize) == noLimit(want.MaxMsgSize) && got.Description == want.Description &&
 		noLimit64(got.MaxBytes) == noLimit64(want.MaxBytes) && noLimit64(got.MaxMsgs) == noLimit64(want.MaxMsgs) &&
 		got.Discard == want.Discard && got.DenyDelete == want.DenyDelete && got.DenyPurge == want.DenyPurge
