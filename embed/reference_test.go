@@ -81,21 +81,59 @@ func TestMatchesGoFace(t *testing.T) {
 						i = j
 					}
 				}
+				// go-face is compiled with -march=native and facewatch for
+				// x86-64-v2 by default (docs/deploy.md): HOG's scores then
+				// differ in the last bits, and a face near a pyramid step
+				// may come out a pixel off. Such a face must still be the
+				// same face: boxes overlapping almost wholly, landmarks
+				// within 2 px and nearly the same descriptor.
+				exact := i >= 0
+				if !exact {
+					for j := range faces {
+						if !used[j] && iou(faces[j].Box, want) >= 0.9 {
+							i = j
+						}
+					}
+				}
 				if i < 0 {
-					t.Errorf("go-face face %v: no face of ours with box %v", r.Rectangle, want)
+					t.Errorf("go-face face %v: no face of ours with box %v (or overlapping it by IoU 0.9)", r.Rectangle, want)
 					continue
 				}
 				used[i] = true
+				tol, maxDist := 0, float32(0.01)
+				if !exact {
+					tol, maxDist = 2, 0.05
+					t.Logf("face %v: ours is %v (a build with other SIMD flags than go-face's)", want, faces[i].Box)
+				}
 				for k := range 5 {
-					if faces[i].Landmarks[k] != r.Shapes[k] {
-						t.Errorf("face %v landmark %d = %v, want %v (go-face)", want, k, faces[i].Landmarks[k], r.Shapes[k])
+					if d := faces[i].Landmarks[k].Sub(r.Shapes[k]); abs(d.X) > tol || abs(d.Y) > tol {
+						t.Errorf("face %v landmark %d = %v, want %v (go-face, within %d px)", want, k, faces[i].Landmarks[k], r.Shapes[k], tol)
 					}
 				}
 				v := embed.Vector(r.Descriptor)
-				if d := embed.Distance(&v, &ds[i].Vector); d >= 0.01 {
-					t.Errorf("Distance(ours, go-face) for face %v = %.5f, want < 0.01", want, d)
+				if d := embed.Distance(&v, &ds[i].Vector); d >= maxDist {
+					t.Errorf("Distance(ours, go-face) for face %v = %.5f, want < %g", want, d, maxDist)
+				} else if !exact {
+					t.Logf("face %v: distance to go-face's descriptor %.5f", want, d)
 				}
 			}
 		})
 	}
+}
+
+// iou is the intersection over union of two boxes.
+func iou(a, b image.Rectangle) float64 {
+	in := a.Intersect(b)
+	if in.Empty() {
+		return 0
+	}
+	ia := float64(in.Dx() * in.Dy())
+	return ia / (float64(a.Dx()*a.Dy()+b.Dx()*b.Dy()) - ia)
+}
+
+func abs(v int) int {
+	if v < 0 {
+		return -v
+	}
+	return v
 }

@@ -191,7 +191,7 @@ func TestStillCommandsAgree(t *testing.T) {
 	}
 
 	for _, step := range [][]string{
-		{"watchlist", "create", "--config", cfg, "--kind", "missing", "--legal-basis", "test", "stills"},
+		{"watchlist", "create", "--config", cfg, "--kind", "missing", "--owner", "curator", "--legal-basis", "test", "stills"},
 		{"enroll", "--config", cfg, "--list", "stills", "--identity", "Jimin", jimin3},
 	} {
 		code, out, errOut := run(t, step...)
