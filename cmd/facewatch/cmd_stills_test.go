@@ -203,7 +203,7 @@ func TestStillCommandsAgree(t *testing.T) {
 		}
 	}
 
-	code, out, errOut := run(t, append([]string{"identify", "--config", cfg}, photos...)...)
+	code, out, errOut := run(t, append([]string{"identify", "--config", cfg, "--case", "CASE-STILLS"}, photos...)...)
 	if code != 0 {
 		t.Fatalf("identify = exit %d (%s)", code, errOut)
 	}
