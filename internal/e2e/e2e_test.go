@@ -314,7 +314,14 @@ func (p *proc) stop(t testing.TB) {
 			t.Errorf("%s exited with %v after SIGTERM, want status 0", p.name, p.err)
 		}
 	case <-time.After(15 * time.Second):
-		t.Errorf("%s still running 15s after SIGTERM", p.name)
+		// SIGQUIT makes the Go runtime print every goroutine to stderr,
+		// which the process log shows: where it hangs.
+		p.cmd.Process.Signal(syscall.SIGQUIT)
+		select {
+		case <-p.done:
+		case <-time.After(5 * time.Second):
+		}
+		t.Errorf("%s still running 15s after SIGTERM (goroutines in its log)", p.name)
 	}
 }
 
