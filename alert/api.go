@@ -133,7 +133,10 @@ func (s *Service) Handler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("X-Content-Type-Options", "nosniff")
 		w.Header().Set("Cache-Control", "no-store")
-		w.Header().Set("Referrer-Policy", "no-referrer")
+		// Nothing goes to other sites; same-site requests keep their
+		// Origin header, which the CSRF checks need (under no-referrer a
+		// browser sends "Origin: null" even to its own site).
+		w.Header().Set("Referrer-Policy", "same-origin")
 		if r.TLS != nil && s.cfg.TLS.HSTSMaxAge > 0 {
 			// Once a browser has seen the API over HTTPS it refuses to
 			// send the token cookie over plain HTTP again.
@@ -310,7 +313,7 @@ func nonNil(s []string) []string {
 
 func (s *Service) console(w http.ResponseWriter, r *http.Request, p principal) {
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	w.Header().Set("Content-Security-Policy", "default-src 'self'; img-src 'self' blob:; script-src 'unsafe-inline'; style-src 'unsafe-inline'")
+	w.Header().Set("Content-Security-Policy", "default-src 'self'; img-src 'self' blob: data:; script-src 'unsafe-inline'; style-src 'unsafe-inline'")
 	w.Header().Set("X-Frame-Options", "DENY")
 	// The page reads its CSRF token from a meta tag; the session token
 	// itself stays in the HttpOnly cookie.

@@ -62,11 +62,17 @@ func csrfOK(r *http.Request, tok string) bool {
 
 // sameOrigin reports whether r's Origin header, when present, names the
 // site r was sent to. Browsers send Origin on every POST; a request
-// without one is not from a cross-site page.
+// without one is not from a browser page. "Origin: null" (a sandboxed
+// frame, or a page whose referrer policy is no-referrer) is refused: a
+// cross-site page can make its requests carry it. The API's own pages are
+// served with Referrer-Policy: same-origin so that theirs carry the site.
 func sameOrigin(r *http.Request) bool {
 	o := r.Header.Get("Origin")
 	if o == "" {
 		return true
+	}
+	if o == "null" {
+		return false
 	}
 	u, err := url.Parse(o)
 	if err != nil {
@@ -107,7 +113,7 @@ func signInMessage(err error) string {
 // writeLogin writes the sign-in page with msg (plain text, may be empty).
 func writeLogin(w http.ResponseWriter, code int, msg string) {
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	w.Header().Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'")
+	w.Header().Set("Content-Security-Policy", "default-src 'none'; img-src data:; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'")
 	w.Header().Set("X-Frame-Options", "DENY")
 	w.WriteHeader(code)
 	w.Write([]byte(strings.Replace(string(loginHTML), "{{message}}", html.EscapeString(msg), 1)))

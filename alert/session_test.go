@@ -81,6 +81,7 @@ func TestSignIn(t *testing.T) {
 		{"empty", "", "", http.StatusUnauthorized, "Paste a token", false},
 		{"expired", expired, "", http.StatusUnauthorized, "expired", false},
 		{"foreign origin", op, "https://evil.example", http.StatusForbidden, "another site", false},
+		{"null origin", op, "null", http.StatusForbidden, "another site", false},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -173,6 +174,7 @@ func TestSignOutAndCSRF(t *testing.T) {
 		{"cookie without CSRF", []string{"Cookie", cookie}, http.StatusForbidden},
 		{"cookie with old header only", []string{"Cookie", cookie, "X-Requested-With", "facewatch-console"}, http.StatusForbidden},
 		{"cookie, CSRF, foreign origin", []string{"Cookie", cookie, csrfHeader, csrfToken(op), "Origin", "https://evil.example"}, http.StatusForbidden},
+		{"cookie, CSRF, null origin", []string{"Cookie", cookie, csrfHeader, csrfToken(op), "Origin", "null"}, http.StatusForbidden},
 		{"bearer without CSRF", []string{"Authorization", "Bearer " + op}, http.StatusOK},
 		{"cookie with CSRF", []string{"Cookie", cookie, csrfHeader, csrfToken(op), "Origin", srv.URL}, http.StatusOK},
 	}
