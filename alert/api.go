@@ -530,6 +530,22 @@ func (s *Service) queue(w http.ResponseWriter, r *http.Request, p principal) {
 		writeError(w, http.StatusInternalServerError, "query failed")
 		return
 	}
+	rows.Close()
+	// An alert awaiting its second reviewer comes with its first review,
+	// so the console shows its first reviewer "awaiting second reviewer"
+	// and the others who reviewed first.
+	for i, a := range out.Alerts {
+		if a.Status != StatusAwaitingSecond {
+			continue
+		}
+		full, err := loadAlert(r.Context(), s.db.r, a.ID)
+		if err != nil {
+			s.log.Error("loading reviews", "id", a.ID, "err", err)
+			writeError(w, http.StatusInternalServerError, "query failed")
+			return
+		}
+		out.Alerts[i].Reviews = full.Reviews
+	}
 	ids := make([]int64, len(out.Alerts))
 	for i, a := range out.Alerts {
 		ids[i] = a.ID

@@ -27,6 +27,7 @@ import (
 	"time"
 
 	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/emulation"
 	cdplog "github.com/chromedp/cdproto/log"
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/cdproto/runtime"
@@ -92,6 +93,13 @@ type browser struct {
 	expected map[string]bool // URL paths whose refusal the test provokes or the design returns
 }
 
+// browserZone is the time zone the browser runs in; browserZoneName is how
+// its times name it (en-US short form).
+const (
+	browserZone     = "Asia/Tokyo"
+	browserZoneName = "GMT+9"
+)
+
 func newBrowser(t *testing.T) *browser {
 	t.Helper()
 	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(browserPath(t)), chromedp.WindowSize(1280, 900))
@@ -108,8 +116,12 @@ func newBrowser(t *testing.T) *browser {
 	b.ctx = ctx
 	// Start the browser (with no timeout: it would stop the browser) and
 	// have it report its log entries (failed loads, CSP violations).
+	// The browser's zone is fixed so that the page's times can be checked.
 	if err := chromedp.Do(ctx, chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
-		_, err := cdp.Call(ctx, tg, cdplog.Enable, cdp.Empty{})
+		if _, err := cdp.Call(ctx, tg, cdplog.Enable, cdp.Empty{}); err != nil {
+			return err
+		}
+		_, err := cdp.Call(ctx, tg, emulation.SetTimezoneOverride, emulation.SetTimezoneOverrideParams{TimezoneID: browserZone})
 		return err
 	})); err != nil {
 		t.Fatalf("starting %s: %v", browserPath(t), err)
@@ -248,8 +260,6 @@ func TestConsoleInBrowser(t *testing.T) {
 	if testing.Short() {
 		t.Skip("browser test: not in -short mode")
 	}
-	b := newBrowser(t)
-
 	dir := t.TempDir()
 	ns := startNATS(t, filepath.Join(dir, "js"))
 	_, js := connectJS(t, ns.ClientURL())
@@ -268,6 +278,7 @@ func TestConsoleInBrowser(t *testing.T) {
 	runService(t, s, js)
 	srv := httptest.NewServer(s.Handler())
 	t.Cleanup(srv.Close)
+	b := newBrowser(t) // after the server: closed before it, ending its live feed
 	op := mustPersonToken(t, s, RoleOperator, "Olga Operator", "desk", time.Hour)
 	waitFor(t, 10*time.Second, "readyz", func() bool {
 		resp, _ := do(t, srv, "GET", "/readyz", op, nil)
@@ -330,9 +341,15 @@ func TestConsoleInBrowser(t *testing.T) {
 	t.Run("live alert without reload", func(t *testing.T) {
 		eval[bool](t, b, `window.__noReload = true`)
 		h := publish(1)
-		b.do(t, "wait for the live alert", poll(`document.querySelector('section.card[data-id="1"]') !== null`))
+		b.do(t, "wait for the new-alerts bar", poll(`!document.getElementById('newbar').hidden && document.getElementById('shownew').textContent.indexOf('1 new') === 0`))
+		b.shot(t, "console-new-bar")
+		if eval[bool](t, b, `document.querySelector('section.card[data-id="1"]') !== null`) {
+			t.Error("a new alert was inserted before the operator took it from the bar")
+		}
+		b.do(t, "take the new alert", chromedp.Click(chromedp.CSS("#shownew")),
+			poll(`document.querySelector('section.card[data-id="1"]') !== null && document.getElementById('newbar').hidden`))
 		text := eval[string](t, b, `document.querySelector('section.card[data-id="1"]').textContent`)
-		for _, want := range []string{h.IdentityName, h.Camera, h.Watchlist} {
+		for _, want := range []string{h.IdentityName, h.Camera, h.Watchlist, browserZoneName} {
 			if !strings.Contains(text, want) {
 				t.Errorf("card of alert 1 lacks %q: %s", want, text)
 			}
@@ -371,7 +388,8 @@ func TestConsoleInBrowser(t *testing.T) {
 
 	t.Run("state change without CSRF token refused", func(t *testing.T) {
 		publish(2)
-		b.do(t, "wait for alert 2", poll(`document.querySelector('section.card[data-id="2"]') !== null`))
+		b.do(t, "wait for alert 2", poll(`!document.getElementById('newbar').hidden`), chromedp.Click(chromedp.CSS("#shownew")),
+			poll(`document.querySelector('section.card[data-id="2"]') !== null`))
 		b.expect("/api/v1/alerts/2/review")
 		code := eval[int](t, b, `fetch('/api/v1/alerts/2/review', {method: 'POST', credentials: 'same-origin',
 			headers: {'Content-Type': 'application/json'}, body: JSON.stringify({decision: 'confirm', comment: 'forged'})}).then(function (r) { return r.status; })`,
@@ -388,6 +406,65 @@ func TestConsoleInBrowser(t *testing.T) {
 		}
 	})
 
+	t.Run("new alert waits while typing", func(t *testing.T) {
+		ta := `section.card[data-id="2"] textarea`
+		b.do(t, "type a comment on alert 2", chromedp.Click(chromedp.CSS(ta)), chromedp.SendKeys(chromedp.CSS(ta), "looking at the"))
+		top := eval[float64](t, b, `document.querySelector('section.card[data-id="2"]').getBoundingClientRect().top`)
+		publish(3)
+		b.do(t, "wait for the bar", poll(`!document.getElementById('newbar').hidden && document.getElementById('shownew').textContent.indexOf('1 new') === 0`))
+		if got := eval[float64](t, b, `document.querySelector('section.card[data-id="2"]').getBoundingClientRect().top`); got != top {
+			t.Errorf("card 2 moved from y=%v to y=%v when alert 3 arrived, want it still", top, got)
+		}
+		if eval[bool](t, b, `document.querySelector('section.card[data-id="3"]') !== null`) {
+			t.Error("alert 3 was inserted while the operator typed, want it in the bar")
+		}
+		if got := eval[string](t, b, `document.activeElement === document.querySelector('`+ta+`') ? document.activeElement.value : 'focus lost'`); got != "looking at the" {
+			t.Errorf("comment box of alert 2 = %q, want the typing undisturbed", got)
+		}
+		b.shot(t, "console-new-bar-while-typing")
+		b.do(t, "take alert 3", chromedp.Click(chromedp.CSS("#shownew")), poll(`document.querySelector('section.card[data-id="3"]') !== null`))
+		if !eval[bool](t, b, `!!(document.querySelector('section.card[data-id="3"]').compareDocumentPosition(document.querySelector('section.card[data-id="2"]')) & Node.DOCUMENT_POSITION_FOLLOWING)`) {
+			t.Error("alert 3 taken from the bar is not above the older alert 2")
+		}
+	})
+
+	t.Run("first reviewer awaits the second", func(t *testing.T) {
+		h, _ := makeHit(4, base)
+		h.SecondReviewer = true
+		crop := realJPEG(t, 4)
+		h.CropLen = len(crop)
+		publishHit(t, js, h, crop)
+		b.do(t, "take alert 4", poll(`!document.getElementById('newbar').hidden`), chromedp.Click(chromedp.CSS("#shownew")),
+			poll(`document.querySelector('section.card[data-id="4"] button.confirm') !== null`))
+		b.do(t, "first review of alert 4",
+			chromedp.SendKeys(chromedp.CSS(`section.card[data-id="4"] textarea`), "first look: same person"),
+			chromedp.Click(chromedp.CSS(`section.card[data-id="4"] button.confirm`)),
+			poll(`document.querySelector('section.card[data-id="4"]').classList.contains('awaiting_second')`))
+		check := func(when string) {
+			text := eval[string](t, b, `document.querySelector('section.card[data-id="4"]').textContent`)
+			if !strings.Contains(text, "awaiting second reviewer") {
+				t.Errorf("%s: card 4 of its first reviewer lacks \"awaiting second reviewer\": %s", when, text)
+			}
+			if eval[bool](t, b, `document.querySelector('section.card[data-id="4"] button') !== null`) {
+				t.Errorf("%s: the first reviewer is still offered Confirm/Dismiss on alert 4", when)
+			}
+		}
+		check("after reviewing")
+		if code := b.navigate(t, "reload the console", chromedp.Reload()); code != 200 {
+			t.Errorf("console reload = %d, want 200", code)
+		}
+		b.do(t, "alert 4 after reload", poll(`document.querySelector('section.card[data-id="4"]') !== null`))
+		check("after a reload")
+		b.shot(t, "console-awaiting-second")
+		a, err := s.getAlert(context.Background(), s.db.r, 4)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if a.Status != StatusAwaitingSecond {
+			t.Errorf("alert 4 after one review = %s, want awaiting_second", a.Status)
+		}
+	})
+
 	t.Run("sign out", func(t *testing.T) {
 		if code := b.navigate(t, "sign out", chromedp.Click(chromedp.CSS("#out"))); code != 401 {
 			t.Errorf("console after signing out answered %d, want 401 with the sign-in page", code)
@@ -400,6 +477,30 @@ func TestConsoleInBrowser(t *testing.T) {
 			t.Errorf("browser still holds %s after signing out", tokenCookie)
 		}
 		b.shot(t, "signed-out")
+	})
+
+	t.Run("second reviewer confirms", func(t *testing.T) {
+		bruno := mustPersonToken(t, s, RoleOperator, "Bruno Second", "desk 2", time.Hour)
+		b.do(t, "type the second operator's token", chromedp.SendKeys(chromedp.CSS("#t"), bruno))
+		if code := b.navigate(t, "sign in as the second operator", chromedp.Click(chromedp.CSS("#go"))); code != 200 {
+			t.Errorf("console after signing in = %d, want 200", code)
+		}
+		b.do(t, "alert 4 offered to the second reviewer", poll(`document.querySelector('section.card[data-id="4"] button.confirm') !== null`))
+		if text := eval[string](t, b, `document.querySelector('section.card[data-id="4"]').textContent`); !strings.Contains(text, "first review: Olga Operator") {
+			t.Errorf("card 4 for the second reviewer does not name the first: %s", text)
+		}
+		b.shot(t, "console-second-reviewer")
+		b.do(t, "second review of alert 4",
+			chromedp.SendKeys(chromedp.CSS(`section.card[data-id="4"] textarea`), "agreed"),
+			chromedp.Click(chromedp.CSS(`section.card[data-id="4"] button.confirm`)),
+			poll(`document.querySelector('section.card[data-id="4"]').classList.contains('confirmed')`))
+		a, err := s.getAlert(context.Background(), s.db.r, 4)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if a.Status != StatusConfirmed || len(a.Reviews) != 2 || a.Reviews[1].ReviewerName != "Bruno Second" {
+			t.Errorf("alert 4 = %s with %d reviews, want confirmed by Olga Operator then Bruno Second", a.Status, len(a.Reviews))
+		}
 	})
 
 	if errs := b.errors(); len(errs) > 0 {
