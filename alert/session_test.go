@@ -3,12 +3,15 @@ package alert
 import (
 	"context"
 	"crypto/tls"
+	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/facewatch/facewatch/internal/wire"
 )
 
 // noRedirect is a client of srv that shows redirects instead of following them.
@@ -209,4 +212,44 @@ func auditCount(t *testing.T, s *Service, action string) int {
 		t.Fatalf("counting audit %s: %v", action, err)
 	}
 	return n
+}
+
+// TestQueueCarriesFirstReview: an alert awaiting its second reviewer comes
+// with its first review in the queue (the console tells its first reviewer
+// to wait); a pending one comes with none.
+func TestQueueCarriesFirstReview(t *testing.T) {
+	s := openService(t, t.TempDir(), Options{})
+	srv := httptest.NewServer(s.Handler())
+	defer srv.Close()
+	ctx := context.Background()
+	h1, c1 := makeHit(1, time.Now())
+	h1.SecondReviewer = true
+	h2, c2 := makeHit(2, time.Now())
+	for _, h := range []struct {
+		h wire.Hit
+		c []byte
+	}{{h1, c1}, {h2, c2}} {
+		if _, err := s.Store(ctx, h.h, h.c); err != nil {
+			t.Fatalf("Store(%s) = %v", h.h.ID, err)
+		}
+	}
+	olga := mustPersonToken(t, s, RoleOperator, "Olga Operator", "desk", time.Hour)
+	if resp, out := do(t, srv, "POST", "/api/v1/alerts/1/review", olga, []byte(`{"decision":"confirm","comment":"same person"}`)); resp.StatusCode != http.StatusOK {
+		t.Fatalf("first review = %d %s", resp.StatusCode, out)
+	}
+	resp, out := do(t, srv, "GET", "/api/v1/queue", olga, nil)
+	var q page
+	if resp.StatusCode != http.StatusOK || json.Unmarshal(out, &q) != nil {
+		t.Fatalf("GET queue = %d %s", resp.StatusCode, out)
+	}
+	got := map[int64]Alert{}
+	for _, a := range q.Alerts {
+		got[a.ID] = a
+	}
+	if a := got[1]; a.Status != StatusAwaitingSecond || len(a.Reviews) != 1 || a.Reviews[0].ReviewerName != "Olga Operator" || a.Reviews[0].Decision != "confirm" {
+		t.Errorf("queue alert 1 = %s with reviews %+v, want awaiting_second with Olga Operator's confirm", a.Status, a.Reviews)
+	}
+	if a := got[2]; a.Status != StatusPending || len(a.Reviews) != 0 {
+		t.Errorf("queue alert 2 = %s with reviews %+v, want pending with none", a.Status, a.Reviews)
+	}
 }
