@@ -25,9 +25,11 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"unicode"
 
 	"github.com/chromedp/cdproto/cdp"
 	"github.com/chromedp/cdproto/emulation"
+	"github.com/chromedp/cdproto/input"
 	cdplog "github.com/chromedp/cdproto/log"
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/cdproto/runtime"
@@ -246,6 +248,23 @@ func (b *browser) cookies(t *testing.T, url string) map[string]*network.Cookie {
 	return out
 }
 
+// press types one letter key as a keyboard does: one keyDown carrying its
+// text (so that a handler's preventDefault keeps it out of a text box, as
+// in a real browser; chromedp.KeyEvent sends the text as a separate char
+// event no handler can cancel), then keyUp.
+func press(letter rune) chromedp.Action[chromedp.Void] {
+	return chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+		k := string(letter)
+		code := "Key" + strings.ToUpper(k)
+		vk := int64(unicode.ToUpper(letter))
+		if _, err := cdp.Call(ctx, tg, input.DispatchKeyEvent, input.DispatchKeyEventParams{Type: input.DispatchKeyEventTypeKeyDown, Key: k, Code: code, Text: k, UnmodifiedText: k, WindowsVirtualKeyCode: vk}); err != nil {
+			return err
+		}
+		_, err := cdp.Call(ctx, tg, input.DispatchKeyEvent, input.DispatchKeyEventParams{Type: input.DispatchKeyEventTypeKeyUp, Key: k, Code: code, WindowsVirtualKeyCode: vk})
+		return err
+	})
+}
+
 // poll waits until the JavaScript expression is truthy.
 func poll(expr string) chromedp.Action[chromedp.Void] {
 	return chromedp.Poll[chromedp.Void](expr, chromedp.WithPollingTimeout(25*time.Second))
@@ -425,6 +444,41 @@ func TestConsoleInBrowser(t *testing.T) {
 		b.do(t, "take alert 3", chromedp.Click(chromedp.CSS("#shownew")), poll(`document.querySelector('section.card[data-id="3"]') !== null`))
 		if !eval[bool](t, b, `!!(document.querySelector('section.card[data-id="3"]').compareDocumentPosition(document.querySelector('section.card[data-id="2"]')) & Node.DOCUMENT_POSITION_FOLLOWING)`) {
 			t.Error("alert 3 taken from the bar is not above the older alert 2")
+		}
+	})
+
+	t.Run("keyboard", func(t *testing.T) {
+		// Cards newest first: 3 and 2 await review (2 has a comment typed).
+		b.do(t, "j selects alert 3, d asks for a comment",
+			press('j'),
+			poll(`document.querySelector('section.card.sel') === document.querySelector('section.card[data-id="3"]')`),
+			press('d'),
+			poll(`document.activeElement === document.querySelector('section.card[data-id="3"] textarea')`))
+		if msg := eval[string](t, b, `document.querySelector('section.card[data-id="3"] .err').textContent`); !strings.Contains(msg, "Ctrl+Enter to dismiss") {
+			t.Errorf("message on d without a comment = %q, want it to ask for a comment and Ctrl+Enter", msg)
+		}
+		b.shot(t, "console-keyboard-comment")
+		b.do(t, "type a comment and send with Ctrl+Enter",
+			chromedp.KeyEvent("not the person"),
+			chromedp.KeyEvent("\r", chromedp.KeyModifiers(chromedp.ModifierCtrl)),
+			poll(`document.querySelector('section.card[data-id="3"]').classList.contains('dismissed')`))
+		b.do(t, "j moves to alert 2, c confirms it with its typed comment",
+			press('j'),
+			poll(`document.querySelector('section.card[data-id="2"]').classList.contains('sel')`),
+			press('c'),
+			poll(`document.querySelector('section.card[data-id="2"]').classList.contains('confirmed')`))
+		for _, c := range []struct {
+			id      int64
+			want    Status
+			comment string
+		}{{3, StatusDismissed, "not the person"}, {2, StatusConfirmed, "looking at the"}} {
+			a, err := s.getAlert(context.Background(), s.db.r, c.id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if a.Status != c.want || len(a.Reviews) != 1 || a.Reviews[0].Comment != c.comment {
+				t.Errorf("alert %d after the keyboard = %s %+v, want %s with comment %q", c.id, a.Status, a.Reviews, c.want, c.comment)
+			}
 		}
 	})
 
