@@ -266,8 +266,8 @@ func press(letter rune) chromedp.Action[chromedp.Void] {
 }
 
 // poll waits until the JavaScript expression is truthy.
-func poll(expr string) chromedp.Action[chromedp.Void] {
-	return chromedp.Poll[chromedp.Void](expr, chromedp.WithPollingTimeout(25*time.Second))
+func poll(expr string, opts ...chromedp.PollOption) chromedp.Action[chromedp.Void] {
+	return chromedp.Poll[chromedp.Void](expr, append([]chromedp.PollOption{chromedp.WithPollingTimeout(25 * time.Second)}, opts...)...)
 }
 
 // TestConsoleInBrowser signs in through the page (a wrong token first),
@@ -402,6 +402,11 @@ func TestConsoleInBrowser(t *testing.T) {
 		if n := auditCount(t, s, "review"); n != 1 {
 			t.Errorf("review audit entries = %d, want 1", n)
 		}
+		// The precision panel counts the review at once on alert 1's camera
+		// (makeHit(1) is on cam-1; the panel used to wait
+		// up to a minute).
+		b.do(t, "precision panel counts the confirmation", poll(`Array.prototype.some.call(document.querySelectorAll('#prect tr'), function (tr) {
+			return tr.cells[0].textContent === 'cam-1' && tr.cells[1].textContent === '1'; })`, chromedp.WithPollingTimeout(5*time.Second)))
 		b.shot(t, "console-confirmed")
 	})
 
