@@ -5,6 +5,8 @@ GO ?= go
 # One package at a time: several tests measure recovery and latency on real
 # RTSP streams, and CI has two cores.
 TEST_FLAGS ?= -count=1 -p 1 -timeout 40m
+# Where tests write their artefacts (the console's browser-test screenshots).
+ARTIFACTS ?= $(CURDIR)/test-artifacts
 # Packages tested without the race detector: the end-to-end tests run the
 # built binary in subprocesses (the race detector would only slow them), the
 # dlib layer's memory assertions count resident memory that the race
@@ -76,8 +78,8 @@ lint:
 	$(STATICCHECK) ./...
 
 test: lint
-	$(BUILD_ENV) $(GO) test $(BUILD_TAGS) -race $(TEST_FLAGS) $$($(GO) list ./... | grep -v -E '$(NO_RACE)')
-	$(BUILD_ENV) $(GO) test $(BUILD_TAGS) $(TEST_FLAGS) $$($(GO) list ./... | grep -E '$(NO_RACE)')
+	FACEWATCH_ARTIFACTS="$(ARTIFACTS)" $(BUILD_ENV) $(GO) test $(BUILD_TAGS) -race $(TEST_FLAGS) $$($(GO) list ./... | grep -v -E '$(NO_RACE)')
+	FACEWATCH_ARTIFACTS="$(ARTIFACTS)" $(BUILD_ENV) $(GO) test $(BUILD_TAGS) $(TEST_FLAGS) $$($(GO) list ./... | grep -E '$(NO_RACE)')
 	$(MAKE) fuzz
 
 fuzz:

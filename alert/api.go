@@ -1,6 +1,7 @@
 package alert
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	_ "embed" // the console page and the OpenAPI description
@@ -50,6 +51,7 @@ func (s *Service) routeTable() []route {
 		{"GET", "/openapi.json", all, "this API's OpenAPI description", s.openapi},
 		{"GET", "/api/v1/whoami", all, "the caller's token ID, name, role and scope", s.whoami},
 		{"GET", "/console", []Role{RoleOperator}, "operator console (HTML)", s.console},
+		{"POST", "/signout", all, "console sign-out: clears the session cookie (audited)", s.signOut},
 		{"GET", "/api/v1/queue", []Role{RoleOperator}, "alerts awaiting review", s.queue},
 		{"GET", "/api/v1/live", []Role{RoleOperator}, "live feed of new alerts (Server-Sent Events)", s.live},
 		{"GET", "/api/v1/alerts", []Role{RoleInvestigator}, "history query (needs a case reference)", s.list},
@@ -131,11 +133,18 @@ func (s *Service) Handler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("X-Content-Type-Options", "nosniff")
 		w.Header().Set("Cache-Control", "no-store")
-		w.Header().Set("Referrer-Policy", "no-referrer")
+		// Nothing goes to other sites; same-site requests keep their
+		// Origin header, which the CSRF checks need (under no-referrer a
+		// browser sends "Origin: null" even to its own site).
+		w.Header().Set("Referrer-Policy", "same-origin")
 		if r.TLS != nil && s.cfg.TLS.HSTSMaxAge > 0 {
 			// Once a browser has seen the API over HTTPS it refuses to
 			// send the token cookie over plain HTTP again.
 			w.Header().Set("Strict-Transport-Security", fmt.Sprintf("max-age=%d", int64(s.cfg.TLS.HSTSMaxAge/time.Second)))
+		}
+		if r.URL.Path == "/signin" {
+			s.signIn(w, r)
+			return
 		}
 		tok, fromCookie, err := bearer(r)
 		var p principal
@@ -143,7 +152,7 @@ func (s *Service) Handler() http.Handler {
 			p, err = s.authenticate(r.Context(), tok)
 		}
 		if err != nil {
-			s.unauthorized(w, r, err)
+			s.unauthorized(w, r, err, fromCookie)
 			return
 		}
 		if len(r.URL.RawQuery) > MaxQueryLen {
@@ -151,9 +160,10 @@ func (s *Service) Handler() http.Handler {
 			return
 		}
 		// A cookie is sent by the browser on its own; a state-changing call
-		// must also carry a header a cross-site form cannot set.
-		if fromCookie && r.Method != http.MethodGet && r.Method != http.MethodHead && r.Header.Get("X-Requested-With") != "facewatch-console" {
-			writeError(w, http.StatusForbidden, "cookie-authenticated requests that change state need X-Requested-With: facewatch-console")
+		// must also carry the session's CSRF token, which a cross-site page
+		// can neither read nor send (see session.go), and no foreign Origin.
+		if fromCookie && r.Method != http.MethodGet && r.Method != http.MethodHead && (!csrfOK(r, tok) || !sameOrigin(r)) {
+			writeError(w, http.StatusForbidden, "cookie-authenticated requests that change state need the session's "+csrfHeader+" header (the console sends it) and no foreign Origin")
 			return
 		}
 		mux.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), principalKey{}, p)))
@@ -178,7 +188,7 @@ func bearer(r *http.Request) (tok string, fromCookie bool, err error) {
 	return "", false, errNoToken
 }
 
-func (s *Service) unauthorized(w http.ResponseWriter, r *http.Request, err error) {
+func (s *Service) unauthorized(w http.ResponseWriter, r *http.Request, err error, fromCookie bool) {
 	if !errors.Is(err, errNoToken) && !errors.Is(err, errMalformedToken) && !errors.Is(err, errUnknownToken) && !errors.Is(err, errExpiredToken) {
 		s.log.Error("authenticating request", "err", err)
 		writeError(w, http.StatusInternalServerError, "authentication is unavailable")
@@ -188,13 +198,14 @@ func (s *Service) unauthorized(w http.ResponseWriter, r *http.Request, err error
 	s.m.authFailures.WithLabelValues(reason).Inc()
 	s.log.Debug("request refused", "path", r.URL.Path, "remote", r.RemoteAddr, "reason", err.Error())
 	w.Header().Set("WWW-Authenticate", `Bearer realm="facewatch", error="invalid_token"`)
-	// A browser opening the console gets the login form (still a 401:
-	// the form holds no data; it stores the token and reloads).
+	// A browser opening the console gets the sign-in form (still a 401:
+	// the form holds no data), saying why when its cookie was refused.
 	if r.Method == http.MethodGet && r.URL.Path == "/console" && strings.Contains(r.Header.Get("Accept"), "text/html") {
-		w.Header().Set("Content-Type", "text/html; charset=utf-8")
-		w.Header().Set("Content-Security-Policy", "default-src 'self'; script-src 'unsafe-inline'; style-src 'unsafe-inline'")
-		w.WriteHeader(http.StatusUnauthorized)
-		w.Write(loginHTML)
+		msg := ""
+		if fromCookie {
+			msg = "Your session ended: " + signInMessage(err)
+		}
+		writeLogin(w, http.StatusUnauthorized, msg)
 		return
 	}
 	writeError(w, http.StatusUnauthorized, err.Error())
@@ -302,9 +313,12 @@ func nonNil(s []string) []string {
 
 func (s *Service) console(w http.ResponseWriter, r *http.Request, p principal) {
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	w.Header().Set("Content-Security-Policy", "default-src 'self'; img-src 'self' blob:; script-src 'unsafe-inline'; style-src 'unsafe-inline'")
+	w.Header().Set("Content-Security-Policy", "default-src 'self'; img-src 'self' blob: data:; script-src 'unsafe-inline'; style-src 'unsafe-inline'")
 	w.Header().Set("X-Frame-Options", "DENY")
-	w.Write(consoleHTML)
+	// The page reads its CSRF token from a meta tag; the session token
+	// itself stays in the HttpOnly cookie.
+	tok, _, _ := bearer(r)
+	w.Write(bytes.Replace(consoleHTML, []byte("{{csrf}}"), []byte(csrfToken(tok)), 1))
 }
 
 func pathID(w http.ResponseWriter, r *http.Request) (int64, bool) {
@@ -515,6 +529,22 @@ func (s *Service) queue(w http.ResponseWriter, r *http.Request, p principal) {
 	if rows.Err() != nil {
 		writeError(w, http.StatusInternalServerError, "query failed")
 		return
+	}
+	rows.Close()
+	// An alert awaiting its second reviewer comes with its first review,
+	// so the console shows its first reviewer "awaiting second reviewer"
+	// and the others who reviewed first.
+	for i, a := range out.Alerts {
+		if a.Status != StatusAwaitingSecond {
+			continue
+		}
+		full, err := loadAlert(r.Context(), s.db.r, a.ID)
+		if err != nil {
+			s.log.Error("loading reviews", "id", a.ID, "err", err)
+			writeError(w, http.StatusInternalServerError, "query failed")
+			return
+		}
+		out.Alerts[i].Reviews = full.Reviews
 	}
 	ids := make([]int64, len(out.Alerts))
 	for i, a := range out.Alerts {

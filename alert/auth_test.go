@@ -202,7 +202,11 @@ func TestConsoleLoginForm(t *testing.T) {
 	if resp.StatusCode != http.StatusForbidden {
 		t.Errorf("POST review with cookie only = %d, want 403", resp.StatusCode)
 	}
-	resp, out = do(t, srv, "POST", "/api/v1/alerts/1/review", "", []byte(`{"decision":"confirm","comment":"ok"}`), "Cookie", tokenCookie+"="+op, "X-Requested-With", "facewatch-console")
+	resp, _ = do(t, srv, "POST", "/api/v1/alerts/1/review", "", []byte(`{"decision":"confirm","comment":"ok"}`), "Cookie", tokenCookie+"="+op, csrfHeader, csrfToken("fwt_someone_else"))
+	if resp.StatusCode != http.StatusForbidden {
+		t.Errorf("POST review with cookie and another session's CSRF token = %d, want 403", resp.StatusCode)
+	}
+	resp, out = do(t, srv, "POST", "/api/v1/alerts/1/review", "", []byte(`{"decision":"confirm","comment":"ok"}`), "Cookie", tokenCookie+"="+op, csrfHeader, csrfToken(op))
 	if resp.StatusCode != http.StatusOK {
 		t.Errorf("POST review from the console = %d %s, want 200", resp.StatusCode, out)
 	}
@@ -229,8 +233,13 @@ func TestOpenAPIDescribesEveryRoute(t *testing.T) {
 	for _, ops := range doc.Paths {
 		n += len(ops)
 	}
-	if n != len(s.routes) {
-		t.Errorf("openapi.json has %d operations, the router %d", n, len(s.routes))
+	for _, pr := range publicRoutes() {
+		if _, ok := doc.Paths[pr.Pattern][strings.ToLower(pr.Method)]; !ok {
+			t.Errorf("openapi.json lacks public %s %s", pr.Method, pr.Pattern)
+		}
+	}
+	if want := len(s.routes) + len(publicRoutes()); n != want {
+		t.Errorf("openapi.json has %d operations, the router %d", n, want)
 	}
 }
 

@@ -248,6 +248,7 @@ func routeScopes() map[string]scopeRule {
 		"GET /openapi.json":                scopeNoAlertData,
 		"GET /api/v1/whoami":               scopeNoAlertData,
 		"GET /console":                     scopeNoAlertData, // its data comes from the API
+		"POST /signout":                    scopeNoAlertData,
 		"GET /api/v1/queue":                scopeFiltered,
 		"GET /api/v1/live":                 scopeFiltered,
 		"GET /api/v1/alerts":               scopeFiltered,

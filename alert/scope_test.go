@@ -164,7 +164,7 @@ func requestsFor(method, pattern string, in []bool) ([]scopeRequest, bool) {
 	id := func(i int) string { return strconv.Itoa(i + 1) }
 	review := []byte(`{"decision":"confirm","comment":"seen"}`)
 	switch method + " " + pattern {
-	case "GET /healthz", "GET /readyz", "GET /openapi.json", "GET /api/v1/whoami", "GET /console", "GET /api/v1/audit/verify":
+	case "GET /healthz", "GET /readyz", "GET /openapi.json", "GET /api/v1/whoami", "GET /console", "GET /api/v1/audit/verify", "POST /signout":
 		return []scopeRequest{{path: pattern}}, true
 	case "GET /metrics":
 		return []scopeRequest{{path: pattern, target: "list"}}, true

@@ -6,11 +6,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Build and run dependencies, and the packages whose files tests use
-# (libdlib19.1: dlib's example faces; opencv-doc: vtest.avi).
+# (libdlib19.1: dlib's example faces; opencv-doc: vtest.avi; chromium:
+# the headless browser the console's browser tests drive).
 PKGS=(
   libopencv-dev libdlib-dev libdlib19.1 libopenblas-dev libatlas-base-dev
   libjpeg62-turbo-dev pkg-config ffmpeg opencv-doc
-  gcc g++ make ca-certificates sqlite3 bzip2
+  gcc g++ make ca-certificates sqlite3 bzip2 chromium
 )
 # Models come through pip; use the python3 already on PATH if it has pip.
 python3 -m pip --version >/dev/null 2>&1 || PKGS+=(python3 python3-pip)

@@ -214,12 +214,32 @@ alert:
 			t.Fatalf("GET /console over https = %d, want 200 and the page", resp.StatusCode)
 		}
 	})
-	t.Run("login sets a secure cookie", func(t *testing.T) {
+	t.Run("sign-in sets a secure cookie", func(t *testing.T) {
 		resp, body := get(t, "https://"+httpsAddr+"/console", "Accept", "text/html")
-		// The form stores the token in a cookie from script; over HTTPS it
-		// must add Secure (and SameSite=Strict always).
-		if resp.StatusCode != http.StatusUnauthorized || !strings.Contains(body, "location.protocol === 'https:' ? '; Secure'") || !strings.Contains(body, "SameSite=Strict") {
-			t.Errorf("login page over https = %d; want 401 with the form setting a Secure, SameSite=Strict cookie:\n%s", resp.StatusCode, body)
+		if resp.StatusCode != http.StatusUnauthorized || !strings.Contains(body, `action="/signin"`) || strings.Contains(body, "document.cookie") {
+			t.Errorf("login page over https = %d; want 401 with a form posting to /signin and no script writing the cookie:\n%s", resp.StatusCode, body)
+		}
+		// The server sets the cookie: over HTTPS Secure, always HttpOnly
+		// and SameSite=Strict.
+		req, err := http.NewRequest("POST", "https://"+httpsAddr+"/signin", strings.NewReader("token="+token))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		resp, err = client.Do(req) // does not follow the redirect
+
+		if err != nil {
+			t.Fatalf("POST /signin: %v", err)
+		}
+		resp.Body.Close()
+		var ck *http.Cookie
+		for _, c := range resp.Cookies() {
+			if c.Name == "facewatch_token" {
+				ck = c
+			}
+		}
+		if resp.StatusCode != http.StatusSeeOther || ck == nil || !ck.Secure || !ck.HttpOnly || ck.SameSite != http.SameSiteStrictMode {
+			t.Errorf("POST /signin over https = %d cookie %+v, want 303 and a Secure, HttpOnly, SameSite=Strict cookie", resp.StatusCode, ck)
 		}
 	})
 	t.Run("plain http refused", func(t *testing.T) {
