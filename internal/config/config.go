@@ -203,6 +203,17 @@ type Detect struct {
 	// and its state (tracker, queue, goroutine) freed, making room under
 	// MaxCameras.
 	CameraIdle time.Duration `yaml:"camera_idle"`
+	// TrackGap ends a track not seen for this long (or 5 frame intervals
+	// of the slowest camera if longer); a face found again within it, near
+	// where the track's motion puts it, continues the track (a person
+	// briefly hidden keeps one track, so one alert).
+	TrackGap time.Duration `yaml:"track_gap"`
+	// EarlyQuality and EarlyFaceSize: a track is reported for a decision
+	// at its first face with at least this quality score (0..1) and box
+	// side in pixels, rather than after 3 sightings. EarlyQuality 0 waits
+	// for 3 sightings.
+	EarlyQuality  float64 `yaml:"early_quality"`
+	EarlyFaceSize int     `yaml:"early_face_size"`
 }
 
 // Embed configures descriptor extraction.
@@ -369,6 +380,12 @@ func Defaults() Config {
 			MaxTracks:   64,
 			MaxCameras:  64,
 			CameraIdle:  5 * time.Minute,
+			TrackGap:    2 * time.Second,
+			// A 50-px face scores about 0.6 when sharp and frontal
+			// (detect.Assess): quality 0.5 passes those and not a blurred
+			// or turned one.
+			EarlyQuality:  0.5,
+			EarlyFaceSize: 50,
 		},
 		Embed: Embed{Workers: 1, BatchSize: 16, Jitter: 0, BLASThreads: 1},
 		Match: Match{DefaultThreshold: 0.5, Margin: 0.05, TopK: 3, VoteShare: 0.5,
@@ -707,6 +724,15 @@ func (d *Detect) Validate() error {
 	}
 	if d.CameraIdle < 10*time.Second {
 		return fmt.Errorf("camera_idle: %v must be at least 10s", d.CameraIdle)
+	}
+	if d.TrackGap < 100*time.Millisecond || d.TrackGap > time.Minute {
+		return fmt.Errorf("track_gap: %v is not between 100ms and 1m", d.TrackGap)
+	}
+	if !(d.EarlyQuality >= 0 && d.EarlyQuality <= 1) {
+		return fmt.Errorf("early_quality: %v is not between 0 and 1", d.EarlyQuality)
+	}
+	if d.EarlyFaceSize < 0 || d.EarlyFaceSize > 4096 {
+		return fmt.Errorf("early_face_size: %d is not between 0 and 4096", d.EarlyFaceSize)
 	}
 	return nil
 }
