@@ -349,6 +349,9 @@ func TestDetectStage(t *testing.T) {
 	cfg := config.Defaults()
 	tc := track.DefaultConfig()
 	tc.MaxGap = 600 * time.Millisecond
+	// The sighting-count path: no face is good enough to report at once
+	// (TestEarlyDecision covers reports at the first good face).
+	tc.GoodQuality = 0
 	ds, err := NewDetectStage(DetectOptions{Bus: bus, Models: testdata.ModelDir(t), Detect: cfg.Detect, Embed: cfg.Embed, Track: tc, QueueSize: 16})
 	if err != nil {
 		t.Fatal(err)
