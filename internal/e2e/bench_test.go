@@ -197,6 +197,7 @@ func latencies(b *testing.B, data string, shown map[string][]sighting) ([]float6
 	}
 	defer rows.Close()
 	var out, vis []float64
+	seen := map[string]bool{} // appearances alerted
 	for rows.Next() {
 		var stored, faceNS int64
 		var extra, camera, who string
@@ -224,6 +225,11 @@ func latencies(b *testing.B, data string, shown map[string][]sighting) ([]float6
 		}
 		if !first.IsZero() {
 			vis = append(vis, time.Unix(0, stored).Sub(first).Seconds())
+			k := camera + "/" + who + "/" + first.String()
+			if seen[k] {
+				b.Errorf("two alerts for one appearance of %s on %s (first visible %s)", who, camera, first.Format("15:04:05.000"))
+			}
+			seen[k] = true
 		}
 	}
 	return out, vis
