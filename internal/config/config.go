@@ -275,6 +275,11 @@ type Alert struct {
 	// detect stage holds a reported track's crop for a matcher to ask for.
 	// Nothing of such a face is ever written to disk.
 	UnmatchedRetention time.Duration `yaml:"unmatched_retention"`
+	// SameAppearance: a hit naming the same identity on the same camera as
+	// an alert already stored, on another track, with a face within this
+	// long of that alert's, is the same appearance (a track that broke
+	// and resumed) and gives no second alert. 0 turns it off.
+	SameAppearance time.Duration `yaml:"same_appearance"`
 	// CommentRetention is how long the free text of a review comment is
 	// kept (the decision, who and when, stays with the alert); 0 keeps it
 	// as long as the alert.
@@ -395,6 +400,7 @@ func Defaults() Config {
 			Listen:             "127.0.0.1:8640",
 			Retention:          90 * 24 * time.Hour,
 			UnmatchedRetention: 5 * time.Minute,
+			SameAppearance:     5 * time.Second,
 			CommentRetention:   30 * 24 * time.Hour,
 			SweepInterval:      time.Minute,
 			ExportLimit:        10000,
@@ -797,6 +803,9 @@ func (a *Alert) Validate() error {
 	}
 	if a.Retention <= 0 {
 		return fmt.Errorf("retention: %v must be positive", a.Retention)
+	}
+	if a.SameAppearance < 0 || a.SameAppearance > time.Hour {
+		return fmt.Errorf("same_appearance: %v is not between 0 and 1h", a.SameAppearance)
 	}
 	if a.UnmatchedRetention < 10*time.Second || a.UnmatchedRetention > 24*time.Hour {
 		return fmt.Errorf("unmatched_retention: %v is not between 10s and 24h", a.UnmatchedRetention)

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"encoding/json"
@@ -141,7 +142,8 @@ func runBench(b *testing.B, clip *rtsptest.Clip, truth synthcam.Truth, people ma
 	}
 	defer srv.Close()
 	var cfg strings.Builder
-	fmt.Fprintf(&cfg, "data_dir: %s\nlog_level: warn\nnats:\n  ack_wait: 5s\ncameras:\n", data)
+	level := cmp.Or(os.Getenv("FACEWATCH_BENCH_LOG"), "warn") // debug shows every track report
+	fmt.Fprintf(&cfg, "data_dir: %s\nlog_level: %s\nnats:\n  ack_wait: 5s\ncameras:\n", data, level)
 	for i := 0; i < n; i++ {
 		fmt.Fprintf(&cfg, "  - id: cam%d\n    url: %s\n    max_fps: 5\n", i, srv.URL(fmt.Sprintf("cam%d", i)))
 	}
@@ -168,6 +170,15 @@ func runBench(b *testing.B, clip *rtsptest.Clip, truth synthcam.Truth, people ma
 	p.cmd.Process.Signal(syscall.SIGTERM)
 	<-p.done
 	b.StopTimer()
+	if level == "debug" {
+		p.mu.Lock()
+		for _, l := range p.out {
+			if strings.Contains(l, "track report published") {
+				b.Log(l)
+			}
+		}
+		p.mu.Unlock()
+	}
 	mu.Lock()
 	defer mu.Unlock()
 	lat, vis := latencies(b, data, shown)
@@ -225,6 +236,9 @@ func latencies(b *testing.B, data string, shown map[string][]sighting) ([]float6
 		}
 		if !first.IsZero() {
 			vis = append(vis, time.Unix(0, stored).Sub(first).Seconds())
+			if d := time.Unix(0, stored).Sub(first); d > time.Second {
+				b.Logf("slow alert: %s on %s %v after first visible, its face %v after", who, camera, d.Round(time.Millisecond), time.Unix(0, faceNS).Sub(first).Round(time.Millisecond))
+			}
 			k := camera + "/" + who + "/" + first.String()
 			if seen[k] {
 				b.Errorf("two alerts for one appearance of %s on %s (first visible %s)", who, camera, first.Format("15:04:05.000"))
