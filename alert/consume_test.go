@@ -395,7 +395,7 @@ func TestStoreSameAppearance(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := testConfig()
-			cfg.SameAppearance = tc.window
+			cfg.SameAppearance = tc.window // the default is 5 s
 			s := openServiceCfg(t, t.TempDir(), cfg, Options{})
 			if created, err := s.Store(context.Background(), first, crop); err != nil || !created {
 				t.Fatalf("Store(%s) = %v, %v; want a new alert", first.ID, created, err)
