@@ -100,6 +100,7 @@ func TestBadConfigs(t *testing.T) {
 		{"empty data dir", "data_dir: ''\n", "data_dir: must not be empty"},
 		{"not yaml", "cameras: [\n", "parsing yaml"},
 		{"alert retention", "alert:\n  retention: 0s\n", "alert.retention: 0s must be positive"},
+		{"negative same appearance", "alert:\n  same_appearance: -1s\n", "alert.same_appearance: -1s"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
