@@ -366,3 +366,51 @@ func TestRunSurvivesNATSRestart(t *testing.T) {
 	}
 	waitFor(t, 20*time.Second, "10 alerts after the cut", func() bool { return countAlerts(t, s) == 10 })
 }
+
+// TestStoreSameAppearance: a hit for the same person on the same camera,
+// from another track moments after a stored alert (a track that broke and
+// resumed), is no second alert; later, elsewhere, or with the check off,
+// it is.
+func TestStoreSameAppearance(t *testing.T) {
+	base := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
+	first, crop := makeHit(1, base)
+	again := func(track uint64, after time.Duration, camera string) wire.Hit {
+		h := first
+		h.Track, h.Time, h.Camera = track, first.Time.Add(after), camera
+		h.ID = wire.HitID(h.Camera, h.Track, h.Identity)
+		return h
+	}
+	tests := []struct {
+		name   string
+		window time.Duration
+		hit    wire.Hit
+		want   bool
+	}{
+		{"second piece 1 s later", 5 * time.Second, again(2, time.Second, first.Camera), false},
+		{"second piece 1 s earlier", 5 * time.Second, again(2, -time.Second, first.Camera), false},
+		{"next appearance 12 s later", 5 * time.Second, again(2, 12*time.Second, first.Camera), true},
+		{"another camera", 5 * time.Second, again(2, time.Second, "cam-9"), true},
+		{"check off", 0, again(2, time.Second, first.Camera), true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := testConfig()
+			cfg.SameAppearance = tc.window // the default is 5 s
+			s := openServiceCfg(t, t.TempDir(), cfg, Options{})
+			if created, err := s.Store(context.Background(), first, crop); err != nil || !created {
+				t.Fatalf("Store(%s) = %v, %v; want a new alert", first.ID, created, err)
+			}
+			got, err := s.Store(context.Background(), tc.hit, crop)
+			if err != nil || got != tc.want {
+				t.Errorf("Store(%s at %s) = %v, %v; want %v", tc.hit.ID, tc.hit.Time.Format(time.TimeOnly), got, err, tc.want)
+			}
+			want := 1
+			if tc.want {
+				want = 2
+			}
+			if n := countAlerts(t, s); n != want {
+				t.Errorf("alerts = %d, want %d", n, want)
+			}
+		})
+	}
+}

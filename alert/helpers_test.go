@@ -56,8 +56,14 @@ func connectJS(t testing.TB, url string) (*nats.Conn, jetstream.JetStream) {
 	return nc, js
 }
 
+// testConfig is the default alert configuration with the same-appearance
+// check off: the fixtures store synthetic hits of one person on one camera
+// seconds apart on different tracks, each meant as an alert
+// (TestStoreSameAppearance tests the check).
 func testConfig() config.Alert {
-	return config.Defaults().Alert
+	c := config.Defaults().Alert
+	c.SameAppearance = 0
+	return c
 }
 
 // clock is a settable clock for tests, safe to read from handlers.

@@ -271,6 +271,7 @@ func (s *Service) storeBatch(ctx context.Context, hits []pendingHit) ([]bool, er
 	created := make([]bool, len(hits))
 	ids := make([]int64, len(hits))
 	forgotten := make([]bool, len(hits))
+	merged := make([]string, len(hits))
 	nowNS := s.now().UnixNano()
 	for i, p := range hits {
 		h := p.hit
@@ -282,6 +283,14 @@ func (s *Service) storeBatch(ctx context.Context, hits []pendingHit) ([]bool, er
 		}
 		if gone {
 			forgotten[i] = true
+			continue
+		}
+		// Another track's alert for the same person on the same camera
+		// moments apart: one appearance whose track broke and resumed.
+		if same, err := s.sameAppearanceLocked(ctx, tx, h); err != nil {
+			return nil, err
+		} else if same != "" {
+			merged[i] = same
 			continue
 		}
 		extra, _ := json.Marshal(alertExtra{Box: h.Box, Faces: h.Faces})
@@ -308,6 +317,11 @@ func (s *Service) storeBatch(ctx context.Context, hits []pendingHit) ([]bool, er
 			s.log.Info("hit not stored: retention removed its alert already", "hit", p.hit.ID)
 			continue
 		}
+		if merged[i] != "" {
+			s.m.duplicates.Inc()
+			s.log.Info("hit not stored: the same appearance as an alert already stored", "hit", p.hit.ID, "alert", merged[i])
+			continue
+		}
 		if !created[i] {
 			s.m.duplicates.Inc()
 			continue
@@ -320,6 +334,27 @@ func (s *Service) storeBatch(ctx context.Context, hits []pendingHit) ([]bool, er
 	}
 	s.notifySinks(fresh)
 	return created, nil
+}
+
+// sameAppearanceLocked returns the hit ID of a stored alert that h
+// repeats: same camera and identity, another track, a face time within
+// alert.same_appearance. "" when none (or the check is off).
+func (s *Service) sameAppearanceLocked(ctx context.Context, tx *sql.Tx, h wire.Hit) (string, error) {
+	w := s.cfg.SameAppearance
+	if w <= 0 {
+		return "", nil
+	}
+	t := h.Time.UnixNano()
+	var id string
+	err := tx.QueryRowContext(ctx, `SELECT hit_id FROM alerts WHERE camera = ? AND identity = ? AND track != ? AND time_ns BETWEEN ? AND ?
+		AND hit_id != ? LIMIT 1`, h.Camera, h.Identity, int64(h.Track), t-int64(w), t+int64(w), h.ID).Scan(&id)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("looking for the appearance of hit %s: %w", h.ID, err)
+	}
+	return id, nil
 }
 
 // forgottenLocked reports whether h must not be stored because retention

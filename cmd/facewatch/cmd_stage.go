@@ -195,11 +195,13 @@ func withDuration(ctx context.Context, d time.Duration) (context.Context, contex
 	return context.WithCancel(ctx)
 }
 
-// trackConfig is the tracker's configuration for the configured cameras:
-// a track ends after a gap of several frame intervals of the slowest
-// camera.
+// trackConfig is the tracker's configuration from the detect section and
+// the configured cameras: a track ends after detect.track_gap, or several
+// frame intervals of the slowest camera if longer.
 func trackConfig(cfg config.Config) track.Config {
 	tc := track.DefaultConfig()
+	tc.MaxGap = cfg.Detect.TrackGap
+	tc.GoodQuality, tc.GoodSide = cfg.Detect.EarlyQuality, cfg.Detect.EarlyFaceSize
 	for _, c := range cfg.Cameras {
 		if c.MaxFPS > 0 {
 			tc.MaxGap = max(tc.MaxGap, time.Duration(5*float64(time.Second)/c.MaxFPS))

@@ -203,6 +203,17 @@ type Detect struct {
 	// and its state (tracker, queue, goroutine) freed, making room under
 	// MaxCameras.
 	CameraIdle time.Duration `yaml:"camera_idle"`
+	// TrackGap ends a track not seen for this long (or 5 frame intervals
+	// of the slowest camera if longer); a face found again within it, near
+	// where the track's motion puts it, continues the track (a person
+	// briefly hidden keeps one track, so one alert).
+	TrackGap time.Duration `yaml:"track_gap"`
+	// EarlyQuality and EarlyFaceSize: a track is reported for a decision
+	// at its first face with at least this quality score (0..1) and box
+	// side in pixels, rather than after 3 sightings. EarlyQuality 0 waits
+	// for 3 sightings.
+	EarlyQuality  float64 `yaml:"early_quality"`
+	EarlyFaceSize int     `yaml:"early_face_size"`
 }
 
 // Embed configures descriptor extraction.
@@ -264,6 +275,11 @@ type Alert struct {
 	// detect stage holds a reported track's crop for a matcher to ask for.
 	// Nothing of such a face is ever written to disk.
 	UnmatchedRetention time.Duration `yaml:"unmatched_retention"`
+	// SameAppearance: a hit naming the same identity on the same camera as
+	// an alert already stored, on another track, with a face within this
+	// long of that alert's, is the same appearance (a track that broke
+	// and resumed) and gives no second alert. 0 turns it off.
+	SameAppearance time.Duration `yaml:"same_appearance"`
 	// CommentRetention is how long the free text of a review comment is
 	// kept (the decision, who and when, stays with the alert); 0 keeps it
 	// as long as the alert.
@@ -369,6 +385,12 @@ func Defaults() Config {
 			MaxTracks:   64,
 			MaxCameras:  64,
 			CameraIdle:  5 * time.Minute,
+			TrackGap:    2 * time.Second,
+			// A 50-px face scores about 0.6 when sharp and frontal
+			// (detect.Assess): quality 0.5 passes those and not a blurred
+			// or turned one.
+			EarlyQuality:  0.5,
+			EarlyFaceSize: 50,
 		},
 		Embed: Embed{Workers: 1, BatchSize: 16, Jitter: 0, BLASThreads: 1},
 		Match: Match{DefaultThreshold: 0.5, Margin: 0.05, TopK: 3, VoteShare: 0.5,
@@ -378,6 +400,7 @@ func Defaults() Config {
 			Listen:             "127.0.0.1:8640",
 			Retention:          90 * 24 * time.Hour,
 			UnmatchedRetention: 5 * time.Minute,
+			SameAppearance:     5 * time.Second,
 			CommentRetention:   30 * 24 * time.Hour,
 			SweepInterval:      time.Minute,
 			ExportLimit:        10000,
@@ -708,6 +731,15 @@ func (d *Detect) Validate() error {
 	if d.CameraIdle < 10*time.Second {
 		return fmt.Errorf("camera_idle: %v must be at least 10s", d.CameraIdle)
 	}
+	if d.TrackGap < 100*time.Millisecond || d.TrackGap > time.Minute {
+		return fmt.Errorf("track_gap: %v is not between 100ms and 1m", d.TrackGap)
+	}
+	if !(d.EarlyQuality >= 0 && d.EarlyQuality <= 1) {
+		return fmt.Errorf("early_quality: %v is not between 0 and 1", d.EarlyQuality)
+	}
+	if d.EarlyFaceSize < 0 || d.EarlyFaceSize > 4096 {
+		return fmt.Errorf("early_face_size: %d is not between 0 and 4096", d.EarlyFaceSize)
+	}
 	return nil
 }
 
@@ -771,6 +803,9 @@ func (a *Alert) Validate() error {
 	}
 	if a.Retention <= 0 {
 		return fmt.Errorf("retention: %v must be positive", a.Retention)
+	}
+	if a.SameAppearance < 0 || a.SameAppearance > time.Hour {
+		return fmt.Errorf("same_appearance: %v is not between 0 and 1h", a.SameAppearance)
 	}
 	if a.UnmatchedRetention < 10*time.Second || a.UnmatchedRetention > 24*time.Hour {
 		return fmt.Errorf("unmatched_retention: %v is not between 10s and 24h", a.UnmatchedRetention)

@@ -89,6 +89,9 @@ func TestBadConfigs(t *testing.T) {
 		{"zero max tracks", "detect:\n  max_tracks: 0\n", "detect.max_tracks: 0"},
 		{"too many cameras", "detect:\n  max_cameras: 100000\n", "detect.max_cameras: 100000"},
 		{"camera idle too short", "detect:\n  camera_idle: 1s\n", "detect.camera_idle: 1s"},
+		{"track gap too short", "detect:\n  track_gap: 10ms\n", "detect.track_gap: 10ms"},
+		{"early quality above 1", "detect:\n  early_quality: 1.5\n", "detect.early_quality: 1.5"},
+		{"negative early face size", "detect:\n  early_face_size: -1\n", "detect.early_face_size: -1"},
 		{"fewer max cameras than cameras", cam("  - id: b\n    url: rtsp://h/t\ndetect:\n  max_cameras: 1\n"), "detect.max_cameras: 1 is fewer than the 2 cameras configured"},
 		{"zero workers", "embed:\n  workers: 0\n", "embed.workers: 0 must be at least 1"},
 		{"threshold zero", "match:\n  default_threshold: 0\n", "match.default_threshold: 0"},
@@ -97,6 +100,7 @@ func TestBadConfigs(t *testing.T) {
 		{"empty data dir", "data_dir: ''\n", "data_dir: must not be empty"},
 		{"not yaml", "cameras: [\n", "parsing yaml"},
 		{"alert retention", "alert:\n  retention: 0s\n", "alert.retention: 0s must be positive"},
+		{"negative same appearance", "alert:\n  same_appearance: -1s\n", "alert.same_appearance: -1s"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

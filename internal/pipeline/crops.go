@@ -23,6 +23,7 @@ type cropKey struct {
 	camera string
 	track  uint64
 	final  bool
+	report int
 }
 
 // cropEntry is one held crop; entries form a list in insertion order.
@@ -130,7 +131,7 @@ func (s *DetectStage) serveCrops(ctx context.Context, subjects []string) error {
 		if err != nil || m.Reply == "" || m.Subject != wire.CropsSubject(req.Camera) {
 			return // not worth a dead letter: a request carries no data
 		}
-		crop := s.crops.get(cropKey{req.Camera, req.Track, req.Final})
+		crop := s.crops.get(cropKey{req.Camera, req.Track, req.Final, req.Report})
 		if crop == nil {
 			return
 		}
@@ -173,7 +174,7 @@ const cropTimeout = time.Second
 // fetchCrop asks the detect stage for the crop of the track report t; nil
 // when no detect process holds it any more (the hit goes on without one).
 func fetchCrop(ctx context.Context, nc *nats.Conn, t wire.Track) ([]byte, error) {
-	req := wire.CropRequest{Camera: t.Meta.Camera, Track: t.Meta.Track, Final: t.Meta.Final}
+	req := wire.CropRequest{Camera: t.Meta.Camera, Track: t.Meta.Track, Final: t.Meta.Final, Report: t.Meta.Report}
 	data, err := wire.EncodeCropRequest(req)
 	if err != nil {
 		return nil, err

@@ -19,9 +19,9 @@ func TestCropCacheForgets(t *testing.T) {
 	}
 	c := newCropCache(time.Minute, 100, clock)
 	a := crop('a', 40)
-	c.put(cropKey{"cam", 1, false}, a)
-	c.put(cropKey{"cam", 1, true}, a) // the same face in the final report
-	c.put(cropKey{"cam", 2, false}, crop('b', 10))
+	c.put(cropKey{"cam", 1, false, 0}, a)
+	c.put(cropKey{"cam", 1, true, 0}, a) // the same face in the final report
+	c.put(cropKey{"cam", 2, false, 0}, crop('b', 10))
 	tests := []struct {
 		name    string
 		advance time.Duration
@@ -29,11 +29,11 @@ func TestCropCacheForgets(t *testing.T) {
 		size    int
 		want    map[cropKey]bool
 	}{
-		{"all held", 0, nil, 0, map[cropKey]bool{{"cam", 1, false}: true, {"cam", 1, true}: true, {"cam", 2, false}: true}},
+		{"all held", 0, nil, 0, map[cropKey]bool{{"cam", 1, false, 0}: true, {"cam", 1, true, 0}: true, {"cam", 2, false, 0}: true}},
 		// 90 bytes held; 30 more push out the oldest.
-		{"room for a newer crop", 10 * time.Second, &cropKey{"cam", 3, false}, 30, map[cropKey]bool{{"cam", 1, false}: false, {"cam", 1, true}: true, {"cam", 3, false}: true}},
-		{"past its time", 55 * time.Second, nil, 0, map[cropKey]bool{{"cam", 1, true}: false, {"cam", 2, false}: false, {"cam", 3, false}: true}},
-		{"everything past its time", time.Minute, nil, 0, map[cropKey]bool{{"cam", 3, false}: false}},
+		{"room for a newer crop", 10 * time.Second, &cropKey{"cam", 3, false, 0}, 30, map[cropKey]bool{{"cam", 1, false, 0}: false, {"cam", 1, true, 0}: true, {"cam", 3, false, 0}: true}},
+		{"past its time", 55 * time.Second, nil, 0, map[cropKey]bool{{"cam", 1, true, 0}: false, {"cam", 2, false, 0}: false, {"cam", 3, false, 0}: true}},
+		{"everything past its time", time.Minute, nil, 0, map[cropKey]bool{{"cam", 3, false, 0}: false}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

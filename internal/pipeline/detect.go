@@ -689,7 +689,7 @@ func (s *DetectStage) publish(ctx context.Context, w *camWorker, r track.Track[*
 		}
 	}
 	s.embedders <- e
-	t := wire.Track{Meta: wire.TrackMeta{Camera: w.id, Track: r.ID, Start: r.Start, End: r.End, Final: r.Final, Seen: r.Seen, Model: model}}
+	t := wire.Track{Meta: wire.TrackMeta{Camera: w.id, Track: r.ID, Start: r.Start, End: r.End, Final: r.Final, Report: r.Report, Seen: r.Seen, Model: model}}
 	for _, f := range r.Best {
 		t.Meta.Faces = append(t.Meta.Faces, wire.TrackFace{Seq: f.Seq, Time: f.Time, Box: wire.BoxOf(f.Box), Quality: f.Quality})
 		t.Vectors = append(t.Vectors, *f.Payload.vec)
@@ -697,7 +697,7 @@ func (s *DetectStage) publish(ctx context.Context, w *camWorker, r track.Track[*
 	// The best face's crop stays here until a matcher asks for it
 	// (serveCrops): the report itself carries no image.
 	if len(r.Best) > 0 {
-		s.crops.put(cropKey{w.id, r.ID, r.Final}, r.Best[0].Payload.crop)
+		s.crops.put(cropKey{w.id, r.ID, r.Final, r.Report}, r.Best[0].Payload.crop)
 	}
 	data, err := wire.EncodeTrack(t)
 	if err != nil {
@@ -711,6 +711,6 @@ func (s *DetectStage) publish(ctx context.Context, w *camWorker, r track.Track[*
 		kind = "final"
 	}
 	s.m.Tracks.WithLabelValues(kind).Inc()
-	s.log.Debug("track report published", "camera", w.id, "track", r.ID, "kind", kind, "seen", r.Seen, "faces", len(r.Best))
+	s.log.Debug("track report published", "camera", w.id, "track", r.ID, "kind", kind, "report", r.Report, "seen", r.Seen, "faces", len(r.Best))
 	return nil
 }

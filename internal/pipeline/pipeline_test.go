@@ -178,9 +178,9 @@ func TestMatchStage(t *testing.T) {
 	}
 	holder := &DetectStage{opt: DetectOptions{Bus: bus}, log: orDiscard(nil), crops: newCropCache(time.Minute, defaultCropBytes, time.Now)}
 	probeCrop := []byte{0xff, 0xd8, 0xff, 0xe0, 'p', 'r', 'o', 'b', 'e'}
-	holder.crops.put(cropKey{"cam1", 10, false}, probeCrop)
-	holder.crops.put(cropKey{"cam1", 10, true}, probeCrop)
-	holder.crops.put(cropKey{"cam1", 11, true}, []byte{0xff, 0xd8, 0xff, 0xe0, 's'})
+	holder.crops.put(cropKey{"cam1", 10, false, 0}, probeCrop)
+	holder.crops.put(cropKey{"cam1", 10, true, 0}, probeCrop)
+	holder.crops.put(cropKey{"cam1", 11, true, 0}, []byte{0xff, 0xd8, 0xff, 0xe0, 's'})
 	_, stopHolder := runStage(t, func(ctx context.Context) error { return holder.serveCrops(ctx, []string{wire.CropsWildcard}) })
 	defer stopHolder()
 	_, stop := runStage(t, ms.Run)
@@ -349,6 +349,9 @@ func TestDetectStage(t *testing.T) {
 	cfg := config.Defaults()
 	tc := track.DefaultConfig()
 	tc.MaxGap = 600 * time.Millisecond
+	// The sighting-count path: no face is good enough to report at once
+	// (TestEarlyDecision covers reports at the first good face).
+	tc.GoodQuality = 0
 	ds, err := NewDetectStage(DetectOptions{Bus: bus, Models: testdata.ModelDir(t), Detect: cfg.Detect, Embed: cfg.Embed, Track: tc, QueueSize: 16})
 	if err != nil {
 		t.Fatal(err)

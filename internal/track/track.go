@@ -1,8 +1,11 @@
 // Package track follows faces across the frames of one camera, so that a
 // person walking past is one track rather than fifty detections. It
-// associates boxes by overlap (IoU) and centre distance, keeps the best few
-// faces of each track by quality, and reports a track when it has enough
-// faces for an early decision and again when it ends after a gap. It is
+// associates boxes by overlap (IoU) and centre distance, also against where
+// the track's motion predicts the box after a gap (a person briefly hidden
+// keeps the track), keeps the best few faces of each track by quality, and
+// reports a track as soon as it has one good face (early), again when a
+// clearly better face comes (a bounded number of times), and when it ends
+// after a gap (final). It is
 // pure bookkeeping: it must not detect, embed, decode or talk to NATS, and
 // a Tracker serves one camera from one goroutine.
 package track
@@ -27,10 +30,23 @@ type Config struct {
 	MaxCentre float64
 	// Keep is how many faces a track keeps (the best by quality).
 	Keep int
-	// EarlyFaces: a track is reported once, not final, when it has been
-	// seen this many times, so that a decision need not wait for the
-	// person to leave. 0 disables early reports.
+	// EarlyFaces: a track is reported early (not final) when it has been
+	// seen this many times even if none of its faces is good (see
+	// GoodQuality), so that a decision need not wait for the person to
+	// leave. 0 disables early reports altogether.
 	EarlyFaces int
+	// GoodQuality and GoodSide: a track is reported early at the first
+	// sighting whose face has at least this quality score and a box side
+	// of at least GoodSide pixels, without waiting for EarlyFaces
+	// sightings. GoodQuality 0 turns this off (only EarlyFaces counts).
+	GoodQuality float64
+	GoodSide    int
+	// Better: after its first early report a track is reported again
+	// (early) only when its best face beats the best face of its last
+	// report by at least this quality, at most MaxEarly early reports in
+	// all. So each report adds evidence and their number is bounded.
+	Better   float64
+	MaxEarly int
 	// MinFaces: a track seen fewer times than this is dropped when it ends
 	// (a one-frame false detection).
 	MinFaces int
@@ -41,7 +57,8 @@ type Config struct {
 
 // DefaultConfig suits 5 fps street cameras.
 func DefaultConfig() Config {
-	return Config{MaxGap: 1200 * time.Millisecond, MinIoU: 0.2, MaxCentre: 0.8, Keep: 3, EarlyFaces: 3, MinFaces: 2}
+	return Config{MaxGap: 2 * time.Second, MinIoU: 0.2, MaxCentre: 0.8, Keep: 3, EarlyFaces: 3, MinFaces: 2,
+		GoodQuality: 0.5, GoodSide: 50, Better: 0.05, MaxEarly: 3}
 }
 
 // Detection is one face found in a frame, with what the caller wants kept
@@ -69,15 +86,24 @@ type Track[P any] struct {
 	Seen int
 	// Best holds at most Config.Keep faces, highest quality first.
 	Best []Face[P]
-	// Final is set when the track has ended; otherwise this is the early
+	// Final is set when the track has ended; otherwise this is an early
 	// report.
 	Final bool
+	// Report numbers the early reports of a track from 0 (0 on the final
+	// report).
+	Report int
 }
 
 type state[P any] struct {
 	Track[P]
-	last       image.Rectangle
-	earlyShown bool
+	last image.Rectangle
+	// vx, vy is the box centre's velocity in pixels per second, from the
+	// last two sightings.
+	vx, vy float64
+	// early is how many early reports were given; shownQ the best
+	// quality in the last one.
+	early  int
+	shownQ float64
 }
 
 // Tracker associates one camera's detections into tracks.
@@ -137,9 +163,12 @@ func (t *Tracker[P]) Update(seq uint64, at time.Time, dets []Detection[P]) []Tra
 	}
 	var pairs []pair
 	for si, s := range t.open {
+		// Where the track's motion puts it now: a walker hidden for a few
+		// frames reappears further along, not where last seen.
+		pred := s.predict(at)
 		for di, d := range dets {
-			iou := IoU(s.last, d.Box)
-			c := centreDist(s.last, d.Box)
+			iou := max(IoU(s.last, d.Box), IoU(pred, d.Box))
+			c := min(centreDist(s.last, d.Box), centreDist(pred, d.Box))
 			if iou >= t.cfg.MinIoU || c <= t.cfg.MaxCentre {
 				pairs = append(pairs, pair{si, di, iou, c})
 			}
@@ -196,7 +225,23 @@ func (t *Tracker[P]) Flush() []Track[P] {
 	return out
 }
 
+// predict is the track's last box moved by its velocity to time at.
+func (s *state[P]) predict(at time.Time) image.Rectangle {
+	dt := at.Sub(s.End).Seconds()
+	if s.Seen < 2 || dt <= 0 {
+		return s.last
+	}
+	return s.last.Add(image.Pt(int(math.Round(s.vx*dt)), int(math.Round(s.vy*dt))))
+}
+
 func (t *Tracker[P]) add(s *state[P], seq uint64, at time.Time, d Detection[P]) {
+	if s.Seen > 0 {
+		if dt := at.Sub(s.End).Seconds(); dt > 0 {
+			ax, ay := float64(s.last.Min.X+s.last.Max.X)/2, float64(s.last.Min.Y+s.last.Max.Y)/2
+			bx, by := float64(d.Box.Min.X+d.Box.Max.X)/2, float64(d.Box.Min.Y+d.Box.Max.Y)/2
+			s.vx, s.vy = (bx-ax)/dt, (by-ay)/dt
+		}
+	}
 	s.End = at
 	s.Seen++
 	s.last = d.Box
@@ -219,14 +264,33 @@ func (t *Tracker[P]) add(s *state[P], seq uint64, at time.Time, d Detection[P]) 
 	}
 }
 
+// early gives the track's next early report if it is due: the first as
+// soon as a face is good or the track has EarlyFaces sightings, each later
+// one (up to MaxEarly) only when the best face beats the last report's by
+// Better.
 func (t *Tracker[P]) early(s *state[P]) (Track[P], bool) {
-	if t.cfg.EarlyFaces <= 0 || s.earlyShown || s.Seen < t.cfg.EarlyFaces {
+	if t.cfg.EarlyFaces <= 0 || len(s.Best) == 0 || s.early >= max(t.cfg.MaxEarly, 1) {
 		return Track[P]{}, false
 	}
-	s.earlyShown = true
+	best := s.Best[0]
+	if s.early == 0 {
+		if !t.good(best) && s.Seen < t.cfg.EarlyFaces {
+			return Track[P]{}, false
+		}
+	} else if best.Quality < s.shownQ+t.cfg.Better {
+		return Track[P]{}, false
+	}
 	r := s.Track
 	r.Best = slices.Clone(s.Best)
+	r.Report = s.early
+	s.early++
+	s.shownQ = best.Quality
 	return r, true
+}
+
+// good reports whether f alone is enough for an early report.
+func (t *Tracker[P]) good(f Face[P]) bool {
+	return t.cfg.GoodQuality > 0 && f.Quality >= t.cfg.GoodQuality && min(f.Box.Dx(), f.Box.Dy()) >= t.cfg.GoodSide
 }
 
 func (t *Tracker[P]) finish(s *state[P]) (Track[P], bool) {
@@ -236,6 +300,7 @@ func (t *Tracker[P]) finish(s *state[P]) (Track[P], bool) {
 	r := s.Track
 	r.Best = slices.Clone(s.Best)
 	r.Final = true
+	r.Report = 0
 	return r, true
 }
 

@@ -2,6 +2,7 @@ package track
 
 import (
 	"image"
+	"slices"
 	"testing"
 	"time"
 )
@@ -65,8 +66,13 @@ func TestTracksAcrossFrames(t *testing.T) {
 		{"one walker", framesOf(walk(10, 0, 30, 50)), []int{10}},
 		{"fast walker without overlap", framesOf(walk(6, 0, 70, 50)), []int{6}},
 		{"two walkers apart", mergeFrames(framesOf(walk(8, 0, 20, 0)), framesOf(walk(8, 500, -20, 250))), []int{8, 8}},
-		{"gone and back is two tracks", append(append(framesOf(walk(5, 0, 10, 0)), make([]frame, 8)...), framesOf(walk(5, 0, 10, 0))...), []int{5, 5}},
-		{"short gap is one track", append(append(framesOf(walk(5, 0, 10, 0)), make([]frame, 3)...), framesOf(walk(5, 50, 10, 0))...), []int{10}},
+		{"gone and back is two tracks", append(append(framesOf(walk(5, 0, 10, 0)), make([]frame, 11)...), framesOf(walk(5, 0, 10, 0))...), []int{5, 5}},
+		// Hidden for 5 frames while walking 30 px a frame: it reappears
+		// 180 px (1.8 box sides) from where it was last seen, beyond the
+		// centre-distance bound, where its motion predicts it.
+		{"occluded walker is one track", append(append(framesOf(walk(5, 0, 30, 0)), make([]frame, 5)...), framesOf(walk(5, 300, 30, 0))...), []int{10}},
+		{"occluded walker turning back is a new track", append(append(framesOf(walk(5, 0, 30, 0)), make([]frame, 5)...), framesOf(walk(5, 400, -30, 300))...), []int{5, 5}},
+		{"short gap is one track", append(append(framesOf(walk(5, 0, 10, 0)), make([]frame, 3)...), framesOf(walk(5, 80, 10, 0))...), []int{10}},
 		{"one-frame blip dropped", framesOf(walk(1, 0, 0, 0)), nil},
 		{"teleport is a new track", append(framesOf(walk(4, 0, 10, 0)), framesOf(walk(4, 600, 10, 300))...), []int{4, 4}},
 	}
@@ -85,7 +91,7 @@ func TestTracksAcrossFrames(t *testing.T) {
 					t.Errorf("track ID %d reused", r.ID)
 				}
 				ids[r.ID] = true
-				if r.End.Sub(r.Start) != time.Duration(r.Seen-1)*step && tc.name != "short gap is one track" {
+				if r.End.Sub(r.Start) != time.Duration(r.Seen-1)*step && tc.want[0] != 10 {
 					t.Errorf("track %d spans %v..%v, want %d frames", i, r.Start, r.End, r.Seen)
 				}
 			}
@@ -148,6 +154,7 @@ func TestKeepsBestFaces(t *testing.T) {
 func TestEarlyReportOnce(t *testing.T) {
 	cfg := DefaultConfig()
 	cfg.EarlyFaces = 3
+	cfg.GoodQuality = 0 // no face is good enough: the sighting count decides
 	var fs []frame
 	for i := 0; i < 7; i++ {
 		fs = append(fs, frame{boxes: []image.Rectangle{box(i*10, 0, 100)}})
@@ -247,6 +254,60 @@ func TestMaxOpenBoundsTracks(t *testing.T) {
 				if r.Seen != 3 {
 					t.Errorf("track %d seen %d times, want 3", r.ID, r.Seen)
 				}
+			}
+		})
+	}
+}
+
+// TestEarlyOnEvidence checks when early reports are given: at the first good
+// face (not after EarlyFaces sightings), again only for a clearly better
+// face, at most MaxEarly times, and at EarlyFaces sightings when no face is
+// good.
+func TestEarlyOnEvidence(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.EarlyFaces, cfg.GoodQuality, cfg.GoodSide, cfg.Better, cfg.MaxEarly = 3, 0.6, 60, 0.05, 3
+	tests := []struct {
+		name string
+		q    []float64
+		side int
+		// want is the sequence number of the frame each early report was
+		// given at, and its best quality.
+		wantSeq []uint64
+		wantQ   []float64
+	}{
+		{"first face good", []float64{0.7, 0.7, 0.72, 0.7}, 100, []uint64{0}, []float64{0.7}},
+		{"good from the third frame", []float64{0.3, 0.4, 0.65, 0.66}, 100, []uint64{2}, []float64{0.65}},
+		{"no good face: after three sightings", []float64{0.3, 0.4, 0.45, 0.5, 0.52}, 100, []uint64{2, 3}, []float64{0.45, 0.5}},
+		{"good but small: after three sightings", []float64{0.9, 0.9, 0.9, 0.9}, 40, []uint64{2}, []float64{0.9}},
+		{"better faces, bounded", []float64{0.6, 0.62, 0.7, 0.71, 0.8, 0.9, 0.95}, 100, []uint64{0, 2, 4}, []float64{0.6, 0.7, 0.8}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var fs []frame
+			for i, q := range tc.q {
+				fs = append(fs, frame{boxes: []image.Rectangle{box(i*10, 0, tc.side)}, q: []float64{q}})
+			}
+			rs := run(cfg, fs)
+			var gotSeq []uint64
+			var gotQ []float64
+			for i, r := range rs {
+				if r.Final {
+					if i != len(rs)-1 {
+						t.Errorf("final report is not the last: %+v", rs)
+					}
+					continue
+				}
+				if r.Report != len(gotSeq) {
+					t.Errorf("early report %d numbered %d", len(gotSeq), r.Report)
+				}
+				gotSeq = append(gotSeq, uint64(r.Seen-1))
+				gotQ = append(gotQ, r.Best[0].Quality)
+			}
+			if !slices.Equal(gotSeq, tc.wantSeq) || !slices.Equal(gotQ, tc.wantQ) {
+				t.Errorf("early reports at frames %v with best %v, want %v with %v", gotSeq, gotQ, tc.wantSeq, tc.wantQ)
+			}
+			if len(finals(rs)) != 1 {
+				t.Errorf("final reports = %d, want 1", len(finals(rs)))
 			}
 		})
 	}

@@ -101,10 +101,15 @@ type TrackMeta struct {
 	// track has enough faces, so that the alert need not wait for the person
 	// to leave) has it unset. Both may lead to the same hit, which the hit
 	// ID makes one alert.
-	Final bool        `json:"final"`
-	Seen  int         `json:"seen"`
-	Model Model       `json:"model"`
-	Faces []TrackFace `json:"faces"`
+	Final bool `json:"final"`
+	// Report numbers the early reports of one track from 0: a track is
+	// reported early at its first good face and again (up to
+	// MaxEarlyReports) when a clearly better face comes. 0 on a final
+	// report, and absent from reports of builds before it.
+	Report int         `json:"report,omitempty"`
+	Seen   int         `json:"seen"`
+	Model  Model       `json:"model"`
+	Faces  []TrackFace `json:"faces"`
 	// CropLen is the length of a JPEG crop of the best face after the
 	// descriptors in the payload: always 0 from version 2 on (crops stay
 	// in the detect stage's memory until a matcher asks for a hit's crop,
@@ -126,11 +131,18 @@ type Track struct {
 // of the same track state is not stored twice.
 func (t *Track) MsgID() string {
 	kind := "early"
-	if t.Meta.Final {
+	switch {
+	case t.Meta.Final:
 		kind = "final"
+	case t.Meta.Report > 0:
+		kind = fmt.Sprintf("early.%d", t.Meta.Report)
 	}
 	return fmt.Sprintf("%s/%d/%s", t.Meta.Camera, t.Meta.Track, kind)
 }
+
+// MaxEarlyReports bounds the early reports of one track (Report is below
+// it).
+const MaxEarlyReports = 16
 
 func (t *TrackMeta) validate(vectors, payload int) error {
 	if err := checkVersion(t.Version); err != nil {
@@ -144,6 +156,9 @@ func (t *TrackMeta) validate(vectors, payload int) error {
 	}
 	if len(t.Faces) == 0 || len(t.Faces) > MaxTrackFaces {
 		return malformed("track carries %d faces, want 1..%d", len(t.Faces), MaxTrackFaces)
+	}
+	if t.Report < 0 || t.Report >= MaxEarlyReports || (t.Final && t.Report != 0) {
+		return malformed("report number %d (final %v) is out of range", t.Report, t.Final)
 	}
 	if t.Seen < len(t.Faces) {
 		return malformed("track seen %d times but carries %d faces", t.Seen, len(t.Faces))
@@ -236,6 +251,8 @@ type CropRequest struct {
 	Camera  string `json:"camera"`
 	Track   uint64 `json:"track"`
 	Final   bool   `json:"final"`
+	// Report is the early report's number (TrackMeta.Report).
+	Report int `json:"report,omitempty"`
 }
 
 // CropReply answers a CropRequest: the crop, or CropLen 0 when the detect
@@ -246,6 +263,7 @@ type CropReply struct {
 	Camera  string `json:"camera"`
 	Track   uint64 `json:"track"`
 	Final   bool   `json:"final"`
+	Report  int    `json:"report,omitempty"`
 	CropLen int    `json:"crop_len"`
 }
 
@@ -276,7 +294,7 @@ func EncodeCropReply(r CropRequest, crop []byte) ([]byte, error) {
 	if len(crop) > MaxCrop {
 		return nil, fmt.Errorf("encoding crop reply: %w", malformed("crop of %d bytes exceeds %d", len(crop), MaxCrop))
 	}
-	return Encode(CropReply{Version: Version, Camera: r.Camera, Track: r.Track, Final: r.Final, CropLen: len(crop)}, crop)
+	return Encode(CropReply{Version: Version, Camera: r.Camera, Track: r.Track, Final: r.Final, Report: r.Report, CropLen: len(crop)}, crop)
 }
 
 // DecodeCropReply decodes a crop reply and checks that it answers r; the
@@ -287,8 +305,8 @@ func DecodeCropReply(data []byte, r CropRequest) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	if m.Camera != r.Camera || m.Track != r.Track || m.Final != r.Final {
-		return nil, malformed("crop reply for %s/%d (final %v) answers a request for %s/%d (final %v)", m.Camera, m.Track, m.Final, r.Camera, r.Track, r.Final)
+	if m.Camera != r.Camera || m.Track != r.Track || m.Final != r.Final || m.Report != r.Report {
+		return nil, malformed("crop reply for %s/%d (final %v, report %d) answers a request for %s/%d (final %v, report %d)", m.Camera, m.Track, m.Final, m.Report, r.Camera, r.Track, r.Final, r.Report)
 	}
 	if m.CropLen != len(p) || m.CropLen > MaxCrop {
 		return nil, malformed("crop reply carries %d bytes, crop_len says %d", len(p), m.CropLen)

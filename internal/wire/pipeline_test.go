@@ -41,6 +41,39 @@ func TestTrackRoundTrip(t *testing.T) {
 	}
 }
 
+// TestTrackMsgID checks that every report of a track has its own message
+// ID (an early report's retry is deduplicated, a later, better one is not).
+func TestTrackMsgID(t *testing.T) {
+	tests := []struct {
+		name   string
+		final  bool
+		report int
+		want   string
+	}{
+		{"first early", false, 0, "cam-1/42/early"},
+		{"second early", false, 1, "cam-1/42/early.1"},
+		{"third early", false, 2, "cam-1/42/early.2"},
+		{"final", true, 0, "cam-1/42/final"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			in := validTrack()
+			in.Meta.Final, in.Meta.Report = tc.final, tc.report
+			data, err := EncodeTrack(in)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := DecodeTrack(data)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.Meta.Report != tc.report || got.MsgID() != tc.want {
+				t.Errorf("DecodeTrack(report %d).MsgID() = %q (report %d), want %q", tc.report, got.MsgID(), got.Meta.Report, tc.want)
+			}
+		})
+	}
+}
+
 func TestTrackMalformed(t *testing.T) {
 	good, err := EncodeTrack(validTrack())
 	if err != nil {
@@ -81,6 +114,9 @@ func TestTrackMalformed(t *testing.T) {
 		"seen < faces":   raw(func(t *Track) { t.Meta.Seen = 1 }),
 		"end < start":    raw(func(t *Track) { t.Meta.End = t.Meta.Start.Add(-time.Second) }),
 		"quality > 1":    raw(func(t *Track) { t.Meta.Faces[0].Quality = 1.5 }),
+		"final report 1": raw(func(t *Track) { t.Meta.Report = 1 }),
+		"report < 0":     raw(func(t *Track) { t.Meta.Final, t.Meta.Report = false, -1 }),
+		"report too big": raw(func(t *Track) { t.Meta.Final, t.Meta.Report = false, MaxEarlyReports }),
 	}
 	for name, data := range tests {
 		if _, err := DecodeTrack(data); !errors.Is(err, ErrMalformed) {

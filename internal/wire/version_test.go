@@ -115,6 +115,11 @@ func TestCropRequestReply(t *testing.T) {
 			if _, err := DecodeCropReply(rep, other); !errors.Is(err, ErrMalformed) {
 				t.Errorf("DecodeCropReply(reply for another track) = %v, want ErrMalformed", err)
 			}
+			other = req
+			other.Report = 1
+			if _, err := DecodeCropReply(rep, other); !errors.Is(err, ErrMalformed) {
+				t.Errorf("DecodeCropReply(reply for another report) = %v, want ErrMalformed", err)
+			}
 		})
 	}
 }
