@@ -459,6 +459,13 @@ func settle(t *testing.T, cam *camServer, nc *nats.Conn) {
 	stable := 0
 	for stable < 4 {
 		if time.Now().After(deadline) {
+			for _, c := range []struct{ stream, name string }{{wire.TracksStream, natsbus.MatchDurable}, {wire.HitsStream, config.Defaults().Alert.Consumer}} {
+				if cons, err := js.Consumer(ctx, c.stream, c.name); err == nil {
+					if info, err := cons.Info(ctx); err == nil {
+						t.Logf("consumer %s on %s: pending %d, ack pending %d, redelivered %d", c.name, c.stream, info.NumPending, info.NumAckPending, info.NumRedelivered)
+					}
+				}
+			}
 			t.Fatal("tracks and hits were not all consumed within 45s of the clip's end")
 		}
 		if idle(wire.TracksStream, natsbus.MatchDurable) && idle(wire.HitsStream, config.Defaults().Alert.Consumer) {
