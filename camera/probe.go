@@ -104,6 +104,14 @@ func probe(src, redacted string, opts ProbeOptions, quit <-chan struct{}) (Probe
 	// nlive the frames since.
 	var live time.Time
 	nlive := 0
+	// A read that waits counts as "live" (the buffered frames are used up)
+	// only when it waits a good part of a frame interval: on a loaded host
+	// a read of a buffered frame can take several milliseconds, and the
+	// buffered frames after it would inflate the measured rate.
+	blocked := 5 * time.Millisecond
+	if res.FPS > 0 {
+		blocked = min(max(blocked, time.Duration(0.5*float64(time.Second)/res.FPS)), 100*time.Millisecond)
+	}
 	for res.Frames < opts.Frames {
 		select {
 		case <-quit:
@@ -127,7 +135,7 @@ func probe(src, redacted string, opts ProbeOptions, quit <-chan struct{}) (Probe
 			res.Width, res.Height = m.Cols(), m.Rows()
 		}
 		res.Frames++
-		if live.IsZero() && now.Sub(t0) >= 5*time.Millisecond && res.Frames > 1 {
+		if live.IsZero() && now.Sub(t0) >= blocked && res.Frames > 1 {
 			live = now
 		} else if !live.IsZero() {
 			nlive++
