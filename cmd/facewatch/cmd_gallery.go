@@ -41,22 +41,20 @@ func (e *env) openGallery(ctx context.Context, cfgPath, note string) (config.Con
 // config names one. With the embedded server (no nats.url) the events wait
 // in the outbox for the running `facewatch run`, which publishes them.
 func (e *env) publish(ctx context.Context, cfg config.Config, g *match.Gallery) error {
-	if cfg.NATS.URL == "" {
-		return nil
-	}
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	bus, err := natsbus.Open(ctx, cfg.NATS, cfg.DataDir, natsbus.Options{Name: "facewatch-curator", Role: natsbus.RoleCurator, Logger: e.logger(cfg)})
+	done, js, err := connectJS(ctx, e, cfg, "facewatch-curator", natsbus.RoleCurator)
+	if err == nil && js != nil {
+		defer done()
+		if err = natsbus.EnsureStreams(ctx, js, natsbus.TopologyOf(cfg)); err == nil {
+			_, err = g.PublishPending(ctx, js)
+		}
+	}
 	if err != nil {
 		return fmt.Errorf("publishing gallery events (they stay queued in the gallery): %w", err)
 	}
-	defer bus.Close()
-	js := bus.JS
-	if err := natsbus.EnsureStreams(ctx, js, natsbus.TopologyOf(cfg)); err != nil {
-		return fmt.Errorf("publishing gallery events (they stay queued in the gallery): %w", err)
-	}
-	if _, err := g.PublishPending(ctx, js); err != nil {
-		return fmt.Errorf("publishing gallery events (they stay queued in the gallery): %w", err)
+	if js == nil {
+		return nil
 	}
 	c, err := g.AuditCheckpoint(ctx)
 	if err != nil {
