@@ -9,8 +9,10 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -385,4 +387,91 @@ func TestAppendBeforeStart(t *testing.T) {
 	if err := l.Append(context.Background(), tx, &Entry{Action: "x"}); !errors.Is(err, ErrNotStarted) {
 		t.Errorf("Append before Start = %v, want ErrNotStarted", err)
 	}
+}
+
+// TestLoadKeysConcurrentStarts starts several loaders at once on an empty
+// audit directory, as the stages of one installation do on first start
+// (in CI, match and alert once did: match saw alert's first key file
+// without the second and refused to start). Every loader must succeed,
+// with one key set, and the public key on disk must be that set's.
+// Goroutines stand for processes here (flock locks each open file, so
+// they contend as processes do); the child-process round checks the
+// same across real processes.
+func TestLoadKeysConcurrentStarts(t *testing.T) {
+	if dir := os.Getenv("FACEWATCH_TEST_AUDIT_KEYS_CHILD"); dir != "" {
+		k, err := LoadKeys(dir)
+		if err != nil {
+			fmt.Println("ERR", err)
+			os.Exit(3)
+		}
+		fmt.Println("ID", k.ID())
+		os.Exit(0)
+	}
+	check := func(t *testing.T, dir string, ids []string) {
+		t.Helper()
+		for _, id := range ids[1:] {
+			if id != ids[0] {
+				t.Fatalf("concurrent loaders got key sets %v, want one", ids)
+			}
+		}
+		b, err := os.ReadFile(filepath.Join(dir, pubKeyFile))
+		if err != nil {
+			t.Fatal(err)
+		}
+		pub, err := hex.DecodeString(strings.TrimSpace(string(b)))
+		if err != nil || KeyID(pub) != ids[0] {
+			t.Fatalf("public key on disk has ID %s (%v), the loaded set %s", KeyID(pub), err, ids[0])
+		}
+	}
+	for round := 0; round < 30; round++ {
+		dir := filepath.Join(t.TempDir(), "audit")
+		ids := make([]string, 6)
+		errs := make([]error, len(ids))
+		var wg sync.WaitGroup
+		for i := range ids {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				k, err := LoadKeys(dir)
+				if err == nil {
+					ids[i] = k.ID()
+				}
+				errs[i] = err
+			}()
+		}
+		wg.Wait()
+		for _, err := range errs {
+			if err != nil {
+				t.Fatalf("round %d: a concurrent first start failed: %v", round, err)
+			}
+		}
+		check(t, dir, ids)
+	}
+	t.Run("processes", func(t *testing.T) {
+		for round := 0; round < 3; round++ {
+			dir := filepath.Join(t.TempDir(), "audit")
+			cmds := make([]*exec.Cmd, 4)
+			outs := make([]*strings.Builder, len(cmds))
+			for i := range cmds {
+				outs[i] = &strings.Builder{}
+				cmds[i] = exec.Command(os.Args[0], "-test.run=^TestLoadKeysConcurrentStarts$")
+				cmds[i].Env = append(os.Environ(), "FACEWATCH_TEST_AUDIT_KEYS_CHILD="+dir)
+				cmds[i].Stdout = outs[i]
+				if err := cmds[i].Start(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			ids := make([]string, len(cmds))
+			for i, c := range cmds {
+				err := c.Wait()
+				line := strings.TrimSpace(outs[i].String())
+				id, ok := strings.CutPrefix(line, "ID ")
+				if err != nil || !ok {
+					t.Fatalf("round %d: loader process %d: %v: %s", round, i, err, line)
+				}
+				ids[i] = id
+			}
+			check(t, dir, ids)
+		}
+	})
 }

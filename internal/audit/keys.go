@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 )
 
 // The files of the audit directory. The keys are written once, on first
@@ -58,6 +59,15 @@ func LoadKeys(dir string, apart ...string) (*Keys, error) {
 		return nil, err
 	}
 	k := &Keys{dir: abs}
+	// Two stages of one installation often start at the same moment
+	// against one audit directory; the lock makes "look, and generate
+	// when there is nothing" one step, so that neither sees the other's
+	// half-written set.
+	unlock, err := lockDir(abs)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
 	names := []string{macKeyFile, signKeyFile}
 	have := 0
 	for _, n := range names {
@@ -86,8 +96,10 @@ func LoadKeys(dir string, apart ...string) (*Keys, error) {
 	return k, nil
 }
 
-// generate writes new keys; O_EXCL keeps two processes starting at once
-// from each writing its own.
+// generate writes new keys. The caller holds the directory's lock; each
+// file is written under a temporary name and renamed into place, the
+// signing key last, so that a crash part-way leaves either no keys (and
+// the next start generates them) or a set that says a key is missing.
 func (k *Keys) generate() error {
 	var mac, seed [32]byte
 	if _, err := rand.Read(mac[:]); err != nil {
@@ -100,31 +112,60 @@ func (k *Keys) generate() error {
 	for _, f := range []struct {
 		name string
 		data []byte
-	}{{macKeyFile, mac[:]}, {signKeyFile, seed[:]}, {pubKeyFile, pub}} {
+	}{{pubKeyFile, pub}, {macKeyFile, mac[:]}, {signKeyFile, seed[:]}} {
 		if err := writeNew(filepath.Join(k.dir, f.name), []byte(hex.EncodeToString(f.data)+"\n")); err != nil {
-			if errors.Is(err, fs.ErrExist) {
-				continue // another process generated them first; loaded below
-			}
 			return fmt.Errorf("writing audit key %s: %w", f.name, err)
 		}
 	}
 	return syncDir(k.dir)
 }
 
+// writeNew writes b to path through a temporary file and a rename that
+// refuses to replace an existing file (link, then remove the temporary).
 func writeNew(path string, b []byte) error {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	tmp := path + ".tmp"
+	_ = os.Remove(tmp) // left by a crash mid-write
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		return err
 	}
-	if _, err := f.Write(b); err != nil {
-		f.Close()
-		return err
+	_, err = f.Write(b)
+	if err == nil {
+		err = f.Sync()
 	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
+	if cerr := f.Close(); err == nil {
+		err = cerr
 	}
-	return f.Close()
+	if err == nil {
+		err = os.Link(tmp, path)
+	}
+	if rerr := os.Remove(tmp); err == nil && rerr != nil && !errors.Is(rerr, fs.ErrNotExist) {
+		err = rerr
+	}
+	return err
+}
+
+// lockDir takes an exclusive lock on dir's lock file, waiting for another
+// process that holds it, and returns its release.
+func lockDir(dir string) (func(), error) {
+	f, err := os.OpenFile(filepath.Join(dir, ".lock"), os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("locking audit directory: %w", err)
+	}
+	for {
+		err = syscall.Flock(int(f.Fd()), syscall.LOCK_EX)
+		if !errors.Is(err, syscall.EINTR) {
+			break
+		}
+	}
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("locking audit directory %s: %w", dir, err)
+	}
+	return func() {
+		_ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+		f.Close()
+	}, nil
 }
 
 func readKey(path string, size int) ([]byte, error) {
