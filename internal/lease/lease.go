@@ -114,8 +114,25 @@ func validToken(s string) bool {
 func (p *Pool) itemKey(item string) string     { return p.opt.Role + ".item." + item }
 func (p *Pool) workerKey(worker string) string { return p.opt.Role + ".worker." + worker }
 
-// pinnedValue marks a pinned worker's presence key.
-const pinnedValue = "pinned"
+// pinnedPrefix starts a pinned worker's presence value; its pinned items
+// follow, comma-separated ("pinned:cam-a,cam-b"), so that unpinned workers
+// leave those items to it even when they took them first (a pinned worker
+// that starts late, or restarts, gets its pin back).
+const pinnedPrefix = "pinned"
+
+// pinnedItems parses a presence value: the items it pins, and whether the
+// worker is pinned at all.
+func pinnedItems(v string) ([]string, bool) {
+	rest, ok := strings.CutPrefix(v, pinnedPrefix)
+	if !ok {
+		return nil, false
+	}
+	rest = strings.TrimPrefix(rest, ":")
+	if rest == "" {
+		return nil, true
+	}
+	return strings.Split(rest, ","), true
+}
 
 // Owned returns the items this worker owns now, sorted.
 func (p *Pool) Owned() []string {
@@ -199,7 +216,7 @@ func (p *Pool) pass(ctx context.Context, work func(context.Context, string)) {
 	// Presence: how the others learn how many workers share the items.
 	presence := ""
 	if p.opt.Pinned {
-		presence = pinnedValue
+		presence = pinnedPrefix + ":" + strings.Join(p.opt.Items, ",")
 	}
 	c, cancel := op()
 	_, err := kv.PutString(c, p.workerKey(p.opt.Worker), presence)
@@ -208,13 +225,13 @@ func (p *Pool) pass(ctx context.Context, work func(context.Context, string)) {
 		p.log.Warn("announcing worker", "err", err)
 	}
 	p.renew(ctx, op)
-	owners, unpinned, ok := p.snapshot(ctx)
+	owners, unpinned, pinned, ok := p.snapshot(ctx)
 	if !ok {
 		return
 	}
-	quota := p.quota(owners, unpinned)
-	p.shed(ctx, op, quota)
-	p.acquire(ctx, op, work, owners, quota)
+	quota := p.quota(owners, unpinned, pinned)
+	p.shed(ctx, op, quota, pinned)
+	p.acquire(ctx, op, work, owners, quota, pinned)
 }
 
 // renew extends every held lease; a lease found taken or gone is dropped
@@ -272,9 +289,10 @@ func (p *Pool) drop(it string, h *holding) {
 	p.mu.Unlock()
 }
 
-// snapshot reads the role's keys: each item's owner and the unpinned
-// workers present (this one included when unpinned), sorted.
-func (p *Pool) snapshot(ctx context.Context) (owners map[string]string, unpinned []string, ok bool) {
+// snapshot reads the role's keys: each item's owner, the unpinned workers
+// present (this one included when unpinned), sorted, and the items that
+// other present workers pin.
+func (p *Pool) snapshot(ctx context.Context) (owners map[string]string, unpinned []string, pinned map[string]bool, ok bool) {
 	c, cancel := context.WithTimeout(ctx, p.opTimeout())
 	defer cancel()
 	w, err := p.opt.KV.Watch(c, p.opt.Role+".>", jetstream.IgnoreDeletes())
@@ -282,7 +300,7 @@ func (p *Pool) snapshot(ctx context.Context) (owners map[string]string, unpinned
 		if ctx.Err() == nil {
 			p.log.Warn("reading leases", "err", err)
 		}
-		return nil, nil, false
+		return nil, nil, nil, false
 	}
 	defer w.Stop()
 	owners = map[string]string{}
@@ -293,22 +311,31 @@ func (p *Pool) snapshot(ctx context.Context) (owners map[string]string, unpinned
 			if ctx.Err() == nil {
 				p.log.Warn("reading leases", "err", c.Err())
 			}
-			return nil, nil, false
+			return nil, nil, nil, false
 		case e, open := <-w.Updates():
 			if !open {
-				return nil, nil, false
+				return nil, nil, nil, false
 			}
 			if e == nil { // the initial values are all read
 				if !p.opt.Pinned {
 					workers[p.opt.Worker] = ""
 				}
+				pinned = map[string]bool{}
 				for id, v := range workers {
-					if v != pinnedValue {
+					its, isPinned := pinnedItems(v)
+					if !isPinned {
 						unpinned = append(unpinned, id)
+						continue
+					}
+					if id == p.opt.Worker {
+						continue
+					}
+					for _, it := range its {
+						pinned[it] = true
 					}
 				}
 				sort.Strings(unpinned)
-				return owners, unpinned, true
+				return owners, unpinned, pinned, true
 			}
 			key := strings.TrimPrefix(e.Key(), p.opt.Role+".")
 			if it, ok := strings.CutPrefix(key, "item."); ok {
@@ -321,9 +348,10 @@ func (p *Pool) snapshot(ctx context.Context) (owners map[string]string, unpinned
 }
 
 // quota is how many of the items this worker should own: all of its pin
-// when pinned; otherwise its share of the items not held by pinned
-// workers, the first n%w workers in ID order taking one more.
-func (p *Pool) quota(owners map[string]string, unpinned []string) int {
+// when pinned; otherwise its share of the items neither pinned by a
+// present pinned worker nor held by one, the first n%w workers in ID order
+// taking one more.
+func (p *Pool) quota(owners map[string]string, unpinned []string, pinned map[string]bool) int {
 	if p.opt.Pinned {
 		return len(p.opt.Items)
 	}
@@ -333,6 +361,9 @@ func (p *Pool) quota(owners map[string]string, unpinned []string) int {
 	}
 	n := 0
 	for _, it := range p.opt.Items {
+		if pinned[it] {
+			continue
+		}
 		// An item held by a worker that is not among the unpinned present
 		// ones is a pinned worker's (or a dead worker's, soon free).
 		if o, ok := owners[it]; ok && !isUnpinned[o] {
@@ -349,17 +380,22 @@ func (p *Pool) quota(owners map[string]string, unpinned []string) int {
 	return q
 }
 
-// shed releases leases above quota: idle items first, busy ones only after
-// the worker has been over its share for MaxDefer.
-func (p *Pool) shed(ctx context.Context, op func() (context.Context, context.CancelFunc), quota int) {
+// shed releases leases above quota: items another worker pins first,
+// then idle items, busy ones only after the worker has been over its share
+// for MaxDefer. Holding an item another worker pins counts as over quota.
+func (p *Pool) shed(ctx context.Context, op func() (context.Context, context.CancelFunc), quota int, pinned map[string]bool) {
 	p.mu.Lock()
 	var items []string
+	claimed := 0
 	for it, h := range p.held {
 		if !h.expired {
 			items = append(items, it)
+			if pinned[it] {
+				claimed++
+			}
 		}
 	}
-	over := len(items) - quota
+	over := max(len(items)-quota, claimed)
 	if over <= 0 {
 		p.overSince = time.Time{}
 		p.mu.Unlock()
@@ -375,6 +411,14 @@ func (p *Pool) shed(ctx context.Context, op func() (context.Context, context.Can
 	slices.Reverse(items)
 	var idle, busy []string
 	for _, it := range items {
+		if pinned[it] {
+			// Another worker pins it: first to go, busy or not after
+			// MaxDefer like any other.
+			if p.opt.Busy == nil || !p.opt.Busy(it) || force {
+				idle = append([]string{it}, idle...)
+				continue
+			}
+		}
 		if p.opt.Busy != nil && p.opt.Busy(it) {
 			busy = append(busy, it)
 		} else {
@@ -402,7 +446,7 @@ func (p *Pool) shed(ctx context.Context, op func() (context.Context, context.Can
 }
 
 // acquire creates leases on free items until this worker holds its quota.
-func (p *Pool) acquire(ctx context.Context, op func() (context.Context, context.CancelFunc), work func(context.Context, string), owners map[string]string, quota int) {
+func (p *Pool) acquire(ctx context.Context, op func() (context.Context, context.CancelFunc), work func(context.Context, string), owners map[string]string, quota int, pinned map[string]bool) {
 	for _, it := range p.opt.Items {
 		p.mu.Lock()
 		n := len(p.held)
@@ -414,7 +458,7 @@ func (p *Pool) acquire(ctx context.Context, op func() (context.Context, context.
 		if mine {
 			continue
 		}
-		if _, taken := owners[it]; taken {
+		if _, taken := owners[it]; taken || pinned[it] {
 			continue
 		}
 		sent := time.Now()

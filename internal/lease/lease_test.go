@@ -236,6 +236,24 @@ func TestTakeoverWhenOwnerDies(t *testing.T) {
 	if o := rec.overlaps(); len(o) > 0 {
 		t.Errorf("two workers worked on one item at once: %v", o)
 	}
+	// b owns the items; its work on them starts in goroutines of their
+	// own, so wait (bounded) until each has started before checking the
+	// order.
+	deadline := time.Now().Add(2 * period)
+	for {
+		rec.mu.Lock()
+		started := 0
+		for _, it := range lost {
+			if len(rec.started["b/"+it]) > 0 {
+				started++
+			}
+		}
+		rec.mu.Unlock()
+		if started == len(lost) || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 	// a's work stopped before b's started, for each item it lost.
 	rec.mu.Lock()
 	defer rec.mu.Unlock()
@@ -285,26 +303,39 @@ func TestRebalanceOnJoin(t *testing.T) {
 
 // TestPinned gives one worker a pin on two items: it holds both, and the
 // two unpinned workers split the other four evenly rather than counting
-// the pinned items in their shares.
+// the pinned items in their shares. The pinned worker starts first, or
+// after the others have divided all six items among themselves (a late
+// start or a restart): then they must hand its items back.
 func TestPinned(t *testing.T) {
-	url := startServer(t)
-	rec := newRecorder()
-	pin := startWorker(t, url, "pin", items[:2], true, rec)
-	a := startWorker(t, url, "a", items, false, rec)
-	b := startWorker(t, url, "b", items, false, rec)
-	deadline := time.Now().Add(10 * period)
-	for {
-		p, oa, ob := pin.pool.Owned(), a.pool.Owned(), b.pool.Owned()
-		if fmt.Sprint(p) == fmt.Sprint(items[:2]) && len(oa) == 2 && len(ob) == 2 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("owners pin=%v a=%v b=%v; want pin=%v and two each for a and b", p, oa, ob, items[:2])
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	if o := rec.overlaps(); len(o) > 0 {
-		t.Errorf("work overlapped: %v", o)
+	for _, late := range []bool{false, true} {
+		t.Run(map[bool]string{false: "pin starts first", true: "pin starts last"}[late], func(t *testing.T) {
+			url := startServer(t)
+			rec := newRecorder()
+			var pin *worker
+			if !late {
+				pin = startWorker(t, url, "pin", items[:2], true, rec)
+			}
+			a := startWorker(t, url, "a", items, false, rec)
+			b := startWorker(t, url, "b", items, false, rec)
+			if late {
+				settle(t, []*worker{a, b}, items, 3, 3, 10*period)
+				pin = startWorker(t, url, "pin", items[:2], true, rec)
+			}
+			deadline := time.Now().Add(10 * period)
+			for {
+				p, oa, ob := pin.pool.Owned(), a.pool.Owned(), b.pool.Owned()
+				if fmt.Sprint(p) == fmt.Sprint(items[:2]) && len(oa) == 2 && len(ob) == 2 {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("owners pin=%v a=%v b=%v; want pin=%v and two each for a and b", p, oa, ob, items[:2])
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+			if o := rec.overlaps(); len(o) > 0 {
+				t.Errorf("work overlapped: %v", o)
+			}
+		})
 	}
 }
 
