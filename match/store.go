@@ -422,3 +422,14 @@ func sqlOpen(path string) (*sql.DB, error) {
 
 // Actor is who this gallery's changes are recorded as (GalleryOptions.Actor).
 func (g *Gallery) Actor() audit.Actor { return g.actor }
+
+// As returns a Gallery on the same database and audit log that records
+// its changes as actor, with note beside it: a service acting for the
+// person signed in to it (the alert service's curator API) uses one per
+// request. The copy shares g's database; closing it is not needed, and
+// closing g ends both.
+func (g *Gallery) As(actor audit.Actor, note string) *Gallery {
+	c := *g
+	c.actor, c.note = actor, note
+	return &c
+}

@@ -14,6 +14,7 @@ import (
 	"image"
 	"image/png"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -47,6 +48,7 @@ type RefusalReason string
 // The reasons a photo is refused.
 const (
 	RefuseUnreadable   RefusalReason = "unreadable photo"
+	RefuseUnsupported  RefusalReason = "unsupported format"
 	RefuseNoFace       RefusalReason = "no face"
 	RefuseSeveralFaces RefusalReason = "several faces"
 	RefuseTooSmall     RefusalReason = "face too small"
@@ -126,6 +128,43 @@ func NewEnroller(g *match.Gallery, det FaceDetector, emb FaceEmbedder, opt Enrol
 	}
 	return &Enroller{g: g, det: det, emb: emb, cfg: opt.Match, maxPixels: opt.MaxPixels, log: log.With("component", "enrol"),
 		idx: match.NewIndex(opt.Match, match.IndexOptions{Gallery: g})}
+}
+
+// As returns an enroller sharing e's detector, embedder and look-alike
+// index that writes through g (e's gallery's As): its changes are audited
+// as g's actor. Like e, it is not for concurrent use, nor alongside e.
+func (e *Enroller) As(g *match.Gallery) *Enroller {
+	c := *e
+	c.g = g
+	return &c
+}
+
+// LookAlikes lists the look-alike pairs involving the identities ids
+// (every identity when ids is empty), after catching up with the gallery.
+func (e *Enroller) LookAlikes(ctx context.Context, ids []int64) ([]match.LookAlike, error) {
+	if err := e.idx.CatchUp(ctx); err != nil {
+		return nil, err
+	}
+	return e.idx.LookAlikes(ids), nil
+}
+
+// Formats are the photo formats enrolment reads (the files EnrolDir
+// picks by extension), by content type.
+var Formats = map[string]string{"image/jpeg": ".jpg", "image/png": ".png"}
+
+// CheckFormat refuses a photo whose content is not JPEG or PNG (a GIF, a
+// WebP, a document), before anything decodes it; it returns the extension
+// its content calls for.
+func CheckFormat(name string, photo []byte) (string, error) {
+	ct := http.DetectContentType(photo)
+	if ext, ok := Formats[ct]; ok {
+		return ext, nil
+	}
+	if len(photo) == 0 {
+		return "", &Refusal{Photo: name, Reason: RefuseUnreadable, Detail: "the file is empty"}
+	}
+	ct, _, _ = strings.Cut(ct, ";")
+	return "", &Refusal{Photo: name, Reason: RefuseUnsupported, Detail: ct + "; send a JPEG or PNG photo"}
 }
 
 // Faces decodes a photo and returns every face in it with its descriptor,
