@@ -399,7 +399,9 @@ func (s *Service) cameras(w http.ResponseWriter, r *http.Request, p principal) {
 	s.health.mu.Unlock()
 	out := []CameraHealth{}
 	for c, row := range rows {
-		if v.cameras != nil && !v.cameras[c] {
+		// A camera serves every watchlist: a watchlist scope sees none,
+		// a camera-group scope its groups' cameras only.
+		if v.watchlists != nil || (v.cameras != nil && !v.cameras[c]) {
 			continue
 		}
 		row.Groups = nonNil(groups[c])
