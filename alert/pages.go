@@ -159,6 +159,10 @@ func isPage(path string) bool {
 	return false
 }
 
+// openAPIPath is how the OpenAPI document names a route's pattern: "/{$}"
+// (the root alone, in ServeMux's syntax) is "/".
+func openAPIPath(pattern string) string { return strings.TrimSuffix(pattern, "{$}") }
+
 // homePage is where role lands after signing in: its first page.
 func (s *Service) homePage(role Role) string {
 	if ps := s.pagesFor(role); len(ps) > 0 {
