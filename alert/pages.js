@@ -307,8 +307,8 @@
         const out = await api("POST", "/api/v1/tokens", body);
         $("#nt-token").value = out.token;
         $("#nt-result").hidden = false;
-        say("#nt-msg", "Issued " + out.info.id, "ok");
         await load();
+        say("#nt-msg", "Issued " + out.info.id, "ok");
       } catch (e) { $("#nt-result").hidden = true; say("#nt-msg", e.message, "error"); }
     });
     $("#verify-go").addEventListener("click", async () => {

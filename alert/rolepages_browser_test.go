@@ -271,6 +271,7 @@ func TestRolePagesInBrowser(t *testing.T) {
 		}
 		b.do(t, "issue a token", chromedp.SendKeys(chromedp.CSS("#nt-person"), "Pia Patrol"), chromedp.SendKeys(chromedp.CSS("#nt-scope"), "group:north"),
 			chromedp.Click(chromedp.CSS("#nt-go")), poll(`document.getElementById('nt-token').value.startsWith('fwt_')`))
+		b.do(t, "see the new token listed", poll(`document.getElementById('nt-msg').textContent.startsWith('Issued')`))
 		if n := eval[int](t, b, `[...document.querySelectorAll('#tokens td')].filter(td => td.textContent === 'Pia Patrol').length`); n != 1 {
 			t.Errorf("the token list shows Pia Patrol %d times after issuing her token, want once", n)
 		}
