@@ -370,13 +370,13 @@ func (a *API) Enrol(w http.ResponseWriter, r *http.Request, by audit.Actor) {
 		a.fail(w, "enrolling", err)
 		return
 	}
-	ext, err := enroll.CheckFormat(name, photo)
-	if err != nil {
-		a.refused(w, err)
-		return
-	}
 	// The enrolment keeps the photo under the extension its content calls
-	// for, whatever the upload's file name says.
+	// for, whatever the upload's file name says (a format enrolment does
+	// not read is refused by it, with its reason).
+	ext := ".jpg"
+	if http.DetectContentType(photo) == "image/png" {
+		ext = ".png"
+	}
 	label := strings.TrimSuffix(name, pathExt(name)) + ext
 	a.mu.Lock()
 	defer a.mu.Unlock()

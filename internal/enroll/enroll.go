@@ -14,7 +14,6 @@ import (
 	"image"
 	"image/png"
 	"log/slog"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -148,25 +147,6 @@ func (e *Enroller) LookAlikes(ctx context.Context, ids []int64) ([]match.LookAli
 	return e.idx.LookAlikes(ids), nil
 }
 
-// Formats are the photo formats enrolment reads (the files EnrolDir
-// picks by extension), by content type.
-var Formats = map[string]string{"image/jpeg": ".jpg", "image/png": ".png"}
-
-// CheckFormat refuses a photo whose content is not JPEG or PNG (a GIF, a
-// WebP, a document), before anything decodes it; it returns the extension
-// its content calls for.
-func CheckFormat(name string, photo []byte) (string, error) {
-	ct := http.DetectContentType(photo)
-	if ext, ok := Formats[ct]; ok {
-		return ext, nil
-	}
-	if len(photo) == 0 {
-		return "", &Refusal{Photo: name, Reason: RefuseUnreadable, Detail: "the file is empty"}
-	}
-	ct, _, _ = strings.Cut(ct, ";")
-	return "", &Refusal{Photo: name, Reason: RefuseUnsupported, Detail: ct + "; send a JPEG or PNG photo"}
-}
-
 // Faces decodes a photo and returns every face in it with its descriptor,
 // for identification and evaluation. name labels errors.
 func Faces(ctx context.Context, det FaceDetector, emb FaceEmbedder, name string, photo []byte, maxPixels int64) ([]PhotoFace, error) {
@@ -206,6 +186,9 @@ func Faces(ctx context.Context, det FaceDetector, emb FaceEmbedder, name string,
 func (e *Enroller) Check(ctx context.Context, name string, photo []byte) (PhotoFace, error) {
 	faces, err := Faces(ctx, e.det, e.emb, name, photo, e.maxPixels)
 	var bad *Unreadable
+	if errors.As(err, &bad) && errors.Is(bad.Err, detect.ErrUnsupported) {
+		return PhotoFace{}, &Refusal{Photo: name, Reason: RefuseUnsupported, Detail: bad.Err.Error()}
+	}
 	if errors.As(err, &bad) {
 		return PhotoFace{}, &Refusal{Photo: name, Reason: RefuseUnreadable, Detail: bad.Err.Error()}
 	}
