@@ -21,6 +21,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -43,7 +44,8 @@ var (
 	recogDet  *detect.Still
 	recogEmb  *embed.Embedder
 	recogErr  error
-	loads     int
+	// loads counts the calls of Recognition (from the server's goroutines).
+	loads atomic.Int32
 )
 
 func recognition(t *testing.T) curate.Recognition {
@@ -55,7 +57,7 @@ func recognition(t *testing.T) curate.Recognition {
 			}
 			recogEmb, recogErr = embed.New(dir, config.Defaults().Embed)
 		})
-		loads++
+		loads.Add(1)
 		return recogDet, recogEmb, func() {}, recogErr
 	}
 }
@@ -340,8 +342,8 @@ func TestEnrolUpload(t *testing.T) {
 	if got := auditByActor(t, f.dir, "Cora Curator"); strings.Count(strings.Join(got, ","), "enrol") != 5 {
 		t.Errorf("gallery audit entries by Cora Curator = %v, want the five enrolments among them", got)
 	}
-	if loads != 1 {
-		t.Errorf("recognition models loaded %d times, want once (on the first upload)", loads)
+	if n := loads.Load(); n != 1 {
+		t.Errorf("recognition models loaded %d times, want once (on the first upload)", n)
 	}
 	code, out := f.call(t, "GET", "/api/v1/eval", "", nil)
 	var raw map[string]any
