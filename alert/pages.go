@@ -52,6 +52,8 @@ type Gallery interface {
 	Enrol(w http.ResponseWriter, r *http.Request, by audit.Actor)
 	Eval(w http.ResponseWriter, r *http.Request, by audit.Actor)
 	EvalPlot(w http.ResponseWriter, r *http.Request, by audit.Actor)
+	// VerifyAudit verifies the gallery's own audit log.
+	VerifyAudit(ctx context.Context) (audit.Report, error)
 }
 
 // navPage is one HTML page of the console: its path, its title in the

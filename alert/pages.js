@@ -314,7 +314,10 @@
     $("#verify-go").addEventListener("click", async () => {
       try {
         const r = await api("GET", "/api/v1/audit/verify");
-        say("#verify-result", r.ok ? "Intact: " + r.entries + " entries verified." : "BROKEN after " + r.entries + " entries: " + r.error, r.ok ? "ok" : "error");
+        const one = (name, v) => name + " log " + (v.ok ? v.entries + " entries verified" : "BROKEN after " + v.entries + " entries: " + v.error);
+        let text = (r.ok ? "Intact: " : "BROKEN: ") + one("alert", r);
+        if (r.gallery) text += "; " + one("gallery", r.gallery);
+        say("#verify-result", text + ".", r.ok ? "ok" : "error");
       } catch (e) { say("#verify-result", e.message, "error"); }
     });
     api("GET", "/api/v1/settings/retention").then((r) => {

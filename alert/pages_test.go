@@ -3,6 +3,7 @@ package alert
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -434,4 +435,54 @@ func keys[V any](m map[string]V) []string {
 	}
 	slices.Sort(out)
 	return out
+}
+
+// TestAuditVerifyCoversGallery: where the service holds the gallery, the
+// admin's audit check verifies the gallery's log too, and an edit to it
+// (made behind the append-only triggers' back) turns the verdict.
+func TestAuditVerifyCoversGallery(t *testing.T) {
+	dir := t.TempDir()
+	gdir := filepath.Join(dir, "gallery")
+	g, gapi := openGalleryAPI(t, gdir, nil)
+	s, err := Open(context.Background(), filepath.Join(dir, "alert"), testConfig(), Options{Registry: prometheus.NewRegistry(), Gallery: gapi})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	srv := httptest.NewServer(s.Handler())
+	defer srv.Close()
+	admin := mustToken(t, s, RoleAdmin, "ada", time.Hour)
+	if _, err := g.CreateWatchlist(context.Background(), match.WatchlistSpec{Name: "w", Kind: match.KindMissing, Owner: "o", LegalBasis: "b"}); err != nil {
+		t.Fatal(err)
+	}
+	type verdict struct {
+		OK      bool `json:"ok"`
+		Gallery *struct {
+			OK      bool   `json:"ok"`
+			Entries int    `json:"entries"`
+			Error   string `json:"error"`
+		} `json:"gallery"`
+	}
+	check := func() verdict {
+		resp, out := do(t, srv, "GET", "/api/v1/audit/verify", admin, nil)
+		var v verdict
+		if err := json.Unmarshal(out, &v); resp.StatusCode != 200 || err != nil || v.Gallery == nil {
+			t.Fatalf("GET /api/v1/audit/verify = %d %s, want 200 with the gallery's verdict", resp.StatusCode, out)
+		}
+		return v
+	}
+	if v := check(); !v.OK || !v.Gallery.OK || v.Gallery.Entries < 2 {
+		t.Fatalf("verdict on an intact gallery log = %+v %+v, want ok with its entries", v, *v.Gallery)
+	}
+	db, err := sql.Open("sqlite3", filepath.Join(gdir, match.GalleryFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.Exec(`DROP TRIGGER audit_no_update; UPDATE audit SET detail = '{"edited":true}' WHERE seq = (SELECT MAX(seq) FROM audit)`); err != nil {
+		t.Fatal(err)
+	}
+	if v := check(); v.OK || v.Gallery.OK || v.Gallery.Error == "" {
+		t.Errorf("verdict after editing the gallery log = ok %v, gallery %+v; want both false with the error", v.OK, *v.Gallery)
+	}
 }

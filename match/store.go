@@ -291,6 +291,21 @@ func VerifyAudit(ctx context.Context, dataDir string, keys *audit.Keys, extra []
 	return audit.Verify(ctx, db, keys, AuditLogName, append(cps, extra...))
 }
 
+// VerifyAuditLog checks the audit log of a Gallery opened with the audit
+// keys against them and its checkpoint file (see audit.Verify), through
+// this Gallery's own connection: a service holding the gallery verifies it
+// without opening the file again.
+func (g *Gallery) VerifyAuditLog(ctx context.Context) (audit.Report, error) {
+	if g.alog == nil {
+		return audit.Report{}, fmt.Errorf("verifying the gallery's audit log: %w", ErrUnaudited)
+	}
+	cps, err := audit.ReadCheckpoints(g.alog.CheckpointFile())
+	if err != nil {
+		return audit.Report{}, err
+	}
+	return audit.Verify(ctx, g.db, g.alog.Keys(), AuditLogName, cps)
+}
+
 // Path is the database file.
 func (g *Gallery) Path() string { return g.dbPath }
 

@@ -148,6 +148,12 @@ func ParseWhen(s string, now time.Time) (time.Time, error) {
 	return time.Time{}, fmt.Errorf("%q is not a time (RFC 3339, YYYY-MM-DD) or a duration from now (720h)", s)
 }
 
+// VerifyAudit verifies the gallery's audit log (GET /api/v1/audit/verify
+// shows it beside the alert log's).
+func (a *API) VerifyAudit(ctx context.Context) (audit.Report, error) {
+	return a.opt.Gallery.VerifyAuditLog(ctx)
+}
+
 // ListWatchlists is GET /api/v1/watchlists.
 func (a *API) ListWatchlists(w http.ResponseWriter, r *http.Request, _ audit.Actor) {
 	lists, err := a.opt.Gallery.Watchlists(r.Context())

@@ -69,6 +69,7 @@ type fixture struct {
 	g       *match.Gallery
 	curator string // a curator's token
 	dir     string
+	api     *curate.API
 }
 
 func newFixture(t *testing.T) *fixture {
@@ -98,7 +99,7 @@ func newFixture(t *testing.T) *fixture {
 	}
 	srv := httptest.NewServer(s.Handler())
 	t.Cleanup(srv.Close)
-	return &fixture{srv: srv, g: g, curator: tok, dir: gdir}
+	return &fixture{srv: srv, g: g, curator: tok, dir: gdir, api: api}
 }
 
 func (f *fixture) call(t *testing.T, method, path, ctype string, body []byte) (int, []byte) {
@@ -352,6 +353,10 @@ func TestEnrolUpload(t *testing.T) {
 	}
 	if raw["identities"] != 4.0 || raw["descriptors"] != 5.0 || raw["genuine_pairs"] != 1.0 {
 		t.Errorf("eval report counts = %v identities, %v descriptors, %v genuine pairs; want 4, 5, 1", raw["identities"], raw["descriptors"], raw["genuine_pairs"])
+	}
+	// The gallery's audit log, with every change above, verifies.
+	if rep, err := f.api.VerifyAudit(context.Background()); err != nil || rep.Entries < 10 {
+		t.Errorf("VerifyAudit() = %d entries, %v; want the gallery's log intact with the changes above", rep.Entries, err)
 	}
 	if code, png := f.call(t, "GET", "/api/v1/eval/plot", "", nil); code != 200 || !bytes.HasPrefix(png, []byte("\x89PNG")) {
 		t.Errorf("GET /api/v1/eval/plot = %d, %d bytes; want a PNG", code, len(png))
