@@ -204,6 +204,13 @@ func TestRolePagesInBrowser(t *testing.T) {
 		}
 		b.do(t, "open a person's timeline", chromedp.Click(chromedp.CSS("#results tbody a.person")),
 			poll(`!document.getElementById('timeline-card').hidden && document.querySelectorAll('#timeline li').length > 0`))
+		// The evidence bundle and the CSV export download with the session.
+		for _, sel := range []string{`#results a[download]`, `#export-csv`} {
+			got := eval[string](t, b, `fetch(document.querySelector('`+sel+`').href).then(r => r.status + " " + r.headers.get('content-type'))`, chromedp.EvalAwaitPromise)
+			if !strings.HasPrefix(got, "200 ") {
+				t.Errorf("download %s = %s, want 200", sel, got)
+			}
+		}
 		b.shot(t, "investigator")
 		refused(t, "/investigator")
 		signOut(t, "/investigator")
