@@ -393,7 +393,7 @@ func TestCameraHealth(t *testing.T) {
 	}
 	// Publish until the subscription is in place (core NATS drops what
 	// nobody listens to), then the newest status wins.
-	waitFor(t, 10*time.Second, "the first camera status", func() bool {
+	waitFor(t, 30*time.Second, "the first camera status", func() bool {
 		publish(wire.CameraStatus{Version: wire.Version, Camera: "cam-n1", State: "connecting", Since: now})
 		nc.Flush()
 		time.Sleep(50 * time.Millisecond)
@@ -404,7 +404,7 @@ func TestCameraHealth(t *testing.T) {
 	publish(wire.CameraStatus{Version: wire.Version, Camera: "cam-s1", State: "stalled", Since: now, Stalls: 1})
 	nc.Publish(wire.StatusSubject("cam-bad"), []byte(`{"v":1,"camera":"cam-bad","state":"exploding"}`)) // refused: unknown state
 	nc.Flush()
-	waitFor(t, 10*time.Second, "the newest statuses", func() bool {
+	waitFor(t, 30*time.Second, "the newest statuses", func() bool {
 		m := list(wide)
 		return m["cam-n1"].Status != nil && m["cam-n1"].Status.State == "streaming" && m["cam-s1"].Known
 	})
