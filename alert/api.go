@@ -44,7 +44,7 @@ type route struct {
 // routeTable is the role → route permission table.
 func (s *Service) routeTable() []route {
 	all := Roles()
-	return []route{
+	return append([]route{
 		{"GET", "/healthz", all, "liveness", s.healthz},
 		{"GET", "/readyz", all, "readiness: database answers and hits are being consumed", s.readyz},
 		{"GET", "/metrics", []Role{RoleAdmin, RoleIntegrator}, "Prometheus metrics", s.metrics},
@@ -63,7 +63,7 @@ func (s *Service) routeTable() []route {
 		{"GET", "/api/v1/photos/{sha256}", []Role{RoleOperator, RoleInvestigator, RoleCurator}, "an enrolled photo (JPEG)", s.photo},
 		{"GET", "/api/v1/stats/precision", []Role{RoleAdmin, RoleCurator, RoleOperator, RoleInvestigator}, "measured precision per camera and watchlist from review outcomes", s.precision},
 		{"GET", "/api/v1/audit/verify", []Role{RoleAdmin}, "verify the audit chain", s.auditVerify},
-	}
+	}, s.rolePageRoutes()...)
 }
 
 // statusWriter records the status code for the request metrics.
@@ -200,7 +200,7 @@ func (s *Service) unauthorized(w http.ResponseWriter, r *http.Request, err error
 	w.Header().Set("WWW-Authenticate", `Bearer realm="facewatch", error="invalid_token"`)
 	// A browser opening the console gets the sign-in form (still a 401:
 	// the form holds no data), saying why when its cookie was refused.
-	if r.Method == http.MethodGet && r.URL.Path == "/console" && strings.Contains(r.Header.Get("Accept"), "text/html") {
+	if r.Method == http.MethodGet && isPage(r.URL.Path) && strings.Contains(r.Header.Get("Accept"), "text/html") {
 		msg := ""
 		if fromCookie {
 			msg = "Your session ended: " + signInMessage(err)
@@ -301,7 +301,7 @@ func (s *Service) openapi(w http.ResponseWriter, r *http.Request, _ principal) {
 
 func (s *Service) whoami(w http.ResponseWriter, r *http.Request, p principal) {
 	writeJSON(w, http.StatusOK, map[string]any{"id": p.ID, "name": p.Name, "person": p.Person, "role": string(p.Role), "scope": p.Scope.String(),
-		"camera_groups": nonNil(p.Scope.Groups), "watchlists": nonNil(p.Scope.Watchlists)})
+		"camera_groups": nonNil(p.Scope.Groups), "watchlists": nonNil(p.Scope.Watchlists), "pages": s.pagesFor(p.Role)})
 }
 
 func nonNil(s []string) []string {
@@ -558,9 +558,20 @@ func (s *Service) queue(w http.ResponseWriter, r *http.Request, p principal) {
 
 func (s *Service) auditVerify(w http.ResponseWriter, r *http.Request, p principal) {
 	rep, err := s.verifyAudit(r.Context())
+	out := map[string]any{"ok": err == nil, "entries": rep.Entries, "report": rep}
 	if err != nil {
-		writeJSON(w, http.StatusOK, map[string]any{"ok": false, "entries": rep.Entries, "error": err.Error(), "report": rep})
-		return
+		out["error"] = err.Error()
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"ok": true, "entries": rep.Entries, "report": rep})
+	// The gallery's log, when this process holds the gallery: "ok" is
+	// both logs' verdict.
+	if s.galleryAPI != nil {
+		grep, gerr := s.galleryAPI.VerifyAudit(r.Context())
+		g := map[string]any{"ok": gerr == nil, "entries": grep.Entries, "report": grep}
+		if gerr != nil {
+			g["error"] = gerr.Error()
+			out["ok"] = false
+		}
+		out["gallery"] = g
+	}
+	writeJSON(w, http.StatusOK, out)
 }

@@ -42,6 +42,7 @@ func (s *Service) Run(ctx context.Context, js jetstream.JetStream) error {
 	wg.Go(func() { s.depthLoop(ctx, cons) })
 	wg.Go(func() { s.runSinks(ctx, js.Conn()) })
 	wg.Go(func() { s.watchlistLoop(ctx, time.Minute) })
+	wg.Go(func() { s.cameraStatusLoop(ctx, js.Conn()) })
 	s.js.Store(&js)
 	defer s.js.Store(nil)
 	wg.Go(func() { s.checkpointLoop(ctx, s.checkpointEvery) })

@@ -241,7 +241,7 @@ const (
 
 // routeScopes is the scope decision of every route, by "METHOD PATTERN".
 func routeScopes() map[string]scopeRule {
-	return map[string]scopeRule{
+	m := map[string]scopeRule{
 		"GET /healthz":                     scopeNoAlertData,
 		"GET /readyz":                      scopeNoAlertData,
 		"GET /metrics":                     scopeFiltered,
@@ -261,4 +261,8 @@ func routeScopes() map[string]scopeRule {
 		"GET /api/v1/stats/precision":      scopeFiltered,
 		"GET /api/v1/audit/verify":         scopeSiteWide,
 	}
+	for k, v := range rolePageScopes() {
+		m[k] = v
+	}
+	return m
 }

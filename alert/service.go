@@ -66,6 +66,9 @@ type Options struct {
 	// empty is audit.DefaultDir(dataDir). Keys are generated there on
 	// first start.
 	AuditDir string
+	// Gallery, when set, answers the curator routes (watchlists,
+	// enrolment, evaluation); without it they answer 503.
+	Gallery Gallery
 	// CheckpointEvery is how often Run signs the audit log's head while it
 	// moves (default 5s): entries newer than the last checkpoint are the
 	// only ones that could be cut off unseen.
@@ -113,6 +116,11 @@ type Service struct {
 	// labels bounds the watchlist label values of the metrics.
 	labels     *labelGuard
 	watchlists func(ctx context.Context) ([]string, error)
+
+	// galleryAPI answers the curator routes (Options.Gallery); nil: 503.
+	galleryAPI Gallery
+	// health holds the cameras' newest statuses.
+	health *cameraHealth
 
 	closeOnce sync.Once
 	closed    chan struct{}
@@ -176,6 +184,7 @@ func Open(ctx context.Context, dataDir string, cfg config.Alert, opts Options) (
 		tokenRecheck: TokenRecheck,
 		liveSlots:    newLiveSlots(cfg.LiveMaxClients, cfg.LiveMaxPerToken),
 		labels:       newLabelGuard(), watchlists: opts.Watchlists,
+		galleryAPI: opts.Gallery, health: &cameraHealth{last: map[string]cameraSeen{}},
 	}
 	if s.watchlists != nil {
 		// Known before the first hit is counted.

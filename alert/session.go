@@ -186,7 +186,7 @@ func (s *Service) signIn(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"name": p.Name, "person": p.Person, "role": string(p.Role), "scope": p.Scope.String()})
 		return
 	}
-	http.Redirect(w, r, "/console", http.StatusSeeOther)
+	http.Redirect(w, r, s.homePage(p.Role), http.StatusSeeOther)
 }
 
 // signOut is POST /signout: it clears the session cookie (audited). The

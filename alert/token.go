@@ -59,6 +59,10 @@ var tokenName = regexp.MustCompile(`^[\pL\pN ._@()-]{0,64}$`)
 // MaxTokenTTL bounds a token's lifetime.
 const MaxTokenTTL = 5 * 366 * 24 * time.Hour
 
+// DefaultTokenTTL is how long a token is valid when its issuer names no
+// lifetime (`facewatch token create` and POST /api/v1/tokens).
+const DefaultTokenTTL = 90 * 24 * time.Hour
+
 // TokenInfo describes a stored token; the secret itself is never stored.
 type TokenInfo struct {
 	ID string `json:"id"`
@@ -219,7 +223,12 @@ func ListTokens(ctx context.Context, dbPath string) ([]TokenInfo, error) {
 		return nil, err
 	}
 	defer d.Close()
-	rows, err := d.r.QueryContext(ctx, `SELECT id, person, role, name, created_ns, expires_ns, revoked_ns, scope FROM tokens ORDER BY created_ns`)
+	return listTokens(ctx, d.r)
+}
+
+// listTokens lists the tokens, oldest first.
+func listTokens(ctx context.Context, q queryer) ([]TokenInfo, error) {
+	rows, err := q.QueryContext(ctx, `SELECT id, person, role, name, created_ns, expires_ns, revoked_ns, scope FROM tokens ORDER BY created_ns`)
 	if err != nil {
 		return nil, fmt.Errorf("listing tokens: %w", err)
 	}
@@ -260,7 +269,7 @@ func revokeToken(ctx context.Context, w *sql.DB, alog *audit.Log, by audit.Actor
 	var person, role string
 	err = tx.QueryRowContext(ctx, `SELECT person, role FROM tokens WHERE id = ? AND revoked_ns = 0`, id).Scan(&person, &role)
 	if errors.Is(err, sql.ErrNoRows) {
-		return fmt.Errorf("revoking token %q: no such active token", id)
+		return fmt.Errorf("revoking token %q: %w", id, errNoSuchToken)
 	}
 	if err != nil {
 		return fmt.Errorf("revoking token %s: %w", id, err)

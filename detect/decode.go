@@ -21,6 +21,9 @@ var (
 	// ErrCorrupt: the bytes are empty, truncated, not a JPEG or PNG, or do
 	// not decode.
 	ErrCorrupt = errors.New("corrupt or unsupported image")
+	// ErrUnsupported: the bytes are an image of a format Decode does not
+	// read (WebP, GIF, BMP, TIFF, HEIF); it is also ErrCorrupt.
+	ErrUnsupported = fmt.Errorf("%w: unsupported format", ErrCorrupt)
 )
 
 // AcceptedFormats names the image formats Decode reads, for messages.
@@ -41,8 +44,12 @@ func sniffFormat(data []byte) string {
 	case len(data) >= 12 && string(data[4:8]) == "ftyp":
 		return "HEIF/AVIF is not supported"
 	}
-	return "unknown format"
+	return unknownFormat
 }
+
+// unknownFormat is sniffFormat's answer for bytes of no image format it
+// knows.
+const unknownFormat = "unknown format"
 
 // DecodeFile reads and decodes a JPEG or PNG file (see Decode).
 func DecodeFile(path string, maxPixels int64) (gocv.Mat, error) {
@@ -137,7 +144,11 @@ func ImageHeader(data []byte) (Header, error) {
 			return Header{}, err
 		}
 	default:
-		return Header{}, fmt.Errorf("decoding image header: %w: %s; the formats accepted are %s", ErrCorrupt, sniffFormat(data), AcceptedFormats)
+		what, sentinel := sniffFormat(data), ErrCorrupt
+		if what != unknownFormat {
+			sentinel = ErrUnsupported
+		}
+		return Header{}, fmt.Errorf("decoding image header: %w: %s; the formats accepted are %s", sentinel, what, AcceptedFormats)
 	}
 	if h.Width <= 0 || h.Height <= 0 {
 		return Header{}, fmt.Errorf("decoding image: %w: %dx%d pixels", ErrCorrupt, h.Width, h.Height)

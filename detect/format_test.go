@@ -29,6 +29,11 @@ func TestDecodeNamesAcceptedFormats(t *testing.T) {
 			if !errors.Is(err, detect.ErrCorrupt) || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), "accepted are "+detect.AcceptedFormats) {
 				t.Errorf("Decode(%s) = %v, want ErrCorrupt saying %q and the accepted formats", tc.name, err, tc.want)
 			}
+			// A known format is ErrUnsupported (enrolment says "unsupported
+			// format"); bytes of no known format are not.
+			if known := tc.name != "text"; errors.Is(err, detect.ErrUnsupported) != known {
+				t.Errorf("errors.Is(Decode(%s), ErrUnsupported) = %v, want %v", tc.name, !known, known)
+			}
 		})
 	}
 }

@@ -291,6 +291,21 @@ func VerifyAudit(ctx context.Context, dataDir string, keys *audit.Keys, extra []
 	return audit.Verify(ctx, db, keys, AuditLogName, append(cps, extra...))
 }
 
+// VerifyAuditLog checks the audit log of a Gallery opened with the audit
+// keys against them and its checkpoint file (see audit.Verify), through
+// this Gallery's own connection: a service holding the gallery verifies it
+// without opening the file again.
+func (g *Gallery) VerifyAuditLog(ctx context.Context) (audit.Report, error) {
+	if g.alog == nil {
+		return audit.Report{}, fmt.Errorf("verifying the gallery's audit log: %w", ErrUnaudited)
+	}
+	cps, err := audit.ReadCheckpoints(g.alog.CheckpointFile())
+	if err != nil {
+		return audit.Report{}, err
+	}
+	return audit.Verify(ctx, g.db, g.alog.Keys(), AuditLogName, cps)
+}
+
 // Path is the database file.
 func (g *Gallery) Path() string { return g.dbPath }
 
@@ -422,3 +437,14 @@ func sqlOpen(path string) (*sql.DB, error) {
 
 // Actor is who this gallery's changes are recorded as (GalleryOptions.Actor).
 func (g *Gallery) Actor() audit.Actor { return g.actor }
+
+// As returns a Gallery on the same database and audit log that records
+// its changes as actor, with note beside it: a service acting for the
+// person signed in to it (the alert service's curator API) uses one per
+// request. The copy shares g's database; closing it is not needed, and
+// closing g ends both.
+func (g *Gallery) As(actor audit.Actor, note string) *Gallery {
+	c := *g
+	c.actor, c.note = actor, note
+	return &c
+}

@@ -164,7 +164,7 @@ func cmdToken(ctx context.Context, e *env, args []string) error {
 	role := fs.String("role", "", "create: the token's `ROLE`: admin, curator, operator, investigator or integrator (required)")
 	person := fs.String("person", "", "create: the `PERSON` the token belongs to (required; the audit log and the second-reviewer rule go by person)")
 	name := fs.String("name", "", "create: a `LABEL` for the token (\"ana's laptop\")")
-	ttl := fs.Duration("ttl", 90*24*time.Hour, "create: how long the token is valid")
+	ttl := fs.Duration("ttl", alert.DefaultTokenTTL, "create: how long the token is valid")
 	by := fs.String("by", "", "a `NOTE` for the audit log (on whose behalf); the OS user is recorded whatever it says")
 	scopeFlag := fs.String("scope", "", "create: what the token sees, a `SCOPE`: group:NAME,watchlist:NAME,... (camera groups of alert.camera_groups and watchlists), or all for the whole site (required for operator, investigator and integrator tokens)")
 	if isHelp(sub) {

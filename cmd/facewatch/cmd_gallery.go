@@ -10,6 +10,7 @@ import (
 
 	"github.com/facewatch/facewatch/internal/audit"
 	"github.com/facewatch/facewatch/internal/config"
+	"github.com/facewatch/facewatch/internal/curate"
 	"github.com/facewatch/facewatch/internal/natsbus"
 	"github.com/facewatch/facewatch/match"
 )
@@ -67,21 +68,8 @@ func (e *env) publish(ctx context.Context, cfg config.Config, g *match.Gallery) 
 }
 
 // parseWhen reads an absolute time (RFC 3339 or a date) or a duration from
-// now ("720h").
-func parseWhen(s string, now time.Time) (time.Time, error) {
-	if s == "" || s == "now" {
-		return now, nil
-	}
-	if d, err := time.ParseDuration(s); err == nil {
-		return now.Add(d), nil
-	}
-	for _, layout := range []string{time.RFC3339, "2006-01-02T15:04", "2006-01-02"} {
-		if t, err := time.ParseInLocation(layout, s, time.Local); err == nil {
-			return t, nil
-		}
-	}
-	return time.Time{}, fmt.Errorf("%q is not a time (RFC 3339, YYYY-MM-DD) or a duration from now (720h)", s)
-}
+// now ("720h"), as the curator API does (curate.ParseWhen).
+func parseWhen(s string, now time.Time) (time.Time, error) { return curate.ParseWhen(s, now) }
 
 func findIdentity(ctx context.Context, g *match.Gallery, list, name string) (match.Identity, error) {
 	ids, err := g.Identities(ctx, list)

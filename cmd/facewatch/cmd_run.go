@@ -8,8 +8,12 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/facewatch/facewatch/alert"
+	"github.com/facewatch/facewatch/detect"
+	"github.com/facewatch/facewatch/internal/curate"
+	"github.com/facewatch/facewatch/internal/enroll"
 	"github.com/facewatch/facewatch/internal/natsbus"
 	"github.com/facewatch/facewatch/internal/pipeline"
+	"github.com/facewatch/facewatch/match"
 )
 
 // cmdRun runs every stage in one process with an embedded NATS server
@@ -73,8 +77,12 @@ func cmdRun(ctx context.Context, e *env, args []string) error {
 			return err
 		}
 	}
+	// The curator API changes the gallery this process holds; the gallery
+	// publisher below sends its events to the matchers.
+	cur := curatorAPI(e, s, g)
+	defer cur.Close()
 	svc, err := alert.Open(ctx, s.cfg.DataDir, s.cfg.Alert, alert.Options{Logger: s.log, Registry: s.reg, PhotoDir: alertPhotoDir(s.cfg), AckWait: s.cfg.NATS.AckWait, AuditDir: auditDir(s.cfg),
-		Console: e.stdout, Watchlists: watchlistNames(g)})
+		Console: e.stdout, Watchlists: watchlistNames(g), Gallery: cur})
 	if err != nil {
 		return err
 	}
@@ -102,4 +110,18 @@ func cmdRun(ctx context.Context, e *env, args []string) error {
 	}
 	fmt.Fprintln(e.stdout, "facewatch stopped")
 	return err
+}
+
+// curatorAPI is the alert service's curator routes over g (the gallery
+// this process holds), with the photo commands' detector and embedder,
+// loaded on the first upload.
+func curatorAPI(e *env, s *stage, g *match.Gallery) *curate.API {
+	return curate.New(curate.Options{Gallery: g, Match: s.cfg.Match, MaxPixels: s.cfg.Detect.MaxPixels, Logger: s.log,
+		Recognition: func() (enroll.FaceDetector, enroll.FaceEmbedder, func(), error) {
+			det, emb, err := recognition(e, s.cfg, "", detect.DefaultStillPolicy())
+			if err != nil {
+				return nil, nil, nil, err
+			}
+			return det, emb, func() { det.Close(); emb.Close() }, nil
+		}})
 }

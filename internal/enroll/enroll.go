@@ -47,6 +47,7 @@ type RefusalReason string
 // The reasons a photo is refused.
 const (
 	RefuseUnreadable   RefusalReason = "unreadable photo"
+	RefuseUnsupported  RefusalReason = "unsupported format"
 	RefuseNoFace       RefusalReason = "no face"
 	RefuseSeveralFaces RefusalReason = "several faces"
 	RefuseTooSmall     RefusalReason = "face too small"
@@ -128,6 +129,24 @@ func NewEnroller(g *match.Gallery, det FaceDetector, emb FaceEmbedder, opt Enrol
 		idx: match.NewIndex(opt.Match, match.IndexOptions{Gallery: g})}
 }
 
+// As returns an enroller sharing e's detector, embedder and look-alike
+// index that writes through g (e's gallery's As): its changes are audited
+// as g's actor. Like e, it is not for concurrent use, nor alongside e.
+func (e *Enroller) As(g *match.Gallery) *Enroller {
+	c := *e
+	c.g = g
+	return &c
+}
+
+// LookAlikes lists the look-alike pairs involving the identities ids
+// (every identity when ids is empty), after catching up with the gallery.
+func (e *Enroller) LookAlikes(ctx context.Context, ids []int64) ([]match.LookAlike, error) {
+	if err := e.idx.CatchUp(ctx); err != nil {
+		return nil, err
+	}
+	return e.idx.LookAlikes(ids), nil
+}
+
 // Faces decodes a photo and returns every face in it with its descriptor,
 // for identification and evaluation. name labels errors.
 func Faces(ctx context.Context, det FaceDetector, emb FaceEmbedder, name string, photo []byte, maxPixels int64) ([]PhotoFace, error) {
@@ -167,6 +186,9 @@ func Faces(ctx context.Context, det FaceDetector, emb FaceEmbedder, name string,
 func (e *Enroller) Check(ctx context.Context, name string, photo []byte) (PhotoFace, error) {
 	faces, err := Faces(ctx, e.det, e.emb, name, photo, e.maxPixels)
 	var bad *Unreadable
+	if errors.As(err, &bad) && errors.Is(bad.Err, detect.ErrUnsupported) {
+		return PhotoFace{}, &Refusal{Photo: name, Reason: RefuseUnsupported, Detail: bad.Err.Error()}
+	}
 	if errors.As(err, &bad) {
 		return PhotoFace{}, &Refusal{Photo: name, Reason: RefuseUnreadable, Detail: bad.Err.Error()}
 	}

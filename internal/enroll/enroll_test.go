@@ -106,7 +106,8 @@ func TestEnrolRefusals(t *testing.T) {
 		}), RefuseTooBlurry},
 		{"turned away", readFile(t, testdata.Path(t, "go-face-testdata/images/eunseo2.jpg")), RefuseNotFrontal},
 		{"truncated JPEG", goodBytes[:len(goodBytes)/2], RefuseUnreadable},
-		{"not an image", []byte("GIF89a? no, plain text"), RefuseUnreadable},
+		{"GIF signature", []byte("GIF89a? no, plain text"), RefuseUnsupported},
+		{"not an image", []byte("plain text, no image at all"), RefuseUnreadable},
 		{"empty", nil, RefuseUnreadable},
 		{"good", goodBytes, ""},
 	}

@@ -196,10 +196,10 @@ func Permissions(o PermissionOptions) []Permission {
 		},
 		{
 			Role:    RoleAlert,
-			Purpose: "`facewatch alert`: hits in; alerts out to the MQTT sink subject",
+			Purpose: "`facewatch alert`: hits and camera health in; alerts out to the MQTT sink subject",
 			Publish: slices.Concat([]string{wire.DeadLetterSubject("alert"), wire.AuditWildcard}, alerts,
 				allStreams, consume(wire.HitsStream)),
-			Subscribe:   []string{inbox(RoleAlert)},
+			Subscribe:   []string{inbox(RoleAlert), wire.StatusWildcard},
 			DenyPublish: deny,
 		},
 		{
