@@ -76,7 +76,15 @@ type Hit struct {
 	Faces         []FaceScore `json:"faces"`
 	// CropLen is the length of the probe crop JPEG payload.
 	CropLen int `json:"crop_len"`
+	// SceneLen is the length of the scene JPEG that follows the crop in
+	// the payload: the frame downscaled (at most SceneMaxWidth wide) with
+	// the face box drawn. Optional within version 2 (omitted when 0);
+	// crop and scene together stay within MaxCrop.
+	SceneLen int `json:"scene_len,omitempty"`
 }
+
+// SceneMaxWidth bounds the width of a hit's scene image, in pixels.
+const SceneMaxWidth = 640
 
 // HitID is the idempotency key of a hit: one alert per camera, track and
 // identity.
@@ -111,31 +119,50 @@ func (h *Hit) validate(payload int) error {
 	if h.Model.Name == "" || len(h.Model.SHA256) != 64 {
 		return malformed("model identity is incomplete")
 	}
-	if h.CropLen < 0 || h.CropLen > MaxCrop || payload != h.CropLen {
-		return malformed("crop payload is %d bytes, crop_len says %d", payload, h.CropLen)
+	if h.CropLen < 0 || h.SceneLen < 0 || h.CropLen+h.SceneLen > MaxCrop || payload != h.CropLen+h.SceneLen {
+		return malformed("crop payload is %d bytes, crop_len and scene_len say %d and %d", payload, h.CropLen, h.SceneLen)
 	}
 	return nil
 }
 
 // EncodeHit encodes h with the probe crop as payload.
 func EncodeHit(h Hit, crop []byte) ([]byte, error) {
+	return EncodeHitScene(h, crop, nil)
+}
+
+// EncodeHitScene encodes h with the probe crop and the scene image (nil
+// for none) as payload; together they must fit in MaxCrop.
+func EncodeHitScene(h Hit, crop, scene []byte) ([]byte, error) {
 	h.Version = Version
 	h.CropLen = len(crop)
-	if err := h.validate(len(crop)); err != nil {
+	h.SceneLen = len(scene)
+	if err := h.validate(len(crop) + len(scene)); err != nil {
 		return nil, fmt.Errorf("encoding hit: %w", err)
 	}
-	return Encode(h, crop)
+	return Encode(h, append(append(make([]byte, 0, len(crop)+len(scene)), crop...), scene...))
 }
 
 // DecodeHit decodes and validates a hit; the returned crop aliases data.
+// A scene the hit carries is left out (DecodeHitScene returns it).
 func DecodeHit(data []byte) (Hit, []byte, error) {
+	h, crop, _, err := DecodeHitScene(data)
+	return h, crop, err
+}
+
+// DecodeHitScene decodes and validates a hit; the returned crop and scene
+// (nil when the hit carries none) alias data.
+func DecodeHitScene(data []byte) (Hit, []byte, []byte, error) {
 	var h Hit
 	p, err := Decode(data, &h)
 	if err != nil {
-		return Hit{}, nil, err
+		return Hit{}, nil, nil, err
 	}
 	if err := h.validate(len(p)); err != nil {
-		return Hit{}, nil, err
+		return Hit{}, nil, nil, err
 	}
-	return h, p, nil
+	var scene []byte
+	if h.SceneLen > 0 {
+		scene = p[h.CropLen:]
+	}
+	return h, p[:h.CropLen], scene, nil
 }

@@ -2,6 +2,7 @@ package wire
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"strings"
 	"testing"
@@ -121,5 +122,90 @@ func TestCropRequestReply(t *testing.T) {
 				t.Errorf("DecodeCropReply(reply for another report) = %v, want ErrMalformed", err)
 			}
 		})
+	}
+}
+
+// TestHitScene: a hit carries the scene after the crop, only with
+// scene_len, the two within MaxCrop; a hit without one encodes exactly as
+// before the field existed (no "scene_len" key), so older receivers read it.
+func TestHitScene(t *testing.T) {
+	crop := []byte{0xff, 0xd8, 0xff, 1, 2}
+	scene := []byte{0xff, 0xd8, 0xff, 9, 9, 9}
+	tests := []struct {
+		name      string
+		crop      []byte
+		scene     []byte
+		wantErr   bool
+		wantField bool
+	}{
+		{"crop and scene", crop, scene, false, true},
+		{"crop only", crop, nil, false, false},
+		{"scene only", nil, scene, false, true},
+		{"together over MaxCrop", make([]byte, MaxCrop-2), scene, true, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			data, err := EncodeHitScene(validHit(), tc.crop, tc.scene)
+			if tc.wantErr {
+				if !errors.Is(err, ErrMalformed) {
+					t.Fatalf("EncodeHitScene(%d+%d bytes) = %v, want ErrMalformed", len(tc.crop), len(tc.scene), err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := bytes.Contains(data[:4+binary.BigEndian.Uint32(data)], []byte(`"scene_len"`)); got != tc.wantField {
+				t.Errorf("metadata has scene_len = %v, want %v", got, tc.wantField)
+			}
+			_, c, s, err := DecodeHitScene(data)
+			if err != nil || !bytes.Equal(c, tc.crop) || !bytes.Equal(s, tc.scene) {
+				t.Errorf("DecodeHitScene = crop %x, scene %x, %v; want %x, %x", c, s, err, tc.crop, tc.scene)
+			}
+			_, c, err = DecodeHit(data)
+			if err != nil || !bytes.Equal(c, tc.crop) {
+				t.Errorf("DecodeHit = crop %x, %v; want %x", c, err, tc.crop)
+			}
+		})
+	}
+	// A scene_len that does not add up with the payload is refused.
+	data, _ := EncodeHitScene(validHit(), crop, scene)
+	if _, _, _, err := DecodeHitScene(data[:len(data)-1]); !errors.Is(err, ErrMalformed) {
+		t.Errorf("DecodeHitScene(payload one byte short) = %v, want ErrMalformed", err)
+	}
+}
+
+// TestCropSceneReply: the scene travels only when the request asked for
+// it, and a reply carrying one unasked is refused.
+func TestCropSceneReply(t *testing.T) {
+	crop := []byte{0xff, 0xd8, 0xff, 7}
+	scene := []byte{0xff, 0xd8, 0xff, 8, 8}
+	ask := CropRequest{Camera: "cam-1", Track: 9, Final: true, Scene: true}
+	data, err := EncodeCropRequest(ask)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := DecodeCropRequest(data); err != nil || !got.Scene {
+		t.Fatalf("DecodeCropRequest = %+v, %v; want Scene", got, err)
+	}
+	rep, err := EncodeCropSceneReply(ask, crop, scene)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, s, err := DecodeCropSceneReply(rep, ask)
+	if err != nil || !bytes.Equal(c, crop) || !bytes.Equal(s, scene) {
+		t.Errorf("DecodeCropSceneReply = %x, %x, %v; want %x, %x", c, s, err, crop, scene)
+	}
+	noScene := ask
+	noScene.Scene = false
+	if _, _, err := DecodeCropSceneReply(rep, noScene); !errors.Is(err, ErrMalformed) {
+		t.Errorf("DecodeCropSceneReply(scene nobody asked for) = %v, want ErrMalformed", err)
+	}
+	rep, err = EncodeCropSceneReply(noScene, crop, scene)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c, s, err := DecodeCropSceneReply(rep, noScene); err != nil || !bytes.Equal(c, crop) || s != nil {
+		t.Errorf("reply to a request without scene = %x, %x, %v; want the crop alone", c, s, err)
 	}
 }
