@@ -131,12 +131,12 @@ func (s *Service) handle(ctx context.Context, msgs []jetstream.Msg, nc *nats.Con
 	good := make([]jetstream.Msg, 0, len(msgs))
 	for _, m := range msgs {
 		s.m.received.Inc()
-		hit, crop, err := wire.DecodeHit(m.Data())
+		hit, crop, scene, err := wire.DecodeHitScene(m.Data())
 		if err != nil {
 			s.deadLetter(ctx, m, err, nc)
 			continue
 		}
-		hits = append(hits, pendingHit{hit: hit, crop: crop})
+		hits = append(hits, pendingHit{hit: hit, crop: crop, scene: scene})
 		good = append(good, m)
 	}
 	if len(hits) == 0 {
