@@ -4,10 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"image"
+	"image/color"
 	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"gocv.io/x/gocv"
 
 	"github.com/facewatch/facewatch/internal/wire"
 )
@@ -16,7 +19,9 @@ import (
 // report carries descriptors only, and the matcher asks for the best
 // face's crop (wire.CropsSubject) only when the track matched someone. So
 // the face image of a person on no list never leaves the detect process,
-// and never reaches a disk (docs/privacy.md).
+// and never reaches a disk (docs/privacy.md). The same holds for the scene
+// of that face (the frame downscaled, see sceneShot): held beside the
+// crop, its face box drawn and sent only in the answer for a hit.
 
 // cropKey names the crop of one track report.
 type cropKey struct {
@@ -28,8 +33,12 @@ type cropKey struct {
 
 // cropEntry is one held crop; entries form a list in insertion order.
 type cropEntry struct {
-	key        cropKey
-	crop       []byte
+	key  cropKey
+	crop []byte
+	// scene is the downscaled frame (JPEG, no box yet) and sceneBox the
+	// face's box in its pixels; nil when there is none.
+	scene      []byte
+	sceneBox   image.Rectangle
 	added      time.Time
 	prev, next *cropEntry
 }
@@ -55,8 +64,12 @@ func newCropCache(ttl time.Duration, maxBytes int, now func() time.Time) *cropCa
 }
 
 // put holds crop under k (replacing an earlier one).
-func (c *cropCache) put(k cropKey, crop []byte) {
-	if len(crop) == 0 || len(crop) > c.maxBytes {
+func (c *cropCache) put(k cropKey, crop []byte) { c.putScene(k, crop, nil, image.Rectangle{}) }
+
+// putScene holds crop and the scene of its face (box in the scene's
+// pixels) under k, replacing an earlier one.
+func (c *cropCache) putScene(k cropKey, crop, scene []byte, box image.Rectangle) {
+	if len(crop) == 0 || len(crop)+len(scene) > c.maxBytes {
 		return
 	}
 	c.mu.Lock()
@@ -66,7 +79,10 @@ func (c *cropCache) put(k cropKey, crop []byte) {
 	}
 	// A copy: the tracker may hand the same face to an early and a final
 	// report, and removing one entry clears its bytes.
-	e := &cropEntry{key: k, crop: append([]byte(nil), crop...), added: c.now(), prev: c.tail}
+	e := &cropEntry{key: k, crop: append([]byte(nil), crop...), added: c.now(), prev: c.tail, sceneBox: box}
+	if len(scene) > 0 {
+		e.scene = append([]byte(nil), scene...)
+	}
 	if c.tail != nil {
 		c.tail.next = e
 	} else {
@@ -74,7 +90,7 @@ func (c *cropCache) put(k cropKey, crop []byte) {
 	}
 	c.tail = e
 	c.byKey[k] = e
-	c.bytes += len(crop)
+	c.bytes += len(e.crop) + len(e.scene)
 	c.expireLocked()
 }
 
@@ -87,6 +103,18 @@ func (c *cropCache) get(k cropKey) []byte {
 		return append([]byte(nil), e.crop...)
 	}
 	return nil
+}
+
+// getScene returns a copy of the scene held under k and the face's box in
+// it, or nil.
+func (c *cropCache) getScene(k cropKey) ([]byte, image.Rectangle) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.expireLocked()
+	if e := c.byKey[k]; e != nil && len(e.scene) > 0 {
+		return append([]byte(nil), e.scene...), e.sceneBox
+	}
+	return nil, image.Rectangle{}
 }
 
 // expire drops what is past its time; it returns how many crops are left.
@@ -116,8 +144,9 @@ func (c *cropCache) removeLocked(e *cropEntry) {
 		c.tail = e.prev
 	}
 	clear(e.crop) // do not leave the face in freed memory longer than needed
+	clear(e.scene)
 	delete(c.byKey, e.key)
-	c.bytes -= len(e.crop)
+	c.bytes -= len(e.crop) + len(e.scene)
 }
 
 // serveCrops answers crop requests for the cameras in subjects until ctx
@@ -131,11 +160,18 @@ func (s *DetectStage) serveCrops(ctx context.Context, subjects []string) error {
 		if err != nil || m.Reply == "" || m.Subject != wire.CropsSubject(req.Camera) {
 			return // not worth a dead letter: a request carries no data
 		}
-		crop := s.crops.get(cropKey{req.Camera, req.Track, req.Final, req.Report})
+		k := cropKey{req.Camera, req.Track, req.Final, req.Report}
+		crop := s.crops.get(k)
 		if crop == nil {
 			return
 		}
-		data, err := wire.EncodeCropReply(req, crop)
+		// Asked for: the track matched someone. Only now is its face box
+		// drawn on the scene, which leaves the process with the crop.
+		scene := drawSceneBox(s.crops.getScene(k))
+		if len(crop)+len(scene) > wire.MaxCrop {
+			scene = nil
+		}
+		data, err := wire.EncodeCropSceneReply(req, crop, scene)
 		if err != nil {
 			return
 		}
@@ -171,22 +207,88 @@ func (s *DetectStage) serveCrops(ctx context.Context, subjects []string) error {
 // cropTimeout bounds how long a matcher waits for a hit's crop.
 const cropTimeout = time.Second
 
-// fetchCrop asks the detect stage for the crop of the track report t; nil
-// when no detect process holds it any more (the hit goes on without one).
-func fetchCrop(ctx context.Context, nc *nats.Conn, t wire.Track) ([]byte, error) {
+// fetchCrop asks the detect stage for the crop of the track report t and
+// the scene of its face; nil when no detect process holds it any more (the
+// hit goes on without one). A detect process built before scenes answers
+// with the crop alone.
+func fetchCrop(ctx context.Context, nc *nats.Conn, t wire.Track) (crop, scene []byte, err error) {
 	req := wire.CropRequest{Camera: t.Meta.Camera, Track: t.Meta.Track, Final: t.Meta.Final, Report: t.Meta.Report}
 	data, err := wire.EncodeCropRequest(req)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	ctx, cancel := context.WithTimeout(ctx, cropTimeout)
 	defer cancel()
 	rep, err := nc.RequestWithContext(ctx, wire.CropsSubject(req.Camera), data)
 	if errors.Is(err, nats.ErrNoResponders) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout) {
-		return nil, nil
+		return nil, nil, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("asking for the crop of %s: %w", t.MsgID(), err)
+		return nil, nil, fmt.Errorf("asking for the crop of %s: %w", t.MsgID(), err)
 	}
-	return wire.DecodeCropReply(rep.Data, req)
+	return wire.DecodeCropSceneReply(rep.Data, req)
+}
+
+// sceneShot is one frame downscaled for the reviewer (at most
+// wire.SceneMaxWidth wide) as a JPEG without any box, shared by the faces
+// found in it; scale is scene pixels per frame pixel.
+type sceneShot struct {
+	jpeg  []byte
+	scale float64
+}
+
+// sceneQuality is the JPEG quality of scenes: context, not evidence of a
+// face (the crop is that).
+const sceneQuality = 70
+
+// makeScene downscales frame m and encodes it; nil when it cannot.
+func makeScene(m gocv.Mat) *sceneShot {
+	w, h := m.Cols(), m.Rows()
+	if w <= 0 || h <= 0 {
+		return nil
+	}
+	src, scale := m, 1.0
+	if w > wire.SceneMaxWidth {
+		scale = float64(wire.SceneMaxWidth) / float64(w)
+		small := gocv.NewMat()
+		defer small.Close()
+		gocv.Resize(m, &small, image.Pt(wire.SceneMaxWidth, max(1, int(float64(h)*scale+0.5))), 0, 0, gocv.InterpolationArea)
+		src = small
+	}
+	buf, err := gocv.IMEncodeWithParams(gocv.JPEGFileExt, src, []int{gocv.IMWriteJpegQuality, sceneQuality})
+	if err != nil {
+		return nil
+	}
+	defer buf.Close()
+	return &sceneShot{jpeg: append([]byte(nil), buf.GetBytes()...), scale: scale}
+}
+
+// box scales a frame box to the scene's pixels.
+func (sc *sceneShot) box(r image.Rectangle) image.Rectangle {
+	f := func(v int) int { return int(float64(v)*sc.scale + 0.5) }
+	return image.Rect(f(r.Min.X), f(r.Min.Y), f(r.Max.X), f(r.Max.Y))
+}
+
+// sceneBoxColor is the face box drawn on a scene: green.
+var sceneBoxColor = color.RGBA{R: 0, G: 255, B: 0, A: 255}
+
+// drawSceneBox draws box on the scene JPEG and encodes it again; nil when
+// there is no scene or it cannot be decoded.
+func drawSceneBox(scene []byte, box image.Rectangle) []byte {
+	if len(scene) == 0 {
+		return nil
+	}
+	m, err := gocv.IMDecode(scene, gocv.IMReadColor)
+	if err != nil || m.Empty() {
+		m.Close()
+		return nil
+	}
+	defer m.Close()
+	gocv.Rectangle(&m, box, sceneBoxColor, max(2, m.Cols()/200))
+	buf, err := gocv.IMEncodeWithParams(gocv.JPEGFileExt, m, []int{gocv.IMWriteJpegQuality, 80})
+	if err != nil {
+		return nil
+	}
+	defer buf.Close()
+	return append([]byte(nil), buf.GetBytes()...)
 }

@@ -1,8 +1,15 @@
 package pipeline
 
 import (
+	"bytes"
+	"image"
+	"image/jpeg"
 	"testing"
 	"time"
+
+	"gocv.io/x/gocv"
+
+	"github.com/facewatch/facewatch/internal/wire"
 )
 
 // TestCropCacheForgets: a held crop is gone after its time or when newer
@@ -54,5 +61,69 @@ func TestCropCacheForgets(t *testing.T) {
 	// The caller's slice is not the cache's: clearing an entry leaves it.
 	if a[0] != 'a' {
 		t.Errorf("caller's crop changed to %q, want it untouched", a[:1])
+	}
+}
+
+// TestSceneDownscaledWithBox: a frame wider than wire.SceneMaxWidth is
+// scaled down to it (aspect kept) and the face box, scaled the same way,
+// is drawn only when the scene is handed out; a narrower frame keeps its
+// size.
+func TestSceneDownscaledWithBox(t *testing.T) {
+	tests := []struct {
+		name string
+		w, h int
+		want image.Point
+	}{
+		{"1280x720 is halved", 1280, 720, image.Pt(640, 360)},
+		{"1920x1080 to 640 wide", 1920, 1080, image.Pt(640, 360)},
+		{"320x240 kept", 320, 240, image.Pt(320, 240)},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			m := gocv.NewMatWithSizeFromScalar(gocv.NewScalar(90, 90, 90, 0), tc.h, tc.w, gocv.MatTypeCV8UC3)
+			defer m.Close()
+			sc := makeScene(m)
+			if sc == nil {
+				t.Fatal("makeScene = nil")
+			}
+			box := wire.Box{X: tc.w / 4, Y: tc.h / 4, W: tc.w / 4, H: tc.h / 3}
+			// Before a hit asks, the scene has no box drawn.
+			img, err := jpeg.Decode(bytes.NewReader(sc.jpeg))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, g, _, _ := img.At(int(float64(box.X)*sc.scale), int(float64(box.Y+box.H/2)*sc.scale)).RGBA(); g>>8 > 120 {
+				t.Errorf("undrawn scene is green at the box edge: the box is drawn before any hit asked")
+			}
+			r := image.Rect(box.X, box.Y, box.X+box.W, box.Y+box.H)
+			checkScene(t, drawSceneBox(sc.jpeg, sc.box(r)), tc.want, box, sc.scale)
+		})
+	}
+	if drawSceneBox(nil, image.Rect(0, 0, 1, 1)) != nil || drawSceneBox([]byte("not a jpeg"), image.Rect(0, 0, 1, 1)) != nil {
+		t.Error("drawSceneBox(no scene / not a JPEG) != nil")
+	}
+}
+
+// TestCropCacheCountsScenes: a scene counts against the cache's bytes
+// with its crop, goes with it, and is cleared.
+func TestCropCacheCountsScenes(t *testing.T) {
+	now := time.Unix(1_800_000_000, 0)
+	c := newCropCache(time.Minute, 100, func() time.Time { return now })
+	scene := bytes.Repeat([]byte{'s'}, 50)
+	k1, k2 := cropKey{"cam", 1, true, 0}, cropKey{"cam", 2, true, 0}
+	c.putScene(k1, []byte("crop-one"), scene, image.Rect(1, 2, 3, 4))
+	if got, box := c.getScene(k1); !bytes.Equal(got, scene) || box != image.Rect(1, 2, 3, 4) {
+		t.Errorf("getScene = %q, %v; want the scene and its box", got, box)
+	}
+	// 58 bytes held; another 58 exceed 100: the first goes, scene and all.
+	c.putScene(k2, []byte("crop-two"), scene, image.Rect(0, 0, 1, 1))
+	if got, _ := c.getScene(k1); got != nil || c.get(k1) != nil {
+		t.Errorf("after a newer entry needed the room, k1 still holds crop %q / scene %q", c.get(k1), got)
+	}
+	if scene[0] != 's' {
+		t.Error("caller's scene was cleared, want the cache's copy only")
+	}
+	if _, box := c.getScene(cropKey{"cam", 9, true, 0}); box != (image.Rectangle{}) {
+		t.Errorf("getScene(unknown) box = %v, want none", box)
 	}
 }

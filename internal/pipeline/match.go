@@ -142,7 +142,7 @@ func (s *MatchStage) handle(ctx context.Context, msg jetstream.Msg) {
 		s.refuse(ctx, msg, err)
 		return
 	}
-	hit, crop, ok, err := s.decide(ctx, t)
+	hit, crop, scene, ok, err := s.decide(ctx, t)
 	if err != nil {
 		if errors.Is(err, match.ErrInvalid) || errors.Is(err, match.ErrModelMismatch) {
 			s.refuse(ctx, msg, err)
@@ -153,7 +153,7 @@ func (s *MatchStage) handle(ctx context.Context, msg jetstream.Msg) {
 		return
 	}
 	if ok {
-		data, err := wire.EncodeHit(hit, crop)
+		data, err := wire.EncodeHitScene(hit, crop, scene)
 		if err != nil {
 			// Our own hit does not validate: a bug, or an identity that
 			// cannot be carried. Keep the track for a human to look at.
@@ -195,7 +195,7 @@ func (s *MatchStage) refuse(ctx context.Context, msg jetstream.Msg, reason error
 }
 
 // decide runs the per-track decision and builds the hit.
-func (s *MatchStage) decide(ctx context.Context, t wire.Track) (wire.Hit, []byte, bool, error) {
+func (s *MatchStage) decide(ctx context.Context, t wire.Track) (h wire.Hit, crop, scene []byte, ok bool, err error) {
 	probes := make([]match.Probe, len(t.Vectors))
 	model := match.ModelID{Name: t.Meta.Model.Name, SHA256: t.Meta.Model.SHA256}
 	for i := range t.Vectors {
@@ -203,14 +203,14 @@ func (s *MatchStage) decide(ctx context.Context, t wire.Track) (wire.Hit, []byte
 	}
 	d, err := s.opt.Decider.DecideTrack(probes, match.SearchOptions{})
 	if err != nil {
-		return wire.Hit{}, nil, false, err
+		return wire.Hit{}, nil, nil, false, err
 	}
 	if !d.Matched {
-		return wire.Hit{}, nil, false, nil
+		return wire.Hit{}, nil, nil, false, nil
 	}
 	identity := strconv.FormatInt(d.IdentityID, 10)
 	best := d.BestFace
-	h := wire.Hit{
+	h = wire.Hit{
 		ID:             wire.HitID(t.Meta.Camera, t.Meta.Track, identity),
 		Camera:         t.Meta.Camera,
 		Track:          t.Meta.Track,
@@ -243,19 +243,20 @@ func (s *MatchStage) decide(ctx context.Context, t wire.Track) (wire.Hit, []byte
 	// the detect stage holds it in memory and is asked for it now, only
 	// because the track matched. A crop that is gone (the detect process
 	// restarted, or the report waited longer than it keeps crops) leaves
-	// the hit without one rather than losing the hit.
-	crop := t.Crop
+	// the hit without one rather than losing the hit. The scene comes
+	// with it (a downscaled frame, the face box drawn), for hits only.
+	crop = t.Crop
 	if len(crop) == 0 {
-		c, err := fetchCrop(ctx, s.opt.Bus.Conn, t)
+		c, sc, err := fetchCrop(ctx, s.opt.Bus.Conn, t)
 		if err != nil {
 			s.log.Warn("asking for the crop of a hit", "track", t.MsgID(), "err", err)
 		}
 		if c == nil {
 			s.log.Warn("hit without a crop: the detect stage no longer holds it", "track", t.MsgID())
 		}
-		crop = c
+		crop, scene = c, sc
 	}
-	return h, crop, true, nil
+	return h, crop, scene, true, nil
 }
 
 // clampDist keeps a distance within what a hit may carry: [0,

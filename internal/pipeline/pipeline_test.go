@@ -1,9 +1,11 @@
 package pipeline
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"image"
+	"image/jpeg"
 	"path/filepath"
 	"sort"
 	"sync"
@@ -424,15 +426,17 @@ func TestDetectStage(t *testing.T) {
 		if len(r.Crop) != 0 {
 			t.Errorf("track report %s carries a %d-byte crop, want none", r.MsgID(), len(r.Crop))
 		}
-		crop, err := fetchCrop(ctx, bus.Conn, r)
+		crop, scene, err := fetchCrop(ctx, bus.Conn, r)
 		if err != nil || len(crop) < 100 || crop[0] != 0xff || crop[1] != 0xd8 {
 			t.Errorf("crop of %s = %d bytes, %v; want a JPEG", r.MsgID(), len(crop), err)
 		}
+		// With it the scene: the whole 640x360 frame, the face box drawn.
+		checkScene(t, scene, image.Pt(640, 360), r.Meta.Faces[0].Box, 1)
 	}
 	if len(reports) > 0 {
 		unknown := reports[0]
 		unknown.Meta.Track++
-		if crop, err := fetchCrop(ctx, bus.Conn, unknown); crop != nil || err != nil {
+		if crop, _, err := fetchCrop(ctx, bus.Conn, unknown); crop != nil || err != nil {
 			t.Errorf("crop of an unreported track = %d bytes, %v; want none", len(crop), err)
 		}
 	}
@@ -546,5 +550,35 @@ func TestCameraStagePublishes(t *testing.T) {
 	}
 	if err := stop(); err != nil {
 		t.Fatalf("camera stage: %v", err)
+	}
+}
+
+// checkScene checks that scene is a JPEG of size want with a green box
+// drawn where box (frame pixels, times scale) is: the middle of each side
+// of the box is green, the middle of the box is not.
+func checkScene(t *testing.T, scene []byte, want image.Point, box wire.Box, scale float64) {
+	t.Helper()
+	img, err := jpeg.Decode(bytes.NewReader(scene))
+	if err != nil {
+		t.Errorf("scene (%d bytes) is not a JPEG: %v", len(scene), err)
+		return
+	}
+	if got := img.Bounds().Size(); got != want {
+		t.Errorf("scene is %v, want %v", got, want)
+	}
+	at := func(x, y int) (r, g, b uint32) {
+		r, g, b, _ = img.At(int(float64(x)*scale+0.5), int(float64(y)*scale+0.5)).RGBA()
+		return r >> 8, g >> 8, b >> 8
+	}
+	green := func(x, y int) bool { r, g, b := at(x, y); return g > 160 && r < 110 && b < 110 }
+	cx, cy := box.X+box.W/2, box.Y+box.H/2
+	for _, p := range []image.Point{{box.X, cy}, {box.X + box.W, cy}, {cx, box.Y}, {cx, box.Y + box.H}} {
+		if !green(p.X, p.Y) {
+			r, g, b := at(p.X, p.Y)
+			t.Errorf("scene pixel at box edge %v (frame pixels) = rgb(%d,%d,%d), want the green box", p, r, g, b)
+		}
+	}
+	if green(cx, cy) {
+		t.Errorf("scene pixel at the box centre is green: the box is filled or misplaced")
 	}
 }

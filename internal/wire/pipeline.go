@@ -253,9 +253,6 @@ type CropRequest struct {
 	Final   bool   `json:"final"`
 	// Report is the early report's number (TrackMeta.Report).
 	Report int `json:"report,omitempty"`
-	// Scene asks for the scene image too (CropReply.SceneLen). Optional
-	// within version 2 (omitted when false).
-	Scene bool `json:"scene,omitempty"`
 }
 
 // CropReply answers a CropRequest: the crop, or CropLen 0 when the detect
@@ -268,8 +265,11 @@ type CropReply struct {
 	Final   bool   `json:"final"`
 	Report  int    `json:"report,omitempty"`
 	CropLen int    `json:"crop_len"`
-	// SceneLen is the length of the scene JPEG after the crop (only when
-	// the request asked for it; omitted when 0).
+	// SceneLen is the length of the scene JPEG after the crop: the frame
+	// downscaled with the face box drawn (Hit.SceneLen). Optional within
+	// version 2, omitted when 0: a matcher built before it refuses only
+	// replies that carry a scene (upgrade matchers before detect
+	// processes, as for any change).
 	SceneLen int `json:"scene_len,omitempty"`
 }
 
@@ -300,12 +300,9 @@ func EncodeCropReply(r CropRequest, crop []byte) ([]byte, error) {
 	return EncodeCropSceneReply(r, crop, nil)
 }
 
-// EncodeCropSceneReply encodes the reply to r with crop and, when r asked
-// for it, scene (nil for none); together they must fit in MaxCrop.
+// EncodeCropSceneReply encodes the reply to r with crop and scene (nil
+// for none); together they must fit in MaxCrop.
 func EncodeCropSceneReply(r CropRequest, crop, scene []byte) ([]byte, error) {
-	if !r.Scene {
-		scene = nil
-	}
 	if len(crop)+len(scene) > MaxCrop {
 		return nil, fmt.Errorf("encoding crop reply: %w", malformed("crop and scene of %d bytes exceed %d", len(crop)+len(scene), MaxCrop))
 	}
@@ -331,7 +328,7 @@ func DecodeCropSceneReply(data []byte, r CropRequest) ([]byte, []byte, error) {
 	if m.Camera != r.Camera || m.Track != r.Track || m.Final != r.Final || m.Report != r.Report {
 		return nil, nil, malformed("crop reply for %s/%d (final %v, report %d) answers a request for %s/%d (final %v, report %d)", m.Camera, m.Track, m.Final, m.Report, r.Camera, r.Track, r.Final, r.Report)
 	}
-	if m.CropLen < 0 || m.SceneLen < 0 || m.CropLen+m.SceneLen != len(p) || len(p) > MaxCrop || (m.SceneLen > 0 && !r.Scene) {
+	if m.CropLen < 0 || m.SceneLen < 0 || m.CropLen+m.SceneLen != len(p) || len(p) > MaxCrop {
 		return nil, nil, malformed("crop reply carries %d bytes, crop_len and scene_len say %d and %d", len(p), m.CropLen, m.SceneLen)
 	}
 	var crop, scene []byte

@@ -175,37 +175,40 @@ func TestHitScene(t *testing.T) {
 	}
 }
 
-// TestCropSceneReply: the scene travels only when the request asked for
-// it, and a reply carrying one unasked is refused.
+// TestCropSceneReply: a crop reply may carry the scene after the crop;
+// without one it encodes as before the field existed.
 func TestCropSceneReply(t *testing.T) {
 	crop := []byte{0xff, 0xd8, 0xff, 7}
 	scene := []byte{0xff, 0xd8, 0xff, 8, 8}
-	ask := CropRequest{Camera: "cam-1", Track: 9, Final: true, Scene: true}
-	data, err := EncodeCropRequest(ask)
-	if err != nil {
-		t.Fatal(err)
+	req := CropRequest{Camera: "cam-1", Track: 9, Final: true}
+	tests := []struct {
+		name        string
+		crop, scene []byte
+		wantField   bool
+	}{
+		{"crop and scene", crop, scene, true},
+		{"crop only", crop, nil, false},
+		{"gone", nil, nil, false},
 	}
-	if got, err := DecodeCropRequest(data); err != nil || !got.Scene {
-		t.Fatalf("DecodeCropRequest = %+v, %v; want Scene", got, err)
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			rep, err := EncodeCropSceneReply(req, tc.crop, tc.scene)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := bytes.Contains(rep[:4+binary.BigEndian.Uint32(rep)], []byte(`"scene_len"`)); got != tc.wantField {
+				t.Errorf("metadata has scene_len = %v, want %v", got, tc.wantField)
+			}
+			c, s, err := DecodeCropSceneReply(rep, req)
+			if err != nil || !bytes.Equal(c, tc.crop) || !bytes.Equal(s, tc.scene) {
+				t.Errorf("DecodeCropSceneReply = %x, %x, %v; want %x, %x", c, s, err, tc.crop, tc.scene)
+			}
+			if _, _, err := DecodeCropSceneReply(rep[:len(rep)-1], req); len(tc.crop)+len(tc.scene) > 0 && !errors.Is(err, ErrMalformed) {
+				t.Errorf("DecodeCropSceneReply(one byte short) = %v, want ErrMalformed", err)
+			}
+		})
 	}
-	rep, err := EncodeCropSceneReply(ask, crop, scene)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, s, err := DecodeCropSceneReply(rep, ask)
-	if err != nil || !bytes.Equal(c, crop) || !bytes.Equal(s, scene) {
-		t.Errorf("DecodeCropSceneReply = %x, %x, %v; want %x, %x", c, s, err, crop, scene)
-	}
-	noScene := ask
-	noScene.Scene = false
-	if _, _, err := DecodeCropSceneReply(rep, noScene); !errors.Is(err, ErrMalformed) {
-		t.Errorf("DecodeCropSceneReply(scene nobody asked for) = %v, want ErrMalformed", err)
-	}
-	rep, err = EncodeCropSceneReply(noScene, crop, scene)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if c, s, err := DecodeCropSceneReply(rep, noScene); err != nil || !bytes.Equal(c, crop) || s != nil {
-		t.Errorf("reply to a request without scene = %x, %x, %v; want the crop alone", c, s, err)
+	if _, err := EncodeCropSceneReply(req, make([]byte, MaxCrop-2), scene); !errors.Is(err, ErrMalformed) {
+		t.Errorf("EncodeCropSceneReply(over MaxCrop) = %v, want ErrMalformed", err)
 	}
 }
