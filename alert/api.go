@@ -59,6 +59,7 @@ func (s *Service) routeTable() []route {
 		{"GET", "/api/v1/alerts/{id}", []Role{RoleOperator, RoleInvestigator}, "one alert with its reviews", s.view},
 		{"GET", "/api/v1/alerts/{id}/crop", []Role{RoleOperator, RoleInvestigator}, "the probe face crop (JPEG)", s.crop},
 		{"GET", "/api/v1/alerts/{id}/scene", []Role{RoleOperator, RoleInvestigator}, "the scene: the frame downscaled with the face box drawn (JPEG)", s.scene},
+		{"GET", "/api/v1/alerts/{id}/enrolled-face", []Role{RoleOperator, RoleInvestigator}, "the enrolled face that matched: its aligned chip (JPEG)", s.enrolledFace},
 		{"GET", "/api/v1/incidents", []Role{RoleOperator, RoleInvestigator}, "incidents (sightings of one identity grouped), open ones by default", s.incidents},
 		{"GET", "/api/v1/incidents/{id}", []Role{RoleOperator, RoleInvestigator}, "one incident with its sightings and their reviews", s.incident},
 		{"POST", "/api/v1/incidents/{id}/review", []Role{RoleOperator}, "confirm or dismiss an incident's open sightings with a comment", s.reviewIncidentH},

@@ -161,7 +161,8 @@ ALTER TABLE tokens ADD COLUMN scope TEXT NOT NULL DEFAULT 'all';
 	// last sighting goes (the trigger, whatever removes it). Alerts stored
 	// before become incidents of one sighting each, numbered as the
 	// alert. scene_sha256 names a hit's scene image (the downscaled frame
-	// with the face box), stored beside the crops.
+	// with the face box) and enrolled_chip_sha256 the enrolled face (the
+	// aligned chip of the enrolment that matched), stored beside the crops.
 	`
 CREATE TABLE incidents (
 	id        INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -173,10 +174,12 @@ CREATE TABLE incidents (
 CREATE INDEX incidents_identity ON incidents (watchlist, identity, last_ns);
 ALTER TABLE alerts ADD COLUMN incident_id INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE alerts ADD COLUMN scene_sha256 TEXT NOT NULL DEFAULT '';
+ALTER TABLE alerts ADD COLUMN enrolled_chip_sha256 TEXT NOT NULL DEFAULT '';
 INSERT INTO incidents (id, watchlist, identity, first_ns, last_ns) SELECT id, watchlist, identity, time_ns, time_ns FROM alerts;
 UPDATE alerts SET incident_id = id;
 CREATE INDEX alerts_incident ON alerts (incident_id, time_ns);
 CREATE INDEX alerts_scene    ON alerts (scene_sha256);
+CREATE INDEX alerts_chip     ON alerts (enrolled_chip_sha256);
 CREATE TRIGGER alerts_incident_gone AFTER DELETE ON alerts
 BEGIN DELETE FROM incidents WHERE id = OLD.incident_id AND NOT EXISTS (SELECT 1 FROM alerts WHERE incident_id = OLD.incident_id); END;
 `,

@@ -466,6 +466,18 @@ func (s *Service) reviewIncidentH(w http.ResponseWriter, r *http.Request, p prin
 // scene serves an alert's scene image: the frame downscaled with the face
 // box drawn (hits only; nothing of a non-match is ever kept).
 func (s *Service) scene(w http.ResponseWriter, r *http.Request, p principal) {
+	s.alertImage(w, r, p, "scene_sha256", "scene", "view_scene")
+}
+
+// enrolledFace serves the enrolled face of an alert: the aligned chip of
+// the enrolment that matched, what the console's enrolled tile shows.
+func (s *Service) enrolledFace(w http.ResponseWriter, r *http.Request, p principal) {
+	s.alertImage(w, r, p, "enrolled_chip_sha256", "enrolled face", "view_enrolled_face")
+}
+
+// alertImage serves the image file an alert names in column col (a
+// constant of the callers, never input), audited as action.
+func (s *Service) alertImage(w http.ResponseWriter, r *http.Request, p principal, col, noun, action string) {
 	id, ok := pathID(w, r)
 	if !ok {
 		return
@@ -476,14 +488,14 @@ func (s *Service) scene(w http.ResponseWriter, r *http.Request, p principal) {
 	}
 	var sum, status, camera, watchlist string
 	var storedNS int64
-	err := s.db.r.QueryRowContext(r.Context(), `SELECT scene_sha256, stored_ns, status, camera, watchlist FROM alerts WHERE id = ?`, id).
+	err := s.db.r.QueryRowContext(r.Context(), `SELECT `+col+`, stored_ns, status, camera, watchlist FROM alerts WHERE id = ?`, id).
 		Scan(&sum, &storedNS, &status, &camera, &watchlist)
 	if errors.Is(err, sql.ErrNoRows) || (err == nil && (sum == "" || !s.scopeOf(p).allows(camera, watchlist))) {
-		writeError(w, http.StatusNotFound, fmt.Sprintf("alert %d has no scene", id))
+		writeError(w, http.StatusNotFound, fmt.Sprintf("alert %d has no %s", id, noun))
 		return
 	}
 	if err != nil {
-		writeError(w, http.StatusInternalServerError, "loading the scene failed")
+		writeError(w, http.StatusInternalServerError, "loading the "+noun+" failed")
 		return
 	}
 	if !s.operatorMay(w, p, time.Unix(0, storedNS), Status(status)) {
@@ -491,11 +503,11 @@ func (s *Service) scene(w http.ResponseWriter, r *http.Request, p principal) {
 	}
 	f, err := s.readCrop(sum)
 	if err != nil {
-		writeError(w, http.StatusNotFound, fmt.Sprintf("scene of alert %d is gone", id))
+		writeError(w, http.StatusNotFound, fmt.Sprintf("%s of alert %d is gone", noun, id))
 		return
 	}
 	defer f.Close()
-	if !s.auditOr500(w, r, p, "view_scene", "alert/"+strconv.FormatInt(id, 10), c, nil) {
+	if !s.auditOr500(w, r, p, action, "alert/"+strconv.FormatInt(id, 10), c, nil) {
 		return
 	}
 	w.Header().Set("Content-Type", "image/jpeg")

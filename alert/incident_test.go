@@ -32,8 +32,8 @@ func storeSighting(t *testing.T, s *Service, track int, sg sighting, base time.T
 	h.Camera, h.Identity, h.Watchlist, h.Time = sg.camera, sg.identity, sg.watchlist, base.Add(sg.at)
 	h.IdentityName = "Person " + sg.identity
 	h.ID = wire.HitID(h.Camera, h.Track, h.Identity)
-	if created, err := s.StoreScene(context.Background(), h, crop, scene); err != nil || !created {
-		t.Fatalf("StoreScene(%s) = %v, %v; want created", h.ID, created, err)
+	if created, err := s.StoreImages(context.Background(), h, wire.HitImages{Crop: crop, Scene: scene}); err != nil || !created {
+		t.Fatalf("StoreImages(%s) = %v, %v; want created", h.ID, created, err)
 	}
 	var id int64
 	if err := s.db.r.QueryRow(`SELECT id FROM alerts WHERE hit_id = ?`, h.ID).Scan(&id); err != nil {

@@ -227,6 +227,7 @@ type pendingHit struct {
 	hit   wire.Hit
 	crop  []byte
 	scene []byte // the downscaled frame with the face box; nil for none
+	chip  []byte // the enrolled face (aligned chip); nil for none
 }
 
 // Store stores hit and its probe crop durably and returns whether it was
@@ -234,16 +235,16 @@ type pendingHit struct {
 // redelivered message is never a second alert.
 func (s *Service) Store(ctx context.Context, hit wire.Hit, crop []byte) (bool, error) {
 	// Validate as a receiver would: Store is also called directly.
-	return s.StoreScene(ctx, hit, crop, nil)
+	return s.StoreImages(ctx, hit, wire.HitImages{Crop: crop})
 }
 
-// StoreScene is Store for a hit that carries a scene image too (the
-// frame downscaled, the face box drawn; nil for none).
-func (s *Service) StoreScene(ctx context.Context, hit wire.Hit, crop, scene []byte) (bool, error) {
-	if _, err := wire.EncodeHitScene(hit, crop, scene); err != nil {
+// StoreImages is Store for a hit with all its images: the crop, the scene
+// (the frame downscaled, the face box drawn) and the enrolled face.
+func (s *Service) StoreImages(ctx context.Context, hit wire.Hit, im wire.HitImages) (bool, error) {
+	if _, err := wire.EncodeHitImages(hit, im); err != nil {
 		return false, fmt.Errorf("storing hit: %w", err)
 	}
-	created, err := s.storeBatch(ctx, []pendingHit{{hit, crop, scene}})
+	created, err := s.storeBatch(ctx, []pendingHit{{hit, im.Crop, im.Scene, im.EnrolledChip}})
 	if err != nil {
 		return false, err
 	}
@@ -256,7 +257,7 @@ func (s *Service) storeBatch(ctx context.Context, hits []pendingHit) ([]bool, er
 	start := time.Now()
 	s.cropMu.RLock()
 	defer s.cropMu.RUnlock()
-	cropHash, sceneHash, err := s.writeCrops(hits)
+	cropHash, sceneHash, chipHash, err := s.writeCrops(hits)
 	if err != nil {
 		return nil, err
 	}
@@ -269,9 +270,9 @@ func (s *Service) storeBatch(ctx context.Context, hits []pendingHit) ([]bool, er
 	// of what is left after a sweep.
 	stmt, err := tx.PrepareContext(ctx, `INSERT INTO alerts (id, hit_id, camera, track, time_ns, stored_ns, watchlist, watchlist_kind, priority,
 		second_reviewer, identity, identity_name, distance, threshold, second_distance, model_name, model_sha256, crop_sha256, enrolled_photo, extra,
-		scene_sha256, incident_id)
+		scene_sha256, enrolled_chip_sha256, incident_id)
 		VALUES (1 + MAX(COALESCE((SELECT MAX(id) FROM alerts), 0), (SELECT id FROM alert_id_floor WHERE one = 1)),
-		?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (hit_id) DO NOTHING`)
+		?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (hit_id) DO NOTHING`)
 	if err != nil {
 		return nil, fmt.Errorf("storing hits: %w", err)
 	}
@@ -319,7 +320,7 @@ func (s *Service) storeBatch(ctx context.Context, hits []pendingHit) ([]bool, er
 		extra, _ := json.Marshal(alertExtra{Box: h.Box, Faces: h.Faces})
 		res, err := stmt.ExecContext(ctx, h.ID, h.Camera, int64(h.Track), h.Time.UnixNano(), nowNS, h.Watchlist, h.WatchlistKind, h.Priority,
 			h.SecondReviewer, h.Identity, h.IdentityName, h.Distance, h.Threshold, h.SecondDistance, h.Model.Name, h.Model.SHA256,
-			cropHash[i], h.EnrolledPhoto, string(extra), sceneHash[i], inc)
+			cropHash[i], h.EnrolledPhoto, string(extra), sceneHash[i], chipHash[i], inc)
 		if err != nil {
 			return nil, fmt.Errorf("storing hit %s: %w", h.ID, err)
 		}
@@ -350,7 +351,7 @@ func (s *Service) storeBatch(ctx context.Context, hits []pendingHit) ([]bool, er
 			continue
 		}
 		s.m.stored.WithLabelValues(s.labels.value(p.hit.Watchlist)).Inc()
-		fresh = append(fresh, alertFromHit(ids[i], p.hit, cropHash[i], sceneHash[i], incidents[i], nowNS))
+		fresh = append(fresh, alertFromHit(ids[i], p.hit, cropHash[i], sceneHash[i], chipHash[i], incidents[i], nowNS))
 		if lat := time.Since(p.hit.Time); lat > 0 {
 			s.m.hitLatency.Observe(lat.Seconds())
 		}
@@ -409,27 +410,25 @@ type alertExtra struct {
 
 func isJPEG(b []byte) bool { return len(b) > 3 && bytes.HasPrefix(b, []byte{0xFF, 0xD8, 0xFF}) }
 
-// writeCrops stores the batch's crops and scene images as <sha256>.jpg
-// and returns each hit's crop and scene hashes ("" when it has none or it
-// was refused). Every crop is
+// writeCrops stores the batch's crops, scenes and enrolled faces as
+// <sha256>.jpg and returns each hit's hashes of them ("" when it has none
+// or it was refused). Every crop is
 // durable under its final name before any row that refers to it commits,
 // at the cost of two syncs per batch rather than two per crop: all new
 // crops are written to temporary files, their data synced at once
 // (syncData), renamed, and the directory synced. A crash before the
 // renames leaves only temporary files, which the sweep removes.
-func (s *Service) writeCrops(hits []pendingHit) (crops, scenes []string, err error) {
-	blobs := make([][]byte, 0, 2*len(hits))
-	for _, h := range hits {
-		blobs = append(blobs, h.crop)
+func (s *Service) writeCrops(hits []pendingHit) (crops, scenes, chips []string, err error) {
+	n := len(hits)
+	blobs := make([][]byte, 3*n)
+	for i, h := range hits {
+		blobs[i], blobs[n+i], blobs[2*n+i] = h.crop, h.scene, h.chip
 	}
-	for _, h := range hits {
-		blobs = append(blobs, h.scene)
-	}
-	sums, err := s.writeImages(blobs, func(i int) string { return hits[i%len(hits)].hit.ID })
+	sums, err := s.writeImages(blobs, func(i int) string { return hits[i%n].hit.ID })
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
-	return sums[:len(hits)], sums[len(hits):], nil
+	return sums[:n], sums[n : 2*n], sums[2*n:], nil
 }
 
 // writeImages is writeCrops for any list of JPEGs; hitOf names the hit of
@@ -539,8 +538,9 @@ func (s *Service) Sweep(ctx context.Context) (int, error) {
 		return 0, fmt.Errorf("sweeping expired alerts: %w", err)
 	}
 	defer tx.Rollback()
-	rows, err := tx.QueryContext(ctx, `SELECT crop_sha256 FROM alerts WHERE stored_ns < ? AND crop_sha256 != ''
-		UNION SELECT scene_sha256 FROM alerts WHERE stored_ns < ? AND scene_sha256 != ''`, cutoff, cutoff)
+	rows, err := tx.QueryContext(ctx, `SELECT crop_sha256 FROM alerts WHERE stored_ns < ?1 AND crop_sha256 != ''
+		UNION SELECT scene_sha256 FROM alerts WHERE stored_ns < ?1 AND scene_sha256 != ''
+		UNION SELECT enrolled_chip_sha256 FROM alerts WHERE stored_ns < ?1 AND enrolled_chip_sha256 != ''`, cutoff)
 	if err != nil {
 		return 0, fmt.Errorf("sweeping expired alerts: %w", err)
 	}
@@ -579,7 +579,7 @@ func (s *Service) Sweep(ctx context.Context) (int, error) {
 	var orphans []string
 	for _, c := range crops {
 		var still int
-		if err := tx.QueryRowContext(ctx, `SELECT (SELECT COUNT(*) FROM alerts WHERE crop_sha256 = ?1) + (SELECT COUNT(*) FROM alerts WHERE scene_sha256 = ?1)`, c).Scan(&still); err != nil {
+		if err := tx.QueryRowContext(ctx, imageRefs, c).Scan(&still); err != nil {
 			return 0, fmt.Errorf("sweeping crops: %w", err)
 		}
 		if still == 0 {
@@ -606,6 +606,11 @@ func (s *Service) Sweep(ctx context.Context) (int, error) {
 	}
 	return int(n), ferr
 }
+
+// imageRefs counts the alerts that refer to an image file (?1, its
+// SHA-256) as their crop, scene or enrolled face.
+const imageRefs = `SELECT (SELECT COUNT(*) FROM alerts WHERE crop_sha256 = ?1) + (SELECT COUNT(*) FROM alerts WHERE scene_sha256 = ?1)
+	+ (SELECT COUNT(*) FROM alerts WHERE enrolled_chip_sha256 = ?1)`
 
 // tombstonesLocked records a tombstone for every alert matching where
 // (with args), inside the caller's write transaction, before they are
@@ -658,7 +663,7 @@ func (s *Service) sweepOrphanFiles(ctx context.Context, cutoff int64) error {
 			continue
 		}
 		var n int
-		if err := s.db.r.QueryRowContext(ctx, `SELECT (SELECT COUNT(*) FROM alerts WHERE crop_sha256 = ?1) + (SELECT COUNT(*) FROM alerts WHERE scene_sha256 = ?1)`,
+		if err := s.db.r.QueryRowContext(ctx, imageRefs,
 			strings.TrimSuffix(name, ".jpg")).Scan(&n); err != nil {
 			return fmt.Errorf("checking crop %s: %w", name, err)
 		}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"image"
 	"image/jpeg"
+	"image/png"
 	"path/filepath"
 	"sort"
 	"sync"
@@ -147,7 +148,7 @@ func TestMatchStage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := g.AddEnrolment(ctx, match.NewEnrolment{IdentityID: id.ID, Photo: []byte("photo-bytes"), PhotoExt: ".jpg", ChipPNG: []byte("\x89PNG"),
+	if _, _, err := g.AddEnrolment(ctx, match.NewEnrolment{IdentityID: id.ID, Photo: []byte("photo-bytes"), PhotoExt: ".jpg", ChipPNG: chipPNG(t),
 		Vector: enrolled.Vector, Model: match.ModelID(enrolled.Model), Quality: 0.9, EnrolledBy: "t"}); err != nil {
 		t.Fatal(err)
 	}
@@ -180,8 +181,11 @@ func TestMatchStage(t *testing.T) {
 	}
 	holder := &DetectStage{opt: DetectOptions{Bus: bus}, log: orDiscard(nil), crops: newCropCache(time.Minute, defaultCropBytes, time.Now)}
 	probeCrop := []byte{0xff, 0xd8, 0xff, 0xe0, 'p', 'r', 'o', 'b', 'e'}
-	holder.crops.put(cropKey{"cam1", 10, false, 0}, probeCrop)
-	holder.crops.put(cropKey{"cam1", 10, true, 0}, probeCrop)
+	// The matched track's crops come with their scene (a 96x64 frame, the
+	// face at 20,10 30x40), as the detect stage holds them.
+	sceneBox := wire.Box{X: 20, Y: 10, W: 30, H: 40}
+	holder.crops.putScene(cropKey{"cam1", 10, false, 0}, probeCrop, grayJPEG(t, 96, 64), image.Rect(20, 10, 50, 50))
+	holder.crops.putScene(cropKey{"cam1", 10, true, 0}, probeCrop, grayJPEG(t, 96, 64), image.Rect(20, 10, 50, 50))
 	holder.crops.put(cropKey{"cam1", 11, true, 0}, []byte{0xff, 0xd8, 0xff, 0xe0, 's'})
 	_, stopHolder := runStage(t, func(ctx context.Context) error { return holder.serveCrops(ctx, []string{wire.CropsWildcard}) })
 	defer stopHolder()
@@ -303,8 +307,15 @@ func TestMatchStage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, crop, err := wire.DecodeHit(raw.Data); err != nil || string(crop) != string(probeCrop) {
-		t.Errorf("hit crop = %q, %v; want the crop the detect stage held, %q", crop, err, probeCrop)
+	_, im, err := wire.DecodeHitImages(raw.Data)
+	if err != nil || string(im.Crop) != string(probeCrop) {
+		t.Errorf("hit crop = %q, %v; want the crop the detect stage held, %q", im.Crop, err, probeCrop)
+	}
+	// With it the scene, its face box drawn now, and the enrolled face:
+	// the enrolment's chip as a JPEG.
+	checkScene(t, im.Scene, image.Pt(96, 64), sceneBox, 1)
+	if chip, err := jpeg.Decode(bytes.NewReader(im.EnrolledChip)); err != nil || chip.Bounds().Size() != image.Pt(12, 12) {
+		t.Errorf("hit enrolled chip (%d bytes) = %v, %v; want the enrolment's 12x12 chip as a JPEG", len(im.EnrolledChip), chip, err)
 	}
 	for {
 		m, err := cropReqs.NextMsg(100 * time.Millisecond)
@@ -581,4 +592,28 @@ func checkScene(t *testing.T, scene []byte, want image.Point, box wire.Box, scal
 	if green(cx, cy) {
 		t.Errorf("scene pixel at the box centre is green: the box is filled or misplaced")
 	}
+}
+
+// chipPNG is a 12x12 PNG standing for an enrolment's aligned chip.
+func chipPNG(t *testing.T) []byte {
+	t.Helper()
+	var b bytes.Buffer
+	if err := png.Encode(&b, image.NewGray(image.Rect(0, 0, 12, 12))); err != nil {
+		t.Fatal(err)
+	}
+	return b.Bytes()
+}
+
+// grayJPEG is a mid-grey w×h JPEG.
+func grayJPEG(t *testing.T, w, h int) []byte {
+	t.Helper()
+	img := image.NewGray(image.Rect(0, 0, w, h))
+	for i := range img.Pix {
+		img.Pix[i] = 128
+	}
+	var b bytes.Buffer
+	if err := jpeg.Encode(&b, img, nil); err != nil {
+		t.Fatal(err)
+	}
+	return b.Bytes()
 }

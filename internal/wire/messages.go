@@ -78,10 +78,21 @@ type Hit struct {
 	CropLen int `json:"crop_len"`
 	// SceneLen is the length of the scene JPEG that follows the crop in
 	// the payload: the frame downscaled (at most SceneMaxWidth wide) with
-	// the face box drawn. Optional within version 2 (omitted when 0);
-	// crop and scene together stay within MaxCrop.
-	SceneLen int `json:"scene_len,omitempty"`
+	// the face box drawn. EnrolledChipLen is the length of the enrolled
+	// face (the aligned chip of the enrolment that matched, as a JPEG)
+	// after it. Both optional within version 2 (omitted when 0); the
+	// payload's images together stay within MaxCrop.
+	SceneLen        int `json:"scene_len,omitempty"`
+	EnrolledChipLen int `json:"enrolled_chip_len,omitempty"`
 }
+
+// HitImages are the images a hit carries as its payload, in this order;
+// any may be nil.
+type HitImages struct {
+	Crop, Scene, EnrolledChip []byte
+}
+
+func (im HitImages) len() int { return len(im.Crop) + len(im.Scene) + len(im.EnrolledChip) }
 
 // SceneMaxWidth bounds the width of a hit's scene image, in pixels.
 const SceneMaxWidth = 640
@@ -119,50 +130,58 @@ func (h *Hit) validate(payload int) error {
 	if h.Model.Name == "" || len(h.Model.SHA256) != 64 {
 		return malformed("model identity is incomplete")
 	}
-	if h.CropLen < 0 || h.SceneLen < 0 || h.CropLen+h.SceneLen > MaxCrop || payload != h.CropLen+h.SceneLen {
-		return malformed("crop payload is %d bytes, crop_len and scene_len say %d and %d", payload, h.CropLen, h.SceneLen)
+	if n := h.CropLen + h.SceneLen + h.EnrolledChipLen; h.CropLen < 0 || h.SceneLen < 0 || h.EnrolledChipLen < 0 || n > MaxCrop || payload != n {
+		return malformed("crop payload is %d bytes, crop_len, scene_len and enrolled_chip_len say %d, %d and %d", payload, h.CropLen, h.SceneLen, h.EnrolledChipLen)
 	}
 	return nil
 }
 
 // EncodeHit encodes h with the probe crop as payload.
 func EncodeHit(h Hit, crop []byte) ([]byte, error) {
-	return EncodeHitScene(h, crop, nil)
+	return EncodeHitImages(h, HitImages{Crop: crop})
 }
 
-// EncodeHitScene encodes h with the probe crop and the scene image (nil
-// for none) as payload; together they must fit in MaxCrop.
-func EncodeHitScene(h Hit, crop, scene []byte) ([]byte, error) {
+// EncodeHitImages encodes h with its images as payload; together they
+// must fit in MaxCrop.
+func EncodeHitImages(h Hit, im HitImages) ([]byte, error) {
 	h.Version = Version
-	h.CropLen = len(crop)
-	h.SceneLen = len(scene)
-	if err := h.validate(len(crop) + len(scene)); err != nil {
+	h.CropLen, h.SceneLen, h.EnrolledChipLen = len(im.Crop), len(im.Scene), len(im.EnrolledChip)
+	if err := h.validate(im.len()); err != nil {
 		return nil, fmt.Errorf("encoding hit: %w", err)
 	}
-	return Encode(h, append(append(make([]byte, 0, len(crop)+len(scene)), crop...), scene...))
+	p := make([]byte, 0, im.len())
+	p = append(append(append(p, im.Crop...), im.Scene...), im.EnrolledChip...)
+	return Encode(h, p)
 }
 
 // DecodeHit decodes and validates a hit; the returned crop aliases data.
-// A scene the hit carries is left out (DecodeHitScene returns it).
+// Other images the hit carries are left out (DecodeHitImages returns them).
 func DecodeHit(data []byte) (Hit, []byte, error) {
-	h, crop, _, err := DecodeHitScene(data)
-	return h, crop, err
+	h, im, err := DecodeHitImages(data)
+	return h, im.Crop, err
 }
 
-// DecodeHitScene decodes and validates a hit; the returned crop and scene
-// (nil when the hit carries none) alias data.
-func DecodeHitScene(data []byte) (Hit, []byte, []byte, error) {
+// DecodeHitImages decodes and validates a hit; the returned images (nil
+// when the hit carries none of a kind) alias data.
+func DecodeHitImages(data []byte) (Hit, HitImages, error) {
 	var h Hit
 	p, err := Decode(data, &h)
 	if err != nil {
-		return Hit{}, nil, nil, err
+		return Hit{}, HitImages{}, err
 	}
 	if err := h.validate(len(p)); err != nil {
-		return Hit{}, nil, nil, err
+		return Hit{}, HitImages{}, err
 	}
-	var scene []byte
-	if h.SceneLen > 0 {
-		scene = p[h.CropLen:]
+	cut := func(n int) []byte {
+		if n == 0 {
+			return nil
+		}
+		b := p[:n:n]
+		p = p[n:]
+		return b
 	}
-	return h, p[:h.CropLen], scene, nil
+	im := HitImages{Crop: cut(h.CropLen)}
+	im.Scene = cut(h.SceneLen)
+	im.EnrolledChip = cut(h.EnrolledChipLen)
+	return h, im, nil
 }

@@ -125,53 +125,56 @@ func TestCropRequestReply(t *testing.T) {
 	}
 }
 
-// TestHitScene: a hit carries the scene after the crop, only with
-// scene_len, the two within MaxCrop; a hit without one encodes exactly as
-// before the field existed (no "scene_len" key), so older receivers read it.
-func TestHitScene(t *testing.T) {
+// TestHitImages: a hit carries the scene and the enrolled chip after the
+// crop, each only with its length field, all within MaxCrop; a hit with a
+// crop alone encodes exactly as before the fields existed (no new keys),
+// so older receivers read it.
+func TestHitImages(t *testing.T) {
 	crop := []byte{0xff, 0xd8, 0xff, 1, 2}
 	scene := []byte{0xff, 0xd8, 0xff, 9, 9, 9}
+	chip := []byte{0xff, 0xd8, 0xff, 5}
 	tests := []struct {
 		name      string
-		crop      []byte
-		scene     []byte
+		im        HitImages
 		wantErr   bool
 		wantField bool
 	}{
-		{"crop and scene", crop, scene, false, true},
-		{"crop only", crop, nil, false, false},
-		{"scene only", nil, scene, false, true},
-		{"together over MaxCrop", make([]byte, MaxCrop-2), scene, true, false},
+		{"crop, scene and chip", HitImages{crop, scene, chip}, false, true},
+		{"crop only", HitImages{Crop: crop}, false, false},
+		{"scene only", HitImages{Scene: scene}, false, true},
+		{"chip only", HitImages{EnrolledChip: chip}, false, true},
+		{"together over MaxCrop", HitImages{make([]byte, MaxCrop-2), scene, nil}, true, false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			data, err := EncodeHitScene(validHit(), tc.crop, tc.scene)
+			data, err := EncodeHitImages(validHit(), tc.im)
 			if tc.wantErr {
 				if !errors.Is(err, ErrMalformed) {
-					t.Fatalf("EncodeHitScene(%d+%d bytes) = %v, want ErrMalformed", len(tc.crop), len(tc.scene), err)
+					t.Fatalf("EncodeHitImages(%d bytes) = %v, want ErrMalformed", tc.im.len(), err)
 				}
 				return
 			}
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got := bytes.Contains(data[:4+binary.BigEndian.Uint32(data)], []byte(`"scene_len"`)); got != tc.wantField {
-				t.Errorf("metadata has scene_len = %v, want %v", got, tc.wantField)
+			meta := data[:4+binary.BigEndian.Uint32(data)]
+			if got := bytes.Contains(meta, []byte(`"scene_len"`)) || bytes.Contains(meta, []byte(`"enrolled_chip_len"`)); got != tc.wantField {
+				t.Errorf("metadata has scene_len or enrolled_chip_len = %v, want %v", got, tc.wantField)
 			}
-			_, c, s, err := DecodeHitScene(data)
-			if err != nil || !bytes.Equal(c, tc.crop) || !bytes.Equal(s, tc.scene) {
-				t.Errorf("DecodeHitScene = crop %x, scene %x, %v; want %x, %x", c, s, err, tc.crop, tc.scene)
+			_, im, err := DecodeHitImages(data)
+			if err != nil || !bytes.Equal(im.Crop, tc.im.Crop) || !bytes.Equal(im.Scene, tc.im.Scene) || !bytes.Equal(im.EnrolledChip, tc.im.EnrolledChip) {
+				t.Errorf("DecodeHitImages = %x, %v; want %x", im, err, tc.im)
 			}
-			_, c, err = DecodeHit(data)
-			if err != nil || !bytes.Equal(c, tc.crop) {
-				t.Errorf("DecodeHit = crop %x, %v; want %x", c, err, tc.crop)
+			_, c, err := DecodeHit(data)
+			if err != nil || !bytes.Equal(c, tc.im.Crop) {
+				t.Errorf("DecodeHit = crop %x, %v; want %x", c, err, tc.im.Crop)
 			}
 		})
 	}
-	// A scene_len that does not add up with the payload is refused.
-	data, _ := EncodeHitScene(validHit(), crop, scene)
-	if _, _, _, err := DecodeHitScene(data[:len(data)-1]); !errors.Is(err, ErrMalformed) {
-		t.Errorf("DecodeHitScene(payload one byte short) = %v, want ErrMalformed", err)
+	// Lengths that do not add up with the payload are refused.
+	data, _ := EncodeHitImages(validHit(), HitImages{crop, scene, chip})
+	if _, _, err := DecodeHitImages(data[:len(data)-1]); !errors.Is(err, ErrMalformed) {
+		t.Errorf("DecodeHitImages(payload one byte short) = %v, want ErrMalformed", err)
 	}
 }
 
