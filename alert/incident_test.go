@@ -471,4 +471,3 @@ func TestSceneOnlyForHitsThatCarryOne(t *testing.T) {
 		})
 	}
 }
-
