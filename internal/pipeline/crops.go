@@ -35,10 +35,13 @@ type cropKey struct {
 type cropEntry struct {
 	key  cropKey
 	crop []byte
-	// scene is the downscaled frame (JPEG, no box yet) and sceneBox the
-	// face's box in its pixels; nil when there is none.
-	scene      []byte
-	sceneBox   image.Rectangle
+	// scene is the downscaled frame (JPEG, no box yet), sceneBox the
+	// face's box in its pixels and sceneOthers the boxes of the other
+	// faces in the frame (blurred when the scene is handed out); nil when
+	// there is none.
+	scene       []byte
+	sceneBox    image.Rectangle
+	sceneOthers []image.Rectangle
 	added      time.Time
 	prev, next *cropEntry
 }
@@ -64,11 +67,11 @@ func newCropCache(ttl time.Duration, maxBytes int, now func() time.Time) *cropCa
 }
 
 // put holds crop under k (replacing an earlier one).
-func (c *cropCache) put(k cropKey, crop []byte) { c.putScene(k, crop, nil, image.Rectangle{}) }
+func (c *cropCache) put(k cropKey, crop []byte) { c.putScene(k, crop, nil, image.Rectangle{}, nil) }
 
-// putScene holds crop and the scene of its face (box in the scene's
-// pixels) under k, replacing an earlier one.
-func (c *cropCache) putScene(k cropKey, crop, scene []byte, box image.Rectangle) {
+// putScene holds crop and the scene of its face (box, and the other faces'
+// boxes, in the scene's pixels) under k, replacing an earlier one.
+func (c *cropCache) putScene(k cropKey, crop, scene []byte, box image.Rectangle, others []image.Rectangle) {
 	if len(crop) == 0 || len(crop)+len(scene) > c.maxBytes {
 		return
 	}
@@ -79,7 +82,7 @@ func (c *cropCache) putScene(k cropKey, crop, scene []byte, box image.Rectangle)
 	}
 	// A copy: the tracker may hand the same face to an early and a final
 	// report, and removing one entry clears its bytes.
-	e := &cropEntry{key: k, crop: append([]byte(nil), crop...), added: c.now(), prev: c.tail, sceneBox: box}
+	e := &cropEntry{key: k, crop: append([]byte(nil), crop...), added: c.now(), prev: c.tail, sceneBox: box, sceneOthers: others}
 	if len(scene) > 0 {
 		e.scene = append([]byte(nil), scene...)
 	}
@@ -105,16 +108,16 @@ func (c *cropCache) get(k cropKey) []byte {
 	return nil
 }
 
-// getScene returns a copy of the scene held under k and the face's box in
-// it, or nil.
-func (c *cropCache) getScene(k cropKey) ([]byte, image.Rectangle) {
+// getScene returns a copy of the scene held under k, the face's box in it
+// and the other faces' boxes, or nil.
+func (c *cropCache) getScene(k cropKey) ([]byte, image.Rectangle, []image.Rectangle) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.expireLocked()
 	if e := c.byKey[k]; e != nil && len(e.scene) > 0 {
-		return append([]byte(nil), e.scene...), e.sceneBox
+		return append([]byte(nil), e.scene...), e.sceneBox, e.sceneOthers
 	}
-	return nil, image.Rectangle{}
+	return nil, image.Rectangle{}, nil
 }
 
 // expire drops what is past its time; it returns how many crops are left.
@@ -166,7 +169,8 @@ func (s *DetectStage) serveCrops(ctx context.Context, subjects []string) error {
 			return
 		}
 		// Asked for: the track matched someone. Only now is its face box
-		// drawn on the scene, which leaves the process with the crop.
+		// drawn on the scene and every other face in it blurred; it leaves
+		// the process with the crop.
 		scene := drawSceneBox(s.crops.getScene(k))
 		if len(crop)+len(scene) > wire.MaxCrop {
 			scene = nil
@@ -231,10 +235,12 @@ func fetchCrop(ctx context.Context, nc *nats.Conn, t wire.Track) (crop, scene []
 
 // sceneShot is one frame downscaled for the reviewer (at most
 // wire.SceneMaxWidth wide) as a JPEG without any box, shared by the faces
-// found in it; scale is scene pixels per frame pixel.
+// found in it; scale is scene pixels per frame pixel, faces the boxes of
+// every face found in the frame (frame pixels).
 type sceneShot struct {
 	jpeg  []byte
 	scale float64
+	faces []image.Rectangle
 }
 
 // sceneQuality is the JPEG quality of scenes: context, not evidence of a
@@ -269,12 +275,24 @@ func (sc *sceneShot) box(r image.Rectangle) image.Rectangle {
 	return image.Rect(f(r.Min.X), f(r.Min.Y), f(r.Max.X), f(r.Max.Y))
 }
 
+// others returns the scene boxes of the frame's faces other than face.
+func (sc *sceneShot) others(face image.Rectangle) []image.Rectangle {
+	var out []image.Rectangle
+	for _, r := range sc.faces {
+		if r != face {
+			out = append(out, sc.box(r))
+		}
+	}
+	return out
+}
+
 // sceneBoxColor is the face box drawn on a scene: green.
 var sceneBoxColor = color.RGBA{R: 0, G: 255, B: 0, A: 255}
 
-// drawSceneBox draws box on the scene JPEG and encodes it again; nil when
-// there is no scene or it cannot be decoded.
-func drawSceneBox(scene []byte, box image.Rectangle) []byte {
+// drawSceneBox blurs the other faces of the scene JPEG (a bystander is
+// context, not someone to recognise), draws box around the matched one
+// and encodes it again; nil when there is no scene or it cannot be decoded.
+func drawSceneBox(scene []byte, box image.Rectangle, others []image.Rectangle) []byte {
 	if len(scene) == 0 {
 		return nil
 	}
@@ -284,6 +302,19 @@ func drawSceneBox(scene []byte, box image.Rectangle) []byte {
 		return nil
 	}
 	defer m.Close()
+	bounds := image.Rect(0, 0, m.Cols(), m.Rows())
+	for _, r := range others {
+		// Widened like a crop, so that hair and chin go too.
+		r = r.Inset(-r.Dx() / 5).Intersect(bounds)
+		if r.Dx() < 2 || r.Dy() < 2 {
+			continue
+		}
+		roi := m.Region(r)
+		k := max(3, r.Dx()/2) | 1
+		gocv.Blur(roi, &roi, image.Pt(k, k))
+		gocv.Blur(roi, &roi, image.Pt(k, k))
+		roi.Close()
+	}
 	gocv.Rectangle(&m, box, sceneBoxColor, max(2, m.Cols()/200))
 	buf, err := gocv.IMEncodeWithParams(gocv.JPEGFileExt, m, []int{gocv.IMWriteJpegQuality, 80})
 	if err != nil {

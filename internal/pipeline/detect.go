@@ -608,7 +608,11 @@ func (s *DetectStage) process(ctx context.Context, w *camWorker, f Frame) []trac
 	if len(faces) > 0 {
 		// One per frame, whatever the number of faces; in memory only,
 		// like the crops, until a matcher asks for a hit's.
-		scene = makeScene(f.Mat)
+		if scene = makeScene(f.Mat); scene != nil {
+			for _, fc := range faces {
+				scene.faces = append(scene.faces, fc.Box)
+			}
+		}
 	}
 	for _, fc := range faces {
 		dets = append(dets, track.Detection[*faceData]{
@@ -709,7 +713,7 @@ func (s *DetectStage) publish(ctx context.Context, w *camWorker, r track.Track[*
 	if len(r.Best) > 0 {
 		best := r.Best[0].Payload
 		if sc := best.scene; sc != nil {
-			s.crops.putScene(cropKey{w.id, r.ID, r.Final, r.Report}, best.crop, sc.jpeg, sc.box(best.box))
+			s.crops.putScene(cropKey{w.id, r.ID, r.Final, r.Report}, best.crop, sc.jpeg, sc.box(best.box), sc.others(best.box))
 		} else {
 			s.crops.put(cropKey{w.id, r.ID, r.Final, r.Report}, best.crop)
 		}

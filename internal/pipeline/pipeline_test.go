@@ -184,8 +184,8 @@ func TestMatchStage(t *testing.T) {
 	// The matched track's crops come with their scene (a 96x64 frame, the
 	// face at 20,10 30x40), as the detect stage holds them.
 	sceneBox := wire.Box{X: 20, Y: 10, W: 30, H: 40}
-	holder.crops.putScene(cropKey{"cam1", 10, false, 0}, probeCrop, grayJPEG(t, 96, 64), image.Rect(20, 10, 50, 50))
-	holder.crops.putScene(cropKey{"cam1", 10, true, 0}, probeCrop, grayJPEG(t, 96, 64), image.Rect(20, 10, 50, 50))
+	holder.crops.putScene(cropKey{"cam1", 10, false, 0}, probeCrop, grayJPEG(t, 96, 64), image.Rect(20, 10, 50, 50), nil)
+	holder.crops.putScene(cropKey{"cam1", 10, true, 0}, probeCrop, grayJPEG(t, 96, 64), image.Rect(20, 10, 50, 50), nil)
 	holder.crops.put(cropKey{"cam1", 11, true, 0}, []byte{0xff, 0xd8, 0xff, 0xe0, 's'})
 	_, stopHolder := runStage(t, func(ctx context.Context) error { return holder.serveCrops(ctx, []string{wire.CropsWildcard}) })
 	defer stopHolder()
