@@ -42,8 +42,8 @@ type cropEntry struct {
 	scene       []byte
 	sceneBox    image.Rectangle
 	sceneOthers []image.Rectangle
-	added      time.Time
-	prev, next *cropEntry
+	added       time.Time
+	prev, next  *cropEntry
 }
 
 // cropCache holds crops for a bounded time and size; the oldest go first.
