@@ -3,6 +3,7 @@ package alert
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -469,5 +470,57 @@ func TestSceneOnlyForHitsThatCarryOne(t *testing.T) {
 				t.Errorf("GET scene of %s = %d (%d bytes), want %d", tc.name, resp.StatusCode, len(body), tc.want)
 			}
 		})
+	}
+}
+
+// TestMigrationGroupsOldAlerts: a database from before incidents (schema
+// version 5) is migrated with each alert an incident of its own, numbered
+// as the alert; a new sighting of the same person within the window joins
+// that incident, and a new incident is numbered above every old one.
+func TestMigrationGroupsOldAlerts(t *testing.T) {
+	dir := t.TempDir()
+	path := DBPath(dir)
+	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
+		t.Fatal(err)
+	}
+	w, err := sql.Open("sqlite3", dsn(path, false))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Exec(`CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied_ns INTEGER NOT NULL)`); err != nil {
+		t.Fatal(err)
+	}
+	const before = 5 // the last migration before incidents
+	for v := 1; v <= before; v++ {
+		if _, err := w.Exec(migrations[v-1]); err != nil {
+			t.Fatalf("migration %d: %v", v, err)
+		}
+		w.Exec(`INSERT INTO schema_migrations (version, applied_ns) VALUES (?, 0)`, v)
+	}
+	base := time.Now().Add(-time.Hour).UTC()
+	for i, who := range []string{"p1", "p2"} {
+		id := int64(7 + i*5) // 7 and 12: ids with gaps, as after a sweep
+		if _, err := w.Exec(`INSERT INTO alerts (id, hit_id, camera, track, time_ns, stored_ns, watchlist, watchlist_kind, priority, second_reviewer,
+			identity, identity_name, distance, threshold, second_distance, model_name, model_sha256, crop_sha256, enrolled_photo, extra)
+			VALUES (?, ?, 'cam-a', ?, ?, ?, 'wanted', 'wanted', 1, 0, ?, ?, 0.3, 0.5, 0.7, 'm', ?, '', '', '{}')`,
+			id, wire.HitID("cam-a", uint64(id), who), id, base.UnixNano(), base.UnixNano(), who, "Person "+who, strings.Repeat("ab", 32)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w.Close()
+
+	s := openService(t, dir, Options{})
+	for _, id := range []int64{7, 12} {
+		if got := incidentOf(t, s, id); got != id {
+			t.Errorf("old alert %d is in incident %d after the migration, want %d", id, got, id)
+		}
+	}
+	joined := storeSighting(t, s, 40, sighting{"cam-b", "p2", "wanted", 2 * time.Minute}, base, nil)
+	if got := incidentOf(t, s, joined); got != 12 {
+		t.Errorf("new sighting of p2 is in incident %d, want 12 (the old alert's)", got)
+	}
+	fresh := storeSighting(t, s, 41, sighting{"cam-b", "p3", "wanted", 0}, base, nil)
+	if got := incidentOf(t, s, fresh); got <= 12 {
+		t.Errorf("a new person's incident = %d, want above every old one (12)", got)
 	}
 }
