@@ -223,6 +223,11 @@ func (s *Service) listIncidents(ctx context.Context, v incidentView, open bool, 
 	cond, args := v.and()
 	having := ""
 	if open {
+		// Only incidents with an open sighting in view: found through the
+		// status index rather than by grouping the whole history.
+		scond, sargs := v.scope.and()
+		cond = ` AND incident_id IN (SELECT incident_id FROM alerts WHERE status IN ('pending', 'awaiting_second')` + scond + `)` + cond
+		args = append(sargs, args...)
 		having = ` HAVING SUM(status IN ('pending', 'awaiting_second')) > 0`
 	}
 	rows, err := s.db.r.QueryContext(ctx, `SELECT incident_id FROM alerts WHERE 1`+cond+` GROUP BY incident_id`+having+
