@@ -208,5 +208,6 @@ func BenchmarkIncidents(b *testing.B) {
 		}
 	}
 }
+
 // benchIncidentLimit is the page the console asks for.
 const benchIncidentLimit = 100
