@@ -342,6 +342,26 @@ func incidentIDs(incs ...Incident) map[string][]int64 {
 	return out
 }
 
+// decodeIncidentReview reads an incident review's body: one JSON object
+// with only the decision, comment and sightings fields and nothing after
+// it, at most maxIncidentSightings ids. The decision and comment are
+// checked by checkReview.
+func decodeIncidentReview(body io.Reader) (incidentReview, error) {
+	var req incidentReview
+	dec := json.NewDecoder(body)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil || dec.More() {
+		return incidentReview{}, errors.New(`body must be {"decision": "confirm"|"dismiss", "comment": "...", "sightings": [alert ids seen]}`)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return incidentReview{}, errors.New("body must be one JSON object and nothing after it")
+	}
+	if len(req.Sightings) > maxIncidentSightings {
+		return incidentReview{}, fmt.Errorf("sightings: %d ids exceeds %d", len(req.Sightings), maxIncidentSightings)
+	}
+	return req, nil
+}
+
 func pathIncident(w http.ResponseWriter, r *http.Request) (int64, bool) {
 	v := r.PathValue("id")
 	id, err := strconv.ParseInt(v, 10, 64)
@@ -430,19 +450,9 @@ func (s *Service) reviewIncidentH(w http.ResponseWriter, r *http.Request, p prin
 		writeError(w, http.StatusUnsupportedMediaType, "body must be application/json")
 		return
 	}
-	var req incidentReview
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxReviewBody))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&req); err != nil {
-		writeError(w, http.StatusBadRequest, `body must be {"decision": "confirm"|"dismiss", "comment": "...", "sightings": [alert ids seen]}`)
-		return
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		writeError(w, http.StatusBadRequest, "body must be one JSON object and nothing after it")
-		return
-	}
-	if len(req.Sightings) > maxIncidentSightings {
-		writeError(w, http.StatusBadRequest, fmt.Sprintf("sightings: %d ids exceeds %d", len(req.Sightings), maxIncidentSightings))
+	req, err := decodeIncidentReview(http.MaxBytesReader(w, r.Body, maxReviewBody))
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
 	c, err := caseRef(r)
