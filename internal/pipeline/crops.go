@@ -315,7 +315,7 @@ func drawSceneBox(scene []byte, box image.Rectangle, others []image.Rectangle) [
 		gocv.Blur(roi, &roi, image.Pt(k, k))
 		roi.Close()
 	}
-	gocv.Rectangle(&m, box, sceneBoxColor, max(2, m.Cols()/200))
+	gocv.Rectangle(&m, box, sceneBoxColor, max(3, m.Cols()/160))
 	buf, err := gocv.IMEncodeWithParams(gocv.JPEGFileExt, m, []int{gocv.IMWriteJpegQuality, 80})
 	if err != nil {
 		return nil
