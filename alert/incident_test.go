@@ -524,3 +524,49 @@ func TestMigrationGroupsOldAlerts(t *testing.T) {
 		t.Errorf("a new person's incident = %d, want above every old one (12)", got)
 	}
 }
+
+// TestIncidentOperatorWindow: an operator sees an incident's open
+// sightings and the decided ones stored in the last 24 h; an older decided
+// sighting of it is history, shown to an investigator with a case
+// reference only.
+func TestIncidentOperatorWindow(t *testing.T) {
+	clk := &clock{t: time.Now().UTC()}
+	cfg := testConfig()
+	cfg.IncidentWindow = 24 * time.Hour
+	s := openServiceCfg(t, t.TempDir(), cfg, Options{Now: clk.now})
+	srv := httptest.NewServer(s.Handler())
+	defer srv.Close()
+	op := mustToken(t, s, RoleOperator, "olga", 72*time.Hour)
+	inv := mustToken(t, s, RoleInvestigator, "ivy", 72*time.Hour)
+	base := clk.now().Add(-time.Minute)
+	old := storeSighting(t, s, 1, sighting{"cam-a", "p1", "wanted", 0}, base, nil)
+	inc := incidentOf(t, s, old)
+	if _, err := s.recordIncidentReview(context.Background(), principal{ID: "t", Person: "Ana", Role: RoleOperator}, inc, "confirm", "him", "", nil); err != nil {
+		t.Fatal(err)
+	}
+	clk.add(25 * time.Hour)
+	recent := storeSighting(t, s, 2, sighting{"cam-b", "p1", "wanted", 2 * time.Hour}, base, nil)
+	if incidentOf(t, s, recent) != inc {
+		t.Fatalf("second sighting not in incident %d", inc)
+	}
+	tests := []struct {
+		name, tok, query string
+		want             []int64
+	}{
+		{"operator", op, "", []int64{recent}},
+		{"investigator with a case", inv, "?case=2026/0147", []int64{old, recent}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			resp, body := do(t, srv, "GET", fmt.Sprintf("/api/v1/incidents/%d%s", inc, tc.query), tc.tok, nil)
+			var got Incident
+			json.Unmarshal(body, &got)
+			if resp.StatusCode != http.StatusOK || !slices.Equal(sightingIDs(got), tc.want) {
+				t.Errorf("GET incident %d as %s = %d, sightings %v; want 200, %v: %.300s", inc, tc.name, resp.StatusCode, sightingIDs(got), tc.want, body)
+			}
+		})
+	}
+	if resp, _ := do(t, srv, "GET", fmt.Sprintf("/api/v1/incidents/%d", inc), inv, nil); resp.StatusCode != http.StatusBadRequest {
+		t.Errorf("investigator without a case reference = %d, want 400", resp.StatusCode)
+	}
+}
