@@ -2,6 +2,7 @@ package alert
 
 import (
 	"context"
+	"fmt"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -176,3 +177,37 @@ func BenchmarkHitPathTLS(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkIncidents measures the operator's incident list over a history
+// of 20,000 alerts (5,000 people, four sightings each, most decided).
+func BenchmarkIncidents(b *testing.B) {
+	s := openService(b, b.TempDir(), Options{})
+	base := time.Now().Add(-time.Hour)
+	var batch []pendingHit
+	for i := range 20000 {
+		h, crop := makeHit(i, base)
+		h.Identity = fmt.Sprintf("p-%d", i/4)
+		h.ID = wire.HitID(h.Camera, h.Track, h.Identity)
+		batch = append(batch, pendingHit{hit: h, crop: crop})
+		if len(batch) == 500 {
+			if _, err := s.storeBatch(context.Background(), batch); err != nil {
+				b.Fatal(err)
+			}
+			batch = batch[:0]
+		}
+	}
+	if _, err := s.db.w.Exec(`UPDATE alerts SET status = 'confirmed' WHERE id % 50 != 0`); err != nil {
+		b.Fatal(err)
+	}
+	v := s.incidentViewOf(principal{Role: RoleOperator})
+	b.ResetTimer()
+	for b.Loop() {
+		incs, err := s.listIncidents(context.Background(), v, true, benchIncidentLimit)
+		if err != nil || len(incs) != benchIncidentLimit {
+			b.Fatalf("listIncidents = %d, %v; want %d", len(incs), err, benchIncidentLimit)
+		}
+	}
+}
+
+// benchIncidentLimit is the page the console asks for.
+const benchIncidentLimit = 100

@@ -16,6 +16,7 @@ import (
 	"image"
 	"image/color"
 	"image/jpeg"
+	"maps"
 	"net/http/httptest"
 	"os"
 	"os/exec"
@@ -34,6 +35,7 @@ import (
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/facewatch/facewatch/internal/natsbus"
 	"github.com/facewatch/facewatch/internal/wire"
@@ -524,6 +526,143 @@ func TestConsoleInBrowser(t *testing.T) {
 		}
 	})
 
+	// publishImages publishes hit i (makeHit) with a scene and an enrolled
+	// face, at priority prio; it returns the hit.
+	publishImages := func(i, prio int) wire.Hit {
+		h, _ := makeHit(i, base)
+		h.Priority = prio
+		data, err := wire.EncodeHitImages(h, wire.HitImages{Crop: realJPEG(t, i), Scene: sceneJPEG(t, h.Box), EnrolledChip: realJPEG(t, 6)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if _, err := js.Publish(ctx, wire.HitsSubject(h.Watchlist), data, jetstream.WithMsgID(h.ID)); err != nil {
+			t.Fatalf("publishing hit %s: %v", h.ID, err)
+		}
+		return h
+	}
+	// Every card's box on the page, by incident id.
+	rects := func() map[string][2]float64 {
+		return eval[map[string][2]float64](t, b, `(function () { var o = {}; document.querySelectorAll('section.card').forEach(function (c) {
+			var r = c.getBoundingClientRect(); o[c.dataset.id] = [r.top, r.height]; }); return o; })()`)
+	}
+	stored := func(hitID string) Alert {
+		var id int64
+		if err := s.db.r.QueryRow(`SELECT id FROM alerts WHERE hit_id = ?`, hitID).Scan(&id); err != nil {
+			t.Fatalf("alert of hit %s: %v", hitID, err)
+		}
+		a, err := s.getAlert(context.Background(), s.db.r, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return a
+	}
+
+	t.Run("incident gains sightings in place", func(t *testing.T) {
+		// Hit 5 is person-1 on the wanted list again, 4 s after hit 1, on
+		// another camera (cam-2): incident 1's second sighting. Incident 1
+		// was decided, so the page (reloaded since) no longer shows it: it
+		// comes back through the bar, whole.
+		h5 := publishImages(5, 1)
+		b.do(t, "incident 1 waits in the bar", poll(`!document.getElementById('newbar').hidden && document.getElementById('shownew').textContent.indexOf('1 new incident') === 0`))
+		if a := stored(h5.ID); a.Incident != 1 {
+			t.Fatalf("hit 5 stored in incident %d, want 1", a.Incident)
+		}
+		b.do(t, "take incident 1", chromedp.Click(chromedp.CSS("#shownew")),
+			poll(`document.querySelectorAll('section.card[data-id="1"] .timeline li').length === 2`))
+		text := eval[string](t, b, `document.querySelector('section.card[data-id="1"]').textContent`)
+		for _, want := range []string{"2 sightings on cam-1, cam-2", "pending", "confirmed"} {
+			if !strings.Contains(text, want) {
+				t.Errorf("card 1 with its second sighting lacks %q: %s", want, text)
+			}
+		}
+		// The operator types on incident 1 while a third sighting arrives.
+		ta := `section.card[data-id="1"] textarea`
+		b.do(t, "type on incident 1", chromedp.Click(chromedp.CSS(ta)), chromedp.SendKeys(chromedp.CSS(ta), "same man, second"))
+		before := rects()
+		h9 := publishImages(9, 1) // person-1, wanted, cam-0
+		b.do(t, "incident 1 shows its third sighting", poll(`document.querySelectorAll('section.card[data-id="1"] .timeline li').length === 3`))
+		if after := rects(); !maps.Equal(before, after) {
+			t.Errorf("cards moved or changed size while typing when incident 1 gained a sighting: before %v, after %v", before, after)
+		}
+		if eval[bool](t, b, `!document.getElementById('newbar').hidden`) {
+			t.Error("a sighting of an incident on the page went to the new bar, want it on its card")
+		}
+		if got := eval[string](t, b, `document.activeElement === document.querySelector('`+ta+`') ? document.activeElement.value : 'focus lost'`); got != "same man, second" {
+			t.Errorf("comment box of incident 1 = %q, want the typing undisturbed", got)
+		}
+		b.do(t, "the scene and faces load", poll(`(function () { var i = document.querySelector('section.card[data-id="1"] .scene img');
+			return i && i.complete && i.naturalWidth === 640 && Array.from(document.querySelectorAll('section.card[data-id="1"] img')).every(function (i) { return i.complete && i.naturalWidth > 0; }); })()`))
+		if src := eval[string](t, b, `document.querySelector('section.card[data-id="1"] figure.face:nth-of-type(3) img').getAttribute('src')`); !strings.HasSuffix(src, "/enrolled-face") {
+			t.Errorf("enrolled tile shows %q, want the enrolled face (…/enrolled-face)", src)
+		}
+		b.do(t, "scroll incident 1 into view", chromedp.ScrollIntoView(chromedp.CSS(`section.card[data-id="1"]`)))
+		b.elementShot(t, "console-incident-scene", `section.card[data-id="1"]`)
+		b.do(t, "confirm incident 1", chromedp.SendKeys(chromedp.CSS(ta), " camera"),
+			chromedp.Click(chromedp.CSS(`section.card[data-id="1"] button.confirm`)),
+			poll(`document.querySelector('section.card[data-id="1"]').classList.contains('confirmed')`))
+		for _, h := range []wire.Hit{h5, h9} {
+			a := stored(h.ID)
+			if a.Status != StatusConfirmed || len(a.Reviews) != 1 || a.Reviews[0].Comment != "same man, second camera" {
+				t.Errorf("sighting %s after confirming incident 1 = %s %+v, want confirmed with the comment", h.ID, a.Status, a.Reviews)
+			}
+			var n int
+			s.db.r.QueryRow(`SELECT COUNT(*) FROM audit WHERE action = 'review' AND target = ? AND detail LIKE '%"incident":1%'`, fmt.Sprintf("alert/%d", a.ID)).Scan(&n)
+			if n != 1 {
+				t.Errorf("review audit entries of sighting %d naming incident 1 = %d, want 1", a.ID, n)
+			}
+		}
+	})
+
+	t.Run("priority colours and sound", func(t *testing.T) {
+		if eval[string](t, b, `document.getElementById('sound').textContent`) != "sound: off" {
+			t.Error("sound is not off by default")
+		}
+		b.do(t, "turn the sound on", chromedp.Click(chromedp.CSS("#sound")), poll(`document.getElementById('sound').textContent === 'sound: on'`))
+		publishImages(6, 90) // person-2, missing: incident 2, a high-priority list now
+		b.do(t, "incident 2 comes back with a high-priority sighting", poll(`!document.getElementById('newbar').hidden`), chromedp.Click(chromedp.CSS("#shownew")),
+			poll(`document.querySelectorAll('section.card[data-id="2"] .timeline li').length === 2`))
+		if got := eval[string](t, b, `document.body.dataset.beeps`); got != "1" {
+			t.Errorf("tones after a high-priority sighting = %s, want 1", got)
+		}
+		if !eval[bool](t, b, `document.querySelector('section.card[data-id="2"]').classList.contains('prio-high')`) {
+			t.Error("card 2 of a priority-90 list lacks its high-priority colour (prio-high)")
+		}
+		colour := eval[string](t, b, `getComputedStyle(document.querySelector('section.card[data-id="2"] .prio')).backgroundColor`)
+		if colour != "rgb(204, 0, 0)" {
+			t.Errorf("priority badge of a high-priority card = %s, want red rgb(204, 0, 0)", colour)
+		}
+		publishImages(10, 20) // person-2 again, a low priority
+		b.do(t, "incident 2 gains a low-priority sighting", poll(`document.querySelectorAll('section.card[data-id="2"] .timeline li').length === 3`))
+		if got := eval[string](t, b, `document.body.dataset.beeps`); got != "1" {
+			t.Errorf("tones after a low-priority sighting = %s, want still 1", got)
+		}
+		b.do(t, "turn the sound off", chromedp.Click(chromedp.CSS("#sound")), poll(`document.getElementById('sound').textContent === 'sound: off'`))
+		b.shot(t, "console-priority")
+	})
+
+	t.Run("refused review says why", func(t *testing.T) {
+		// Another operator decides incident 2 behind this page's back.
+		vera := mustPersonToken(t, s, RoleOperator, "Vera Other", "desk 3", time.Hour)
+		if resp, body := do(t, srv, "POST", "/api/v1/incidents/2/review", vera, []byte(`{"decision":"dismiss","comment":"not him"}`)); resp.StatusCode != 200 {
+			t.Fatalf("Vera's review of incident 2 = %d %s", resp.StatusCode, body)
+		}
+		b.expect("/api/v1/incidents/2/review")
+		b.do(t, "confirm incident 2 on the page",
+			chromedp.SendKeys(chromedp.CSS(`section.card[data-id="2"] textarea`), "looks like him"),
+			chromedp.Click(chromedp.CSS(`section.card[data-id="2"] button.confirm`)),
+			poll(`!document.getElementById('msg').hidden`))
+		msg := eval[string](t, b, `document.getElementById('msg').textContent`)
+		if !strings.Contains(msg, "Refused: already decided") || !strings.Contains(msg, "no sighting of this incident awaits review") {
+			t.Errorf("message of a refused review = %q, want it to say it was refused and why", msg)
+		}
+		// The card then shows the incident as it is: Vera dismissed the two
+		// open sightings, the first stays confirmed.
+		b.do(t, "card 2 shows Vera's decision", poll(`document.querySelector('section.card[data-id="2"]').classList.contains('mixed')`))
+		b.shot(t, "console-refused")
+	})
+
 	t.Run("sign out", func(t *testing.T) {
 		if code := b.navigate(t, "sign out", chromedp.Click(chromedp.CSS("#out"))); code != 401 {
 			t.Errorf("console after signing out answered %d, want 401 with the sign-in page", code)
@@ -565,4 +704,53 @@ func TestConsoleInBrowser(t *testing.T) {
 	if errs := b.errors(); len(errs) > 0 {
 		t.Errorf("the pages reported %d problems, want none:\n%s", len(errs), strings.Join(errs, "\n"))
 	}
+}
+
+// elementShot saves a screenshot of the element sel as name.png.
+func (b *browser) elementShot(t *testing.T, name, sel string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(b.ctx, 20*time.Second)
+	defer cancel()
+	png, err := chromedp.Run(ctx, chromedp.Screenshot(chromedp.CSS(sel)))
+	if err != nil {
+		t.Logf("screenshot %s: %v", name, err)
+		return
+	}
+	if err := os.WriteFile(filepath.Join(b.dir, name+".png"), png, 0o644); err != nil {
+		t.Errorf("writing screenshot %s: %v", name, err)
+	}
+}
+
+// sceneJPEG is a 640x360 street-like scene with a face-sized figure at
+// box and the green box the detect stage draws around it.
+func sceneJPEG(t *testing.T, box wire.Box) []byte {
+	t.Helper()
+	img := image.NewRGBA(image.Rect(0, 0, 640, 360))
+	for y := range 360 {
+		for x := range 640 {
+			img.Set(x, y, color.RGBA{uint8(90 + y/6), uint8(100 + y/8), uint8(120 + x/16), 255})
+		}
+	}
+	r := image.Rect(box.X+200, box.Y+100, box.X+200+box.W, box.Y+100+box.H)
+	for y := r.Min.Y; y < r.Max.Y; y++ {
+		for x := r.Min.X; x < r.Max.X; x++ {
+			img.Set(x, y, color.RGBA{205, 170, 140, 255})
+		}
+	}
+	green := color.RGBA{0, 255, 0, 255}
+	for d := range 3 {
+		for x := r.Min.X - d; x <= r.Max.X+d; x++ {
+			img.Set(x, r.Min.Y-d, green)
+			img.Set(x, r.Max.Y+d, green)
+		}
+		for y := r.Min.Y - d; y <= r.Max.Y+d; y++ {
+			img.Set(r.Min.X-d, y, green)
+			img.Set(r.Max.X+d, y, green)
+		}
+	}
+	var b bytes.Buffer
+	if err := jpeg.Encode(&b, img, &jpeg.Options{Quality: 80}); err != nil {
+		t.Fatal(err)
+	}
+	return b.Bytes()
 }

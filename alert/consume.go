@@ -132,12 +132,12 @@ func (s *Service) handle(ctx context.Context, msgs []jetstream.Msg, nc *nats.Con
 	good := make([]jetstream.Msg, 0, len(msgs))
 	for _, m := range msgs {
 		s.m.received.Inc()
-		hit, crop, err := wire.DecodeHit(m.Data())
+		hit, im, err := wire.DecodeHitImages(m.Data())
 		if err != nil {
 			s.deadLetter(ctx, m, err, nc)
 			continue
 		}
-		hits = append(hits, pendingHit{hit: hit, crop: crop})
+		hits = append(hits, pendingHit{hit: hit, crop: im.Crop, scene: im.Scene, chip: im.EnrolledChip})
 		good = append(good, m)
 	}
 	if len(hits) == 0 {

@@ -155,6 +155,34 @@ CREATE INDEX alert_tombstones_removed ON alert_tombstones (removed_ns);
 	`
 ALTER TABLE tokens ADD COLUMN scope TEXT NOT NULL DEFAULT 'all';
 `,
+	// 6: incidents (incident.go): sightings (alerts) of one identity close
+	// in time, on one camera or several, grouped for one review. An
+	// incident id is never reused (AUTOINCREMENT); the row goes when its
+	// last sighting goes (the trigger, whatever removes it). Alerts stored
+	// before become incidents of one sighting each, numbered as the
+	// alert. scene_sha256 names a hit's scene image (the downscaled frame
+	// with the face box) and enrolled_chip_sha256 the enrolled face (the
+	// aligned chip of the enrolment that matched), stored beside the crops.
+	`
+CREATE TABLE incidents (
+	id        INTEGER PRIMARY KEY AUTOINCREMENT,
+	watchlist TEXT    NOT NULL,
+	identity  TEXT    NOT NULL,
+	first_ns  INTEGER NOT NULL,
+	last_ns   INTEGER NOT NULL
+);
+CREATE INDEX incidents_identity ON incidents (watchlist, identity, last_ns);
+ALTER TABLE alerts ADD COLUMN incident_id INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE alerts ADD COLUMN scene_sha256 TEXT NOT NULL DEFAULT '';
+ALTER TABLE alerts ADD COLUMN enrolled_chip_sha256 TEXT NOT NULL DEFAULT '';
+INSERT INTO incidents (id, watchlist, identity, first_ns, last_ns) SELECT id, watchlist, identity, time_ns, time_ns FROM alerts;
+UPDATE alerts SET incident_id = id;
+CREATE INDEX alerts_incident ON alerts (incident_id, time_ns);
+CREATE INDEX alerts_scene    ON alerts (scene_sha256);
+CREATE INDEX alerts_chip     ON alerts (enrolled_chip_sha256);
+CREATE TRIGGER alerts_incident_gone AFTER DELETE ON alerts
+BEGIN DELETE FROM incidents WHERE id = OLD.incident_id AND NOT EXISTS (SELECT 1 FROM alerts WHERE incident_id = OLD.incident_id); END;
+`,
 }
 
 // db is the pair of handles on one SQLite file: a single writer connection

@@ -163,6 +163,18 @@ func (src evidenceSource) bundle(ctx context.Context, key ed25519.PrivateKey, id
 	} else {
 		omitted = append(omitted, evidence.Omitted{Name: "probe.jpg", Reason: why})
 	}
+	// The scene and the enrolled face, when the hit carried them (hits
+	// from before they existed did not: nothing to say about those).
+	for _, img := range []struct{ name, sum string }{{"scene.jpg", a.SceneSHA256}, {"enrolled-face.jpg", a.EnrolledChipSHA256}} {
+		if img.sum == "" {
+			continue
+		}
+		if b, why := src.readCrop(img.sum); why == "" {
+			parts = append(parts, evidence.Part{Name: img.name, MediaType: "image/jpeg", Data: b})
+		} else {
+			omitted = append(omitted, evidence.Omitted{Name: img.name, Reason: strings.Replace(why, "crop", "image", 1)})
+		}
+	}
 	if photo, ctype, why := src.readPhoto(a.EnrolledPhoto); why == "" {
 		name := "enrolled.jpg"
 		if ctype == "image/png" {

@@ -1,6 +1,7 @@
 package alert
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"net/http"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/facewatch/facewatch/internal/audit"
 	"github.com/facewatch/facewatch/internal/evidence"
+	"github.com/facewatch/facewatch/internal/wire"
 )
 
 // TestEvidenceExport: an investigator's bundle of one alert verifies
@@ -36,7 +38,8 @@ func TestEvidenceExport(t *testing.T) {
 	if err := os.WriteFile(photoPath, photo, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.Store(ctx, h, crop); err != nil {
+	scene, chip := testJPEG(t, 64, 36), testJPEG(t, 15, 15)
+	if _, err := s.StoreImages(ctx, h, wire.HitImages{Crop: crop, Scene: scene, EnrolledChip: chip}); err != nil {
 		t.Fatal(err)
 	}
 	srv := httptest.NewServer(s.Handler())
@@ -79,6 +82,9 @@ func TestEvidenceExport(t *testing.T) {
 	}
 	if string(r.Parts["probe.jpg"]) != string(crop) || string(r.Parts["enrolled.jpg"]) != string(photo) {
 		t.Errorf("bundle images: probe %q, enrolled %q; want the stored crop and photo", r.Parts["probe.jpg"], r.Parts["enrolled.jpg"])
+	}
+	if !bytes.Equal(r.Parts["scene.jpg"], scene) || !bytes.Equal(r.Parts["enrolled-face.jpg"], chip) {
+		t.Errorf("bundle scene %d bytes, enrolled face %d bytes; want the stored %d and %d", len(r.Parts["scene.jpg"]), len(r.Parts["enrolled-face.jpg"]), len(scene), len(chip))
 	}
 	var dec decisionPart
 	var model struct{ Name, SHA256 string }

@@ -275,7 +275,8 @@ var reviewBodies = []struct {
 // for an alert that does not exist: a body that decodeReview and
 // checkReview accept must reach the lookup (404), any other must be a 400,
 // and nothing may be a 500. An accepted body also round-trips through
-// JSON.
+// JSON. The same body goes to an incident's review route, whose body may
+// also list the sightings seen (decodeIncidentReview).
 func FuzzReviewBody(f *testing.F) {
 	s := openService(f, f.TempDir(), Options{})
 	tok := mustToken(f, s, RoleOperator, "fuzz", time.Hour)
@@ -283,6 +284,8 @@ func FuzzReviewBody(f *testing.F) {
 	for _, tc := range reviewBodies {
 		f.Add([]byte(tc.body))
 	}
+	f.Add([]byte(`{"decision":"confirm","comment":"him","sightings":[1,2,3]}`))
+	f.Add([]byte(`{"decision":"dismiss","comment":"no","sightings":[]}`))
 	f.Fuzz(func(t *testing.T, body []byte) {
 		req, err := decodeReview(bytes.NewReader(body))
 		ok := err == nil
@@ -308,6 +311,26 @@ func FuzzReviewBody(f *testing.F) {
 		}
 		if w.Code != want && !(w.Code == http.StatusRequestEntityTooLarge && len(body) > maxReviewBody) && !(len(body) > maxReviewBody && w.Code == http.StatusBadRequest) {
 			t.Fatalf("POST review %q = %d %s, want %d", body, w.Code, w.Body, want)
+		}
+		// The same for an incident's review, whose body may also list
+		// the sightings seen.
+		ireq, err := decodeIncidentReview(bytes.NewReader(body))
+		iok := err == nil
+		if iok {
+			_, _, err = checkReview(ireq.Decision, ireq.Comment)
+			iok = err == nil && len(ireq.Sightings) <= maxIncidentSightings
+		}
+		r = httptest.NewRequest("POST", "/api/v1/incidents/987654/review", bytes.NewReader(body))
+		r.Header.Set("Authorization", "Bearer "+tok)
+		r.Header.Set("Content-Type", "application/json")
+		w = httptest.NewRecorder()
+		h.ServeHTTP(w, r)
+		want = http.StatusBadRequest
+		if iok {
+			want = http.StatusNotFound
+		}
+		if w.Code != want && !(len(body) > maxReviewBody && w.Code == http.StatusBadRequest) {
+			t.Fatalf("POST incident review %q = %d %s, want %d", body, w.Code, w.Body, want)
 		}
 	})
 }

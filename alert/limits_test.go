@@ -212,14 +212,14 @@ func TestForgedWatchlistLabelsBounded(t *testing.T) {
 	for i := range forged {
 		h, _ := makeHit(i, base)
 		h.Watchlist = fmt.Sprintf("forged-%05d", i)
-		batch = append(batch, pendingHit{h, nil}) // no crop: only the rows matter here
+		batch = append(batch, pendingHit{hit: h}) // no crop: only the rows matter here
 		if len(batch) == 500 {
 			flush()
 		}
 	}
 	h, c := makeHit(forged, base)
 	h.Watchlist = "wanted"
-	batch = append(batch, pendingHit{h, c})
+	batch = append(batch, pendingHit{hit: h, crop: c})
 	flush()
 
 	mfs, err := reg.Gather()

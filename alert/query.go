@@ -43,32 +43,40 @@ type Review struct {
 
 // Alert is a stored hit as the API shows it.
 type Alert struct {
-	ID             int64            `json:"id"`
-	HitID          string           `json:"hit_id"`
-	Camera         string           `json:"camera"`
-	Track          uint64           `json:"track"`
-	Time           time.Time        `json:"time"`
-	StoredAt       time.Time        `json:"stored_at"`
-	Watchlist      string           `json:"watchlist"`
-	WatchlistKind  string           `json:"watchlist_kind"`
-	Priority       int              `json:"priority"`
-	SecondReviewer bool             `json:"second_reviewer"`
-	Identity       string           `json:"identity"`
-	IdentityName   string           `json:"identity_name"`
-	Distance       float64          `json:"distance"`
-	Threshold      float64          `json:"threshold"`
-	SecondDistance float64          `json:"second_distance"`
-	Model          wire.Model       `json:"model"`
-	CropSHA256     string           `json:"crop_sha256"`
-	EnrolledPhoto  string           `json:"enrolled_photo"`
-	Box            wire.Box         `json:"box"`
-	Faces          []wire.FaceScore `json:"faces"`
-	Status         Status           `json:"status"`
-	Reviews        []Review         `json:"reviews,omitempty"`
+	ID             int64      `json:"id"`
+	HitID          string     `json:"hit_id"`
+	Camera         string     `json:"camera"`
+	Track          uint64     `json:"track"`
+	Time           time.Time  `json:"time"`
+	StoredAt       time.Time  `json:"stored_at"`
+	Watchlist      string     `json:"watchlist"`
+	WatchlistKind  string     `json:"watchlist_kind"`
+	Priority       int        `json:"priority"`
+	SecondReviewer bool       `json:"second_reviewer"`
+	Identity       string     `json:"identity"`
+	IdentityName   string     `json:"identity_name"`
+	Distance       float64    `json:"distance"`
+	Threshold      float64    `json:"threshold"`
+	SecondDistance float64    `json:"second_distance"`
+	Model          wire.Model `json:"model"`
+	CropSHA256     string     `json:"crop_sha256"`
+	// SceneSHA256 names the scene image (the downscaled frame with the
+	// face box drawn), "" when the hit carried none.
+	SceneSHA256 string `json:"scene_sha256"`
+	// EnrolledChipSHA256 names the enrolled face (the aligned chip of the
+	// enrolment that matched), "" when the hit carried none.
+	EnrolledChipSHA256 string `json:"enrolled_chip_sha256"`
+	// Incident is the incident this sighting belongs to (incident.go).
+	Incident      int64            `json:"incident"`
+	EnrolledPhoto string           `json:"enrolled_photo"`
+	Box           wire.Box         `json:"box"`
+	Faces         []wire.FaceScore `json:"faces"`
+	Status        Status           `json:"status"`
+	Reviews       []Review         `json:"reviews,omitempty"`
 }
 
 const alertColumns = `id, hit_id, camera, track, time_ns, stored_ns, watchlist, watchlist_kind, priority, second_reviewer, identity,
-	identity_name, distance, threshold, second_distance, model_name, model_sha256, crop_sha256, enrolled_photo, extra, status`
+	identity_name, distance, threshold, second_distance, model_name, model_sha256, crop_sha256, enrolled_photo, extra, status, scene_sha256, enrolled_chip_sha256, incident_id`
 
 type scanner interface{ Scan(dest ...any) error }
 
@@ -78,7 +86,7 @@ func scanAlert(r scanner) (Alert, error) {
 	var extra, status string
 	err := r.Scan(&a.ID, &a.HitID, &a.Camera, &track, &tns, &sns, &a.Watchlist, &a.WatchlistKind, &a.Priority, &a.SecondReviewer,
 		&a.Identity, &a.IdentityName, &a.Distance, &a.Threshold, &a.SecondDistance, &a.Model.Name, &a.Model.SHA256,
-		&a.CropSHA256, &a.EnrolledPhoto, &extra, &status)
+		&a.CropSHA256, &a.EnrolledPhoto, &extra, &status, &a.SceneSHA256, &a.EnrolledChipSHA256, &a.Incident)
 	if err != nil {
 		return Alert{}, err
 	}
@@ -90,13 +98,13 @@ func scanAlert(r scanner) (Alert, error) {
 	return a, nil
 }
 
-func alertFromHit(id int64, h wire.Hit, crop string, storedNS int64) Alert {
+func alertFromHit(id int64, h wire.Hit, crop, scene, chip string, incident, storedNS int64) Alert {
 	return Alert{
 		ID: id, HitID: h.ID, Camera: h.Camera, Track: h.Track, Time: h.Time.UTC(), StoredAt: time.Unix(0, storedNS).UTC(),
 		Watchlist: h.Watchlist, WatchlistKind: h.WatchlistKind, Priority: h.Priority, SecondReviewer: h.SecondReviewer,
 		Identity: h.Identity, IdentityName: h.IdentityName, Distance: h.Distance, Threshold: h.Threshold,
-		SecondDistance: h.SecondDistance, Model: h.Model, CropSHA256: crop, EnrolledPhoto: h.EnrolledPhoto,
-		Box: h.Box, Faces: h.Faces, Status: StatusPending,
+		SecondDistance: h.SecondDistance, Model: h.Model, CropSHA256: crop, SceneSHA256: scene, EnrolledChipSHA256: chip, Incident: incident,
+		EnrolledPhoto: h.EnrolledPhoto, Box: h.Box, Faces: h.Faces, Status: StatusPending,
 	}
 }
 

@@ -120,51 +120,7 @@ func (s *Service) recordReview(ctx context.Context, p principal, id int64, decis
 		return Alert{}, fmt.Errorf("reviewing alert %d: %w", id, err)
 	}
 	defer tx.Rollback()
-	var status, camera, watchlist string
-	var second bool
-	err = tx.QueryRowContext(ctx, `SELECT status, second_reviewer, camera, watchlist FROM alerts WHERE id = ?`, id).Scan(&status, &second, &camera, &watchlist)
-	if errors.Is(err, sql.ErrNoRows) || (err == nil && !s.scopeOf(p).allows(camera, watchlist)) {
-		return Alert{}, errNotFound // out of scope: as if it did not exist
-	}
-	if err != nil {
-		return Alert{}, fmt.Errorf("reviewing alert %d: %w", id, err)
-	}
-	next := final
-	switch Status(status) {
-	case StatusPending:
-		if second {
-			next = StatusAwaitingSecond
-		}
-	case StatusAwaitingSecond:
-		// People, not tokens: one person's second token is still them.
-		var firstBy, firstPerson, firstDecision string
-		if err := tx.QueryRowContext(ctx, `SELECT reviewer, reviewer_person, decision FROM reviews WHERE alert_id = ? ORDER BY id LIMIT 1`, id).Scan(&firstBy, &firstPerson, &firstDecision); err != nil {
-			return Alert{}, fmt.Errorf("reviewing alert %d: reading first review: %w", id, err)
-		}
-		if firstBy == p.ID || samePerson(firstPerson, p.Person) {
-			return Alert{}, ErrSameReviewer
-		}
-		if firstDecision != decision {
-			next = StatusDisputed
-		}
-	default:
-		return Alert{}, fmt.Errorf("%w (status %s)", ErrAlreadyReviewed, status)
-	}
-	now := s.now()
-	if _, err := tx.ExecContext(ctx, `INSERT INTO reviews (alert_id, reviewer, reviewer_name, reviewer_person, decision, comment, time_ns) VALUES (?, ?, ?, ?, ?, ?, ?)`,
-		id, p.ID, p.Person, p.Person, decision, comment, now.UnixNano()); err != nil {
-		return Alert{}, fmt.Errorf("reviewing alert %d: %w", id, err)
-	}
-	if _, err := tx.ExecContext(ctx, `UPDATE alerts SET status = ? WHERE id = ?`, string(next), id); err != nil {
-		return Alert{}, fmt.Errorf("reviewing alert %d: %w", id, err)
-	}
-	// The audit log keeps that the review happened, not the comment: its
-	// free text follows alert.comment_retention (docs/privacy.md), and the
-	// audit log is never swept. The hash still ties the entry to it.
-	sum := sha256.Sum256([]byte(comment))
-	d, _ := json.Marshal(map[string]string{"decision": decision, "comment_sha256": hex.EncodeToString(sum[:]), "status": string(next)})
-	if err := s.appendAudit(ctx, tx, &AuditEntry{Time: now, Actor: p.ID, ActorName: p.Person, Role: string(p.Role), Action: "review",
-		Target: "alert/" + strconv.FormatInt(id, 10), Case: caseRef, Detail: string(d)}); err != nil {
+	if err := s.reviewLocked(ctx, tx, p, id, decision, final, comment, caseRef, 0); err != nil {
 		return Alert{}, err
 	}
 	a, err := s.getAlert(ctx, tx, id)
@@ -176,6 +132,62 @@ func (s *Service) recordReview(ctx context.Context, p principal, id int64, decis
 	}
 	s.m.reviews.WithLabelValues(decision).Inc()
 	return a, nil
+}
+
+// reviewLocked records p's decision (checked by checkReview: final is
+// its status, comment trimmed) on alert id and its audit entry inside
+// tx, the caller's write transaction. incident, when not 0, is the
+// incident reviewed, named in the audit entry.
+func (s *Service) reviewLocked(ctx context.Context, tx *sql.Tx, p principal, id int64, decision string, final Status, comment, caseRef string, incident int64) error {
+	var status, camera, watchlist string
+	var second bool
+	err := tx.QueryRowContext(ctx, `SELECT status, second_reviewer, camera, watchlist FROM alerts WHERE id = ?`, id).Scan(&status, &second, &camera, &watchlist)
+	if errors.Is(err, sql.ErrNoRows) || (err == nil && !s.scopeOf(p).allows(camera, watchlist)) {
+		return errNotFound // out of scope: as if it did not exist
+	}
+	if err != nil {
+		return fmt.Errorf("reviewing alert %d: %w", id, err)
+	}
+	next := final
+	switch Status(status) {
+	case StatusPending:
+		if second {
+			next = StatusAwaitingSecond
+		}
+	case StatusAwaitingSecond:
+		// People, not tokens: one person's second token is still them.
+		var firstBy, firstPerson, firstDecision string
+		if err := tx.QueryRowContext(ctx, `SELECT reviewer, reviewer_person, decision FROM reviews WHERE alert_id = ? ORDER BY id LIMIT 1`, id).Scan(&firstBy, &firstPerson, &firstDecision); err != nil {
+			return fmt.Errorf("reviewing alert %d: reading first review: %w", id, err)
+		}
+		if firstBy == p.ID || samePerson(firstPerson, p.Person) {
+			return fmt.Errorf("%w (%s reviewed it first)", ErrSameReviewer, firstPerson)
+		}
+		if firstDecision != decision {
+			next = StatusDisputed
+		}
+	default:
+		return fmt.Errorf("%w (status %s)", ErrAlreadyReviewed, status)
+	}
+	now := s.now()
+	if _, err := tx.ExecContext(ctx, `INSERT INTO reviews (alert_id, reviewer, reviewer_name, reviewer_person, decision, comment, time_ns) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+		id, p.ID, p.Person, p.Person, decision, comment, now.UnixNano()); err != nil {
+		return fmt.Errorf("reviewing alert %d: %w", id, err)
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE alerts SET status = ? WHERE id = ?`, string(next), id); err != nil {
+		return fmt.Errorf("reviewing alert %d: %w", id, err)
+	}
+	// The audit log keeps that the review happened, not the comment: its
+	// free text follows alert.comment_retention (docs/privacy.md), and the
+	// audit log is never swept. The hash still ties the entry to it.
+	sum := sha256.Sum256([]byte(comment))
+	detail := map[string]any{"decision": decision, "comment_sha256": hex.EncodeToString(sum[:]), "status": string(next)}
+	if incident != 0 {
+		detail["incident"] = incident
+	}
+	d, _ := json.Marshal(detail)
+	return s.appendAudit(ctx, tx, &AuditEntry{Time: now, Actor: p.ID, ActorName: p.Person, Role: string(p.Role), Action: "review",
+		Target: "alert/" + strconv.FormatInt(id, 10), Case: caseRef, Detail: string(d)})
 }
 
 // Outcome counts review outcomes for one camera or watchlist. Precision

@@ -242,24 +242,29 @@ const (
 // routeScopes is the scope decision of every route, by "METHOD PATTERN".
 func routeScopes() map[string]scopeRule {
 	m := map[string]scopeRule{
-		"GET /healthz":                     scopeNoAlertData,
-		"GET /readyz":                      scopeNoAlertData,
-		"GET /metrics":                     scopeFiltered,
-		"GET /openapi.json":                scopeNoAlertData,
-		"GET /api/v1/whoami":               scopeNoAlertData,
-		"GET /console":                     scopeNoAlertData, // its data comes from the API
-		"POST /signout":                    scopeNoAlertData,
-		"GET /api/v1/queue":                scopeFiltered,
-		"GET /api/v1/live":                 scopeFiltered,
-		"GET /api/v1/alerts":               scopeFiltered,
-		"GET /api/v1/alerts/export":        scopeFiltered,
-		"GET /api/v1/alerts/{id}":          scopeItem,
-		"GET /api/v1/alerts/{id}/crop":     scopeItem,
-		"POST /api/v1/alerts/{id}/review":  scopeItem,
-		"GET /api/v1/alerts/{id}/evidence": scopeItem,
-		"GET /api/v1/photos/{sha256}":      scopeItem, // only a photo an in-scope alert names
-		"GET /api/v1/stats/precision":      scopeFiltered,
-		"GET /api/v1/audit/verify":         scopeSiteWide,
+		"GET /healthz":                          scopeNoAlertData,
+		"GET /readyz":                           scopeNoAlertData,
+		"GET /metrics":                          scopeFiltered,
+		"GET /openapi.json":                     scopeNoAlertData,
+		"GET /api/v1/whoami":                    scopeNoAlertData,
+		"GET /console":                          scopeNoAlertData, // its data comes from the API
+		"POST /signout":                         scopeNoAlertData,
+		"GET /api/v1/queue":                     scopeFiltered,
+		"GET /api/v1/live":                      scopeFiltered,
+		"GET /api/v1/alerts":                    scopeFiltered,
+		"GET /api/v1/alerts/export":             scopeFiltered,
+		"GET /api/v1/alerts/{id}":               scopeItem,
+		"GET /api/v1/alerts/{id}/crop":          scopeItem,
+		"GET /api/v1/alerts/{id}/scene":         scopeItem,
+		"GET /api/v1/alerts/{id}/enrolled-face": scopeItem,
+		"GET /api/v1/incidents":                 scopeFiltered, // each incident shows only its sightings in scope
+		"GET /api/v1/incidents/{id}":            scopeItem,     // 404 when no sighting is in scope; others left out
+		"POST /api/v1/incidents/{id}/review":    scopeItem,     // reviews only the sightings in scope
+		"POST /api/v1/alerts/{id}/review":       scopeItem,
+		"GET /api/v1/alerts/{id}/evidence":      scopeItem,
+		"GET /api/v1/photos/{sha256}":           scopeItem, // only a photo an in-scope alert names
+		"GET /api/v1/stats/precision":           scopeFiltered,
+		"GET /api/v1/audit/verify":              scopeSiteWide,
 	}
 	for k, v := range rolePageScopes() {
 		m[k] = v

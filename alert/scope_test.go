@@ -132,7 +132,7 @@ func (f *scopeFixture) store(t *testing.T, sa scopeAlert, photo string) wire.Hit
 	h, crop := makeHit(int(f.track), time.Now().Add(-time.Hour))
 	h.Camera, h.Watchlist, h.Identity, h.IdentityName, h.EnrolledPhoto = sa.camera, sa.watchlist, sa.identity, sa.name, photo
 	h.ID = wire.HitID(h.Camera, h.Track, h.Identity)
-	if created, err := f.s.Store(context.Background(), h, crop); err != nil || !created {
+	if created, err := f.s.StoreImages(context.Background(), h, wire.HitImages{Crop: crop, Scene: testJPEG(t, 32+int(f.track), 18), EnrolledChip: testJPEG(t, 10, 10+int(f.track))}); err != nil || !created {
 		t.Fatalf("Store(%s) = %v, %v", h.ID, created, err)
 	}
 	return h
@@ -182,6 +182,17 @@ func requestsFor(method, pattern string, in []bool) ([]scopeRequest, bool) {
 		return one(func(i int) string { return "/api/v1/alerts/" + id(i) + "?case=TEST-1" }, nil), true
 	case "GET /api/v1/alerts/{id}/crop":
 		return one(func(i int) string { return "/api/v1/alerts/" + id(i) + "/crop?case=TEST-1" }, nil), true
+	case "GET /api/v1/alerts/{id}/scene":
+		return one(func(i int) string { return "/api/v1/alerts/" + id(i) + "/scene?case=TEST-1" }, nil), true
+	case "GET /api/v1/alerts/{id}/enrolled-face":
+		return one(func(i int) string { return "/api/v1/alerts/" + id(i) + "/enrolled-face?case=TEST-1" }, nil), true
+	case "GET /api/v1/incidents":
+		return []scopeRequest{{path: pattern + "?case=TEST-1", target: "list"}, {path: pattern + "?case=TEST-1&status=all", target: "list"}}, true
+	case "GET /api/v1/incidents/{id}":
+		// The fixture's alerts are three people: incidents 1, 2, 3.
+		return one(func(i int) string { return "/api/v1/incidents/" + id(i) + "?case=TEST-1" }, nil), true
+	case "POST /api/v1/incidents/{id}/review":
+		return one(func(i int) string { return "/api/v1/incidents/" + id(i) + "/review" }, review), true
 	case "GET /api/v1/alerts/{id}/evidence":
 		return one(func(i int) string { return "/api/v1/alerts/" + id(i) + "/evidence?case=TEST-1" }, nil), true
 	case "POST /api/v1/alerts/{id}/review":
@@ -326,6 +337,16 @@ func TestScopedTokenSeesNothingOutside(t *testing.T) {
 							// what the scoped one must not.
 							wresp, wbody := do(t, f.srv, rt.Method, rq.path, wide, rq.body)
 							controlled = controlled || len(leaks(wbody)) > 0 || (rq.target == "out" && wresp.StatusCode == http.StatusOK)
+						}
+					}
+					if rt.Method == http.MethodPost {
+						// The reviews this route made (the control's too)
+						// would turn the next review route's calls into 409s.
+						if _, err := f.s.db.w.Exec(`DELETE FROM reviews`); err != nil {
+							t.Fatal(err)
+						}
+						if _, err := f.s.db.w.Exec(`UPDATE alerts SET status = 'pending'`); err != nil {
+							t.Fatal(err)
 						}
 					}
 					// The live feed is checked on its own; metrics and camera

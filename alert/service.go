@@ -233,8 +233,10 @@ func (s *Service) Close() error {
 
 // pendingHit is one hit waiting for its batch commit.
 type pendingHit struct {
-	hit  wire.Hit
-	crop []byte
+	hit   wire.Hit
+	crop  []byte
+	scene []byte // the downscaled frame with the face box; nil for none
+	chip  []byte // the enrolled face (aligned chip); nil for none
 }
 
 // Store stores hit and its probe crop durably and returns whether it was
@@ -242,10 +244,16 @@ type pendingHit struct {
 // redelivered message is never a second alert.
 func (s *Service) Store(ctx context.Context, hit wire.Hit, crop []byte) (bool, error) {
 	// Validate as a receiver would: Store is also called directly.
-	if _, err := wire.EncodeHit(hit, crop); err != nil {
+	return s.StoreImages(ctx, hit, wire.HitImages{Crop: crop})
+}
+
+// StoreImages is Store for a hit with all its images: the crop, the scene
+// (the frame downscaled, the face box drawn) and the enrolled face.
+func (s *Service) StoreImages(ctx context.Context, hit wire.Hit, im wire.HitImages) (bool, error) {
+	if _, err := wire.EncodeHitImages(hit, im); err != nil {
 		return false, fmt.Errorf("storing hit: %w", err)
 	}
-	created, err := s.storeBatch(ctx, []pendingHit{{hit, crop}})
+	created, err := s.storeBatch(ctx, []pendingHit{{hit, im.Crop, im.Scene, im.EnrolledChip}})
 	if err != nil {
 		return false, err
 	}
@@ -258,7 +266,7 @@ func (s *Service) storeBatch(ctx context.Context, hits []pendingHit) ([]bool, er
 	start := time.Now()
 	s.cropMu.RLock()
 	defer s.cropMu.RUnlock()
-	cropHash, err := s.writeCrops(hits)
+	cropHash, sceneHash, chipHash, err := s.writeCrops(hits)
 	if err != nil {
 		return nil, err
 	}
@@ -270,9 +278,10 @@ func (s *Service) storeBatch(ctx context.Context, hits []pendingHit) ([]bool, er
 	// The id is above every id ever used (migration 3), never max(id)+1
 	// of what is left after a sweep.
 	stmt, err := tx.PrepareContext(ctx, `INSERT INTO alerts (id, hit_id, camera, track, time_ns, stored_ns, watchlist, watchlist_kind, priority,
-		second_reviewer, identity, identity_name, distance, threshold, second_distance, model_name, model_sha256, crop_sha256, enrolled_photo, extra)
+		second_reviewer, identity, identity_name, distance, threshold, second_distance, model_name, model_sha256, crop_sha256, enrolled_photo, extra,
+		scene_sha256, enrolled_chip_sha256, incident_id)
 		VALUES (1 + MAX(COALESCE((SELECT MAX(id) FROM alerts), 0), (SELECT id FROM alert_id_floor WHERE one = 1)),
-		?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (hit_id) DO NOTHING`)
+		?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (hit_id) DO NOTHING`)
 	if err != nil {
 		return nil, fmt.Errorf("storing hits: %w", err)
 	}
@@ -281,6 +290,7 @@ func (s *Service) storeBatch(ctx context.Context, hits []pendingHit) ([]bool, er
 	ids := make([]int64, len(hits))
 	forgotten := make([]bool, len(hits))
 	merged := make([]string, len(hits))
+	incidents := make([]int64, len(hits))
 	nowNS := s.now().UnixNano()
 	for i, p := range hits {
 		h := p.hit
@@ -302,10 +312,24 @@ func (s *Service) storeBatch(ctx context.Context, hits []pendingHit) ([]bool, er
 			merged[i] = same
 			continue
 		}
+		// A redelivered hit is a no-op; only a new one joins (or opens)
+		// an incident.
+		var dup int
+		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM alerts WHERE hit_id = ?`, h.ID).Scan(&dup); err != nil {
+			return nil, fmt.Errorf("storing hit %s: %w", h.ID, err)
+		}
+		if dup > 0 {
+			continue
+		}
+		inc, err := s.incidentForLocked(ctx, tx, h)
+		if err != nil {
+			return nil, err
+		}
+		incidents[i] = inc
 		extra, _ := json.Marshal(alertExtra{Box: h.Box, Faces: h.Faces})
 		res, err := stmt.ExecContext(ctx, h.ID, h.Camera, int64(h.Track), h.Time.UnixNano(), nowNS, h.Watchlist, h.WatchlistKind, h.Priority,
 			h.SecondReviewer, h.Identity, h.IdentityName, h.Distance, h.Threshold, h.SecondDistance, h.Model.Name, h.Model.SHA256,
-			cropHash[i], h.EnrolledPhoto, string(extra))
+			cropHash[i], h.EnrolledPhoto, string(extra), sceneHash[i], chipHash[i], inc)
 		if err != nil {
 			return nil, fmt.Errorf("storing hit %s: %w", h.ID, err)
 		}
@@ -336,7 +360,7 @@ func (s *Service) storeBatch(ctx context.Context, hits []pendingHit) ([]bool, er
 			continue
 		}
 		s.m.stored.WithLabelValues(s.labels.value(p.hit.Watchlist)).Inc()
-		fresh = append(fresh, alertFromHit(ids[i], p.hit, cropHash[i], nowNS))
+		fresh = append(fresh, alertFromHit(ids[i], p.hit, cropHash[i], sceneHash[i], chipHash[i], incidents[i], nowNS))
 		if lat := time.Since(p.hit.Time); lat > 0 {
 			s.m.hitLatency.Observe(lat.Seconds())
 		}
@@ -395,15 +419,31 @@ type alertExtra struct {
 
 func isJPEG(b []byte) bool { return len(b) > 3 && bytes.HasPrefix(b, []byte{0xFF, 0xD8, 0xFF}) }
 
-// writeCrops stores the batch's crops as <sha256>.jpg and returns each
-// hit's crop hash ("" when it has none or it was refused). Every crop is
+// writeCrops stores the batch's crops, scenes and enrolled faces as
+// <sha256>.jpg and returns each hit's hashes of them ("" when it has none
+// or it was refused). Every crop is
 // durable under its final name before any row that refers to it commits,
 // at the cost of two syncs per batch rather than two per crop: all new
 // crops are written to temporary files, their data synced at once
 // (syncData), renamed, and the directory synced. A crash before the
 // renames leaves only temporary files, which the sweep removes.
-func (s *Service) writeCrops(hits []pendingHit) ([]string, error) {
-	sums := make([]string, len(hits))
+func (s *Service) writeCrops(hits []pendingHit) (crops, scenes, chips []string, err error) {
+	n := len(hits)
+	blobs := make([][]byte, 3*n)
+	for i, h := range hits {
+		blobs[i], blobs[n+i], blobs[2*n+i] = h.crop, h.scene, h.chip
+	}
+	sums, err := s.writeImages(blobs, func(i int) string { return hits[i%n].hit.ID })
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return sums[:n], sums[n : 2*n], sums[2*n:], nil
+}
+
+// writeImages is writeCrops for any list of JPEGs; hitOf names the hit of
+// the i-th for the logs.
+func (s *Service) writeImages(blobs [][]byte, hitOf func(i int) string) ([]string, error) {
+	sums := make([]string, len(blobs))
 	type pending struct{ tmp, final string }
 	var todo []pending
 	defer func() {
@@ -412,25 +452,25 @@ func (s *Service) writeCrops(hits []pendingHit) ([]string, error) {
 		}
 	}()
 	planned := map[string]bool{}
-	for i, h := range hits {
-		if len(h.crop) == 0 {
+	for i, b := range blobs {
+		if len(b) == 0 {
 			continue
 		}
-		if !isJPEG(h.crop) {
+		if !isJPEG(b) {
 			// Keep the alert, drop the evidence we cannot show safely.
 			s.m.cropsRejected.Inc()
-			s.log.Warn("probe crop is not a JPEG; storing the alert without it", "hit", h.hit.ID, "bytes", len(h.crop))
+			s.log.Warn("probe crop or scene is not a JPEG; storing the alert without it", "hit", hitOf(i), "bytes", len(b))
 			continue
 		}
-		sum := sha256.Sum256(h.crop)
+		sum := sha256.Sum256(b)
 		name := hex.EncodeToString(sum[:])
 		sums[i] = name
 		final := filepath.Join(s.crops, name+".jpg")
-		if planned[name] || s.haveCrop(final, h.crop) {
+		if planned[name] || s.haveCrop(final, b) {
 			continue
 		}
 		planned[name] = true
-		tmp, err := writeTemp(s.crops, h.crop)
+		tmp, err := writeTemp(s.crops, b)
 		if err != nil {
 			return nil, fmt.Errorf("writing crop %s: %w", name, err)
 		}
@@ -507,7 +547,9 @@ func (s *Service) Sweep(ctx context.Context) (int, error) {
 		return 0, fmt.Errorf("sweeping expired alerts: %w", err)
 	}
 	defer tx.Rollback()
-	rows, err := tx.QueryContext(ctx, `SELECT DISTINCT crop_sha256 FROM alerts WHERE stored_ns < ? AND crop_sha256 != ''`, cutoff)
+	rows, err := tx.QueryContext(ctx, `SELECT crop_sha256 FROM alerts WHERE stored_ns < ?1 AND crop_sha256 != ''
+		UNION SELECT scene_sha256 FROM alerts WHERE stored_ns < ?1 AND scene_sha256 != ''
+		UNION SELECT enrolled_chip_sha256 FROM alerts WHERE stored_ns < ?1 AND enrolled_chip_sha256 != ''`, cutoff)
 	if err != nil {
 		return 0, fmt.Errorf("sweeping expired alerts: %w", err)
 	}
@@ -546,7 +588,7 @@ func (s *Service) Sweep(ctx context.Context) (int, error) {
 	var orphans []string
 	for _, c := range crops {
 		var still int
-		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM alerts WHERE crop_sha256 = ?`, c).Scan(&still); err != nil {
+		if err := tx.QueryRowContext(ctx, imageRefs, c).Scan(&still); err != nil {
 			return 0, fmt.Errorf("sweeping crops: %w", err)
 		}
 		if still == 0 {
@@ -573,6 +615,11 @@ func (s *Service) Sweep(ctx context.Context) (int, error) {
 	}
 	return int(n), ferr
 }
+
+// imageRefs counts the alerts that refer to an image file (?1, its
+// SHA-256) as their crop, scene or enrolled face.
+const imageRefs = `SELECT (SELECT COUNT(*) FROM alerts WHERE crop_sha256 = ?1) + (SELECT COUNT(*) FROM alerts WHERE scene_sha256 = ?1)
+	+ (SELECT COUNT(*) FROM alerts WHERE enrolled_chip_sha256 = ?1)`
 
 // tombstonesLocked records a tombstone for every alert matching where
 // (with args), inside the caller's write transaction, before they are
@@ -625,7 +672,8 @@ func (s *Service) sweepOrphanFiles(ctx context.Context, cutoff int64) error {
 			continue
 		}
 		var n int
-		if err := s.db.r.QueryRowContext(ctx, `SELECT COUNT(*) FROM alerts WHERE crop_sha256 = ?`, strings.TrimSuffix(name, ".jpg")).Scan(&n); err != nil {
+		if err := s.db.r.QueryRowContext(ctx, imageRefs,
+			strings.TrimSuffix(name, ".jpg")).Scan(&n); err != nil {
 			return fmt.Errorf("checking crop %s: %w", name, err)
 		}
 		if n == 0 {

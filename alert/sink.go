@@ -412,6 +412,11 @@ type Event struct {
 	Model          string    `json:"model"`
 	AlertURL       string    `json:"alert_url"`
 	CropURL        string    `json:"crop_url,omitempty"`
+	// SceneURL is the API path of the scene image, when the hit carried
+	// one; Incident and IncidentURL the incident the sighting belongs to.
+	SceneURL    string `json:"scene_url,omitempty"`
+	Incident    int64  `json:"incident,omitempty"`
+	IncidentURL string `json:"incident_url,omitempty"`
 }
 
 // EventOf is the Event a sink sends for a.
@@ -424,6 +429,12 @@ func EventOf(a Alert) Event {
 	}
 	if a.CropSHA256 != "" {
 		e.CropURL = e.AlertURL + "/crop"
+	}
+	if a.SceneSHA256 != "" {
+		e.SceneURL = e.AlertURL + "/scene"
+	}
+	if a.Incident != 0 {
+		e.Incident, e.IncidentURL = a.Incident, "/api/v1/incidents/"+strconv.FormatInt(a.Incident, 10)
 	}
 	return e
 }

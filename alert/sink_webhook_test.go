@@ -119,7 +119,7 @@ func TestWebhookDeliversARealHit(t *testing.T) {
 	want := Event{Type: "alert", ID: 1, HitID: h.ID, Watchlist: h.Watchlist, WatchlistKind: h.WatchlistKind, Priority: h.Priority,
 		Identity: h.Identity, IdentityName: h.IdentityName, Distance: h.Distance, Threshold: h.Threshold, Camera: h.Camera,
 		Track: h.Track, Time: h.Time.UTC(), StoredAt: e.StoredAt, Model: testModel.Name, AlertURL: "/api/v1/alerts/1",
-		CropURL: "/api/v1/alerts/1/crop"}
+		CropURL: "/api/v1/alerts/1/crop", Incident: 1, IncidentURL: "/api/v1/incidents/1"}
 	if e != want {
 		t.Errorf("webhook event = %+v, want %+v", e, want)
 	}

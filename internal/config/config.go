@@ -280,6 +280,12 @@ type Alert struct {
 	// long of that alert's, is the same appearance (a track that broke
 	// and resumed) and gives no second alert. 0 turns it off.
 	SameAppearance time.Duration `yaml:"same_appearance"`
+	// IncidentWindow groups sightings into incidents: an alert of an
+	// identity (same watchlist) whose face time is within this long of a
+	// sighting of the same identity's latest incident joins it, whatever
+	// the camera; otherwise it opens a new incident. 0 makes every alert
+	// its own incident.
+	IncidentWindow time.Duration `yaml:"incident_window"`
 	// CommentRetention is how long the free text of a review comment is
 	// kept (the decision, who and when, stays with the alert); 0 keeps it
 	// as long as the alert.
@@ -401,6 +407,7 @@ func Defaults() Config {
 			Retention:          90 * 24 * time.Hour,
 			UnmatchedRetention: 5 * time.Minute,
 			SameAppearance:     5 * time.Second,
+			IncidentWindow:     10 * time.Minute,
 			CommentRetention:   30 * 24 * time.Hour,
 			SweepInterval:      time.Minute,
 			ExportLimit:        10000,
@@ -806,6 +813,9 @@ func (a *Alert) Validate() error {
 	}
 	if a.SameAppearance < 0 || a.SameAppearance > time.Hour {
 		return fmt.Errorf("same_appearance: %v is not between 0 and 1h", a.SameAppearance)
+	}
+	if a.IncidentWindow < 0 || a.IncidentWindow > 24*time.Hour {
+		return fmt.Errorf("incident_window: %v is not between 0 and 24h", a.IncidentWindow)
 	}
 	if a.UnmatchedRetention < 10*time.Second || a.UnmatchedRetention > 24*time.Hour {
 		return fmt.Errorf("unmatched_retention: %v is not between 10s and 24h", a.UnmatchedRetention)

@@ -101,6 +101,8 @@ func TestBadConfigs(t *testing.T) {
 		{"not yaml", "cameras: [\n", "parsing yaml"},
 		{"alert retention", "alert:\n  retention: 0s\n", "alert.retention: 0s must be positive"},
 		{"negative same appearance", "alert:\n  same_appearance: -1s\n", "alert.same_appearance: -1s"},
+		{"negative incident window", "alert:\n  incident_window: -1s\n", "alert.incident_window: -1s is not between 0 and 24h"},
+		{"incident window over a day", "alert:\n  incident_window: 25h\n", "alert.incident_window: 25h0m0s is not between 0 and 24h"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

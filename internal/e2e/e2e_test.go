@@ -2,10 +2,12 @@ package e2e
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"database/sql"
 	"fmt"
 	"image"
+	"image/jpeg"
 	"image/png"
 	"os"
 	"os/exec"
@@ -481,6 +483,8 @@ func settle(t *testing.T, cam *camServer, nc *nats.Conn) {
 type storedAlert struct {
 	hitID, camera, identity string
 	crop                    string // SHA-256 of the probe crop, "" when none
+	scene, chip             string // SHA-256 of the scene and of the enrolled face, "" when none
+	incident                int64
 	track                   int64
 	time                    time.Time
 }
@@ -492,7 +496,7 @@ func readAlerts(t *testing.T, dataDir string) []storedAlert {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	rows, err := db.Query("SELECT hit_id, camera, identity_name, track, time_ns, crop_sha256 FROM alerts ORDER BY time_ns")
+	rows, err := db.Query("SELECT hit_id, camera, identity_name, track, time_ns, crop_sha256, scene_sha256, enrolled_chip_sha256, incident_id FROM alerts ORDER BY time_ns")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -501,7 +505,7 @@ func readAlerts(t *testing.T, dataDir string) []storedAlert {
 	for rows.Next() {
 		var a storedAlert
 		var ns int64
-		if err := rows.Scan(&a.hitID, &a.camera, &a.identity, &a.track, &ns, &a.crop); err != nil {
+		if err := rows.Scan(&a.hitID, &a.camera, &a.identity, &a.track, &ns, &a.crop, &a.scene, &a.chip, &a.incident); err != nil {
 			t.Fatal(err)
 		}
 		a.time = time.Unix(0, ns)
@@ -517,7 +521,7 @@ func readAlerts(t *testing.T, dataDir string) []storedAlert {
 // appearance of A (two, on different tracks), none for the strangers, each
 // on the right camera and timed inside its appearance, give or take one
 // frame interval. It returns which appearance each alert matched.
-func checkAlerts(t *testing.T, cam *camServer, alerts []storedAlert) []int {
+func checkAlerts(t *testing.T, cam *camServer, alerts []storedAlert, dataDir string) []int {
 	t.Helper()
 	var apps []synthcam.Appearance
 	var idx []int
@@ -550,6 +554,18 @@ func checkAlerts(t *testing.T, cam *camServer, alerts []storedAlert) []int {
 		if a.crop == "" {
 			t.Errorf("alert %s has no probe crop, want the one the detect stage held", a.hitID)
 		}
+		// So do the scene (the frame, at most 640 px wide) and the
+		// enrolled face (the enrolment's chip).
+		for _, img := range []struct{ what, sum string }{{"scene", a.scene}, {"enrolled face", a.chip}} {
+			b, err := os.ReadFile(filepath.Join(dataDir, "alert", "crops", img.sum+".jpg"))
+			var cfg image.Config
+			if err == nil {
+				cfg, err = jpeg.DecodeConfig(bytes.NewReader(b))
+			}
+			if img.sum == "" || err != nil || cfg.Width == 0 || cfg.Width > wire.SceneMaxWidth {
+				t.Errorf("alert %s %s = %q: %v (%dx%d); want a stored JPEG at most %d wide", a.hitID, img.what, img.sum, err, cfg.Width, cfg.Height, wire.SceneMaxWidth)
+			}
+		}
 		tracks[a.track] = true
 		which := -1
 		for i, ap := range apps {
@@ -572,6 +588,10 @@ func checkAlerts(t *testing.T, cam *camServer, alerts []storedAlert) []int {
 	if len(tracks) != 2 {
 		t.Errorf("alerts are on %d tracks, want 2 separate tracks", len(tracks))
 	}
+	// Two appearances seconds apart are one incident (alert.incident_window).
+	if alerts[0].incident == 0 || alerts[0].incident != alerts[1].incident {
+		t.Errorf("alerts are in incidents %d and %d, want one incident", alerts[0].incident, alerts[1].incident)
+	}
 	sort.Ints(got)
 	if got[0] == got[1] {
 		t.Errorf("both alerts fall in appearance %d; want one per appearance", got[0])
@@ -593,7 +613,7 @@ func TestRunAllInOne(t *testing.T) {
 	// credentials into the data directory.
 	nc := adminConn(t, m[1], natsbus.DefaultCredsDir(data))
 	settle(t, cam, nc)
-	got := checkAlerts(t, cam, readAlerts(t, data))
+	got := checkAlerts(t, cam, readAlerts(t, data), data)
 	// run prints each alert as it arrives.
 	run.mu.Lock()
 	printed := 0
@@ -666,7 +686,7 @@ func TestThreeProcesses(t *testing.T) {
 	site, nc := startNATS(t)
 	ps := distributed(t, cam, data, site, "three")
 	settle(t, cam, nc)
-	got := checkAlerts(t, cam, readAlerts(t, data))
+	got := checkAlerts(t, cam, readAlerts(t, data), data)
 	// TestRunAllInOne holds `facewatch run` to the same expectation.
 	if want := appearancesOfA(); fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("alerts match appearances %v, want %v (what facewatch run gives)", got, want)
@@ -742,7 +762,7 @@ func TestKillAndRestart(t *testing.T) {
 			stageCfg := writeConfig(t, "stage-restart", data, site, "")
 			ps[victim] = start(t, victim+"-restarted", victim, "--config", stageCfg)
 			settle(t, cam, nc)
-			checkAlerts(t, cam, readAlerts(t, data))
+			checkAlerts(t, cam, readAlerts(t, data), data)
 			stopAll(t, ps)
 		})
 	}

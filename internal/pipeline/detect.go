@@ -144,7 +144,11 @@ func (s *DetectStage) Close() {
 type faceData struct {
 	chip []byte
 	crop []byte
-	vec  *[wire.DescriptorDim]float32
+	box  image.Rectangle
+	// scene is the frame this face was found in, downscaled, shared by the
+	// frame's faces; nil when it could not be made.
+	scene *sceneShot
+	vec   *[wire.DescriptorDim]float32
 }
 
 // camWorker owns one camera's tracker and frame queue.
@@ -600,11 +604,21 @@ func (s *DetectStage) process(ctx context.Context, w *camWorker, f Frame) []trac
 		return nil
 	}
 	dets := make([]track.Detection[*faceData], 0, len(faces))
+	var scene *sceneShot
+	if len(faces) > 0 {
+		// One per frame, whatever the number of faces; in memory only,
+		// like the crops, until a matcher asks for a hit's.
+		if scene = makeScene(f.Mat); scene != nil {
+			for _, fc := range faces {
+				scene.faces = append(scene.faces, fc.Box)
+			}
+		}
+	}
 	for _, fc := range faces {
 		dets = append(dets, track.Detection[*faceData]{
 			Box:     fc.Box,
 			Quality: clamp01(fc.Quality.Score),
-			Payload: &faceData{chip: fc.Chip.Pix, crop: cropJPEG(f.Mat, fc.Box)},
+			Payload: &faceData{chip: fc.Chip.Pix, crop: cropJPEG(f.Mat, fc.Box), box: fc.Box, scene: scene},
 		})
 	}
 	w.lastFrame, w.lastSeq = f.Time, f.Seq
@@ -697,7 +711,12 @@ func (s *DetectStage) publish(ctx context.Context, w *camWorker, r track.Track[*
 	// The best face's crop stays here until a matcher asks for it
 	// (serveCrops): the report itself carries no image.
 	if len(r.Best) > 0 {
-		s.crops.put(cropKey{w.id, r.ID, r.Final, r.Report}, r.Best[0].Payload.crop)
+		best := r.Best[0].Payload
+		if sc := best.scene; sc != nil {
+			s.crops.putScene(cropKey{w.id, r.ID, r.Final, r.Report}, best.crop, sc.jpeg, sc.box(best.box), sc.others(best.box))
+		} else {
+			s.crops.put(cropKey{w.id, r.ID, r.Final, r.Report}, best.crop)
+		}
 	}
 	data, err := wire.EncodeTrack(t)
 	if err != nil {

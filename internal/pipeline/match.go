@@ -1,9 +1,12 @@
 package pipeline
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"image/jpeg"
+	"image/png"
 	"log/slog"
 	"strconv"
 	"time"
@@ -142,7 +145,7 @@ func (s *MatchStage) handle(ctx context.Context, msg jetstream.Msg) {
 		s.refuse(ctx, msg, err)
 		return
 	}
-	hit, crop, ok, err := s.decide(ctx, t)
+	hit, images, ok, err := s.decide(ctx, t)
 	if err != nil {
 		if errors.Is(err, match.ErrInvalid) || errors.Is(err, match.ErrModelMismatch) {
 			s.refuse(ctx, msg, err)
@@ -153,7 +156,7 @@ func (s *MatchStage) handle(ctx context.Context, msg jetstream.Msg) {
 		return
 	}
 	if ok {
-		data, err := wire.EncodeHit(hit, crop)
+		data, err := wire.EncodeHitImages(hit, images)
 		if err != nil {
 			// Our own hit does not validate: a bug, or an identity that
 			// cannot be carried. Keep the track for a human to look at.
@@ -195,7 +198,7 @@ func (s *MatchStage) refuse(ctx context.Context, msg jetstream.Msg, reason error
 }
 
 // decide runs the per-track decision and builds the hit.
-func (s *MatchStage) decide(ctx context.Context, t wire.Track) (wire.Hit, []byte, bool, error) {
+func (s *MatchStage) decide(ctx context.Context, t wire.Track) (h wire.Hit, im wire.HitImages, ok bool, err error) {
 	probes := make([]match.Probe, len(t.Vectors))
 	model := match.ModelID{Name: t.Meta.Model.Name, SHA256: t.Meta.Model.SHA256}
 	for i := range t.Vectors {
@@ -203,14 +206,14 @@ func (s *MatchStage) decide(ctx context.Context, t wire.Track) (wire.Hit, []byte
 	}
 	d, err := s.opt.Decider.DecideTrack(probes, match.SearchOptions{})
 	if err != nil {
-		return wire.Hit{}, nil, false, err
+		return wire.Hit{}, im, false, err
 	}
 	if !d.Matched {
-		return wire.Hit{}, nil, false, nil
+		return wire.Hit{}, im, false, nil
 	}
 	identity := strconv.FormatInt(d.IdentityID, 10)
 	best := d.BestFace
-	h := wire.Hit{
+	h = wire.Hit{
 		ID:             wire.HitID(t.Meta.Camera, t.Meta.Track, identity),
 		Camera:         t.Meta.Camera,
 		Track:          t.Meta.Track,
@@ -235,6 +238,9 @@ func (s *MatchStage) decide(ctx context.Context, t wire.Track) (wire.Hit, []byte
 			for _, e := range es {
 				if e.ID == d.EnrolmentID {
 					h.EnrolledPhoto = e.PhotoSHA256
+					// The face as enrolled (its aligned chip), so that the
+					// reviewer compares faces, not a face with a photo.
+					im.EnrolledChip = chipJPEG(e.Chip)
 				}
 			}
 		}
@@ -243,19 +249,27 @@ func (s *MatchStage) decide(ctx context.Context, t wire.Track) (wire.Hit, []byte
 	// the detect stage holds it in memory and is asked for it now, only
 	// because the track matched. A crop that is gone (the detect process
 	// restarted, or the report waited longer than it keeps crops) leaves
-	// the hit without one rather than losing the hit.
-	crop := t.Crop
-	if len(crop) == 0 {
-		c, err := fetchCrop(ctx, s.opt.Bus.Conn, t)
+	// the hit without one rather than losing the hit. The scene comes
+	// with it (a downscaled frame, the face box drawn), for hits only.
+	im.Crop = t.Crop
+	if len(im.Crop) == 0 {
+		c, sc, err := fetchCrop(ctx, s.opt.Bus.Conn, t)
 		if err != nil {
 			s.log.Warn("asking for the crop of a hit", "track", t.MsgID(), "err", err)
 		}
 		if c == nil {
 			s.log.Warn("hit without a crop: the detect stage no longer holds it", "track", t.MsgID())
 		}
-		crop = c
+		im.Crop, im.Scene = c, sc
 	}
-	return h, crop, true, nil
+	// The images must fit one hit: the scene goes first, then the chip.
+	if len(im.Crop)+len(im.Scene)+len(im.EnrolledChip) > wire.MaxCrop {
+		im.Scene = nil
+	}
+	if len(im.Crop)+len(im.EnrolledChip) > wire.MaxCrop {
+		im.EnrolledChip = nil
+	}
+	return h, im, true, nil
 }
 
 // clampDist keeps a distance within what a hit may carry: [0,
@@ -274,4 +288,21 @@ func watchlistToken(name string, id int64) string {
 		return name
 	}
 	return "list-" + strconv.FormatInt(id, 10)
+}
+
+// chipJPEG re-encodes an enrolment's aligned chip (PNG) as a JPEG, what
+// the alert service stores and shows; nil when it cannot be read.
+func chipJPEG(chipPNG []byte) []byte {
+	if len(chipPNG) == 0 {
+		return nil
+	}
+	img, err := png.Decode(bytes.NewReader(chipPNG))
+	if err != nil {
+		return nil
+	}
+	var b bytes.Buffer
+	if err := jpeg.Encode(&b, img, &jpeg.Options{Quality: 90}); err != nil {
+		return nil
+	}
+	return b.Bytes()
 }

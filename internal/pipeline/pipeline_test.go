@@ -1,9 +1,12 @@
 package pipeline
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"image"
+	"image/jpeg"
+	"image/png"
 	"path/filepath"
 	"sort"
 	"sync"
@@ -145,7 +148,7 @@ func TestMatchStage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := g.AddEnrolment(ctx, match.NewEnrolment{IdentityID: id.ID, Photo: []byte("photo-bytes"), PhotoExt: ".jpg", ChipPNG: []byte("\x89PNG"),
+	if _, _, err := g.AddEnrolment(ctx, match.NewEnrolment{IdentityID: id.ID, Photo: []byte("photo-bytes"), PhotoExt: ".jpg", ChipPNG: chipPNG(t),
 		Vector: enrolled.Vector, Model: match.ModelID(enrolled.Model), Quality: 0.9, EnrolledBy: "t"}); err != nil {
 		t.Fatal(err)
 	}
@@ -178,8 +181,11 @@ func TestMatchStage(t *testing.T) {
 	}
 	holder := &DetectStage{opt: DetectOptions{Bus: bus}, log: orDiscard(nil), crops: newCropCache(time.Minute, defaultCropBytes, time.Now)}
 	probeCrop := []byte{0xff, 0xd8, 0xff, 0xe0, 'p', 'r', 'o', 'b', 'e'}
-	holder.crops.put(cropKey{"cam1", 10, false, 0}, probeCrop)
-	holder.crops.put(cropKey{"cam1", 10, true, 0}, probeCrop)
+	// The matched track's crops come with their scene (a 96x64 frame, the
+	// face at 20,10 30x40), as the detect stage holds them.
+	sceneBox := wire.Box{X: 20, Y: 10, W: 30, H: 40}
+	holder.crops.putScene(cropKey{"cam1", 10, false, 0}, probeCrop, grayJPEG(t, 96, 64), image.Rect(20, 10, 50, 50), nil)
+	holder.crops.putScene(cropKey{"cam1", 10, true, 0}, probeCrop, grayJPEG(t, 96, 64), image.Rect(20, 10, 50, 50), nil)
 	holder.crops.put(cropKey{"cam1", 11, true, 0}, []byte{0xff, 0xd8, 0xff, 0xe0, 's'})
 	_, stopHolder := runStage(t, func(ctx context.Context) error { return holder.serveCrops(ctx, []string{wire.CropsWildcard}) })
 	defer stopHolder()
@@ -301,8 +307,15 @@ func TestMatchStage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, crop, err := wire.DecodeHit(raw.Data); err != nil || string(crop) != string(probeCrop) {
-		t.Errorf("hit crop = %q, %v; want the crop the detect stage held, %q", crop, err, probeCrop)
+	_, im, err := wire.DecodeHitImages(raw.Data)
+	if err != nil || string(im.Crop) != string(probeCrop) {
+		t.Errorf("hit crop = %q, %v; want the crop the detect stage held, %q", im.Crop, err, probeCrop)
+	}
+	// With it the scene, its face box drawn now, and the enrolled face:
+	// the enrolment's chip as a JPEG.
+	checkScene(t, im.Scene, image.Pt(96, 64), sceneBox, 1)
+	if chip, err := jpeg.Decode(bytes.NewReader(im.EnrolledChip)); err != nil || chip.Bounds().Size() != image.Pt(12, 12) {
+		t.Errorf("hit enrolled chip (%d bytes) = %v, %v; want the enrolment's 12x12 chip as a JPEG", len(im.EnrolledChip), chip, err)
 	}
 	for {
 		m, err := cropReqs.NextMsg(100 * time.Millisecond)
@@ -424,15 +437,17 @@ func TestDetectStage(t *testing.T) {
 		if len(r.Crop) != 0 {
 			t.Errorf("track report %s carries a %d-byte crop, want none", r.MsgID(), len(r.Crop))
 		}
-		crop, err := fetchCrop(ctx, bus.Conn, r)
+		crop, scene, err := fetchCrop(ctx, bus.Conn, r)
 		if err != nil || len(crop) < 100 || crop[0] != 0xff || crop[1] != 0xd8 {
 			t.Errorf("crop of %s = %d bytes, %v; want a JPEG", r.MsgID(), len(crop), err)
 		}
+		// With it the scene: the whole 640x360 frame, the face box drawn.
+		checkScene(t, scene, image.Pt(640, 360), r.Meta.Faces[0].Box, 1)
 	}
 	if len(reports) > 0 {
 		unknown := reports[0]
 		unknown.Meta.Track++
-		if crop, err := fetchCrop(ctx, bus.Conn, unknown); crop != nil || err != nil {
+		if crop, _, err := fetchCrop(ctx, bus.Conn, unknown); crop != nil || err != nil {
 			t.Errorf("crop of an unreported track = %d bytes, %v; want none", len(crop), err)
 		}
 	}
@@ -547,4 +562,58 @@ func TestCameraStagePublishes(t *testing.T) {
 	if err := stop(); err != nil {
 		t.Fatalf("camera stage: %v", err)
 	}
+}
+
+// checkScene checks that scene is a JPEG of size want with a green box
+// drawn where box (frame pixels, times scale) is: the middle of each side
+// of the box is green, the middle of the box is not.
+func checkScene(t *testing.T, scene []byte, want image.Point, box wire.Box, scale float64) {
+	t.Helper()
+	img, err := jpeg.Decode(bytes.NewReader(scene))
+	if err != nil {
+		t.Errorf("scene (%d bytes) is not a JPEG: %v", len(scene), err)
+		return
+	}
+	if got := img.Bounds().Size(); got != want {
+		t.Errorf("scene is %v, want %v", got, want)
+	}
+	at := func(x, y int) (r, g, b uint32) {
+		r, g, b, _ = img.At(int(float64(x)*scale+0.5), int(float64(y)*scale+0.5)).RGBA()
+		return r >> 8, g >> 8, b >> 8
+	}
+	green := func(x, y int) bool { r, g, b := at(x, y); return g > 160 && r < 110 && b < 110 }
+	cx, cy := box.X+box.W/2, box.Y+box.H/2
+	for _, p := range []image.Point{{box.X, cy}, {box.X + box.W, cy}, {cx, box.Y}, {cx, box.Y + box.H}} {
+		if !green(p.X, p.Y) {
+			r, g, b := at(p.X, p.Y)
+			t.Errorf("scene pixel at box edge %v (frame pixels) = rgb(%d,%d,%d), want the green box", p, r, g, b)
+		}
+	}
+	if green(cx, cy) {
+		t.Errorf("scene pixel at the box centre is green: the box is filled or misplaced")
+	}
+}
+
+// chipPNG is a 12x12 PNG standing for an enrolment's aligned chip.
+func chipPNG(t *testing.T) []byte {
+	t.Helper()
+	var b bytes.Buffer
+	if err := png.Encode(&b, image.NewGray(image.Rect(0, 0, 12, 12))); err != nil {
+		t.Fatal(err)
+	}
+	return b.Bytes()
+}
+
+// grayJPEG is a mid-grey w×h JPEG.
+func grayJPEG(t *testing.T, w, h int) []byte {
+	t.Helper()
+	img := image.NewGray(image.Rect(0, 0, w, h))
+	for i := range img.Pix {
+		img.Pix[i] = 128
+	}
+	var b bytes.Buffer
+	if err := jpeg.Encode(&b, img, nil); err != nil {
+		t.Fatal(err)
+	}
+	return b.Bytes()
 }

@@ -76,7 +76,26 @@ type Hit struct {
 	Faces         []FaceScore `json:"faces"`
 	// CropLen is the length of the probe crop JPEG payload.
 	CropLen int `json:"crop_len"`
+	// SceneLen is the length of the scene JPEG that follows the crop in
+	// the payload: the frame downscaled (at most SceneMaxWidth wide) with
+	// the face box drawn. EnrolledChipLen is the length of the enrolled
+	// face (the aligned chip of the enrolment that matched, as a JPEG)
+	// after it. Both optional within version 2 (omitted when 0); the
+	// payload's images together stay within MaxCrop.
+	SceneLen        int `json:"scene_len,omitempty"`
+	EnrolledChipLen int `json:"enrolled_chip_len,omitempty"`
 }
+
+// HitImages are the images a hit carries as its payload, in this order;
+// any may be nil.
+type HitImages struct {
+	Crop, Scene, EnrolledChip []byte
+}
+
+func (im HitImages) len() int { return len(im.Crop) + len(im.Scene) + len(im.EnrolledChip) }
+
+// SceneMaxWidth bounds the width of a hit's scene image, in pixels.
+const SceneMaxWidth = 640
 
 // HitID is the idempotency key of a hit: one alert per camera, track and
 // identity.
@@ -111,31 +130,58 @@ func (h *Hit) validate(payload int) error {
 	if h.Model.Name == "" || len(h.Model.SHA256) != 64 {
 		return malformed("model identity is incomplete")
 	}
-	if h.CropLen < 0 || h.CropLen > MaxCrop || payload != h.CropLen {
-		return malformed("crop payload is %d bytes, crop_len says %d", payload, h.CropLen)
+	if n := h.CropLen + h.SceneLen + h.EnrolledChipLen; h.CropLen < 0 || h.SceneLen < 0 || h.EnrolledChipLen < 0 || n > MaxCrop || payload != n {
+		return malformed("crop payload is %d bytes, crop_len, scene_len and enrolled_chip_len say %d, %d and %d", payload, h.CropLen, h.SceneLen, h.EnrolledChipLen)
 	}
 	return nil
 }
 
 // EncodeHit encodes h with the probe crop as payload.
 func EncodeHit(h Hit, crop []byte) ([]byte, error) {
+	return EncodeHitImages(h, HitImages{Crop: crop})
+}
+
+// EncodeHitImages encodes h with its images as payload; together they
+// must fit in MaxCrop.
+func EncodeHitImages(h Hit, im HitImages) ([]byte, error) {
 	h.Version = Version
-	h.CropLen = len(crop)
-	if err := h.validate(len(crop)); err != nil {
+	h.CropLen, h.SceneLen, h.EnrolledChipLen = len(im.Crop), len(im.Scene), len(im.EnrolledChip)
+	if err := h.validate(im.len()); err != nil {
 		return nil, fmt.Errorf("encoding hit: %w", err)
 	}
-	return Encode(h, crop)
+	p := make([]byte, 0, im.len())
+	p = append(append(append(p, im.Crop...), im.Scene...), im.EnrolledChip...)
+	return Encode(h, p)
 }
 
 // DecodeHit decodes and validates a hit; the returned crop aliases data.
+// Other images the hit carries are left out (DecodeHitImages returns them).
 func DecodeHit(data []byte) (Hit, []byte, error) {
+	h, im, err := DecodeHitImages(data)
+	return h, im.Crop, err
+}
+
+// DecodeHitImages decodes and validates a hit; the returned images (nil
+// when the hit carries none of a kind) alias data.
+func DecodeHitImages(data []byte) (Hit, HitImages, error) {
 	var h Hit
 	p, err := Decode(data, &h)
 	if err != nil {
-		return Hit{}, nil, err
+		return Hit{}, HitImages{}, err
 	}
 	if err := h.validate(len(p)); err != nil {
-		return Hit{}, nil, err
+		return Hit{}, HitImages{}, err
 	}
-	return h, p, nil
+	cut := func(n int) []byte {
+		if n == 0 {
+			return nil
+		}
+		b := p[:n:n]
+		p = p[n:]
+		return b
+	}
+	im := HitImages{Crop: cut(h.CropLen)}
+	im.Scene = cut(h.SceneLen)
+	im.EnrolledChip = cut(h.EnrolledChipLen)
+	return h, im, nil
 }

@@ -265,6 +265,12 @@ type CropReply struct {
 	Final   bool   `json:"final"`
 	Report  int    `json:"report,omitempty"`
 	CropLen int    `json:"crop_len"`
+	// SceneLen is the length of the scene JPEG after the crop: the frame
+	// downscaled with the face box drawn (Hit.SceneLen). Optional within
+	// version 2, omitted when 0: a matcher built before it refuses only
+	// replies that carry a scene (upgrade matchers before detect
+	// processes, as for any change).
+	SceneLen int `json:"scene_len,omitempty"`
 }
 
 // EncodeCropRequest encodes r (metadata only).
@@ -291,28 +297,46 @@ func DecodeCropRequest(data []byte) (CropRequest, error) {
 
 // EncodeCropReply encodes the reply to r with crop (nil when gone).
 func EncodeCropReply(r CropRequest, crop []byte) ([]byte, error) {
-	if len(crop) > MaxCrop {
-		return nil, fmt.Errorf("encoding crop reply: %w", malformed("crop of %d bytes exceeds %d", len(crop), MaxCrop))
+	return EncodeCropSceneReply(r, crop, nil)
+}
+
+// EncodeCropSceneReply encodes the reply to r with crop and scene (nil
+// for none); together they must fit in MaxCrop.
+func EncodeCropSceneReply(r CropRequest, crop, scene []byte) ([]byte, error) {
+	if len(crop)+len(scene) > MaxCrop {
+		return nil, fmt.Errorf("encoding crop reply: %w", malformed("crop and scene of %d bytes exceed %d", len(crop)+len(scene), MaxCrop))
 	}
-	return Encode(CropReply{Version: Version, Camera: r.Camera, Track: r.Track, Final: r.Final, Report: r.Report, CropLen: len(crop)}, crop)
+	return Encode(CropReply{Version: Version, Camera: r.Camera, Track: r.Track, Final: r.Final, Report: r.Report, CropLen: len(crop), SceneLen: len(scene)},
+		append(append(make([]byte, 0, len(crop)+len(scene)), crop...), scene...))
 }
 
 // DecodeCropReply decodes a crop reply and checks that it answers r; the
 // crop aliases data and is nil when the detect stage no longer holds it.
 func DecodeCropReply(data []byte, r CropRequest) ([]byte, error) {
+	crop, _, err := DecodeCropSceneReply(data, r)
+	return crop, err
+}
+
+// DecodeCropSceneReply is DecodeCropReply that also returns the scene
+// (nil when the reply carries none; it aliases data).
+func DecodeCropSceneReply(data []byte, r CropRequest) ([]byte, []byte, error) {
 	var m CropReply
 	p, err := Decode(data, &m)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if m.Camera != r.Camera || m.Track != r.Track || m.Final != r.Final || m.Report != r.Report {
-		return nil, malformed("crop reply for %s/%d (final %v, report %d) answers a request for %s/%d (final %v, report %d)", m.Camera, m.Track, m.Final, m.Report, r.Camera, r.Track, r.Final, r.Report)
+		return nil, nil, malformed("crop reply for %s/%d (final %v, report %d) answers a request for %s/%d (final %v, report %d)", m.Camera, m.Track, m.Final, m.Report, r.Camera, r.Track, r.Final, r.Report)
 	}
-	if m.CropLen != len(p) || m.CropLen > MaxCrop {
-		return nil, malformed("crop reply carries %d bytes, crop_len says %d", len(p), m.CropLen)
+	if m.CropLen < 0 || m.SceneLen < 0 || m.CropLen+m.SceneLen != len(p) || len(p) > MaxCrop {
+		return nil, nil, malformed("crop reply carries %d bytes, crop_len and scene_len say %d and %d", len(p), m.CropLen, m.SceneLen)
 	}
-	if len(p) == 0 {
-		return nil, nil
+	var crop, scene []byte
+	if m.CropLen > 0 {
+		crop = p[:m.CropLen]
 	}
-	return p, nil
+	if m.SceneLen > 0 {
+		scene = p[m.CropLen:]
+	}
+	return crop, scene, nil
 }

@@ -2,6 +2,7 @@ package wire
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"strings"
 	"testing"
@@ -121,5 +122,96 @@ func TestCropRequestReply(t *testing.T) {
 				t.Errorf("DecodeCropReply(reply for another report) = %v, want ErrMalformed", err)
 			}
 		})
+	}
+}
+
+// TestHitImages: a hit carries the scene and the enrolled chip after the
+// crop, each only with its length field, all within MaxCrop; a hit with a
+// crop alone encodes exactly as before the fields existed (no new keys),
+// so older receivers read it.
+func TestHitImages(t *testing.T) {
+	crop := []byte{0xff, 0xd8, 0xff, 1, 2}
+	scene := []byte{0xff, 0xd8, 0xff, 9, 9, 9}
+	chip := []byte{0xff, 0xd8, 0xff, 5}
+	tests := []struct {
+		name      string
+		im        HitImages
+		wantErr   bool
+		wantField bool
+	}{
+		{"crop, scene and chip", HitImages{crop, scene, chip}, false, true},
+		{"crop only", HitImages{Crop: crop}, false, false},
+		{"scene only", HitImages{Scene: scene}, false, true},
+		{"chip only", HitImages{EnrolledChip: chip}, false, true},
+		{"together over MaxCrop", HitImages{make([]byte, MaxCrop-2), scene, nil}, true, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			data, err := EncodeHitImages(validHit(), tc.im)
+			if tc.wantErr {
+				if !errors.Is(err, ErrMalformed) {
+					t.Fatalf("EncodeHitImages(%d bytes) = %v, want ErrMalformed", tc.im.len(), err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			meta := data[:4+binary.BigEndian.Uint32(data)]
+			if got := bytes.Contains(meta, []byte(`"scene_len"`)) || bytes.Contains(meta, []byte(`"enrolled_chip_len"`)); got != tc.wantField {
+				t.Errorf("metadata has scene_len or enrolled_chip_len = %v, want %v", got, tc.wantField)
+			}
+			_, im, err := DecodeHitImages(data)
+			if err != nil || !bytes.Equal(im.Crop, tc.im.Crop) || !bytes.Equal(im.Scene, tc.im.Scene) || !bytes.Equal(im.EnrolledChip, tc.im.EnrolledChip) {
+				t.Errorf("DecodeHitImages = %x, %v; want %x", im, err, tc.im)
+			}
+			_, c, err := DecodeHit(data)
+			if err != nil || !bytes.Equal(c, tc.im.Crop) {
+				t.Errorf("DecodeHit = crop %x, %v; want %x", c, err, tc.im.Crop)
+			}
+		})
+	}
+	// Lengths that do not add up with the payload are refused.
+	data, _ := EncodeHitImages(validHit(), HitImages{crop, scene, chip})
+	if _, _, err := DecodeHitImages(data[:len(data)-1]); !errors.Is(err, ErrMalformed) {
+		t.Errorf("DecodeHitImages(payload one byte short) = %v, want ErrMalformed", err)
+	}
+}
+
+// TestCropSceneReply: a crop reply may carry the scene after the crop;
+// without one it encodes as before the field existed.
+func TestCropSceneReply(t *testing.T) {
+	crop := []byte{0xff, 0xd8, 0xff, 7}
+	scene := []byte{0xff, 0xd8, 0xff, 8, 8}
+	req := CropRequest{Camera: "cam-1", Track: 9, Final: true}
+	tests := []struct {
+		name        string
+		crop, scene []byte
+		wantField   bool
+	}{
+		{"crop and scene", crop, scene, true},
+		{"crop only", crop, nil, false},
+		{"gone", nil, nil, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			rep, err := EncodeCropSceneReply(req, tc.crop, tc.scene)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := bytes.Contains(rep[:4+binary.BigEndian.Uint32(rep)], []byte(`"scene_len"`)); got != tc.wantField {
+				t.Errorf("metadata has scene_len = %v, want %v", got, tc.wantField)
+			}
+			c, s, err := DecodeCropSceneReply(rep, req)
+			if err != nil || !bytes.Equal(c, tc.crop) || !bytes.Equal(s, tc.scene) {
+				t.Errorf("DecodeCropSceneReply = %x, %x, %v; want %x, %x", c, s, err, tc.crop, tc.scene)
+			}
+			if _, _, err := DecodeCropSceneReply(rep[:len(rep)-1], req); len(tc.crop)+len(tc.scene) > 0 && !errors.Is(err, ErrMalformed) {
+				t.Errorf("DecodeCropSceneReply(one byte short) = %v, want ErrMalformed", err)
+			}
+		})
+	}
+	if _, err := EncodeCropSceneReply(req, make([]byte, MaxCrop-2), scene); !errors.Is(err, ErrMalformed) {
+		t.Errorf("EncodeCropSceneReply(over MaxCrop) = %v, want ErrMalformed", err)
 	}
 }

@@ -83,16 +83,29 @@ func hitDec(b []byte) error { _, _, err := DecodeHit(b); return err }
 func FuzzDecode(f *testing.F) {
 	good, _ := EncodeHit(validHit(), []byte("crop"))
 	f.Add(good)
+	withImages, _ := EncodeHitImages(validHit(), HitImages{[]byte("crop"), []byte("scene"), []byte("chip")})
+	f.Add(withImages)
+	reply, _ := EncodeCropSceneReply(CropRequest{Camera: "cam-1", Track: 7}, []byte("crop"), []byte("scene"))
+	f.Add(reply)
 	status, _ := EncodeCameraStatus(validStatus())
 	f.Add(status)
 	f.Add([]byte{0, 0, 0, 0})
 	f.Fuzz(func(t *testing.T, b []byte) {
-		// Must never panic; anything accepted must re-encode.
-		if h, crop, err := DecodeHit(b); err == nil {
-			if _, err := EncodeHit(h, crop); err != nil {
+		// Must never panic; anything accepted must re-encode to the same
+		// images.
+		if h, im, err := DecodeHitImages(b); err == nil {
+			again, err := EncodeHitImages(h, im)
+			if err != nil {
 				t.Fatalf("accepted hit does not re-encode: %v", err)
 			}
+			if _, im2, err := DecodeHitImages(again); err != nil || !bytes.Equal(im2.Crop, im.Crop) || !bytes.Equal(im2.Scene, im.Scene) || !bytes.Equal(im2.EnrolledChip, im.EnrolledChip) {
+				t.Fatalf("re-encoded hit decodes to other images (%v)", err)
+			}
 		}
+		if r, err := DecodeCropRequest(b); err == nil {
+			_, _, _ = DecodeCropSceneReply(b, r)
+		}
+		_, _, _ = DecodeCropSceneReply(b, CropRequest{Camera: "cam-1", Track: 7})
 		if s, err := DecodeCameraStatus(b); err == nil {
 			if _, err := EncodeCameraStatus(s); err != nil {
 				t.Fatalf("accepted camera status does not re-encode: %v", err)
