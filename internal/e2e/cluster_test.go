@@ -26,23 +26,26 @@ import (
 	"github.com/facewatch/facewatch/internal/wire"
 )
 
-// The cluster test's clip: four cameras play the same 38 s clip (10 fps,
+// The cluster test's clip: four cameras play the same 44 s clip (10 fps,
 // sampled at 5) in which the enrolled person crosses three times and a
 // stranger once, timed around the two faults (stream seconds):
 //
-//	 4- 7  A crosses                      (every node and worker up)
-//	 9     kill -9 the NATS node leading the tracks stream
-//	13-16  A crosses                      (two nodes)
-//	17-20  a stranger crosses
-//	22.5   kill -9 the detect worker (it owns two cameras)
+//	 3- 6  A crosses                      (every node and worker up)
+//	 8     kill -9 the NATS node leading the tracks stream
+//	12-15  A crosses                      (two nodes; a new leader may still be in election)
+//	21     kill -9 a detect worker (it owns two cameras); its reports of
+//	       the second crossing are out by then (elections take 4-9 s)
+//	23-26  a stranger crosses             (the dead worker's cameras are unwatched
+//	       until their leases expire)
 //	       ... its cameras must be re-owned within 15 s ...
-//	31-34  A crosses                      (two nodes, one detect worker)
+//	38-41  A crosses                      (two nodes, one detect worker): after
+//	       the re-own bound, so every camera is watched again
 const (
 	clusterFPS       = 10
 	clusterCameras   = 4
-	clusterDuration  = 38 * time.Second
-	killNATSAt       = 9 * time.Second
-	killDetectAt     = 22500 * time.Millisecond
+	clusterDuration  = 44 * time.Second
+	killNATSAt       = 8 * time.Second
+	killDetectAt     = 21 * time.Second
 	reownBound       = 15 * time.Second
 	clusterWatchlist = watchlist
 )
@@ -188,7 +191,7 @@ func clusterClip(t *testing.T) (*rtsptest.Clip, synthcam.Truth, synthcam.Scenari
 	}
 	script := synthcam.Script{Width: width, Height: height, FPS: clusterFPS, Duration: clusterDuration,
 		Background:  testdata.OpenCV(t, "vtest.avi"),
-		Appearances: []synthcam.Appearance{at(a1, 4), at(a2, 13), at(stranger, 17), at(a1, 31)}}
+		Appearances: []synthcam.Appearance{at(a1, 3), at(a2, 12), at(stranger, 23), at(a1, 38)}}
 	file := filepath.Join(t.TempDir(), "cluster.h264")
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
