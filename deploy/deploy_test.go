@@ -215,6 +215,18 @@ func TestConfigs(t *testing.T) {
 			if len(cfg.Cameras) == 0 {
 				t.Errorf("%s has no cameras", tc.file)
 			}
+			// A cluster's clients cross the network: mutual TLS to every
+			// node and their roles' nkeys, as `nats init --nodes` sets up.
+			if tc.servers > 0 {
+				for _, u := range strings.Split(cfg.NATS.URL, ",") {
+					if !strings.HasPrefix(u, "tls://") {
+						t.Errorf("%s nats.url %q is not tls://", tc.file, u)
+					}
+				}
+				if tl := cfg.NATS.TLS; tl.CAFile == "" || tl.CertFile == "" || tl.KeyFile == "" || cfg.NATS.CredsDir == "" {
+					t.Errorf("%s nats.tls = %+v, creds_dir %q; want a CA, a client certificate and key, and a credentials directory", tc.file, tl, cfg.NATS.CredsDir)
+				}
+			}
 		})
 	}
 }
@@ -246,8 +258,15 @@ func TestComposeFile(t *testing.T) {
 			t.Errorf("compose has no service nats%s", n)
 			continue
 		}
-		if strings.Join(s.Entrypoint, " ") != "/usr/local/bin/nats-server" || !strings.Contains(strings.Join(s.Volumes, " "), "./nats/node"+n+".conf:") {
+		vols := strings.Join(s.Volumes, " ")
+		if strings.Join(s.Entrypoint, " ") != "/usr/local/bin/nats-server" || !strings.Contains(vols, "./nats/node"+n+".conf:/etc/nats/node.conf") {
 			t.Errorf("nats%s runs %v with %v, want the image's nats-server with nats/node%s.conf", n, s.Entrypoint, s.Volumes, n)
+		}
+		// What node.conf includes and names: the site's users and TLS files.
+		for _, want := range []string{"./site/auth.conf:/etc/nats/auth.conf", "./site/tls:/etc/nats/tls"} {
+			if !strings.Contains(vols, want) {
+				t.Errorf("nats%s volumes %v lack %s (nats init's users and certificates)", n, s.Volumes, want)
+			}
 		}
 	}
 	for _, stage := range []string{"camera", "detect", "match", "alert"} {
@@ -258,6 +277,9 @@ func TestComposeFile(t *testing.T) {
 		}
 		if len(s.Command) == 0 || s.Command[0] != stage {
 			t.Errorf("service %s command = %v, want facewatch %s", stage, s.Command, stage)
+		}
+		if !strings.Contains(strings.Join(s.Volumes, " "), "./site/creds:/etc/facewatch/creds") {
+			t.Errorf("service %s volumes %v lack the site's role credentials", stage, s.Volumes)
 		}
 		if strings.Join(s.CapDrop, ",") != "ALL" || len(s.SecurityOpt) == 0 {
 			t.Errorf("service %s cap_drop %v, security_opt %v; want ALL and no-new-privileges", stage, s.CapDrop, s.SecurityOpt)
