@@ -163,7 +163,10 @@ func natsInitCluster(e *env, ci clusterInit) error {
 	if ci.routePort <= 0 || ci.routePort > 65535 {
 		return usageErrorf("--route-port %d is not a port", ci.routePort)
 	}
-	if ci.makeCA == (ci.tls.CertFile != "") {
+	if ci.makeCA && ci.tls.CertFile != "" {
+		return usageErrorf("--make-ca or --tls-cert, not both: the CA made here issues the nodes' certificates")
+	}
+	if !ci.makeCA && ci.tls.CertFile == "" {
 		return usageErrorf("--nodes needs TLS: --make-ca, or --tls-cert, --tls-key and --tls-ca (routes and clients cross the network)")
 	}
 	if !ci.makeCA && ci.tls.CAFile == "" {
