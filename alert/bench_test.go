@@ -2,6 +2,7 @@ package alert
 
 import (
 	"context"
+	"fmt"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -124,6 +125,7 @@ func BenchmarkHitPathTLS(b *testing.B) {
 func BenchmarkHitPathTLSAlternated(b *testing.B) {
 	rigs := map[string]*hitRig{"plain": newHitRig(b, "plain"), "tls": newHitRig(b, "tls")}
 	var plain, tls, ratio []float64
+	var rounds []string
 	b.ResetTimer()
 	for r := range tlsRounds {
 		order := []string{"plain", "tls"}
@@ -136,9 +138,12 @@ func BenchmarkHitPathTLSAlternated(b *testing.B) {
 		}
 		plain, tls = append(plain, rate["plain"]), append(tls, rate["tls"])
 		ratio = append(ratio, rate["tls"]/rate["plain"])
-		b.Logf("round %d (%s first): plain %.0f hits/s, tls %.0f hits/s, tls/plain %.2f", r+1, order[0], rate["plain"], rate["tls"], ratio[r])
+		rounds = append(rounds, fmt.Sprintf("%d (%s first) %.0f/%.0f=%.2f", r+1, order[0], rate["tls"], rate["plain"], ratio[r]))
 	}
 	b.StopTimer()
+	// One line: the testing package keeps only the first lines of a
+	// benchmark's log.
+	b.Logf("b.N=%d, round (first) tls/plain hits/s: %s", b.N, strings.Join(rounds, "; "))
 	b.ReportMetric(median(plain), "plain-hits/s")
 	b.ReportMetric(median(tls), "tls-hits/s")
 	b.ReportMetric(median(ratio), "tls/plain")
