@@ -8,10 +8,12 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"gopkg.in/yaml.v3"
 
 	"github.com/facewatch/facewatch/internal/config"
+	"github.com/facewatch/facewatch/internal/natsbus"
 	"github.com/facewatch/facewatch/internal/testdata"
 )
 
@@ -85,39 +87,101 @@ func TestSystemdUnits(t *testing.T) {
 	}
 }
 
-// TestNATSClusterConfigs checks the three node configs with nats-server -t
-// and that they make one cluster: distinct names, the same cluster name,
-// routes to all three, JetStream on.
+// TestNATSClusterConfigs checks that deploy/nats/node{1,2,3}.conf are
+// exactly what `facewatch nats init --nodes nats1,nats2,nats3 --make-ca
+// --conf-dir /etc/nats` writes (natsbus.ClusterNodeConfigs), that they
+// make one secured cluster (distinct names, one cluster name, routes to
+// all three, client and route TLS with verification, the users included),
+// and that nats-server -t accepts each with a site's auth.conf and
+// certificates beside it.
 func TestNATSClusterConfigs(t *testing.T) {
 	bin := testdata.NATSServer(t)
+	hosts := []string{"nats1", "nats2", "nats3"}
+	want, err := natsbus.ClusterNodeConfigs(natsbus.ClusterSpec{Hosts: hosts, Listen: "0.0.0.0:4222", RoutePort: 6222,
+		StoreDir: "/var/lib/nats/jetstream", Monitor: "127.0.0.1:8222", MaxFileStore: "20GB",
+		TLS: func(h string) config.TLSFiles { return natsbus.SiteTLSFiles("/etc/nats", h) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	site := fakeSite(t, hosts)
 	names := map[string]bool{}
-	for _, n := range []string{"1", "2", "3"} {
+	for i, n := range []string{"1", "2", "3"} {
 		path := filepath.Join("nats", "node"+n+".conf")
 		t.Run("node"+n, func(t *testing.T) {
-			if out, err := exec.Command(bin, "-t", "-c", path).CombinedOutput(); err != nil {
-				t.Fatalf("nats-server -t -c %s = %v:\n%s", path, err, out)
-			}
 			b, err := os.ReadFile(path)
 			if err != nil {
 				t.Fatal(err)
 			}
 			s := string(b)
-			m := regexp.MustCompile(`(?m)^server_name:\s*(\S+)`).FindStringSubmatch(s)
+			if s != string(want[i]) {
+				t.Errorf("%s is not what `facewatch nats init --nodes nats1,nats2,nats3 --make-ca --conf-dir /etc/nats` writes as node%s.conf; regenerate it:\n%s", path, n, want[i])
+			}
+			m := regexp.MustCompile(`(?m)^server_name:\s*"?([^"\s]+)`).FindStringSubmatch(s)
 			if m == nil || m[1] != "nats"+n {
 				t.Errorf("%s server_name = %v, want nats%s", path, m, n)
 			} else {
 				names[m[1]] = true
 			}
-			for _, want := range []string{"jetstream {", "name: facewatch", "nats-route://nats1:6222", "nats-route://nats2:6222", "nats-route://nats3:6222"} {
+			for _, want := range []string{"jetstream {", `name: "facewatch"`, "nats-route://nats1:6222", "nats-route://nats2:6222", "nats-route://nats3:6222",
+				`include "auth.conf"`, `cert_file: "/etc/nats/tls/nats` + n + `.pem"`, `ca_file: "/etc/nats/tls/ca.pem"`} {
 				if !strings.Contains(s, want) {
 					t.Errorf("%s lacks %q", path, want)
 				}
+			}
+			if c := strings.Count(s, "verify: true"); c != 2 {
+				t.Errorf("%s has %d TLS blocks that verify the peer's certificate, want 2 (clients and routes)", path, c)
+			}
+			local := filepath.Join(site, "node"+n+".conf")
+			if err := os.WriteFile(local, []byte(strings.ReplaceAll(s, "/etc/nats/", site+"/")), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			if out, err := exec.Command(bin, "-t", "-c", local).CombinedOutput(); err != nil {
+				t.Fatalf("nats-server -t -c %s (with a site's auth.conf and certificates) = %v:\n%s", path, err, out)
 			}
 		})
 	}
 	if len(names) != 3 {
 		t.Errorf("server names %v, want three distinct", names)
 	}
+}
+
+// fakeSite writes what `nats init --make-ca` puts beside the node configs
+// (auth.conf, tls/) into a temporary directory.
+func fakeSite(t *testing.T, hosts []string) string {
+	t.Helper()
+	dir := t.TempDir()
+	ids, err := natsbus.NewIdentities()
+	if err != nil {
+		t.Fatal(err)
+	}
+	auth, err := natsbus.WriteAuthConfig(ids, natsbus.PermissionOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := map[string][]byte{natsbus.ClusterAuthFile: auth}
+	now := time.Now()
+	ca, err := natsbus.NewSiteCA("test", now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	files["tls/ca.pem"] = ca.CertPEM
+	for _, h := range hosts {
+		leaf, err := ca.IssueServer(h, []string{h}, now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		files["tls/"+h+".pem"], files["tls/"+h+"-key.pem"] = leaf.CertPEM, leaf.KeyPEM
+	}
+	for name, b := range files {
+		p := filepath.Join(dir, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
 }
 
 // TestConfigs loads every facewatch config in deploy/ with facewatch's own
@@ -151,6 +215,18 @@ func TestConfigs(t *testing.T) {
 			if len(cfg.Cameras) == 0 {
 				t.Errorf("%s has no cameras", tc.file)
 			}
+			// A cluster's clients cross the network: mutual TLS to every
+			// node and their roles' nkeys, as `nats init --nodes` sets up.
+			if tc.servers > 0 {
+				for _, u := range strings.Split(cfg.NATS.URL, ",") {
+					if !strings.HasPrefix(u, "tls://") {
+						t.Errorf("%s nats.url %q is not tls://", tc.file, u)
+					}
+				}
+				if tl := cfg.NATS.TLS; tl.CAFile == "" || tl.CertFile == "" || tl.KeyFile == "" || cfg.NATS.CredsDir == "" {
+					t.Errorf("%s nats.tls = %+v, creds_dir %q; want a CA, a client certificate and key, and a credentials directory", tc.file, tl, cfg.NATS.CredsDir)
+				}
+			}
 		})
 	}
 }
@@ -182,8 +258,15 @@ func TestComposeFile(t *testing.T) {
 			t.Errorf("compose has no service nats%s", n)
 			continue
 		}
-		if strings.Join(s.Entrypoint, " ") != "/usr/local/bin/nats-server" || !strings.Contains(strings.Join(s.Volumes, " "), "./nats/node"+n+".conf:") {
+		vols := strings.Join(s.Volumes, " ")
+		if strings.Join(s.Entrypoint, " ") != "/usr/local/bin/nats-server" || !strings.Contains(vols, "./nats/node"+n+".conf:/etc/nats/node.conf") {
 			t.Errorf("nats%s runs %v with %v, want the image's nats-server with nats/node%s.conf", n, s.Entrypoint, s.Volumes, n)
+		}
+		// What node.conf includes and names: the site's users and TLS files.
+		for _, want := range []string{"./site/auth.conf:/etc/nats/auth.conf", "./site/tls:/etc/nats/tls"} {
+			if !strings.Contains(vols, want) {
+				t.Errorf("nats%s volumes %v lack %s (nats init's users and certificates)", n, s.Volumes, want)
+			}
 		}
 	}
 	for _, stage := range []string{"camera", "detect", "match", "alert"} {
@@ -194,6 +277,9 @@ func TestComposeFile(t *testing.T) {
 		}
 		if len(s.Command) == 0 || s.Command[0] != stage {
 			t.Errorf("service %s command = %v, want facewatch %s", stage, s.Command, stage)
+		}
+		if !strings.Contains(strings.Join(s.Volumes, " "), "./site/creds:/etc/facewatch/creds") {
+			t.Errorf("service %s volumes %v lack the site's role credentials", stage, s.Volumes)
 		}
 		if strings.Join(s.CapDrop, ",") != "ALL" || len(s.SecurityOpt) == 0 {
 			t.Errorf("service %s cap_drop %v, security_opt %v; want ALL and no-new-privileges", stage, s.CapDrop, s.SecurityOpt)

@@ -183,6 +183,12 @@ func (x *Index) Run(ctx context.Context) error {
 		return fmt.Errorf("running index: consuming stream %s: %w", wire.GalleryStream, err)
 	}
 	defer it.Stop()
+	// Stop as soon as ctx ends, not only when Next returns: the ordered
+	// consumer recreates its server-side consumer inside Next (after a
+	// NATS node's loss, say), retrying without end and deaf to Next's
+	// context until the iterator is stopped.
+	stop := context.AfterFunc(ctx, it.Stop)
+	defer stop()
 	x.log.Info("following gallery stream", "from_seq", start)
 	for {
 		msg, err := it.Next(jetstream.NextContext(ctx))

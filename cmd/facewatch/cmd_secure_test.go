@@ -4,8 +4,11 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"crypto/x509"
+	"encoding/pem"
 	"fmt"
 	"io"
+	"io/fs"
 	"net"
 	"net/http"
 	"os"
@@ -324,4 +327,113 @@ alert:
 			t.Errorf("doctor output lacks %s %s %s:\n%s", want.status, want.name, want.detail, out)
 		}
 	}
+}
+
+// TestNATSInitCluster: `nats init --nodes` writes one config per node that
+// nats-server loads as a node of one secured cluster (client and route
+// TLS, both verifying the peer against the CA it made; every role's nkey
+// user, included from auth.conf), certificates that verify for their
+// names, and every file 0600; it refuses a cluster of fewer than three, a
+// cluster without TLS, and replacing a site.
+func TestNATSInitCluster(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "site")
+	code, out, errOut := runCLI(t, nil, "nats", "init", "--dir", dir, "--nodes", "nats1,nats2,nats3", "--make-ca", "--clients", "edge-1,central")
+	if code != 0 {
+		t.Fatalf("nats init --nodes = %d, %q", code, errOut)
+	}
+	files := 0
+	filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		files++
+		if st, err := os.Stat(p); err != nil || st.Mode().Perm() != 0o600 {
+			t.Errorf("%s mode = %v (%v), want 0600", p, st.Mode().Perm(), err)
+		}
+		return nil
+	})
+	// 3 configs, auth.conf, 6 seeds, CA cert and key, 3 node and 2 client pairs.
+	if want := 3 + 1 + len(natsbus.Roles()) + 2 + 2*3 + 2*2; files != want {
+		t.Errorf("nats init --nodes wrote %d files, want %d:\n%s", files, want, out)
+	}
+	caPEM, err := os.ReadFile(filepath.Join(dir, "tls", "ca.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(caPEM)
+	for i, node := range []string{"nats1", "nats2", "nats3"} {
+		conf := filepath.Join(dir, fmt.Sprintf("node%d.conf", i+1))
+		opts, err := server.ProcessConfigFile(conf)
+		if err != nil {
+			t.Fatalf("nats-server cannot load %s: %v", conf, err)
+		}
+		if opts.ServerName != node || opts.Cluster.Name != "facewatch" || len(opts.Routes) != 3 {
+			t.Errorf("%s: server %q, cluster %q, %d routes; want %s in cluster facewatch with routes to all 3", conf, opts.ServerName, opts.Cluster.Name, len(opts.Routes), node)
+		}
+		if opts.TLSConfig == nil || opts.TLSConfig.ClientAuth != tls.RequireAndVerifyClientCert {
+			t.Errorf("%s: clients without mutual TLS", conf)
+		}
+		if opts.Cluster.TLSConfig == nil || opts.Cluster.TLSConfig.ClientAuth != tls.RequireAndVerifyClientCert {
+			t.Errorf("%s: routes without mutual TLS", conf)
+		}
+		if len(opts.Nkeys) != len(natsbus.Roles()) {
+			t.Errorf("%s: %d nkey users, want one per role (%d)", conf, len(opts.Nkeys), len(natsbus.Roles()))
+		}
+		if !opts.JetStream {
+			t.Errorf("%s: JetStream off", conf)
+		}
+		leaf := readCert(t, filepath.Join(dir, "tls", node+".pem"))
+		for _, usage := range []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth} {
+			if _, err := leaf.Verify(x509.VerifyOptions{DNSName: node, Roots: pool, KeyUsages: []x509.ExtKeyUsage{usage}}); err != nil {
+				t.Errorf("%s's certificate for %s (usage %v): %v", node, node, usage, err)
+			}
+		}
+		if _, err := leaf.Verify(x509.VerifyOptions{DNSName: "nats9", Roots: pool}); err == nil {
+			t.Errorf("%s's certificate verifies for nats9, want only its own names", node)
+		}
+	}
+	client := readCert(t, filepath.Join(dir, "tls", "edge-1.pem"))
+	if _, err := client.Verify(x509.VerifyOptions{Roots: pool, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}); err != nil {
+		t.Errorf("client certificate edge-1: %v", err)
+	}
+	if _, err := client.Verify(x509.VerifyOptions{Roots: pool, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}); err == nil {
+		t.Error("client certificate edge-1 verifies as a server's, want client use only")
+	}
+
+	for _, tc := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"again", []string{"--dir", dir, "--nodes", "nats1,nats2,nats3", "--make-ca"}, "refusing to replace"},
+		{"two nodes", []string{"--dir", t.TempDir(), "--nodes", "a,b", "--make-ca"}, "3 or more"},
+		{"no tls", []string{"--dir", t.TempDir(), "--nodes", "a,b,c"}, "needs TLS"},
+		{"no ca", []string{"--dir", t.TempDir(), "--nodes", "a,b,c", "--tls-cert", "c.pem", "--tls-key", "k.pem"}, "--tls-ca"},
+		{"port in host", []string{"--dir", t.TempDir(), "--nodes", "a:4222,b,c", "--make-ca"}, "not a host name"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			code, _, errOut := runCLI(t, nil, append([]string{"nats", "init"}, tc.args...)...)
+			if code == 0 || !strings.Contains(errOut, tc.want) || strings.Count(strings.TrimSpace(errOut), "\n") != 0 {
+				t.Errorf("nats init %v = %d, %q; want a failure, one line saying %q", tc.args, code, errOut, tc.want)
+			}
+		})
+	}
+}
+
+func readCert(t *testing.T, path string) *x509.Certificate {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	blk, _ := pem.Decode(b)
+	if blk == nil {
+		t.Fatalf("%s holds no PEM block", path)
+	}
+	c, err := x509.ParseCertificate(blk.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
 }

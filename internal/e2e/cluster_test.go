@@ -26,23 +26,26 @@ import (
 	"github.com/facewatch/facewatch/internal/wire"
 )
 
-// The cluster test's clip: four cameras play the same 38 s clip (10 fps,
+// The cluster test's clip: four cameras play the same 44 s clip (10 fps,
 // sampled at 5) in which the enrolled person crosses three times and a
 // stranger once, timed around the two faults (stream seconds):
 //
-//	 4- 7  A crosses                      (every node and worker up)
-//	 9     kill -9 the NATS node leading the tracks stream
-//	13-16  A crosses                      (two nodes)
-//	17-20  a stranger crosses
-//	22.5   kill -9 the detect worker (it owns two cameras)
+//	 3- 6  A crosses                      (every node and worker up)
+//	 8     kill -9 the NATS node leading the tracks stream
+//	12-15  A crosses                      (two nodes; a new leader may still be in election)
+//	21     kill -9 a detect worker (it owns two cameras); its reports of
+//	       the second crossing are out by then (elections take 4-9 s)
+//	23-26  a stranger crosses             (the dead worker's cameras are unwatched
+//	       until their leases expire)
 //	       ... its cameras must be re-owned within 15 s ...
-//	31-34  A crosses                      (two nodes, one detect worker)
+//	38-41  A crosses                      (two nodes, one detect worker): after
+//	       the re-own bound, so every camera is watched again
 const (
 	clusterFPS       = 10
 	clusterCameras   = 4
-	clusterDuration  = 38 * time.Second
-	killNATSAt       = 9 * time.Second
-	killDetectAt     = 22500 * time.Millisecond
+	clusterDuration  = 44 * time.Second
+	killNATSAt       = 8 * time.Second
+	killDetectAt     = 21 * time.Second
 	reownBound       = 15 * time.Second
 	clusterWatchlist = watchlist
 )
@@ -67,13 +70,31 @@ func freePort(t *testing.T) int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
+// clusterSite is the secured site `facewatch nats init --nodes` wrote:
+// the role credentials and the client side of mutual TLS.
+type clusterSite struct {
+	creds string
+	tls   config.TLSFiles
+}
+
 // startCluster runs deploy/nats/node{1,2,3}.conf as three real nats-server
-// processes on loopback: the same files with the host names, ports, store
-// and monitoring addresses rewritten for one machine.
-func startCluster(t *testing.T) []*natsNode {
+// processes on loopback, secured as a site is: `facewatch nats init
+// --nodes nats1,nats2,nats3 --make-ca` writes the users every node
+// includes, the CA, each node's certificate, a client certificate and the
+// role credentials; the deploy files are used with their /etc/nats paths,
+// host names, ports, store and monitoring addresses rewritten for one
+// machine. Clients and routes speak mutual TLS; every client
+// authenticates with its role's nkey.
+func startCluster(t *testing.T) ([]*natsNode, clusterSite) {
 	t.Helper()
-	bin := testdata.NATSServer(t)
+	natsBin := testdata.NATSServer(t)
 	dir := t.TempDir()
+	siteDir := filepath.Join(dir, "site")
+	if out, err := exec.Command(bin, "nats", "init", "--dir", siteDir, "--nodes", "nats1,nats2,nats3", "--make-ca", "--clients", "client").CombinedOutput(); err != nil {
+		t.Fatalf("facewatch nats init --nodes = %v:\n%s", err, out)
+	}
+	site := clusterSite{creds: filepath.Join(siteDir, "creds"), tls: config.TLSFiles{CAFile: filepath.Join(siteDir, "tls", "ca.pem"),
+		CertFile: filepath.Join(siteDir, "tls", "client.pem"), KeyFile: filepath.Join(siteDir, "tls", "client-key.pem")}}
 	var client, route, mon [3]int
 	for i := range 3 {
 		client[i], route[i], mon[i] = freePort(t), freePort(t), freePort(t)
@@ -90,7 +111,8 @@ func startCluster(t *testing.T) []*natsNode {
 			"0.0.0.0:6222", fmt.Sprintf("127.0.0.1:%d", route[i]),
 			"127.0.0.1:8222", fmt.Sprintf("127.0.0.1:%d", mon[i]),
 			"/var/lib/nats/jetstream", filepath.Join(dir, fmt.Sprintf("store%d", i+1)),
-			"max_file_store: 20GB", "max_file_store: 1GB",
+			"max_file_store: 20GB", "max_file_store: 4GB", // the streams reserve 1.6 GiB
+			"/etc/nats/", siteDir + "/",
 		}
 		for j := range 3 {
 			rep = append(rep, fmt.Sprintf("nats-route://nats%d:6222", j+1), fmt.Sprintf("nats-route://127.0.0.1:%d", route[j]))
@@ -101,7 +123,8 @@ func startCluster(t *testing.T) []*natsNode {
 			}
 			s = strings.ReplaceAll(s, rep[j], rep[j+1])
 		}
-		path := filepath.Join(dir, fmt.Sprintf("node%d.conf", i+1))
+		// Beside auth.conf, which it includes.
+		path := filepath.Join(siteDir, fmt.Sprintf("node%d-test.conf", i+1))
 		if err := os.WriteFile(path, []byte(s), 0o600); err != nil {
 			t.Fatal(err)
 		}
@@ -110,7 +133,7 @@ func startCluster(t *testing.T) []*natsNode {
 		if err != nil {
 			t.Fatal(err)
 		}
-		n.cmd = exec.Command(bin, "-c", path)
+		n.cmd = exec.Command(natsBin, "-c", path)
 		n.cmd.Stdout, n.cmd.Stderr = logf, logf
 		if err := n.cmd.Start(); err != nil {
 			t.Fatal(err)
@@ -130,13 +153,13 @@ func startCluster(t *testing.T) []*natsNode {
 		})
 		nodes = append(nodes, n)
 	}
-	return nodes
+	return nodes, site
 }
 
 func clusterURL(nodes []*natsNode) string {
 	var us []string
 	for _, n := range nodes {
-		us = append(us, fmt.Sprintf("nats://127.0.0.1:%d", n.client))
+		us = append(us, fmt.Sprintf("tls://127.0.0.1:%d", n.client))
 	}
 	return strings.Join(us, ",")
 }
@@ -168,7 +191,7 @@ func clusterClip(t *testing.T) (*rtsptest.Clip, synthcam.Truth, synthcam.Scenari
 	}
 	script := synthcam.Script{Width: width, Height: height, FPS: clusterFPS, Duration: clusterDuration,
 		Background:  testdata.OpenCV(t, "vtest.avi"),
-		Appearances: []synthcam.Appearance{at(a1, 4), at(a2, 13), at(stranger, 17), at(a1, 31)}}
+		Appearances: []synthcam.Appearance{at(a1, 3), at(a2, 12), at(stranger, 23), at(a1, 38)}}
 	file := filepath.Join(t.TempDir(), "cluster.h264")
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -245,11 +268,12 @@ func (c *multiCam) window(camera string, a synthcam.Appearance) (time.Time, time
 
 // clusterConfig writes the config every facewatch process of the test
 // shares: the three nodes, three replicas, the four cameras.
-func clusterConfig(t *testing.T, data, natsURL string, cams *multiCam) string {
+func clusterConfig(t *testing.T, data, natsURL string, site clusterSite, cams *multiCam) string {
 	t.Helper()
 	var b strings.Builder
 	fmt.Fprintf(&b, "data_dir: %s\nlog_level: info\n", data)
-	fmt.Fprintf(&b, "nats:\n  url: %q\n  replicas: 3\n  ack_wait: 2s\n", natsURL)
+	fmt.Fprintf(&b, "nats:\n  url: %q\n  replicas: 3\n  ack_wait: 2s\n  creds_dir: %q\n", natsURL, site.creds)
+	fmt.Fprintf(&b, "  tls:\n    ca_file: %q\n    cert_file: %q\n    key_file: %q\n", site.tls.CAFile, site.tls.CertFile, site.tls.KeyFile)
 	b.WriteString("cameras:\n")
 	for _, id := range cams.ids {
 		fmt.Fprintf(&b, "  - id: %s\n    url: %s\n    max_fps: %d\n    open_timeout: 5s\n    backoff_max: 2s\n", id, cams.srv.URL(id), sampleFPS)
@@ -286,24 +310,21 @@ func leaseOwners(ctx context.Context, kv jetstream.KeyValue, cams []string) map[
 // twice), the stranger none; the dead worker's cameras must be owned again
 // within 15 s; the cluster must keep serving with one node down.
 func TestClusterFailover(t *testing.T) {
-	// Behind FACEWATCH_CLUSTER=1 until it is steady: on this 2-core
-	// machine under load it failed 2 of its last 5 runs (a crossing split
-	// into two alerts around the failover, and once a match process that
-	// did not exit within 15 s of SIGTERM; stop now dumps its goroutines).
-	if os.Getenv("FACEWATCH_CLUSTER") == "" {
-		t.Skip("the three-node failover test runs with FACEWATCH_CLUSTER=1 (about a minute)")
-	}
 	clip, tr, sc := clusterClip(t)
 	fpsIdx := func(d time.Duration) int { return int(d * clusterFPS / time.Second) }
 	cams := serveCameras(t, clip, clusterCameras, fpsIdx(killNATSAt), fpsIdx(killDetectAt))
-	nodes := startCluster(t)
+	nodes, site := startCluster(t)
 	url := clusterURL(nodes)
 	data := t.TempDir()
 	enrol(t, data, map[string]string{sc.Enrolled: sc.EnrolPhoto})
 
 	// The test's own client: wait for the cluster to elect a JetStream
 	// leader and take the topology at three replicas.
-	nc, err := nats.Connect(url, nats.MaxReconnects(-1), nats.ReconnectWait(100*time.Millisecond))
+	opts, err := natsbus.ClientOptions(config.NATS{CredsDir: site.creds, TLS: site.tls}, natsbus.RoleAdmin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc, err := nats.Connect(url, append(opts, nats.MaxReconnects(-1), nats.ReconnectWait(100*time.Millisecond))...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -332,7 +353,7 @@ func TestClusterFailover(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	cfg := clusterConfig(t, data, url, cams)
+	cfg := clusterConfig(t, data, url, site, cams)
 	ps := map[string]*proc{
 		"match":   start(t, "match", "match", "--config", cfg),
 		"alert":   start(t, "alert", "alert", "--config", cfg),

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -301,31 +302,114 @@ type ServerConfig struct {
 	// Identities are the roles' keys (only the public keys are written).
 	Identities  Identities
 	Permissions PermissionOptions
+	// Monitor is the HTTP monitoring address (/healthz, /jsz); "" for none.
+	Monitor string
+	// MaxFileStore and MaxMemoryStore bound JetStream's storage (nats-server
+	// sizes, "20GB"); "" leaves nats-server's default.
+	MaxFileStore, MaxMemoryStore string
+	// Cluster, when set, makes the server one node of a JetStream cluster.
+	Cluster *ClusterRoutes
+	// AuthInclude, when set, is the file (relative to this one) that holds
+	// the users and permissions (WriteAuthConfig), included instead of
+	// written inline: every node of a cluster includes the same file.
+	AuthInclude string
+}
+
+// ClusterRoutes are a cluster node's routes to the other nodes.
+type ClusterRoutes struct {
+	// Name is the cluster's name, the same on every node.
+	Name string
+	// Listen is host:port for routes from the other nodes.
+	Listen string
+	// Routes are every node's route URL (nats-route://host:port); a node
+	// skips its own.
+	Routes []string
+	// TLS secures the routes: the node's certificate (used both ways) and
+	// the CA that must have signed the other nodes'.
+	TLS config.TLSFiles
 }
 
 // WriteServerConfig renders sc as a nats-server configuration file
 // (nats-server -c FILE), with one nkey user per role and the permission
-// table. It holds no secret: public keys only.
+// table (or an include of the file that has them). It holds no secret:
+// public keys and file names only.
 func WriteServerConfig(sc ServerConfig) ([]byte, error) {
 	var b strings.Builder
 	q := strconv.Quote
 	b.WriteString("# nats-server configuration written by `facewatch nats init`.\n")
+	if sc.Cluster != nil {
+		b.WriteString("# One node of facewatch's NATS JetStream cluster; the nodes' files differ only\n")
+		b.WriteString("# in server_name and their certificate. facewatch's streams and the camera\n")
+		b.WriteString("# lease bucket keep nats.replicas: 3 copies, so the cluster serves with any\n")
+		b.WriteString("# one node down (docs/deploy.md).\n")
+	}
 	b.WriteString("# One nkey user per facewatch role, permissions from internal/natsbus/roles.go.\n")
 	fmt.Fprintf(&b, "server_name: %s\n", q(sc.ServerName))
 	fmt.Fprintf(&b, "listen: %s\n", q(sc.Listen))
+	if sc.Monitor != "" {
+		b.WriteString("# Monitoring (/healthz, /varz, /jsz) for facewatch doctor and exporters.\n")
+		fmt.Fprintf(&b, "http: %s\n", q(sc.Monitor))
+	}
+	b.WriteString("# One 1080p JPEG frame at quality 90 fits in 1 MB; keep in step with the\n# embedded server (8 MB).\n")
 	b.WriteString("max_payload: 8MB\n")
-	fmt.Fprintf(&b, "jetstream {\n  store_dir: %s\n}\n", q(sc.StoreDir))
+	fmt.Fprintf(&b, "jetstream {\n  store_dir: %s\n", q(sc.StoreDir))
+	if sc.MaxFileStore != "" {
+		fmt.Fprintf(&b, "  # Track reports wait at most a day, hits and gallery events a week\n  # (internal/natsbus/topology.go): size the disk for a week of hits.\n  max_file_store: %s\n", sc.MaxFileStore)
+	}
+	if sc.MaxMemoryStore != "" {
+		fmt.Fprintf(&b, "  max_memory_store: %s\n", sc.MaxMemoryStore)
+	}
+	b.WriteString("}\n")
 	if sc.TLS.CertFile != "" {
-		b.WriteString("tls {\n")
-		fmt.Fprintf(&b, "  cert_file: %s\n  key_file: %s\n", q(sc.TLS.CertFile), q(sc.TLS.KeyFile))
-		if sc.TLS.CAFile != "" {
-			fmt.Fprintf(&b, "  ca_file: %s\n  verify: true\n", q(sc.TLS.CAFile))
+		b.WriteString("# Clients: TLS, and with a CA a client certificate it signed (mutual TLS).\n")
+		writeTLS(&b, "", sc.TLS)
+	}
+	if c := sc.Cluster; c != nil {
+		b.WriteString("cluster {\n")
+		fmt.Fprintf(&b, "  name: %s\n  listen: %s\n", q(c.Name), q(c.Listen))
+		b.WriteString("  # Every node lists all of them; a node skips its own address.\n  routes: [\n")
+		for _, r := range c.Routes {
+			fmt.Fprintf(&b, "    %s\n", q(r))
+		}
+		b.WriteString("  ]\n")
+		if c.TLS.CertFile != "" {
+			b.WriteString("  # Routes: mutual TLS, each node's certificate signed by the site's CA.\n")
+			writeTLS(&b, "  ", c.TLS)
 		}
 		b.WriteString("}\n")
 	}
+	if sc.AuthInclude != "" {
+		b.WriteString("# Users and permissions: the same file on every node.\n")
+		fmt.Fprintf(&b, "include %s\n", q(sc.AuthInclude))
+		return []byte(b.String()), nil
+	}
+	auth, err := WriteAuthConfig(sc.Identities, sc.Permissions)
+	if err != nil {
+		return nil, err
+	}
+	b.Write(auth)
+	return []byte(b.String()), nil
+}
+
+// writeTLS writes a tls block, indented by ind.
+func writeTLS(b *strings.Builder, ind string, t config.TLSFiles) {
+	q := strconv.Quote
+	fmt.Fprintf(b, "%stls {\n", ind)
+	fmt.Fprintf(b, "%s  cert_file: %s\n%s  key_file: %s\n", ind, q(t.CertFile), ind, q(t.KeyFile))
+	if t.CAFile != "" {
+		fmt.Fprintf(b, "%s  ca_file: %s\n%s  verify: true\n", ind, q(t.CAFile), ind)
+	}
+	fmt.Fprintf(b, "%s  timeout: 5\n", ind)
+	fmt.Fprintf(b, "%s}\n", ind)
+}
+
+// WriteAuthConfig renders the authorization block: one nkey user per role
+// of ids with its row of the permission table. Public keys only.
+func WriteAuthConfig(ids Identities, o PermissionOptions) ([]byte, error) {
+	var b strings.Builder
 	b.WriteString("authorization {\n  users: [\n")
-	for _, p := range Permissions(sc.Permissions) {
-		kp, ok := sc.Identities[p.Role]
+	for _, p := range Permissions(o) {
+		kp, ok := ids[p.Role]
 		if !ok {
 			continue
 		}
@@ -395,4 +479,59 @@ func MQTTPassword(credsDir string) (string, error) {
 		return "", fmt.Errorf("reading mqtt password: %w", err)
 	}
 	return strings.TrimSpace(string(data)), nil
+}
+
+// ClusterSpec describes a JetStream cluster of facewatch's for
+// ClusterNodeConfigs: what `facewatch nats init --nodes` writes, and what
+// deploy/nats holds for nodes nats1..3.
+type ClusterSpec struct {
+	// Hosts are the nodes' host names; node i is named after Hosts[i].
+	Hosts []string
+	// Listen is each node's client address (host:port).
+	Listen string
+	// RoutePort is the port each node takes routes on.
+	RoutePort int
+	// StoreDir, Monitor and MaxFileStore are as in ServerConfig.
+	StoreDir, Monitor, MaxFileStore string
+	// TLS gives a node's TLS files (clients and routes alike).
+	TLS func(host string) config.TLSFiles
+}
+
+// ClusterAuthFile is the file every node includes for its users.
+const ClusterAuthFile = "auth.conf"
+
+// SiteTLSFiles are the TLS files of host as `nats init --make-ca` names
+// them under dir: tls/ca.pem, tls/<host>.pem, tls/<host>-key.pem.
+func SiteTLSFiles(dir, host string) config.TLSFiles {
+	return config.TLSFiles{CAFile: filepath.Join(dir, "tls", "ca.pem"),
+		CertFile: filepath.Join(dir, "tls", host+".pem"), KeyFile: filepath.Join(dir, "tls", host+"-key.pem")}
+}
+
+// ClusterNodeConfigs renders one nats-server configuration per node: the
+// same client listener, JetStream limits and routes to every node, client
+// and route TLS (mutual), and the users included from ClusterAuthFile.
+func ClusterNodeConfigs(cs ClusterSpec) ([][]byte, error) {
+	host, _, err := net.SplitHostPort(cs.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("cluster listen address %q: %w", cs.Listen, err)
+	}
+	port := strconv.Itoa(cs.RoutePort)
+	var routes []string
+	for _, h := range cs.Hosts {
+		routes = append(routes, "nats-route://"+net.JoinHostPort(h, port))
+	}
+	var out [][]byte
+	for _, h := range cs.Hosts {
+		t := cs.TLS(h)
+		text, err := WriteServerConfig(ServerConfig{
+			Listen: cs.Listen, StoreDir: cs.StoreDir, ServerName: h, TLS: t, Monitor: cs.Monitor,
+			MaxFileStore: cs.MaxFileStore, MaxMemoryStore: "256MB", AuthInclude: ClusterAuthFile,
+			Cluster: &ClusterRoutes{Name: "facewatch", Listen: net.JoinHostPort(host, port), Routes: routes, TLS: t},
+		})
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, text)
+	}
+	return out, nil
 }

@@ -114,7 +114,9 @@ func (s *MatchStage) consume(ctx context.Context, cons jetstream.Consumer) error
 	defer it.Stop()
 	lastInfo := time.Time{}
 	for {
-		msg, err := it.Next()
+		// Next with ctx: Stop alone does not end a Next that waits (the
+		// iterator returns only once its pull goroutine has unsubscribed).
+		msg, err := it.Next(jetstream.NextContext(ctx))
 		if err != nil {
 			if ctx.Err() != nil || errors.Is(err, jetstream.ErrMsgIteratorClosed) {
 				return nil

@@ -28,6 +28,15 @@ type Config struct {
 	// track's box side, for a detection to continue a track when the
 	// boxes do not overlap enough (a fast walker at a low frame rate).
 	MaxCentre float64
+	// MaxSpeed and MaxJump widen MaxCentre for a track seen once (whose
+	// motion is not known yet, so nothing predicts where it went): after a
+	// gap of dt the bound is MaxSpeed*dt box sides if that is more, but at
+	// most MaxJump. A walker's second sighting is far from its first when
+	// the frames between were dropped (a burst of frames after a NATS
+	// reconnect overflows the detect queue, which drops the oldest), and
+	// would otherwise start a new track for the same crossing. 0 turns it
+	// off.
+	MaxSpeed, MaxJump float64
 	// Keep is how many faces a track keeps (the best by quality).
 	Keep int
 	// EarlyFaces: a track is reported early (not final) when it has been
@@ -57,7 +66,9 @@ type Config struct {
 
 // DefaultConfig suits 5 fps street cameras.
 func DefaultConfig() Config {
-	return Config{MaxGap: 2 * time.Second, MinIoU: 0.2, MaxCentre: 0.8, Keep: 3, EarlyFaces: 3, MinFaces: 2,
+	// MaxSpeed is MaxCentre per frame interval at 5 fps: the motion the
+	// bound already allows between consecutive frames, kept up over a gap.
+	return Config{MaxGap: 2 * time.Second, MinIoU: 0.2, MaxCentre: 0.8, MaxSpeed: 4, MaxJump: 3, Keep: 3, EarlyFaces: 3, MinFaces: 2,
 		GoodQuality: 0.5, GoodSide: 50, Better: 0.05, MaxEarly: 3}
 }
 
@@ -166,10 +177,14 @@ func (t *Tracker[P]) Update(seq uint64, at time.Time, dets []Detection[P]) []Tra
 		// Where the track's motion puts it now: a walker hidden for a few
 		// frames reappears further along, not where last seen.
 		pred := s.predict(at)
+		gate := t.cfg.MaxCentre
+		if s.Seen < 2 && t.cfg.MaxSpeed > 0 {
+			gate = max(gate, min(t.cfg.MaxSpeed*at.Sub(s.End).Seconds(), t.cfg.MaxJump))
+		}
 		for di, d := range dets {
 			iou := max(IoU(s.last, d.Box), IoU(pred, d.Box))
 			c := min(centreDist(s.last, d.Box), centreDist(pred, d.Box))
-			if iou >= t.cfg.MinIoU || c <= t.cfg.MaxCentre {
+			if iou >= t.cfg.MinIoU || c <= gate {
 				pairs = append(pairs, pair{si, di, iou, c})
 			}
 		}
