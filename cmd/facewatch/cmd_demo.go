@@ -81,6 +81,12 @@ func cmdDevDemo(ctx context.Context, e *env, args []string) (err error) {
 		return fmt.Errorf("creating the demo's directory: %w", err)
 	}
 	defer func() {
+		if ctx.Err() != nil {
+			// Interrupted: whatever was under way (rendering the clip,
+			// enrolling) failed because of that, and is not news.
+			fmt.Fprintln(e.stdout, "demo: interrupted")
+			err = nil
+		}
 		if rerr := os.RemoveAll(work); rerr != nil {
 			err = errors.Join(err, fmt.Errorf("removing the demo's directory: %w", rerr))
 			return
@@ -212,9 +218,7 @@ func cmdDevDemo(ctx context.Context, e *env, args []string) (err error) {
 			fmt.Fprintf(w, "demo: running until the clip ends (at most %v); expect %d alerts for %s and none for the strangers\n", *limit, want, sc.Enrolled)
 		}
 	})
-	if ctx.Err() != nil {
-		fmt.Fprintln(e.stdout, "demo: interrupted")
-	} else if !*loop {
+	if ctx.Err() == nil && !*loop {
 		fmt.Fprintf(e.stdout, "demo: %d alerts for %s (the clip has %d appearances), %d for anyone else\n", tap.count(), sc.Enrolled, want, tap.others())
 	}
 	return err
