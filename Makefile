@@ -38,6 +38,23 @@ BUILD_ENV := CGO_CXXFLAGS="-O2 -g -march=$(MARCH)" GOAMD64=$(if $(filter x86-64-
 BUILD_TAGS := -tags facewatch_march
 endif
 
+# bin/facewatch links only the OpenCV modules facewatch calls (17 fewer
+# shared libraries at start, Qt and protobuf among them; 11-14 % less
+# start-up CPU: docs/recognition.md, "Start-up"). gocv's customenv tag
+# drops its `pkg-config opencv4` (every module); the headers are found
+# through CPLUS_INCLUDE_PATH, which, unlike CGO_CPPFLAGS, does not change
+# the build cache's keys of the other cgo packages (dlib is not compiled
+# twice); --gc-sections drops gocv's wrappers of the modules not linked
+# (highgui, dnn, objdetect, photo, video), and with them their
+# references. calib3d stays: gocv's imgproc.cpp calls findHomography.
+# `go build` and `go test` without the tag link every module, as before.
+comma := ,
+OPENCV_LIBS := -lopencv_videoio -lopencv_imgcodecs -lopencv_calib3d -lopencv_features2d -lopencv_imgproc -lopencv_core
+OPENCV_INCLUDE = $(patsubst -I%,%,$(filter -I%,$(shell pkg-config --cflags-only-I opencv4)))
+OPENCV_ENV = CPLUS_INCLUDE_PATH="$(subst $(eval) ,:,$(strip $(OPENCV_INCLUDE)))$${CPLUS_INCLUDE_PATH:+:$$CPLUS_INCLUDE_PATH}"
+OPENCV_TAGS := -tags customenv$(if $(BUILD_TAGS),$(comma)facewatch_march)
+OPENCV_LDFLAGS := -ldflags='-extldflags "-Wl,--gc-sections $(OPENCV_LIBS)"'
+
 
 # Every fuzz target, as package:Function; `make fuzz` runs each for
 # FUZZTIME (16 targets at 4s, about 1.5 minutes on two cores once built), and `make
@@ -69,7 +86,7 @@ setup:
 	bash scripts/setup.sh
 
 build:
-	$(BUILD_ENV) $(GO) build $(BUILD_TAGS) -o bin/facewatch ./cmd/facewatch
+	$(BUILD_ENV) $(OPENCV_ENV) $(GO) build $(OPENCV_TAGS) $(OPENCV_LDFLAGS) -o bin/facewatch ./cmd/facewatch
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt differences in:"; echo "$$out"; exit 1; fi

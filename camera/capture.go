@@ -1,7 +1,7 @@
 package camera
 
 /*
-#cgo pkg-config: opencv4 libavutil
+#cgo pkg-config: libavutil
 #cgo CXXFLAGS: -std=c++17 -O2
 #include <stdlib.h>
 #include "capture.h"

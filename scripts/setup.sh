@@ -64,6 +64,6 @@ bin/facewatch models fetch
 
 bin/facewatch version
 if [ -x scripts/demo.sh ] && [ "${FACEWATCH_SKIP_DEMO:-}" != 1 ]; then
-  echo "setup: running the demo (FACEWATCH_SKIP_DEMO=1 skips it)"
+  echo "setup: running the demo (from a terminal it runs until Ctrl-C; FACEWATCH_SKIP_DEMO=1 skips it)"
   scripts/demo.sh
 fi

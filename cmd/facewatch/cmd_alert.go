@@ -198,6 +198,16 @@ func cmdToken(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	db := alert.DBPath(cfg.DataDir)
+	// A token is only of use in the database the service reads. Without
+	// --config that must be one a service has opened already: a token
+	// written anywhere else is refused by the running service with no
+	// hint why (the issue this guards). With --config the file says where,
+	// and a first token may come before the service's first start.
+	if *cfgPath == "" {
+		if _, err := os.Stat(db); err != nil {
+			return fmt.Errorf("no alert database %s: give --config FILE, the config of the service whose tokens these are", absPath(db))
+		}
+	}
 	local := func() (alert.Local, func(), error) {
 		actor, err := e.localActor()
 		if err != nil {
@@ -238,7 +248,7 @@ func cmdToken(ctx context.Context, e *env, args []string) error {
 			return err
 		}
 		fmt.Fprintln(e.stdout, tok)
-		fmt.Fprintf(e.stderr, "token %s for %s as %s (scope %s) valid until %s; it is shown only this once\n", info.ID, info.Person, r, info.Scope, info.Expires.Format(time.RFC3339))
+		fmt.Fprintf(e.stderr, "token %s for %s as %s (scope %s) valid until %s, stored in %s; it is shown only this once\n", info.ID, info.Person, r, info.Scope, info.Expires.Format(time.RFC3339), absPath(db))
 		return nil
 	case "list":
 		toks, err := alert.ListTokens(ctx, db)

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -11,15 +12,28 @@ import (
 	"github.com/facewatch/facewatch/internal/testdata"
 )
 
-// cmdDev holds developer tools.
+// cmdDev holds developer tools: the synthetic camera and the demo.
 func cmdDev(ctx context.Context, e *env, args []string) error {
 	if len(args) > 0 && isHelp(args[0]) {
-		return cmdDevSynth(ctx, e, []string{"-h"})
+		fmt.Fprintln(e.stderr, "usage: facewatch dev synth|demo [flags]")
+		fmt.Fprintln(e.stderr)
+		fmt.Fprintln(e.stderr, "verbs:")
+		fmt.Fprintln(e.stderr, "  synth  serve a synthetic RTSP camera with ground truth")
+		fmt.Fprintln(e.stderr, "  demo   the demo: a synthetic camera, one person enrolled, a token per role and `facewatch run`, all removed when it stops")
+		fmt.Fprintln(e.stderr)
+		fmt.Fprintln(e.stderr, "Run `facewatch dev VERB -h` for a verb's flags.")
+		return flag.ErrHelp
 	}
-	if len(args) == 0 || args[0] != "synth" {
-		return usageErrorf("want a subcommand: synth")
+	if len(args) == 0 {
+		return usageErrorf("want a subcommand: synth or demo")
 	}
-	return cmdDevSynth(ctx, e, args[1:])
+	switch args[0] {
+	case "synth":
+		return cmdDevSynth(ctx, e, args[1:])
+	case "demo":
+		return cmdDevDemo(ctx, e, args[1:])
+	}
+	return usageErrorf("unknown subcommand %q: want synth or demo", args[0])
 }
 
 // cmdDevSynth renders the standard synthetic scenario (one person to enrol

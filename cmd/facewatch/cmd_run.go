@@ -24,6 +24,17 @@ func cmdRun(ctx context.Context, e *env, args []string) error {
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
+	return runAll(ctx, e, f, func(cameras int, natsURL, apiURL string) {
+		fmt.Fprintf(e.stdout, "facewatch running: %d cameras, nats %s\n", cameras, natsURL)
+		fmt.Fprintf(e.stdout, "API and console: %s/ (create a token with `facewatch token create --role operator --person NAME --scope all --config FILE`)\n", apiURL)
+	})
+}
+
+// runAll is `facewatch run` once its flags are parsed: every stage in one
+// process until ctx ends (or --for). ready is called once the API listens,
+// with the number of cameras, the NATS URL and the API's base URL; alerts
+// are printed on e.stdout as they arrive.
+func runAll(ctx context.Context, e *env, f *stageFlags, ready func(cameras int, natsURL, apiURL string)) error {
 	// The process's own connection is the admin identity, which creates
 	// the topology (with the embedded server, and with an external one
 	// when nats.creds_dir holds admin credentials); each stage then
@@ -100,8 +111,7 @@ func cmdRun(ctx context.Context, e *env, args []string) error {
 	grp.Go(func() error { return s.serveMetrics(gctx) })
 	grp.Go(func() error {
 		return serveAlert(gctx, svc, alertBus.JS, s.cfg.Alert, s.log, func(url string) {
-			fmt.Fprintf(e.stdout, "facewatch running: %d cameras, nats %s\n", len(s.cfg.Cameras), s.bus.URL())
-			fmt.Fprintf(e.stdout, "API and console: %s/ (create a token with `facewatch token create --role operator --person NAME --scope all --config FILE`)\n", url)
+			ready(len(s.cfg.Cameras), s.bus.URL(), url)
 		})
 	})
 	err = grp.Wait()

@@ -68,17 +68,23 @@ func TestServiceCommandsRefuseImplicitDataDir(t *testing.T) {
 			}
 		})
 	}
-	// With the directory there, a command uses it and says so.
-	if err := os.Mkdir(filepath.Join(dir, "facewatch-data"), 0o755); err != nil {
+	// With the directory there (made by a command given a config that
+	// names it), a command uses it and says so.
+	cfg := filepath.Join(dir, "site.yaml")
+	if err := os.WriteFile(cfg, []byte("data_dir: facewatch-data\n"), 0o644); err != nil {
 		t.Fatal(err)
+	}
+	if code, _, errOut := runCLI(t, nil, "token", "create", "--config", cfg, "--role", "admin", "--person", "Ana Admin", "--name", "first"); code != 0 {
+		t.Fatalf("token create --config = exit %d, %q", code, errOut)
 	}
 	code, out, errOut := runCLI(t, nil, "token", "create", "--role", "admin", "--person", "Ana Admin", "--name", "t")
 	if code != 0 || !strings.HasPrefix(out, "fwt_") || !strings.Contains(errOut, "facewatch token: data directory "+filepath.Join(dir, "facewatch-data")+"\n") {
 		t.Fatalf("token create in an existing data directory = exit %d, stdout %q, stderr %q; want a token and the directory named", code, out, errOut)
 	}
 	code, out, errOut = runCLI(t, nil, "token", "list")
-	id := strings.Fields(out)
-	if code != 0 || len(id) == 0 {
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	id := strings.Fields(lines[len(lines)-1])
+	if code != 0 || len(lines) != 2 || len(id) == 0 || id[len(id)-1] != "t" {
 		t.Fatalf("token list = exit %d, %q, %q", code, out, errOut)
 	}
 	code, out, errOut = runCLI(t, nil, "token", "revoke", id[0])

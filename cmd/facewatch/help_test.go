@@ -37,7 +37,7 @@ func helpInvocations() [][]string {
 	for _, v := range []string{"list", "fetch", "verify"} {
 		out = append(out, []string{"models", v, "-h"})
 	}
-	out = append(out, []string{"audit", "verify", "-h"}, []string{"camera", "probe", "-h"}, []string{"dev", "synth", "-h"})
+	out = append(out, []string{"audit", "verify", "-h"}, []string{"camera", "probe", "-h"}, []string{"dev", "synth", "-h"}, []string{"dev", "demo", "-h"})
 	return out
 }
 

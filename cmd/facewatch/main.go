@@ -57,7 +57,7 @@ func commands() []command {
 		{"audit", "verify the hash-chained audit log", cmdAudit},
 		{"evidence", "export a signed evidence bundle of an alert, verify one offline, print the site's public key", cmdEvidence},
 		{"deadletter", "list refused messages and their reasons, or replay a kept one", cmdDeadLetter},
-		{"dev", "developer tools: `dev synth` serves a synthetic RTSP camera with ground truth", cmdDev},
+		{"dev", "developer tools: `dev synth` serves a synthetic RTSP camera with ground truth; `dev demo` runs the demo", cmdDev},
 	}
 }
 

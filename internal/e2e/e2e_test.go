@@ -253,12 +253,19 @@ type proc struct {
 // fails.
 func start(t testing.TB, name string, args ...string) *proc {
 	t.Helper()
+	return startCmd(t, name, exec.Command(bin, args...))
+}
+
+// startCmd is start for a command the caller prepared (its environment,
+// its process group).
+func startCmd(t testing.TB, name string, cmd *exec.Cmd) *proc {
+	t.Helper()
 	p := &proc{name: name, log: filepath.Join(t.TempDir(), name+".log"), done: make(chan struct{})}
 	logf, err := os.Create(p.log)
 	if err != nil {
 		t.Fatal(err)
 	}
-	p.cmd = exec.Command(bin, args...)
+	p.cmd = cmd
 	p.cmd.Stderr = logf
 	stdout, err := p.cmd.StdoutPipe()
 	if err != nil {
