@@ -251,12 +251,18 @@ type proc struct {
 // fails.
 func start(t testing.TB, name string, args ...string) *proc {
 	t.Helper()
+	return startBin(t, bin, name, args...)
+}
+
+// startBin is start with another binary (the benchmark's comparison).
+func startBin(t testing.TB, exe, name string, args ...string) *proc {
+	t.Helper()
 	p := &proc{name: name, log: filepath.Join(t.TempDir(), name+".log"), done: make(chan struct{})}
 	logf, err := os.Create(p.log)
 	if err != nil {
 		t.Fatal(err)
 	}
-	p.cmd = exec.Command(bin, args...)
+	p.cmd = exec.Command(exe, args...)
 	p.cmd.Stderr = logf
 	stdout, err := p.cmd.StdoutPipe()
 	if err != nil {
