@@ -107,7 +107,7 @@ func TestOverloadShedsOldest(t *testing.T) {
 	_, stopCams := runStage(t, cs.Run)
 
 	// Every camera streaming, then 12 s of overload.
-	waitForCond(t, 60*time.Second, "every camera's frames detected", func() bool {
+	waitForCond(t, 90*time.Second, "every camera's frames detected", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
 		return measuring
@@ -142,10 +142,11 @@ func TestOverloadShedsOldest(t *testing.T) {
 		}
 		fs = fs[skip[cam]:]
 		total += len(fs)
-		// Every camera is served: at least one frame in 2 s of overload
-		// (a fair share is 12 s x about 20 frames/s / 8 cameras).
-		if len(fs) < 6 {
-			t.Errorf("%s: %d frames detected in 12 s of overload, want at least 6 (every camera served)", cam, len(fs))
+		// Every camera is served: at least one frame in 4 s of overload
+		// (a fair share is 12 s x 10-20 frames/s / 8 cameras; one starved
+		// by the others gets none).
+		if len(fs) < 3 {
+			t.Errorf("%s: %d frames detected in 12 s of overload, want at least 3 (every camera served)", cam, len(fs))
 		}
 		for _, d := range fs {
 			waits = append(waits, d.waited)
