@@ -63,10 +63,13 @@ type DetectOptions struct {
 // DetectStage is the detect+embed stage: it finds faces, tracks them per
 // camera, embeds each track's best faces and publishes Track reports.
 type DetectStage struct {
-	opt       DetectOptions
-	log       *slog.Logger
-	m         *Metrics
-	detectors chan *detect.Detector
+	opt DetectOptions
+	log *slog.Logger
+	m   *Metrics
+	// detectors is the pool of free detection workers; workers lists
+	// them all (their goroutines run during Run).
+	detectors chan *detectWorker
+	workers   []*detectWorker
 	batch     *embedBatcher
 	all       []interface{ Close() error }
 	now       func() time.Time
@@ -101,7 +104,7 @@ func NewDetectStage(opt DetectOptions) (*DetectStage, error) {
 		opt:       opt,
 		log:       orDiscard(opt.Logger).With("component", "detect"),
 		m:         orMetrics(opt.Metrics),
-		detectors: make(chan *detect.Detector, opt.Detect.WorkerCount()),
+		detectors: make(chan *detectWorker, opt.Detect.WorkerCount()),
 		now:       opt.Now,
 	}
 	if s.now == nil {
@@ -119,7 +122,9 @@ func NewDetectStage(opt DetectOptions) (*DetectStage, error) {
 			return nil, fmt.Errorf("loading detector: %w", err)
 		}
 		s.all = append(s.all, d)
-		s.detectors <- d
+		dw := &detectWorker{d: d, jobs: make(chan detectJob)}
+		s.workers = append(s.workers, dw)
+		s.detectors <- dw
 	}
 	var embedders []*embed.Embedder
 	for range max(1, opt.Embed.Workers) {
@@ -321,13 +326,19 @@ func (s *DetectStage) Run(ctx context.Context) error {
 	cropErr := make(chan error, 1)
 	wg.Go(func() { cropErr <- s.serveCrops(runCtx, cropSubjects) })
 	// The embed workers outlive the cameras' goroutines, whose publishers
-	// embed their final reports after runCtx has ended.
+	// embed their final reports after runCtx has ended; the detection
+	// workers outlive them too (a camera's goroutine may be handing one a
+	// frame as it stops).
 	embedCtx, embedCancel := context.WithCancel(context.WithoutCancel(ctx))
+	var workersWG sync.WaitGroup
 	embedDone := make(chan struct{})
 	go func() {
 		defer close(embedDone)
 		s.batch.run(embedCtx)
 	}()
+	for _, dw := range s.workers {
+		workersWG.Go(func() { dw.run(embedCtx) })
+	}
 	var err error
 	if s.opt.Local != nil {
 		err = s.readLocal(runCtx, enqueue)
@@ -341,6 +352,7 @@ func (s *DetectStage) Run(ctx context.Context) error {
 	wg.Wait()
 	embedCancel()
 	<-embedDone
+	workersWG.Wait()
 	// Drain what is left in the queues (no reader adds to them any more:
 	// readNATS waits for its handlers before returning).
 	mu.Lock()
@@ -617,7 +629,7 @@ const (
 // process detects faces in q (or in a newer frame of the camera, shedding
 // q when it has waited too long) and updates the camera's tracker.
 func (s *DetectStage) process(ctx context.Context, w *camWorker, q queued) []track.Track[*faceData] {
-	var d *detect.Detector
+	var d *detectWorker
 	select {
 	case d = <-s.detectors:
 	case <-ctx.Done():
@@ -651,7 +663,7 @@ func (s *DetectStage) process(ctx context.Context, w *camWorker, q queued) []tra
 		s.onDetect(w.id, f.Seq, waited)
 	}
 	start := time.Now()
-	faces, err := d.Detect(ctx, f.Mat)
+	faces, err := d.detect(ctx, f.Mat)
 	s.detectors <- d
 	s.m.Latency.WithLabelValues(StageDetect).Observe(time.Since(start).Seconds())
 	if err != nil {
