@@ -63,13 +63,10 @@ type DetectOptions struct {
 // DetectStage is the detect+embed stage: it finds faces, tracks them per
 // camera, embeds each track's best faces and publishes Track reports.
 type DetectStage struct {
-	opt DetectOptions
-	log *slog.Logger
-	m   *Metrics
-	// detectors is the pool of free detection workers; workers lists
-	// them all (their goroutines run during Run).
-	detectors chan *detectWorker
-	workers   []*detectWorker
+	opt       DetectOptions
+	log       *slog.Logger
+	m         *Metrics
+	detectors chan *detect.Detector
 	batch     *embedBatcher
 	all       []interface{ Close() error }
 	now       func() time.Time
@@ -104,7 +101,7 @@ func NewDetectStage(opt DetectOptions) (*DetectStage, error) {
 		opt:       opt,
 		log:       orDiscard(opt.Logger).With("component", "detect"),
 		m:         orMetrics(opt.Metrics),
-		detectors: make(chan *detectWorker, opt.Detect.WorkerCount()),
+		detectors: make(chan *detect.Detector, opt.Detect.WorkerCount()),
 		now:       opt.Now,
 	}
 	if s.now == nil {
@@ -122,9 +119,7 @@ func NewDetectStage(opt DetectOptions) (*DetectStage, error) {
 			return nil, fmt.Errorf("loading detector: %w", err)
 		}
 		s.all = append(s.all, d)
-		dw := &detectWorker{d: d, jobs: make(chan detectJob)}
-		s.workers = append(s.workers, dw)
-		s.detectors <- dw
+		s.detectors <- d
 	}
 	var embedders []*embed.Embedder
 	for range max(1, opt.Embed.Workers) {
@@ -326,19 +321,13 @@ func (s *DetectStage) Run(ctx context.Context) error {
 	cropErr := make(chan error, 1)
 	wg.Go(func() { cropErr <- s.serveCrops(runCtx, cropSubjects) })
 	// The embed workers outlive the cameras' goroutines, whose publishers
-	// embed their final reports after runCtx has ended; the detection
-	// workers outlive them too (a camera's goroutine may be handing one a
-	// frame as it stops).
+	// embed their final reports after runCtx has ended.
 	embedCtx, embedCancel := context.WithCancel(context.WithoutCancel(ctx))
-	var workersWG sync.WaitGroup
 	embedDone := make(chan struct{})
 	go func() {
 		defer close(embedDone)
 		s.batch.run(embedCtx)
 	}()
-	for _, dw := range s.workers {
-		workersWG.Go(func() { dw.run(embedCtx) })
-	}
 	var err error
 	if s.opt.Local != nil {
 		err = s.readLocal(runCtx, enqueue)
@@ -352,7 +341,6 @@ func (s *DetectStage) Run(ctx context.Context) error {
 	wg.Wait()
 	embedCancel()
 	<-embedDone
-	workersWG.Wait()
 	// Drain what is left in the queues (no reader adds to them any more:
 	// readNATS waits for its handlers before returning).
 	mu.Lock()
@@ -629,7 +617,7 @@ const (
 // process detects faces in q (or in a newer frame of the camera, shedding
 // q when it has waited too long) and updates the camera's tracker.
 func (s *DetectStage) process(ctx context.Context, w *camWorker, q queued) []track.Track[*faceData] {
-	var d *detectWorker
+	var d *detect.Detector
 	select {
 	case d = <-s.detectors:
 	case <-ctx.Done():
@@ -663,7 +651,7 @@ func (s *DetectStage) process(ctx context.Context, w *camWorker, q queued) []tra
 		s.onDetect(w.id, f.Seq, waited)
 	}
 	start := time.Now()
-	faces, err := d.detect(ctx, f.Mat)
+	faces, err := d.Detect(ctx, f.Mat)
 	s.detectors <- d
 	s.m.Latency.WithLabelValues(StageDetect).Observe(time.Since(start).Seconds())
 	if err != nil {
