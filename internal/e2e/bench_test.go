@@ -397,7 +397,7 @@ func latencies(b *testing.B, data string, shown map[string][]sighting) ([]float6
 		if !first.IsZero() {
 			vis = append(vis, time.Unix(0, stored).Sub(first).Seconds())
 			if d := time.Unix(0, stored).Sub(first); d > time.Second {
-				b.Logf("slow alert: %s on %s %v after first visible, its face %v after", who, camera, d.Round(time.Millisecond), time.Unix(0, faceNS).Sub(first).Round(time.Millisecond))
+				b.Logf("slow alert: %s on %s %v after first visible, its face %v after, its report's newest face %v after (%d faces)", who, camera, d.Round(time.Millisecond), time.Unix(0, faceNS).Sub(first).Round(time.Millisecond), newest.Sub(first).Round(time.Millisecond), len(x.Faces))
 			}
 			k := app.key(camera)
 			if seen[k] {
