@@ -624,6 +624,11 @@ func (s *DetectStage) process(ctx context.Context, w *camWorker, q queued) []tra
 		q.Mat.Close()
 		return nil
 	}
+	// Faces already found come first: while their chips wait for an embed
+	// worker, no detection starts (the frames wait, and are shed if they
+	// wait too long), so that on a box short of CPU an alert is not held
+	// up by the detection of more frames.
+	s.batch.waitDrained(ctx)
 	// The frame is chosen once a detector is free: waiting for one is
 	// where frames grow old when every camera wants it. The oldest goes
 	// while it has waited past max_wait and a newer one is behind it, so

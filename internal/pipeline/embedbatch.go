@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/facewatch/facewatch/embed"
@@ -20,6 +21,12 @@ type embedBatcher struct {
 	size    int
 	reqs    chan *embedReq
 	m       *Metrics
+
+	mu sync.Mutex
+	// queued (guarded by mu) counts the requests no worker has taken yet;
+	// drained is closed when it falls to 0 (nil while it is 0).
+	queued  int
+	drained chan struct{}
 }
 
 // embedReq is one camera's chips waiting for descriptors.
@@ -47,9 +54,15 @@ func (b *embedBatcher) embed(ctx context.Context, camera string, chips []face.Ch
 		return nil, nil
 	}
 	r := &embedReq{ctx: ctx, camera: camera, chips: chips, out: make(chan embedResult, 1)}
+	b.mu.Lock()
+	if b.queued++; b.queued == 1 {
+		b.drained = make(chan struct{})
+	}
+	b.mu.Unlock()
 	select {
 	case b.reqs <- r:
 	case <-ctx.Done():
+		b.taken(1)
 		return nil, ctx.Err()
 	}
 	select {
@@ -57,6 +70,32 @@ func (b *embedBatcher) embed(ctx context.Context, camera string, chips []face.Ch
 		return res.descs, res.err
 	case <-ctx.Done():
 		return nil, ctx.Err()
+	}
+}
+
+// taken counts n requests taken off the queue (or given up before it).
+func (b *embedBatcher) taken(n int) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.queued -= n; b.queued == 0 {
+		close(b.drained)
+		b.drained = nil
+	}
+}
+
+// waitDrained waits until no request is waiting for an embed worker (or
+// ctx ends). Detection calls it before each frame: while faces already
+// found wait to be embedded, finding more would only take CPU from them.
+func (b *embedBatcher) waitDrained(ctx context.Context) {
+	b.mu.Lock()
+	ch := b.drained
+	b.mu.Unlock()
+	if ch == nil {
+		return
+	}
+	select {
+	case <-ch:
+	case <-ctx.Done():
 	}
 }
 
@@ -76,6 +115,7 @@ func (b *embedBatcher) run(ctx context.Context) {
 	for {
 		select {
 		case r := <-b.reqs:
+			b.taken(1)
 			r.out <- embedResult{err: ctx.Err()}
 		default:
 			return
@@ -93,6 +133,7 @@ func (b *embedBatcher) work(ctx context.Context, e *embed.Embedder) {
 		case <-ctx.Done():
 			return
 		case r := <-b.reqs:
+			b.taken(1)
 			batch = append(batch, r)
 		}
 		n := len(batch[0].chips)
@@ -100,6 +141,7 @@ func (b *embedBatcher) work(ctx context.Context, e *embed.Embedder) {
 		for n < b.size {
 			select {
 			case r := <-b.reqs:
+				b.taken(1)
 				batch = append(batch, r)
 				n += len(r.chips)
 			default:

@@ -36,8 +36,9 @@ func (d *describer) chipOf(t *testing.T, path string) face.Chip {
 // TestEmbedBatcherJoinsCameras: requests of several cameras waiting for
 // the embed worker are run through the real network in one call, each
 // gets back the descriptors of its own chips in order (equal to embedding
-// them alone), and a request whose publisher gave up is answered with its
-// error without holding up the others.
+// them alone), a request whose publisher gave up is answered with its
+// error without holding up the others, and detection (waitDrained) is held
+// while requests wait and let go once they are taken.
 func TestEmbedBatcherJoinsCameras(t *testing.T) {
 	d := newDescriber(t)
 	var chips []face.Chip
@@ -96,10 +97,27 @@ func TestEmbedBatcherJoinsCameras(t *testing.T) {
 	// answer the request without embedding it.)
 	giveUp()
 
+	// Detection holds off while chips wait for a worker: waitDrained
+	// returns only when its context ends.
+	held, cancelHeld := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancelHeld()
+	t0 := time.Now()
+	b.waitDrained(held)
+	if waited := time.Since(t0); waited < 200*time.Millisecond {
+		t.Errorf("waitDrained with %d requests queued returned after %v, want it to wait for them (until its context ended, 200ms)", len(b.reqs), waited)
+	}
+
 	ctx, stop := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); b.run(ctx) }()
 	wg.Wait()
+	// Every request taken: detection may go on.
+	free, cancelFree := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancelFree()
+	b.waitDrained(free)
+	if free.Err() != nil {
+		t.Errorf("waitDrained after every request was answered waited 10s, want it to return at once")
+	}
 	stop()
 	<-done
 
