@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"slices"
 	"sort"
 	"strconv"
@@ -187,8 +188,16 @@ type Detect struct {
 	MinFaceSize int `yaml:"min_face_size"`
 	// MaxPixels refuses images larger than this before decoding them.
 	MaxPixels int64 `yaml:"max_pixels"`
-	// Workers is the number of detection workers.
+	// Workers is the number of detection workers, shared by every camera
+	// of the process (one camera's frames are detected one at a time, in
+	// order); 0 means one per core (WorkerCount).
 	Workers int `yaml:"workers"`
+	// MaxWait bounds how long a frame waits for detection: a frame that
+	// has waited longer is shed (counted) when a newer frame of its camera
+	// is waiting, so that an overloaded box detects its cameras' newest
+	// frames late by at most about this much instead of falling further
+	// behind. 0 sheds only when a camera's queue is full.
+	MaxWait time.Duration `yaml:"max_wait"`
 	// MaxFaces bounds the faces kept of one frame (the most confident): a
 	// crowd or a poster wall costs at most this many alignments and chips.
 	MaxFaces int `yaml:"max_faces"`
@@ -386,7 +395,8 @@ func Defaults() Config {
 			MaxWidth:    1280,
 			MinFaceSize: 40,
 			MaxPixels:   64 << 20,
-			Workers:     1,
+			Workers:     0, // one per core
+			MaxWait:     400 * time.Millisecond,
 			MaxFaces:    32,
 			MaxTracks:   64,
 			MaxCameras:  64,
@@ -704,6 +714,16 @@ func (c *Camera) Validate() error {
 	return nil
 }
 
+// WorkerCount is the number of detection workers: Workers, or one per
+// core the Go runtime may use (GOMAXPROCS, which follows a container's CPU
+// limit) when it is 0.
+func (d *Detect) WorkerCount() int {
+	if d.Workers > 0 {
+		return d.Workers
+	}
+	return max(1, runtime.GOMAXPROCS(0))
+}
+
 // Validate checks the detect section, all but the detector's name: the
 // registered backends are package detect's, which checks the name in
 // detect.ValidateConfig and detect.New (config cannot import detect).
@@ -723,8 +743,11 @@ func (d *Detect) Validate() error {
 	if d.MaxPixels <= 0 {
 		return fmt.Errorf("max_pixels: %d must be positive", d.MaxPixels)
 	}
-	if d.Workers < 1 {
-		return fmt.Errorf("workers: %d must be at least 1", d.Workers)
+	if d.Workers < 0 || d.Workers > 1024 {
+		return fmt.Errorf("workers: %d is not between 0 (one per core) and 1024", d.Workers)
+	}
+	if d.MaxWait != 0 && (d.MaxWait < 50*time.Millisecond || d.MaxWait > time.Minute) {
+		return fmt.Errorf("max_wait: %v is not 0 (off) or between 50ms and 1m", d.MaxWait)
 	}
 	if d.MaxFaces < 1 || d.MaxFaces > 1024 {
 		return fmt.Errorf("max_faces: %d is not between 1 and 1024", d.MaxFaces)

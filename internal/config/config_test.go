@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -93,6 +94,9 @@ func TestBadConfigs(t *testing.T) {
 		{"early quality above 1", "detect:\n  early_quality: 1.5\n", "detect.early_quality: 1.5"},
 		{"negative early face size", "detect:\n  early_face_size: -1\n", "detect.early_face_size: -1"},
 		{"fewer max cameras than cameras", cam("  - id: b\n    url: rtsp://h/t\ndetect:\n  max_cameras: 1\n"), "detect.max_cameras: 1 is fewer than the 2 cameras configured"},
+		{"negative detect workers", "detect:\n  workers: -1\n", "detect.workers: -1 is not between 0 (one per core) and 1024"},
+		{"max wait too short", "detect:\n  max_wait: 10ms\n", "detect.max_wait: 10ms"},
+		{"max wait too long", "detect:\n  max_wait: 2m\n", "detect.max_wait: 2m0s"},
 		{"zero workers", "embed:\n  workers: 0\n", "embed.workers: 0 must be at least 1"},
 		{"threshold zero", "match:\n  default_threshold: 0\n", "match.default_threshold: 0"},
 		{"bad log level", "log_level: loud\n", `log_level: "loud"`},
@@ -112,6 +116,29 @@ func TestBadConfigs(t *testing.T) {
 			}
 			if strings.Contains(err.Error(), "\n") {
 				t.Errorf("error %q spans several lines, want one", err)
+			}
+		})
+	}
+}
+
+// TestDetectWorkerCount: detect.workers 0 (the default) is one worker per
+// core the runtime may use; a number is taken as it is.
+func TestDetectWorkerCount(t *testing.T) {
+	tests := []struct {
+		name    string
+		workers int
+		want    int
+	}{
+		{"default is one per core", Defaults().Detect.Workers, runtime.GOMAXPROCS(0)},
+		{"explicit one", 1, 1},
+		{"explicit more than cores", runtime.GOMAXPROCS(0) + 3, runtime.GOMAXPROCS(0) + 3},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			d := Defaults().Detect
+			d.Workers = tc.workers
+			if got := d.WorkerCount(); got != tc.want {
+				t.Errorf("Detect{Workers: %d}.WorkerCount() = %d, want %d", tc.workers, got, tc.want)
 			}
 		})
 	}

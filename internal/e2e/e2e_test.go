@@ -256,6 +256,12 @@ func start(t testing.TB, name string, args ...string) *proc {
 	return startCmd(t, name, exec.Command(bin, args...))
 }
 
+// startBin is start with another binary (the benchmark's comparison).
+func startBin(t testing.TB, exe, name string, args ...string) *proc {
+	t.Helper()
+	return startCmd(t, name, exec.Command(exe, args...))
+}
+
 // startCmd is start for a command the caller prepared (its environment,
 // its process group).
 func startCmd(t testing.TB, name string, cmd *exec.Cmd) *proc {

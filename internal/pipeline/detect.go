@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"image"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -66,7 +67,7 @@ type DetectStage struct {
 	log       *slog.Logger
 	m         *Metrics
 	detectors chan *detect.Detector
-	embedders chan *embed.Embedder
+	batch     *embedBatcher
 	all       []interface{ Close() error }
 	now       func() time.Time
 	// lastRefusalLog is when refuseCamera last logged (unix ns).
@@ -75,10 +76,14 @@ type DetectStage struct {
 	// busy is set by Run before frames flow: whether a camera has a track
 	// open.
 	busy func(string) bool
+	// onDetect, when set (tests), is called as each frame's detection
+	// starts, from its camera's goroutine, with how long it waited.
+	onDetect func(camera string, seq uint64, waited time.Duration)
 }
 
-// NewDetectStage loads cfg.Workers detectors and embedders (each worker its
-// own networks).
+// NewDetectStage loads opt.Detect.WorkerCount() detectors (one per core
+// by default) and opt.Embed.Workers embedders, each worker its own
+// networks, shared by every camera.
 func NewDetectStage(opt DetectOptions) (*DetectStage, error) {
 	if opt.Bus == nil {
 		return nil, errors.New("detect stage: no NATS bus")
@@ -96,8 +101,7 @@ func NewDetectStage(opt DetectOptions) (*DetectStage, error) {
 		opt:       opt,
 		log:       orDiscard(opt.Logger).With("component", "detect"),
 		m:         orMetrics(opt.Metrics),
-		detectors: make(chan *detect.Detector, max(1, opt.Detect.Workers)),
-		embedders: make(chan *embed.Embedder, max(1, opt.Embed.Workers)),
+		detectors: make(chan *detect.Detector, opt.Detect.WorkerCount()),
 		now:       opt.Now,
 	}
 	if s.now == nil {
@@ -108,7 +112,7 @@ func NewDetectStage(opt DetectOptions) (*DetectStage, error) {
 		s.opt.CropTTL = opt.CropTTL
 	}
 	s.crops = newCropCache(opt.CropTTL, defaultCropBytes, s.now)
-	for range max(1, opt.Detect.Workers) {
+	for range opt.Detect.WorkerCount() {
 		d, err := detect.New(opt.Models, opt.Detect)
 		if err != nil {
 			s.Close()
@@ -117,6 +121,7 @@ func NewDetectStage(opt DetectOptions) (*DetectStage, error) {
 		s.all = append(s.all, d)
 		s.detectors <- d
 	}
+	var embedders []*embed.Embedder
 	for range max(1, opt.Embed.Workers) {
 		e, err := embed.New(opt.Models, opt.Embed)
 		if err != nil {
@@ -124,8 +129,9 @@ func NewDetectStage(opt DetectOptions) (*DetectStage, error) {
 			return nil, fmt.Errorf("loading embedder: %w", err)
 		}
 		s.all = append(s.all, e)
-		s.embedders <- e
+		embedders = append(embedders, e)
 	}
+	s.batch = newEmbedBatcher(embedders, opt.Embed.BatchSize, s.m)
 	return s, nil
 }
 
@@ -151,10 +157,16 @@ type faceData struct {
 	vec   *[wire.DescriptorDim]float32
 }
 
+// queued is a frame waiting for detection, with its arrival.
+type queued struct {
+	Frame
+	at time.Time
+}
+
 // camWorker owns one camera's tracker and frame queue.
 type camWorker struct {
 	id      string
-	queue   chan Frame
+	queue   chan queued
 	tracker *track.Tracker[*faceData]
 	// lastArrival is when the newest frame reached the queue (unix ns), so
 	// that a camera gone quiet still ends its tracks, but frames merely
@@ -206,7 +218,7 @@ func (s *DetectStage) Run(ctx context.Context) error {
 				return nil, "camera_limit"
 			}
 			cctx, ccancel := context.WithCancel(runCtx)
-			w = &camWorker{id: id, queue: make(chan Frame, s.opt.QueueSize),
+			w = &camWorker{id: id, queue: make(chan queued, s.opt.QueueSize),
 				tracker: track.New[*faceData](s.opt.Track, track.IDBase(s.now())), cancel: ccancel, done: make(chan struct{})}
 			w.lastArrival.Store(s.now().UnixNano())
 			w.expire = func() bool {
@@ -269,7 +281,7 @@ func (s *DetectStage) Run(ctx context.Context) error {
 		w := workers[id]
 		return w != nil && w.open.Load() > 0
 	}
-	// enqueue hands a frame to its camera's worker, dropping the oldest
+	// enqueue hands a frame to its camera's worker, shedding the oldest
 	// waiting frame when the queue is full.
 	enqueue := func(f Frame) {
 		mu.Lock()
@@ -284,9 +296,11 @@ func (s *DetectStage) Run(ctx context.Context) error {
 			return
 		}
 		w.lastArrival.Store(s.now().UnixNano())
+		s.m.Frames.Inc()
+		q := queued{Frame: f, at: time.Now()}
 		for {
 			select {
-			case w.queue <- f:
+			case w.queue <- q:
 				s.m.Queue.WithLabelValues(StageDetect).Inc()
 				return
 			default:
@@ -295,7 +309,7 @@ func (s *DetectStage) Run(ctx context.Context) error {
 			case old := <-w.queue:
 				old.Mat.Close()
 				s.m.Queue.WithLabelValues(StageDetect).Dec()
-				s.m.Dropped.WithLabelValues(StageDetect, "queue_full").Inc()
+				s.m.Shed.WithLabelValues(ShedQueueFull).Inc()
 			default:
 			}
 		}
@@ -310,6 +324,14 @@ func (s *DetectStage) Run(ctx context.Context) error {
 	}
 	cropErr := make(chan error, 1)
 	wg.Go(func() { cropErr <- s.serveCrops(runCtx, cropSubjects) })
+	// The embed workers outlive the cameras' goroutines, whose publishers
+	// embed their final reports after runCtx has ended.
+	embedCtx, embedCancel := context.WithCancel(context.WithoutCancel(ctx))
+	embedDone := make(chan struct{})
+	go func() {
+		defer close(embedDone)
+		s.batch.run(embedCtx)
+	}()
 	var err error
 	if s.opt.Local != nil {
 		err = s.readLocal(runCtx, enqueue)
@@ -321,6 +343,8 @@ func (s *DetectStage) Run(ctx context.Context) error {
 	closed = true
 	mu.Unlock()
 	wg.Wait()
+	embedCancel()
+	<-embedDone
 	// Drain what is left in the queues (no reader adds to them any more:
 	// readNATS waits for its handlers before returning).
 	mu.Lock()
@@ -567,9 +591,9 @@ func (s *DetectStage) runCamera(ctx context.Context, w *camWorker) {
 				grace.Stop()
 				return
 			}
-		case f := <-w.queue:
+		case q := <-w.queue:
 			s.m.Queue.WithLabelValues(StageDetect).Dec()
-			rs := s.process(ctx, w, f)
+			rs := s.process(ctx, w, q)
 			w.open.Store(int32(w.tracker.Open()))
 			send(rs)
 		}
@@ -585,15 +609,57 @@ const (
 	flushGrace = 3 * time.Second
 )
 
-func (s *DetectStage) process(ctx context.Context, w *camWorker, f Frame) []track.Track[*faceData] {
-	defer f.Mat.Close()
-	start := time.Now()
+// Reasons a frame is shed (facewatch_frames_shed_total).
+const (
+	// ShedQueueFull: its camera's queue was full when a newer frame came.
+	ShedQueueFull = "queue_full"
+	// ShedWaited: it had waited longer than detect.max_wait when a
+	// detector came free, and a newer frame of its camera was waiting.
+	ShedWaited = "waited"
+)
+
+// process detects faces in q (or in a newer frame of the camera, shedding
+// q when it has waited too long) and updates the camera's tracker.
+func (s *DetectStage) process(ctx context.Context, w *camWorker, q queued) []track.Track[*faceData] {
 	var d *detect.Detector
 	select {
 	case d = <-s.detectors:
 	case <-ctx.Done():
+		q.Mat.Close()
 		return nil
 	}
+	// Faces already found come first: while their chips wait for an embed
+	// worker, no detection starts (the frames wait, and are shed if they
+	// wait too long), so that on a box short of CPU an alert is not held
+	// up by the detection of more frames.
+	s.batch.waitDrained(ctx)
+	// The frame is chosen once a detector is free: waiting for one is
+	// where frames grow old when every camera wants it. The oldest goes
+	// while it has waited past max_wait and a newer one is behind it, so
+	// the camera's newest frames are detected, in order, and its lag stays
+	// near max_wait however far behind the box is.
+	if maxWait := s.opt.Detect.MaxWait; maxWait > 0 {
+	shed:
+		for time.Since(q.at) > maxWait {
+			select {
+			case next := <-w.queue:
+				s.m.Queue.WithLabelValues(StageDetect).Dec()
+				s.m.Shed.WithLabelValues(ShedWaited).Inc()
+				q.Mat.Close()
+				q = next
+			default:
+				break shed
+			}
+		}
+	}
+	f := q.Frame
+	defer f.Mat.Close()
+	waited := time.Since(q.at)
+	s.m.QueueWait.Observe(waited.Seconds())
+	if s.onDetect != nil {
+		s.onDetect(w.id, f.Seq, waited)
+	}
+	start := time.Now()
 	faces, err := d.Detect(ctx, f.Mat)
 	s.detectors <- d
 	s.m.Latency.WithLabelValues(StageDetect).Observe(time.Since(start).Seconds())
@@ -659,9 +725,31 @@ func cropJPEG(m gocv.Mat, box image.Rectangle) []byte {
 	return append([]byte(nil), b...)
 }
 
-// publishReports embeds the reports' faces that have no descriptor yet and
+// publishReports embeds the reports' faces that have no descriptor yet,
+// in one request (batched with other cameras' by the embed workers), and
 // publishes one Track message per report.
 func (s *DetectStage) publishReports(ctx context.Context, w *camWorker, reports []track.Track[*faceData]) {
+	var chips []face.Chip
+	var need []*faceData
+	for _, r := range reports {
+		for _, f := range r.Best {
+			if f.Payload.vec == nil && !slices.Contains(need, f.Payload) {
+				chips = append(chips, face.Chip{Pix: f.Payload.chip})
+				need = append(need, f.Payload)
+			}
+		}
+	}
+	descs, err := s.batch.embed(ctx, w.id, chips)
+	if err != nil {
+		if ctx.Err() == nil {
+			s.log.Error("embedding track reports' faces", "camera", w.id, "reports", len(reports), "err", err)
+		}
+		return
+	}
+	for i, d := range descs {
+		v := [wire.DescriptorDim]float32(d.Vector)
+		need[i].vec = &v
+	}
 	for _, r := range reports {
 		if err := s.publish(ctx, w, r); err != nil {
 			if ctx.Err() == nil {
@@ -671,38 +759,13 @@ func (s *DetectStage) publishReports(ctx context.Context, w *camWorker, reports 
 	}
 }
 
+// publish publishes one report whose faces all have their descriptors.
 func (s *DetectStage) publish(ctx context.Context, w *camWorker, r track.Track[*faceData]) error {
-	var chips []face.Chip
-	var need []*faceData
-	for _, f := range r.Best {
-		if f.Payload.vec == nil {
-			chips = append(chips, face.Chip{Pix: f.Payload.chip})
-			need = append(need, f.Payload)
-		}
+	m, err := s.batch.model()
+	if err != nil {
+		return err
 	}
-	var model wire.Model
-	var e *embed.Embedder
-	select {
-	case e = <-s.embedders:
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-	m := e.Model()
-	model = wire.Model{Name: m.Name, SHA256: m.SHA256}
-	if len(chips) > 0 {
-		start := time.Now()
-		descs, err := e.Embed(ctx, chips)
-		s.m.Latency.WithLabelValues(StageEmbed).Observe(time.Since(start).Seconds())
-		if err != nil {
-			s.embedders <- e
-			return fmt.Errorf("embedding track %d: %w", r.ID, err)
-		}
-		for i, d := range descs {
-			v := [wire.DescriptorDim]float32(d.Vector)
-			need[i].vec = &v
-		}
-	}
-	s.embedders <- e
+	model := wire.Model{Name: m.Name, SHA256: m.SHA256}
 	t := wire.Track{Meta: wire.TrackMeta{Camera: w.id, Track: r.ID, Start: r.Start, End: r.End, Final: r.Final, Report: r.Report, Seen: r.Seen, Model: model}}
 	for _, f := range r.Best {
 		t.Meta.Faces = append(t.Meta.Faces, wire.TrackFace{Seq: f.Seq, Time: f.Time, Box: wire.BoxOf(f.Box), Quality: f.Quality})

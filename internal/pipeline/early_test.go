@@ -101,6 +101,9 @@ func TestEarlyDecision(t *testing.T) {
 
 	cfg := config.Defaults()
 	tc := track.DefaultConfig() // the product's early-report and gap settings
+	// The frames are published in a burst, not at a camera's pace: none
+	// may be shed for having waited behind the others.
+	cfg.Detect.MaxWait = 0
 	ds, err := NewDetectStage(DetectOptions{Bus: bus, Models: testdata.ModelDir(t), Detect: cfg.Detect, Embed: cfg.Embed, Track: tc, QueueSize: 32})
 	if err != nil {
 		t.Fatal(err)

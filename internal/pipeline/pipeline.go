@@ -52,8 +52,21 @@ type Metrics struct {
 	Latency *prometheus.HistogramVec
 	// Queue is the number of items waiting for a stage.
 	Queue *prometheus.GaugeVec
-	// Dropped counts frames dropped by reason (queue full: the oldest goes).
+	// Dropped counts what a stage refused by reason (detect: camera_limit
+	// frames, track_limit faces).
 	Dropped *prometheus.CounterVec
+	// Frames counts the frames the detect stage took into a camera's
+	// queue; Shed counts those of them shed under load, by reason
+	// (queue_full, waited), the oldest of their camera first.
+	Frames prometheus.Counter
+	Shed   *prometheus.CounterVec
+	// QueueWait is how long each detected frame waited in the detect
+	// stage, from its arrival to the start of its detection.
+	QueueWait prometheus.Histogram
+	// EmbedBatch is the number of chips in each embedding call, and
+	// EmbedCameras the number of cameras they came from.
+	EmbedBatch   prometheus.Histogram
+	EmbedCameras prometheus.Histogram
 	// Tracks counts reports published, by kind (early, final).
 	Tracks *prometheus.CounterVec
 	// FrameToHit is the time from the capture of the last frame of a
@@ -79,8 +92,31 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		}, []string{"stage"}),
 		Dropped: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "facewatch_stage_dropped_total",
-			Help: "Frames a stage dropped, by reason (detect: queue_full, camera_limit: a camera beyond detect.max_cameras; track_limit counts faces not tracked at detect.max_tracks).",
+			Help: "What a stage refused, by reason (detect: camera_limit counts frames of a camera beyond detect.max_cameras, track_limit faces not tracked at detect.max_tracks).",
 		}, []string{"stage", "reason"}),
+		Frames: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "facewatch_detect_frames_total",
+			Help: "Frames the detect stage took into a camera's queue (detected or shed).",
+		}),
+		Shed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "facewatch_frames_shed_total",
+			Help: "Frames the detect stage shed under load, the oldest of their camera first, by reason (queue_full: the camera's queue was full; waited: it had waited longer than detect.max_wait with a newer frame behind it).",
+		}, []string{"reason"}),
+		QueueWait: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "facewatch_detect_queue_wait_seconds",
+			Help:    "Time a detected frame waited in the detect stage, from its arrival to the start of its detection.",
+			Buckets: []float64{.005, .01, .025, .05, .1, .2, .3, .4, .5, .75, 1, 2, 5},
+		}),
+		EmbedBatch: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "facewatch_embed_batch_chips",
+			Help:    "Chips embedded in one call of an embed worker (gathered from every camera's waiting reports).",
+			Buckets: []float64{1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 64},
+		}),
+		EmbedCameras: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "facewatch_embed_batch_cameras",
+			Help:    "Cameras whose chips one embedding call carried.",
+			Buckets: []float64{1, 2, 3, 4, 6, 8, 16, 32},
+		}),
 		Tracks: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "facewatch_track_reports_total",
 			Help: "Track reports published to the matchers, by kind (early, final).",
@@ -96,7 +132,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		}),
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.Latency, m.Queue, m.Dropped, m.Tracks, m.FrameToHit, m.Cameras} {
+		for _, c := range []prometheus.Collector{m.Latency, m.Queue, m.Dropped, m.Frames, m.Shed, m.QueueWait, m.EmbedBatch, m.EmbedCameras, m.Tracks, m.FrameToHit, m.Cameras} {
 			if err := reg.Register(c); err != nil {
 				return nil, fmt.Errorf("registering pipeline metrics: %w", err)
 			}

@@ -365,6 +365,9 @@ func TestDetectStage(t *testing.T) {
 	// The sighting-count path: no face is good enough to report at once
 	// (TestEarlyDecision covers reports at the first good face).
 	tc.GoodQuality = 0
+	// The frames are published in a burst, not at a camera's pace: none
+	// may be shed for having waited behind the others.
+	cfg.Detect.MaxWait = 0
 	ds, err := NewDetectStage(DetectOptions{Bus: bus, Models: testdata.ModelDir(t), Detect: cfg.Detect, Embed: cfg.Embed, Track: tc, QueueSize: 16})
 	if err != nil {
 		t.Fatal(err)
