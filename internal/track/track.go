@@ -225,6 +225,17 @@ func (t *Tracker[P]) Flush() []Track[P] {
 	return out
 }
 
+// Expected returns, for each open track, the box that holds both its last
+// sighting and where its motion puts it at `at`: where a detector should
+// look for it in the frame captured then.
+func (t *Tracker[P]) Expected(at time.Time) []image.Rectangle {
+	out := make([]image.Rectangle, len(t.open))
+	for i, s := range t.open {
+		out[i] = s.last.Union(s.predict(at))
+	}
+	return out
+}
+
 // predict is the track's last box moved by its velocity to time at.
 func (s *state[P]) predict(at time.Time) image.Rectangle {
 	dt := at.Sub(s.End).Seconds()
