@@ -301,8 +301,14 @@ func mergeRegions(rs []Region, frame image.Rectangle) []Region {
 // confident), and faces outside plan.Faces dropped. Landmarks and chips
 // come from the full-resolution frame.
 func (d *Detector) DetectPlan(ctx context.Context, frame gocv.Mat, plan Plan) ([]face.Face, error) {
-	return d.detect(ctx, frame, search{plan: &plan, minFace: plan.Faces.Min})
+	return d.detect(ctx, frame, search{plan: &plan, minFace: keepFrom(plan.Faces.Min)})
 }
+
+// keepFrom is the narrowest box kept for a camera whose faces start at
+// minFace: dlib's boxes come in steps of its pyramid (6/5), and a face of
+// exactly minFace, searched at the scale it needs, gets a box up to one
+// step narrower (a 40-pixel face, doubled, a 37-pixel box).
+func keepFrom(minFace int) int { return minFace * 5 / 6 }
 
 // findPlan runs the backend on each region of plan and returns candidate
 // boxes in frame pixels, deduplicated, by decreasing confidence.
