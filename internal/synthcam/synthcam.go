@@ -37,6 +37,10 @@ type Appearance struct {
 	To   image.Point `json:"to"`
 	// Size is the side of the composited face in pixels.
 	Size int `json:"size"`
+	// FadeIn, when set, blends the face in over this long from Start
+	// instead of showing it at once: a face that comes into view without
+	// any one frame changing much (no motion to notice).
+	FadeIn time.Duration `json:"fade_in,omitempty"`
 	// FirstFrame and LastFrame are filled in by Render: the frames (from 0)
 	// in which the face is visible.
 	FirstFrame int `json:"first_frame"`
@@ -199,10 +203,17 @@ func writeFrames(w io.Writer, bg gocv.Mat, faces map[string]gocv.Mat, apps []App
 			if _, ok := a.At(t); !ok {
 				continue
 			}
+			if a.alpha(t) <= 0 {
+				continue // fading in, not yet drawn
+			}
 			r, _ := a.At(t)
 			roi := frame.Region(r)
 			f := faces[fmt.Sprintf("%s@%d", a.Photo, a.Size)]
-			f.CopyTo(&roi)
+			if alpha := a.alpha(t); alpha < 1 {
+				gocv.AddWeighted(roi, 1-alpha, f, alpha, 0, &roi)
+			} else {
+				f.CopyTo(&roi)
+			}
 			roi.Close()
 			if a.FirstFrame < 0 {
 				a.FirstFrame = i
@@ -270,6 +281,40 @@ func (a Appearance) At(t time.Duration) (image.Rectangle, bool) {
 	x := a.From.X + int(f*float64(a.To.X-a.From.X))
 	y := a.From.Y + int(f*float64(a.To.Y-a.From.Y))
 	return image.Rect(x, y, x+a.Size, y+a.Size), true
+}
+
+// alpha is how opaque a's face is at stream time t (while it fades in).
+func (a Appearance) alpha(t time.Duration) float64 {
+	if a.FadeIn <= 0 || t-a.Start >= a.FadeIn {
+		return 1
+	}
+	return float64(t-a.Start) / float64(a.FadeIn)
+}
+
+// Resized returns the scenario with each appearance's face photo drawn at
+// sizes[i % len(sizes)] pixels (the face's box is about three quarters of
+// that), each walking at the same relative height as before: small-face
+// footage, for cameras whose faces are under the detector's window.
+func (sc Scenario) Resized(sizes ...int) Scenario {
+	if len(sizes) == 0 {
+		return sc
+	}
+	apps := make([]Appearance, len(sc.Script.Appearances))
+	for i, a := range sc.Script.Appearances {
+		size := sizes[i%len(sizes)]
+		rel := func(y int) int {
+			if free := sc.Script.Height - a.Size; free > 0 {
+				return y * (sc.Script.Height - size) / free
+			}
+			return 0
+		}
+		leftward := a.From.X > a.To.X
+		b := Walk(a.Identity, a.Photo, a.Start, a.End-a.Start, sc.Script.Width, rel(a.From.Y), size, leftward)
+		b.FadeIn = a.FadeIn
+		apps[i] = b
+	}
+	sc.Script.Appearances = apps
+	return sc
 }
 
 // Scenario is the standard script of the end-to-end tests and the demo:
