@@ -293,8 +293,12 @@ func (a Appearance) alpha(t time.Duration) float64 {
 
 // Resized returns the scenario with each appearance's face photo drawn at
 // sizes[i % len(sizes)] pixels (the face's box is about three quarters of
-// that), each walking at the same relative height as before: small-face
-// footage, for cameras whose faces are under the detector's window.
+// that): small-face footage, for cameras whose faces are under the
+// detector's window. A smaller face is a person further away, who crosses
+// fewer pixels in the same time: each appearance keeps its start, its
+// duration, its edge of entry and relative height, and its speed in face
+// sides per second, so it walks in from its edge and leaves the view (it
+// is gone) part of the way across.
 func (sc Scenario) Resized(sizes ...int) Scenario {
 	if len(sizes) == 0 {
 		return sc
@@ -302,15 +306,20 @@ func (sc Scenario) Resized(sizes ...int) Scenario {
 	apps := make([]Appearance, len(sc.Script.Appearances))
 	for i, a := range sc.Script.Appearances {
 		size := sizes[i%len(sizes)]
-		rel := func(y int) int {
-			if free := sc.Script.Height - a.Size; free > 0 {
-				return y * (sc.Script.Height - size) / free
+		rel := func(p image.Point) image.Point {
+			scale := func(v, span int) int {
+				if free := span - a.Size; free > 0 {
+					return v * (span - size) / free
+				}
+				return 0
 			}
-			return 0
+			return image.Pt(scale(p.X, sc.Script.Width), scale(p.Y, sc.Script.Height))
 		}
-		leftward := a.From.X > a.To.X
-		b := Walk(a.Identity, a.Photo, a.Start, a.End-a.Start, sc.Script.Width, rel(a.From.Y), size, leftward)
-		b.FadeIn = a.FadeIn
+		b := a
+		b.Size = size
+		b.From = rel(a.From)
+		move := a.To.Sub(a.From).Mul(size).Div(a.Size)
+		b.To = b.From.Add(move)
 		apps[i] = b
 	}
 	sc.Script.Appearances = apps

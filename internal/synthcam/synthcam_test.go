@@ -3,6 +3,7 @@ package synthcam
 import (
 	"context"
 	"image"
+	"math"
 	"path/filepath"
 	"sync/atomic"
 	"testing"
@@ -250,8 +251,19 @@ func TestFadeInAndResized(t *testing.T) {
 		t.Fatalf("Resized script: %v", err)
 	}
 	for i, ap := range small.Script.Appearances {
-		if want := []int{56, 80}[i%2]; ap.Size != want || ap.Identity != sc.Script.Appearances[i].Identity {
-			t.Errorf("Resized appearance %d = %s at %d px, want %s at %d", i, ap.Identity, ap.Size, sc.Script.Appearances[i].Identity, want)
+		orig := sc.Script.Appearances[i]
+		if want := []int{56, 80}[i%2]; ap.Size != want || ap.Identity != orig.Identity {
+			t.Errorf("Resized appearance %d = %s at %d px, want %s at %d", i, ap.Identity, ap.Size, orig.Identity, want)
+		}
+		// Same speed in face sides per second, from the same edge.
+		speed := func(a Appearance) float64 {
+			return float64(a.To.X-a.From.X) / float64(a.Size) / (a.End - a.Start).Seconds()
+		}
+		if got, want := speed(ap), speed(orig); math.Abs(got-want) > 0.05*math.Abs(want) {
+			t.Errorf("Resized appearance %d moves %.2f sides/s, want %.2f", i, got, want)
+		}
+		if (ap.From.X == 0) != (orig.From.X == 0) || ap.From.X > 0 && ap.From.X+ap.Size != 640 {
+			t.Errorf("Resized appearance %d enters at x=%d, want the same edge as %d", i, ap.From.X, orig.From.X)
 		}
 	}
 }
