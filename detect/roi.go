@@ -119,11 +119,15 @@ func (p *Planner) Close() {
 	}
 }
 
-// Plan returns where to search frame, captured at `at`, given the boxes
-// where the camera's open tracks are expected (their last box and the one
-// their motion predicts, in full-frame pixels). frame is an 8-bit BGR, BGRA
-// or grey Mat; it is read, never kept.
-func (p *Planner) Plan(frame gocv.Mat, at time.Time, tracks []image.Rectangle) (Plan, error) {
+// TrackBox is where an open track of the camera is expected in a frame, in
+// full-frame pixels: its last sighting's box and the box its motion
+// predicts for the frame's time.
+type TrackBox struct{ Last, Next image.Rectangle }
+
+// Plan returns where to search frame, captured at `at`, given where the
+// camera's open tracks are expected. frame is an 8-bit BGR, BGRA or grey
+// Mat; it is read, never kept.
+func (p *Planner) Plan(frame gocv.Mat, at time.Time, tracks []TrackBox) (Plan, error) {
 	if frame.Empty() {
 		return Plan{}, errors.New("planning regions: frame is empty")
 	}
@@ -201,7 +205,7 @@ func (p *Planner) motion(frame gocv.Mat, size image.Point) ([]image.Rectangle, e
 // face and at least the detector's window, at the scale its faces need,
 // motion already explained by a track dropped, and regions merged where
 // one search is no dearer than two.
-func planRegions(size image.Point, moved, tracks []image.Rectangle, faces FaceRange) Plan {
+func planRegions(size image.Point, moved []image.Rectangle, tracks []TrackBox, faces FaceRange) Plan {
 	frame := image.Rectangle{Max: size}
 	sMax := scaleFor(faces.Min)
 	sMin := 0.0
@@ -209,34 +213,38 @@ func planRegions(size image.Point, moved, tracks []image.Rectangle, faces FaceRa
 		sMin = scaleFor(faces.Max)
 	}
 	var regions []Region
+	// where holds, per track region, the box its person is in: motion
+	// there is the tracked person moving.
+	var where []image.Rectangle
 	for _, t := range tracks {
-		t = t.Intersect(frame)
-		if t.Empty() {
+		span := t.Last.Union(t.Next).Intersect(frame)
+		if span.Empty() {
 			continue
 		}
-		side := max(t.Dx(), t.Dy())
+		side := max(t.Last.Dx(), t.Last.Dy())
 		// The face may have grown, turned or moved off its prediction:
 		// search half a side around it, for faces from 0.6 of its side.
 		s := min(max(scaleFor(int(0.6*float64(side))), sMin), sMax)
-		regions = append(regions, Region{Rect: fit(t.Inset(-side/2), s, frame), Scale: s, Why: "track"})
+		regions = append(regions, Region{Rect: fit(span.Inset(-side/2), s, frame), Scale: s, Why: "track"})
+		where = append(where, span.Inset(-side/4))
 	}
-	nTrack := len(regions)
 	for _, m := range moved {
 		if m.Empty() {
 			continue
 		}
-		// A face that moved may show only its edges as change.
-		r := fit(m.Inset(-max(faces.Min/2, 8)), sMax, frame)
 		explained := false
-		for _, t := range regions[:nTrack] {
-			if in := r.Intersect(t.Rect); in.Dx()*in.Dy()*10 >= r.Dx()*r.Dy()*8 {
+		for _, w := range where {
+			if in := m.Intersect(w); in.Dx()*in.Dy()*10 >= m.Dx()*m.Dy()*8 {
 				explained = true
 				break
 			}
 		}
-		if !explained {
-			regions = append(regions, Region{Rect: r, Scale: sMax, Why: "motion"})
+		if explained {
+			continue
 		}
+		// A face that moved may show only its edges as change.
+		r := fit(m.Inset(-max(faces.Min/2, 8)), sMax, frame)
+		regions = append(regions, Region{Rect: r, Scale: sMax, Why: "motion"})
 	}
 	return Plan{Regions: mergeRegions(regions, frame), Faces: faces}
 }

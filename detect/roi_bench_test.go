@@ -105,7 +105,7 @@ func cameraPass(b *testing.B, d *detect.Detector, c benchClip, roi *detect.ROIOp
 			fs, e := d.Detect(context.Background(), m)
 			faces, err = boxesOf(fs), e
 		} else {
-			plan, e := planner.Plan(m, at, tr.Expected(at))
+			plan, e := planner.Plan(m, at, trackBoxes(tr, at))
 			if e != nil {
 				b.Fatal(e)
 			}
@@ -127,6 +127,17 @@ func cameraPass(b *testing.B, d *detect.Detector, c benchClip, roi *detect.ROIOp
 		got += hits(truth, boxes)
 	}
 	return cpuTime(b) - cpu0, got, want
+}
+
+// trackBoxes is where tr expects its tracks at `at`, as the detect stage
+// hands them to its planner.
+func trackBoxes[P any](tr *track.Tracker[P], at time.Time) []detect.TrackBox {
+	last, next := tr.Expected(at)
+	out := make([]detect.TrackBox, len(last))
+	for i := range last {
+		out[i] = detect.TrackBox{Last: last[i], Next: next[i]}
+	}
+	return out
 }
 
 type faceBox struct {

@@ -89,21 +89,28 @@ func TestPlanRegions(t *testing.T) {
 	size := image.Pt(1280, 720)
 	frame := image.Rectangle{Max: size}
 	faces := FaceRange{Min: 40, Max: 200}
+	still := func(r image.Rectangle) []TrackBox { return []TrackBox{{Last: r, Next: r}} }
 	tests := []struct {
 		name      string
 		moved     []image.Rectangle
-		tracks    []image.Rectangle
+		tracks    []TrackBox
 		wantWhy   []string
 		wantScale []float64
 	}{
 		{"nothing moved, no track", nil, nil, nil, nil},
 		{"motion alone at min_face's scale", []image.Rectangle{image.Rect(600, 300, 640, 340)}, nil, []string{"motion"}, []float64{2}},
-		{"track of a 100-px face", nil, []image.Rectangle{image.Rect(600, 300, 700, 400)}, []string{"track"}, []float64{80.0 / 60}},
-		{"track of a huge face bounded by max_face", nil, []image.Rectangle{image.Rect(0, 0, 600, 600)}, []string{"track"}, []float64{80.0 / 200}},
-		{"track of a tiny face bounded by min_face", nil, []image.Rectangle{image.Rect(10, 10, 30, 30)}, []string{"track"}, []float64{2}},
-		{"motion the track explains", []image.Rectangle{image.Rect(610, 310, 690, 390)}, []image.Rectangle{image.Rect(600, 300, 700, 400)}, []string{"track"}, []float64{80.0 / 60}},
-		{"motion elsewhere", []image.Rectangle{image.Rect(100, 100, 140, 140)}, []image.Rectangle{image.Rect(600, 300, 700, 400)}, []string{"track", "motion"}, []float64{80.0 / 60, 2}},
-		{"track at the corner, clipped", nil, []image.Rectangle{image.Rect(1230, 680, 1300, 740)}, []string{"track"}, []float64{2}},
+		{"track of a 100-px face", nil, still(image.Rect(600, 300, 700, 400)), []string{"track"}, []float64{80.0 / 60}},
+		{"track of a huge face bounded by max_face", nil, still(image.Rect(0, 0, 600, 600)), []string{"track"}, []float64{80.0 / 200}},
+		{"track of a tiny face bounded by min_face", nil, still(image.Rect(10, 10, 30, 30)), []string{"track"}, []float64{2}},
+		{"motion the track explains", []image.Rectangle{image.Rect(610, 310, 690, 390)}, still(image.Rect(600, 300, 700, 400)), []string{"track"}, []float64{80.0 / 60}},
+		{"motion elsewhere", []image.Rectangle{image.Rect(100, 100, 140, 140)}, still(image.Rect(600, 300, 700, 400)), []string{"track", "motion"}, []float64{80.0 / 60, 2}},
+		// A fast track not seen for a while: its prediction is far from
+		// its last box. Its region is searched at its face's scale, not
+		// the long span's, and a new face's motion beside the span is
+		// not taken for the tracked person's.
+		{"stale fast track and a new face", []image.Rectangle{image.Rect(300, 260, 340, 300)},
+			[]TrackBox{{Last: image.Rect(100, 100, 200, 200), Next: image.Rect(500, 100, 600, 200)}}, []string{"track", "motion"}, []float64{80.0 / 60, 2}},
+		{"track at the corner, at its whole face's scale", nil, still(image.Rect(1230, 680, 1300, 740)), []string{"track"}, []float64{80.0 / 42}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -126,7 +133,7 @@ func TestPlanRegions(t *testing.T) {
 			for _, tr := range tc.tracks {
 				held := false
 				for _, r := range p.Regions {
-					held = held || tr.Intersect(frame).In(r.Rect)
+					held = held || tr.Last.Union(tr.Next).Intersect(frame).In(r.Rect)
 				}
 				if !held {
 					t.Errorf("track box %v is in no region of %+v", tr, p.Regions)

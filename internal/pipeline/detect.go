@@ -648,7 +648,12 @@ func (s *DetectStage) detectFrame(ctx context.Context, d *detect.Detector, w *ca
 	if w.roi == nil {
 		return d.Detect(ctx, f.Mat)
 	}
-	plan, err := w.roi.Plan(f.Mat, f.Time, w.tracker.Expected(f.Time))
+	last, next := w.tracker.Expected(f.Time)
+	tracks := make([]detect.TrackBox, len(last))
+	for i := range last {
+		tracks[i] = detect.TrackBox{Last: last[i], Next: next[i]}
+	}
+	plan, err := w.roi.Plan(f.Mat, f.Time, tracks)
 	if err != nil {
 		return nil, err
 	}
