@@ -93,7 +93,11 @@ func (d *Detector) Detect(ctx context.Context, frame gocv.Mat) ([]face.Face, err
 
 // search is the settings of one detection pass: the config's for Detect,
 // the still-photo policy's for Still.
-type search struct{ maxWidth, upsample, minFace int }
+type search struct {
+	maxWidth, upsample, minFace int
+	// plan, when set, is the regions to search instead (DetectPlan).
+	plan *Plan
+}
 
 // detect is Detect with the settings of s.
 func (d *Detector) detect(ctx context.Context, frame gocv.Mat, s search) ([]face.Face, error) {
@@ -145,7 +149,7 @@ func (d *Detector) detect(ctx context.Context, frame gocv.Mat, s search) ([]face
 func (d *Detector) find(ctx context.Context, frame gocv.Mat, s search) ([]dlib.Rect, error) {
 	img := frame
 	scale := 1.0
-	if s.maxWidth > 0 && frame.Cols() > s.maxWidth {
+	if s.plan == nil && s.maxWidth > 0 && frame.Cols() > s.maxWidth {
 		scale = float64(s.maxWidth) / float64(frame.Cols())
 		h := max(1, int(math.Round(float64(frame.Rows())*scale)))
 		small := gocv.NewMat()
@@ -154,7 +158,13 @@ func (d *Detector) find(ctx context.Context, frame gocv.Mat, s search) ([]dlib.R
 		img = small
 		scale = float64(small.Cols()) / float64(frame.Cols())
 	}
-	found, err := d.backend.Detect(ctx, img, Options{Upsample: s.upsample})
+	var found []Candidate
+	var err error
+	if s.plan != nil {
+		found, err = d.findPlan(ctx, frame, s.plan)
+	} else {
+		found, err = d.backend.Detect(ctx, img, Options{Upsample: s.upsample})
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -167,7 +177,7 @@ func (d *Detector) find(ctx context.Context, frame gocv.Mat, s search) ([]dlib.R
 			b.Max.X = int(math.Round(float64(b.Max.X) / scale))
 			b.Max.Y = int(math.Round(float64(b.Max.Y) / scale))
 		}
-		if b.Dx() < s.minFace {
+		if b.Dx() < s.minFace || s.plan != nil && s.plan.Faces.Max > 0 && b.Dx() > s.plan.Faces.Max {
 			continue
 		}
 		out = append(out, dlib.Rect{Left: b.Min.X, Top: b.Min.Y, Right: b.Max.X - 1, Bottom: b.Max.Y - 1, Score: c.Confidence})

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"gocv.io/x/gocv"
 
@@ -164,5 +165,52 @@ func TestDetectionRecall(t *testing.T) {
 	}
 	if r0, ok := recall["hog up0"]; ok && recall["hog up1"] <= r0 {
 		t.Errorf("recall with one upsampling %.3f, want more than without (%.3f)", recall["hog up1"], recall["hog up0"])
+	}
+}
+
+// TestCameraPathRecall runs dlib's 43 labelled boxes through the camera
+// path at the product defaults: each photo is a camera's first frame, so a
+// full-frame pass at the scale detect.min_face_size (40) needs, the whole
+// frame doubled as one upsampling would. The goal of region search is to
+// lose none of upsampling's recall (issue 13: at least 42 of 43).
+func TestCameraPathRecall(t *testing.T) {
+	set := loadLabelled(t, "training.xml", "testing.xml")
+	defaults := config.Defaults()
+	d := newDetector(t, func(c *config.Detect) { *c = defaults.Detect })
+	cam := config.CameraDefaults()
+	lo, hi := cam.Faces(defaults.Detect)
+	tp, found, labels := 0, 0, 0
+	at := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	for _, l := range set {
+		m, err := detect.DecodeFile(l.path, 1<<24)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := detect.NewPlanner(detect.ROIOptions{Faces: detect.FaceRange{Min: lo, Max: hi},
+			FullFrameEvery: defaults.Detect.FullFrameEvery, MaxWidth: defaults.Detect.MaxWidth})
+		plan, err := p.Plan(m, at, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !plan.Full || len(plan.Regions) != 1 {
+			t.Errorf("Plan(first frame of %s) = %+v, want one full-frame pass", filepath.Base(l.path), plan)
+		}
+		faces, err := d.DetectPlan(context.Background(), m, plan)
+		p.Close()
+		m.Close()
+		if err != nil {
+			t.Fatalf("DetectPlan(%s): %v", filepath.Base(l.path), err)
+		}
+		boxes := make([]image.Rectangle, len(faces))
+		for j, f := range faces {
+			boxes[j] = f.Box
+		}
+		tp += score(l.boxes, boxes)
+		found += len(faces)
+		labels += len(l.boxes)
+	}
+	t.Logf("camera path at defaults: recall %d/%d, precision %d/%d", tp, labels, tp, found)
+	if tp < 42 || found-tp > 1 {
+		t.Errorf("camera path recall %d/%d with %d false faces, want at least 42/43 and at most 1 false", tp, labels, found-tp)
 	}
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/facewatch/facewatch/camera"
+	"github.com/facewatch/facewatch/detect"
 	"github.com/facewatch/facewatch/internal/audit"
 	"github.com/facewatch/facewatch/internal/config"
 	"github.com/facewatch/facewatch/internal/httpserve"
@@ -248,7 +249,18 @@ func (s *stage) newDetectStage(e *env, bus *natsbus.Bus, local <-chan pipeline.F
 	return pipeline.NewDetectStage(pipeline.DetectOptions{
 		Bus: bus, Models: dir, Detect: s.cfg.Detect, Embed: s.cfg.Embed, Track: trackConfig(s.cfg),
 		Local: local, Leases: leases, Topology: natsbus.TopologyOf(s.cfg), CropTTL: s.cfg.Alert.UnmatchedRetention, Logger: s.log, Metrics: s.pm,
+		Faces: cameraFaces(s.cfg),
 	})
+}
+
+// cameraFaces is each configured camera's face size range.
+func cameraFaces(cfg config.Config) map[string]detect.FaceRange {
+	out := make(map[string]detect.FaceRange, len(cfg.Cameras))
+	for _, c := range cfg.Cameras {
+		lo, hi := c.Faces(cfg.Detect)
+		out[c.ID] = detect.FaceRange{Min: lo, Max: hi}
+	}
+	return out
 }
 
 func (s *stage) newCameraStage(bus *natsbus.Bus, local chan<- pipeline.Frame, leases *pipeline.Leases) (*pipeline.CameraStage, error) {

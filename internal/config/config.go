@@ -169,6 +169,23 @@ type Camera struct {
 	// QueueSize is the bounded hand-off to detection; the oldest frame is
 	// dropped when full.
 	QueueSize int `yaml:"queue_size"`
+	// MinFace and MaxFace are the face sizes this camera shows, box side
+	// in pixels of its frames: detection searches at the scale MinFace
+	// needs (regions whose faces are under the detector's 80-pixel window
+	// are enlarged) and drops faces outside the range. MinFace 0 is
+	// detect.min_face_size; MaxFace 0 sets no upper bound.
+	MinFace int `yaml:"min_face"`
+	MaxFace int `yaml:"max_face"`
+}
+
+// Faces returns the camera's face size range with detect's default
+// filled in: the smallest and largest box side, 0 for no largest.
+func (c *Camera) Faces(d Detect) (minFace, maxFace int) {
+	minFace = c.MinFace
+	if minFace == 0 {
+		minFace = d.MinFaceSize
+	}
+	return minFace, c.MaxFace
 }
 
 // Detect configures face detection.
@@ -223,6 +240,12 @@ type Detect struct {
 	// for 3 sightings.
 	EarlyQuality  float64 `yaml:"early_quality"`
 	EarlyFaceSize int     `yaml:"early_face_size"`
+	// FullFrameEvery: camera frames are searched only where something
+	// moved and around the camera's open tracks, at the scale of its faces
+	// (cameras[].min_face), and whole this often, so that a face that
+	// stands still is found too. 0 searches every frame whole, at
+	// upsample and max_width (the path before region search).
+	FullFrameEvery time.Duration `yaml:"full_frame_every"`
 }
 
 // Embed configures descriptor extraction.
@@ -405,8 +428,9 @@ func Defaults() Config {
 			// A 50-px face scores about 0.6 when sharp and frontal
 			// (detect.Assess): quality 0.5 passes those and not a blurred
 			// or turned one.
-			EarlyQuality:  0.5,
-			EarlyFaceSize: 50,
+			EarlyQuality:   0.5,
+			EarlyFaceSize:  50,
+			FullFrameEvery: 3 * time.Second,
 		},
 		Embed: Embed{Workers: 1, BatchSize: 16, Jitter: 0, BLASThreads: 1},
 		Match: Match{DefaultThreshold: 0.5, Margin: 0.05, TopK: 3, VoteShare: 0.5,
@@ -620,6 +644,13 @@ func (c *Config) Validate() error {
 	if err := c.Detect.Validate(); err != nil {
 		return fmt.Errorf("detect.%w", err)
 	}
+	for i := range c.Cameras {
+		// A camera that leaves min_face to detect.min_face_size must not
+		// set a max_face under it.
+		if lo, hi := c.Cameras[i].Faces(c.Detect); hi != 0 && lo > hi {
+			return fmt.Errorf("cameras[%d].max_face: %d is less than detect.min_face_size %d (set min_face)", i, hi, lo)
+		}
+	}
 	if len(c.Cameras) > c.Detect.MaxCameras {
 		return fmt.Errorf("detect.max_cameras: %d is fewer than the %d cameras configured", c.Detect.MaxCameras, len(c.Cameras))
 	}
@@ -711,6 +742,17 @@ func (c *Camera) Validate() error {
 	if c.QueueSize < 1 {
 		return fmt.Errorf("queue_size: %d must be at least 1", c.QueueSize)
 	}
+	// Under 20 pixels a face is enlarged more than 4 times: too costly to
+	// search and too small to recognise.
+	if c.MinFace != 0 && (c.MinFace < 20 || c.MinFace > 4096) {
+		return fmt.Errorf("min_face: %d is not 0 or between 20 and 4096", c.MinFace)
+	}
+	if c.MaxFace != 0 && (c.MaxFace < 20 || c.MaxFace > 8192) {
+		return fmt.Errorf("max_face: %d is not 0 or between 20 and 8192", c.MaxFace)
+	}
+	if c.MaxFace != 0 && c.MinFace > c.MaxFace {
+		return fmt.Errorf("max_face: %d is less than min_face %d", c.MaxFace, c.MinFace)
+	}
 	return nil
 }
 
@@ -769,6 +811,9 @@ func (d *Detect) Validate() error {
 	}
 	if d.EarlyFaceSize < 0 || d.EarlyFaceSize > 4096 {
 		return fmt.Errorf("early_face_size: %d is not between 0 and 4096", d.EarlyFaceSize)
+	}
+	if d.FullFrameEvery != 0 && (d.FullFrameEvery < 100*time.Millisecond || d.FullFrameEvery > 10*time.Minute) {
+		return fmt.Errorf("full_frame_every: %v is not 0 or between 100ms and 10m", d.FullFrameEvery)
 	}
 	return nil
 }

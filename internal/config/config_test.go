@@ -57,6 +57,32 @@ func TestOverrides(t *testing.T) {
 	}
 }
 
+func TestCameraFaces(t *testing.T) {
+	tests := []struct {
+		name           string
+		yaml           string
+		wantLo, wantHi int
+	}{
+		{"detect's min face by default", "cameras:\n  - {id: a, url: 'rtsp://h/s'}\n", 40, 0},
+		{"camera's own range", "cameras:\n  - {id: a, url: 'rtsp://h/s', min_face: 24, max_face: 120}\n", 24, 120},
+		{"detect's min face changed", "detect:\n  min_face_size: 60\ncameras:\n  - {id: a, url: 'rtsp://h/s', max_face: 200}\n", 60, 200},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg, err := Parse([]byte(tc.yaml))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if lo, hi := cfg.Cameras[0].Faces(cfg.Detect); lo != tc.wantLo || hi != tc.wantHi {
+				t.Errorf("Faces() = %d, %d; want %d, %d", lo, hi, tc.wantLo, tc.wantHi)
+			}
+		})
+	}
+	if d := Defaults().Detect.FullFrameEvery; d <= 0 || d > 10*time.Second {
+		t.Errorf("default full_frame_every = %v, want a few seconds (region search on)", d)
+	}
+}
+
 func TestBadConfigs(t *testing.T) {
 	cam := func(extra string) string {
 		return "cameras:\n  - id: a\n    url: rtsp://h/s\n" + extra
@@ -83,6 +109,11 @@ func TestBadConfigs(t *testing.T) {
 		{"backoff order", cam("    backoff_min: 5s\n    backoff_max: 1s\n"), "cameras[0].backoff_max"},
 		{"bad transport", cam("    transport: quic\n"), `cameras[0].transport: "quic"`},
 		{"zero queue", cam("    queue_size: 0\n"), "cameras[0].queue_size: 0 must be at least 1"},
+		{"min face too small", cam("    min_face: 10\n"), "cameras[0].min_face: 10 is not 0 or between 20 and 4096"},
+		{"max face too small", cam("    max_face: 5\n"), "cameras[0].max_face: 5 is not 0 or between 20"},
+		{"face range inverted", cam("    min_face: 100\n    max_face: 60\n"), "cameras[0].max_face: 60 is less than min_face 100"},
+		{"max face under detect's min", cam("    max_face: 30\n"), "cameras[0].max_face: 30 is less than detect.min_face_size 40"},
+		{"full frame pass too often", "detect:\n  full_frame_every: 10ms\n", "detect.full_frame_every: 10ms"},
 		// Unknown names are detect.ValidateConfig's (TestValidateConfig there).
 		{"empty detector", "detect:\n  detector: ''\n", "detect.detector: must not be empty"},
 		{"negative upsample", "detect:\n  upsample: -1\n", "detect.upsample: -1"},

@@ -58,6 +58,10 @@ type DetectOptions struct {
 	// Now is the clock used to end tracks of cameras that went quiet; nil
 	// means time.Now.
 	Now func() time.Time
+	// Faces is each camera's face size range (cameras[].min_face and
+	// max_face); a camera not in it has detect.min_face_size and no
+	// largest. Used when detect.full_frame_every turns region search on.
+	Faces map[string]detect.FaceRange
 }
 
 // DetectStage is the detect+embed stage: it finds faces, tracks them per
@@ -181,6 +185,9 @@ type camWorker struct {
 	expire func() bool
 	// open is the tracker's number of open tracks, for Busy.
 	open atomic.Int32
+	// roi plans where each frame is searched (nil: every frame whole);
+	// runCamera's goroutine only.
+	roi *detect.Planner
 	// cancel stops the camera's goroutine, which closes done after
 	// publishing its open tracks' final reports.
 	cancel context.CancelFunc
@@ -219,7 +226,8 @@ func (s *DetectStage) Run(ctx context.Context) error {
 			}
 			cctx, ccancel := context.WithCancel(runCtx)
 			w = &camWorker{id: id, queue: make(chan queued, s.opt.QueueSize),
-				tracker: track.New[*faceData](s.opt.Track, track.IDBase(s.now())), cancel: ccancel, done: make(chan struct{})}
+				tracker: track.New[*faceData](s.opt.Track, track.IDBase(s.now())), cancel: ccancel, done: make(chan struct{}),
+				roi: s.planner(id)}
 			w.lastArrival.Store(s.now().UnixNano())
 			w.expire = func() bool {
 				mu.Lock()
@@ -528,6 +536,9 @@ func frameMessage(subject string, data []byte) (wire.FrameMeta, []byte, error) {
 // the reports, not the detection, so the camera's tracks do not break for
 // want of frames meanwhile.
 func (s *DetectStage) runCamera(ctx context.Context, w *camWorker) {
+	if w.roi != nil {
+		defer w.roi.Close()
+	}
 	reports := make(chan []track.Track[*faceData], reportQueue)
 	// The publisher outlives ctx by flushGrace, for the final reports.
 	pubCtx, pubCancel := context.WithCancel(context.WithoutCancel(ctx))
@@ -660,7 +671,7 @@ func (s *DetectStage) process(ctx context.Context, w *camWorker, q queued) []tra
 		s.onDetect(w.id, f.Seq, waited)
 	}
 	start := time.Now()
-	faces, err := d.Detect(ctx, f.Mat)
+	faces, err := s.detectFrame(ctx, d, w, f)
 	s.detectors <- d
 	s.m.Latency.WithLabelValues(StageDetect).Observe(time.Since(start).Seconds())
 	if err != nil {
@@ -694,6 +705,39 @@ func (s *DetectStage) process(ctx context.Context, w *camWorker, q queued) []tra
 		s.m.Dropped.WithLabelValues(StageDetect, "track_limit").Add(float64(n))
 	}
 	return reports
+}
+
+// planner is a camera's region planner, or nil when
+// detect.full_frame_every is 0 (every frame searched whole).
+func (s *DetectStage) planner(camera string) *detect.Planner {
+	every := s.opt.Detect.FullFrameEvery
+	if every <= 0 {
+		return nil
+	}
+	faces, ok := s.opt.Faces[camera]
+	if !ok {
+		faces = detect.FaceRange{Min: s.opt.Detect.MinFaceSize}
+	}
+	return detect.NewPlanner(detect.ROIOptions{Faces: faces, FullFrameEvery: every, MaxWidth: s.opt.Detect.MaxWidth})
+}
+
+// detectFrame finds the faces of one frame: where w's planner says (what
+// moved, around the open tracks, the whole frame now and then), or in the
+// whole frame when region search is off.
+func (s *DetectStage) detectFrame(ctx context.Context, d *detect.Detector, w *camWorker, f Frame) ([]face.Face, error) {
+	if w.roi == nil {
+		return d.Detect(ctx, f.Mat)
+	}
+	last, next := w.tracker.Expected(f.Time)
+	tracks := make([]detect.TrackBox, len(last))
+	for i := range last {
+		tracks[i] = detect.TrackBox{Last: last[i], Next: next[i]}
+	}
+	plan, err := w.roi.Plan(f.Mat, f.Time, tracks)
+	if err != nil {
+		return nil, err
+	}
+	return d.DetectPlan(ctx, f.Mat, plan)
 }
 
 func clamp01(x float64) float64 {

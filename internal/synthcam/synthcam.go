@@ -37,6 +37,10 @@ type Appearance struct {
 	To   image.Point `json:"to"`
 	// Size is the side of the composited face in pixels.
 	Size int `json:"size"`
+	// FadeIn, when set, blends the face in over this long from Start
+	// instead of showing it at once: a face that comes into view without
+	// any one frame changing much (no motion to notice).
+	FadeIn time.Duration `json:"fade_in,omitempty"`
 	// FirstFrame and LastFrame are filled in by Render: the frames (from 0)
 	// in which the face is visible.
 	FirstFrame int `json:"first_frame"`
@@ -199,10 +203,17 @@ func writeFrames(w io.Writer, bg gocv.Mat, faces map[string]gocv.Mat, apps []App
 			if _, ok := a.At(t); !ok {
 				continue
 			}
+			if a.alpha(t) <= 0 {
+				continue // fading in, not yet drawn
+			}
 			r, _ := a.At(t)
 			roi := frame.Region(r)
 			f := faces[fmt.Sprintf("%s@%d", a.Photo, a.Size)]
-			f.CopyTo(&roi)
+			if alpha := a.alpha(t); alpha < 1 {
+				gocv.AddWeighted(roi, 1-alpha, f, alpha, 0, &roi)
+			} else {
+				f.CopyTo(&roi)
+			}
 			roi.Close()
 			if a.FirstFrame < 0 {
 				a.FirstFrame = i
@@ -270,6 +281,49 @@ func (a Appearance) At(t time.Duration) (image.Rectangle, bool) {
 	x := a.From.X + int(f*float64(a.To.X-a.From.X))
 	y := a.From.Y + int(f*float64(a.To.Y-a.From.Y))
 	return image.Rect(x, y, x+a.Size, y+a.Size), true
+}
+
+// alpha is how opaque a's face is at stream time t (while it fades in).
+func (a Appearance) alpha(t time.Duration) float64 {
+	if a.FadeIn <= 0 || t-a.Start >= a.FadeIn {
+		return 1
+	}
+	return float64(t-a.Start) / float64(a.FadeIn)
+}
+
+// Resized returns the scenario with each appearance's face photo drawn at
+// sizes[i % len(sizes)] pixels (the face's box is about three quarters of
+// that): small-face footage, for cameras whose faces are under the
+// detector's window. A smaller face is a person further away, who crosses
+// fewer pixels in the same time: each appearance keeps its start, its
+// duration, its edge of entry and relative height, and its speed in face
+// sides per second, so it walks in from its edge and leaves the view (it
+// is gone) part of the way across.
+func (sc Scenario) Resized(sizes ...int) Scenario {
+	if len(sizes) == 0 {
+		return sc
+	}
+	apps := make([]Appearance, len(sc.Script.Appearances))
+	for i, a := range sc.Script.Appearances {
+		size := sizes[i%len(sizes)]
+		rel := func(p image.Point) image.Point {
+			scale := func(v, span int) int {
+				if free := span - a.Size; free > 0 {
+					return v * (span - size) / free
+				}
+				return 0
+			}
+			return image.Pt(scale(p.X, sc.Script.Width), scale(p.Y, sc.Script.Height))
+		}
+		b := a
+		b.Size = size
+		b.From = rel(a.From)
+		move := a.To.Sub(a.From).Mul(size).Div(a.Size)
+		b.To = b.From.Add(move)
+		apps[i] = b
+	}
+	sc.Script.Appearances = apps
+	return sc
 }
 
 // Scenario is the standard script of the end-to-end tests and the demo:

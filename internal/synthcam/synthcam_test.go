@@ -3,6 +3,7 @@ package synthcam
 import (
 	"context"
 	"image"
+	"math"
 	"path/filepath"
 	"sync/atomic"
 	"testing"
@@ -173,5 +174,96 @@ func TestServeOverRTSP(t *testing.T) {
 	// session; every other frame must arrive.
 	if n < served.Truth.Frames-1 || n > served.Truth.Frames {
 		t.Errorf("read %d frames over RTSP, want %d (or one fewer)", n, served.Truth.Frames)
+	}
+}
+
+// TestFadeInAndResized: a face that fades in changes no frame much (each
+// frame's largest change from the one before stays under a third of the
+// face's full contrast) and is whole at the end; Resized draws every
+// appearance at the asked sizes, inside the frame.
+func TestFadeInAndResized(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	photo := testdata.Path(t, "dlib_johns/John_Salley/000179_02159509.jpg")
+	a := Appearance{Identity: "John_Salley", Photo: photo, Start: time.Second, End: 4 * time.Second,
+		From: image.Pt(100, 60), To: image.Pt(100, 60), Size: 90, FadeIn: 2 * time.Second}
+	s := Script{Width: 320, Height: 240, FPS: 5, Duration: 4 * time.Second, Appearances: []Appearance{a}}
+	out := filepath.Join(t.TempDir(), "fade.mp4")
+	truth, err := Render(ctx, s, out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := truth.Appearances[0]; got.FirstFrame != 6 || got.LastFrame != 19 {
+		t.Errorf("fading appearance frames = %d..%d, want 6..19 (frame 5 is fully transparent)", got.FirstFrame, got.LastFrame)
+	}
+	vc, err := gocv.VideoCaptureFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer vc.Close()
+	box := image.Rect(100, 60, 190, 150)
+	var frames []gocv.Mat
+	defer func() {
+		for _, m := range frames {
+			m.Close()
+		}
+	}()
+	for {
+		m := gocv.NewMat()
+		if !vc.Read(&m) {
+			m.Close()
+			break
+		}
+		frames = append(frames, m)
+	}
+	if len(frames) != 20 {
+		t.Fatalf("decoded %d frames, want 20", len(frames))
+	}
+	maxDiff := func(a, b gocv.Mat) float64 {
+		ra, rb := a.Region(box), b.Region(box)
+		defer ra.Close()
+		defer rb.Close()
+		d := gocv.NewMat()
+		defer d.Close()
+		gocv.AbsDiff(ra, rb, &d)
+		g := gocv.NewMat()
+		defer g.Close()
+		gocv.CvtColor(d, &g, gocv.ColorBGRToGray)
+		_, hi, _, _ := gocv.MinMaxLoc(g)
+		return float64(hi)
+	}
+	whole := maxDiff(frames[0], frames[19])
+	for i := 1; i < 20; i++ {
+		if d := maxDiff(frames[i-1], frames[i]); d > whole/3 {
+			t.Errorf("frame %d differs from frame %d by %.0f in the face's box, want under a third of the face's %.0f", i, i-1, d, whole)
+		}
+	}
+	if whole < 60 {
+		t.Errorf("the faded-in face differs from the background by %.0f, want a visible face", whole)
+	}
+
+	sc, err := Johns(testdata.SharedDir(), 640, 360, 5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	small := sc.Resized(56, 80)
+	if err := small.Script.Validate(); err != nil {
+		t.Fatalf("Resized script: %v", err)
+	}
+	for i, ap := range small.Script.Appearances {
+		orig := sc.Script.Appearances[i]
+		if want := []int{56, 80}[i%2]; ap.Size != want || ap.Identity != orig.Identity {
+			t.Errorf("Resized appearance %d = %s at %d px, want %s at %d", i, ap.Identity, ap.Size, orig.Identity, want)
+		}
+		// Same speed in face sides per second, from the same edge.
+		speed := func(a Appearance) float64 {
+			return float64(a.To.X-a.From.X) / float64(a.Size) / (a.End - a.Start).Seconds()
+		}
+		if got, want := speed(ap), speed(orig); math.Abs(got-want) > 0.05*math.Abs(want) {
+			t.Errorf("Resized appearance %d moves %.2f sides/s, want %.2f", i, got, want)
+		}
+		if (ap.From.X == 0) != (orig.From.X == 0) || ap.From.X > 0 && ap.From.X+ap.Size != 640 {
+			t.Errorf("Resized appearance %d enters at x=%d, want the same edge as %d", i, ap.From.X, orig.From.X)
+		}
 	}
 }

@@ -240,6 +240,18 @@ func (t *Tracker[P]) Flush() []Track[P] {
 	return out
 }
 
+// Expected returns, for each open track, its last sighting's box and the
+// box its motion predicts at `at`: where a detector should look for it in
+// the frame captured then.
+func (t *Tracker[P]) Expected(at time.Time) (last, next []image.Rectangle) {
+	last = make([]image.Rectangle, len(t.open))
+	next = make([]image.Rectangle, len(t.open))
+	for i, s := range t.open {
+		last[i], next[i] = s.last, s.predict(at)
+	}
+	return last, next
+}
+
 // predict is the track's last box moved by its velocity to time at.
 func (s *state[P]) predict(at time.Time) image.Rectangle {
 	dt := at.Sub(s.End).Seconds()

@@ -325,3 +325,26 @@ func TestEarlyOnEvidence(t *testing.T) {
 		})
 	}
 }
+
+// TestExpected: each open track is expected at its last box and where its
+// velocity over the last two sightings puts it; a track seen once is
+// expected where it was.
+func TestExpected(t *testing.T) {
+	tr := New[int](DefaultConfig(), 1)
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	tr.Update(1, t0, []Detection[int]{{Box: image.Rect(100, 100, 160, 160)}, {Box: image.Rect(400, 300, 450, 350)}})
+	tr.Update(2, t0.Add(200*time.Millisecond), []Detection[int]{{Box: image.Rect(120, 100, 180, 160)}})
+	last, next := tr.Expected(t0.Add(600 * time.Millisecond))
+	want := map[image.Rectangle]image.Rectangle{
+		image.Rect(120, 100, 180, 160): image.Rect(160, 100, 220, 160), // 100 px/s for 0.4 s
+		image.Rect(400, 300, 450, 350): image.Rect(400, 300, 450, 350), // seen once: no velocity
+	}
+	if len(last) != 2 || len(next) != 2 {
+		t.Fatalf("Expected = %v, %v; want two tracks", last, next)
+	}
+	for i := range last {
+		if w, ok := want[last[i]]; !ok || next[i] != w {
+			t.Errorf("Expected: last %v, next %v; want next %v", last[i], next[i], w)
+		}
+	}
+}
