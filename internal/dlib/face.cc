@@ -30,13 +30,18 @@ extern "C" int fw_hog_detect(fw_hog* h, fw_image img, int upsample, double adjus
 	*rects = nullptr;
 	*n = 0;
 	FW_TRY
-	matrix<rgb_pixel> m;
-	fw::to_rgb(img, m);
-	pyramid_down<2> pyr;
-	for (int i = 0; i < upsample; i++)
-		pyramid_up(m, pyr);
 	std::vector<rect_detection> dets;
-	h->det(m, dets, adjust);
+	pyramid_down<2> pyr;
+	if (img.channels == 3 && upsample == 0) {
+		// The common case reads the BGR pixels in place: no RGB copy.
+		h->det(fw::bgr_view(img), dets, adjust);
+	} else {
+		matrix<rgb_pixel> m;
+		fw::to_rgb(img, m);
+		for (int i = 0; i < upsample; i++)
+			pyramid_up(m, pyr);
+		h->det(m, dets, adjust);
+	}
 	if (dets.empty()) return 0;
 	fw_rect* out = (fw_rect*)std::malloc(dets.size() * sizeof(fw_rect));
 	if (!out) throw std::bad_alloc();
@@ -73,23 +78,37 @@ extern "C" int fw_shape_new(const char* path, fw_shape** out, char** err) {
 	FW_CATCH(err)
 }
 
-extern "C" int fw_shape_align(fw_shape* s, fw_image img, const fw_rect* rects, int n,
-                              int size, double padding, long* points, uint8_t* chips,
-                              char** err) {
-	FW_TRY
-	matrix<rgb_pixel> m;
-	fw::to_rgb(img, m);
+// align finds the landmarks and cuts the chip of each rect in img, a dlib
+// image of RGB kind (an rgb matrix or a bgr_view).
+template <typename image_type>
+static void align(fw_shape* s, const image_type& img, const fw_rect* rects, int n,
+                  int size, double padding, long* points, uint8_t* chips) {
+	matrix<rgb_pixel> chip;
 	for (int i = 0; i < n; i++) {
 		rectangle r(rects[i].left, rects[i].top, rects[i].right, rects[i].bottom);
-		full_object_detection shape = s->sp(m, r);
+		full_object_detection shape = s->sp(img, r);
 		for (int j = 0; j < 5; j++) {
 			points[(i * 5 + j) * 2] = shape.part(j).x();
 			points[(i * 5 + j) * 2 + 1] = shape.part(j).y();
 		}
-		matrix<rgb_pixel> chip;
-		extract_image_chip(m, get_face_chip_details(shape, size, padding), chip);
+		extract_image_chip(img, get_face_chip_details(shape, size, padding), chip);
 		std::memcpy(chips + (size_t)i * size * size * 3, &chip(0, 0), (size_t)size * size * 3);
 	}
+}
+
+extern "C" int fw_shape_align(fw_shape* s, fw_image img, const fw_rect* rects, int n,
+                              int size, double padding, long* points, uint8_t* chips,
+                              char** err) {
+	FW_TRY
+	if (img.channels == 3) {
+		// Landmarks and chips read a few pixels around each face: the BGR
+		// frame is read in place instead of copied whole into RGB.
+		align(s, fw::bgr_view(img), rects, n, size, padding, points, chips);
+		return 0;
+	}
+	matrix<rgb_pixel> m;
+	fw::to_rgb(img, m);
+	align(s, m, rects, n, size, padding, points, chips);
 	return 0;
 	FW_CATCH(err)
 }
