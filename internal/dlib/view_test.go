@@ -122,3 +122,72 @@ func loadRGBA(t *testing.T, rel string) *image.RGBA {
 	draw.Draw(rgba, rgba.Bounds(), img, img.Bounds().Min, draw.Src)
 	return rgba
 }
+
+// TestHOGAVX2MatchesPortable: on a CPU with AVX2, NewHOG runs a copy of
+// dlib's HOG code compiled for AVX2. It must find exactly the boxes, with
+// exactly the scores, of the portable code, on every path: BGR read in
+// place, BGRA and gray copied, and upsampled.
+func TestHOGAVX2MatchesPortable(t *testing.T) {
+	fast, err := dlib.NewHOG()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fast.Close()
+	if !fast.AVX2() {
+		t.Skip("this CPU (or build) has no AVX2 copy of the HOG code")
+	}
+	portable, err := dlib.NewPortableHOG()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer portable.Close()
+	if portable.AVX2() {
+		t.Fatal("NewPortableHOG().AVX2() = true, want false")
+	}
+	group := loadRGBA(t, filepath.Join("go-face-testdata", "images", "pristin.jpg"))
+	small := loadRGBA(t, filepath.Join("go-face-testdata", "images", "tzuyu.jpg"))
+	for _, tc := range []struct {
+		name     string
+		im       dlib.Image
+		upsample int
+		minFaces int
+	}{
+		{"BGR in place", toImage(group, 3), 0, 10},
+		{"BGRA", toImage(group, 4), 0, 10},
+		{"gray", toImage(group, 1), 0, 8},
+		{"BGR upsampled", toImage(small, 3), 1, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := fast.Detect(tc.im, tc.upsample, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want, err := portable.Detect(tc.im, tc.upsample, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(want) < tc.minFaces {
+				t.Fatalf("portable Detect(%s) found %d faces, want at least %d", tc.name, len(want), tc.minFaces)
+			}
+			if !slices.Equal(got, want) {
+				t.Errorf("AVX2 Detect(%s) = %v, want the portable code's %v", tc.name, got, want)
+			}
+		})
+	}
+}
+
+// toImage converts rgba to 1 (gray), 3 (BGR) or 4 (BGRA) channels.
+func toImage(rgba *image.RGBA, channels int) dlib.Image {
+	w, h := rgba.Bounds().Dx(), rgba.Bounds().Dy()
+	pix := make([]byte, w*h*channels)
+	for i := 0; i < w*h; i++ {
+		r, g, b := rgba.Pix[i*4], rgba.Pix[i*4+1], rgba.Pix[i*4+2]
+		switch channels {
+		case 1:
+			pix[i] = byte((299*int(r) + 587*int(g) + 114*int(b)) / 1000)
+		default:
+			pix[i*channels], pix[i*channels+1], pix[i*channels+2] = b, g, r
+		}
+	}
+	return dlib.Image{Pix: pix, Rows: h, Cols: w, Stride: w * channels, Channels: channels}
+}
