@@ -2,7 +2,7 @@
 // default build targets x86-64-v2 (SSE4.2) so that it runs on any edge box;
 // dlib's HOG filters then run 4 floats at a time. On a CPU with AVX2,
 // fw_hog_detect calls this copy instead, whose dlib code uses 8-wide AVX
-// (dlib picks simd8f's implementation from __AVX__). Without FMA, and with
+// (dlib's simd8f and simd8i in their AVX forms). Without FMA, and with
 // dlib's arithmetic done lane by lane in the same order, the results are
 // bit-identical to the portable code's (TestHOGAVX2MatchesPortable).
 //
@@ -93,6 +93,10 @@
 #include <dlib/image_processing/full_object_detection.h>
 #pragma GCC push_options
 #pragma GCC target("avx2")
+// In C++, GCC's target pragma does not define __AVX__ and __AVX2__, from
+// which dlib's simd_check.h picks its SIMD types: say it directly.
+#define DLIB_HAVE_AVX
+#define DLIB_HAVE_AVX2
 #include <dlib/image_processing/frontal_face_detector.h>
 #include <dlib/serialize.h>
 #include "image.hpp"
