@@ -204,7 +204,7 @@ func truncatedJPEG(data []byte) bool {
 	if eoi < 0 {
 		return true
 	}
-	return bytes.Index(data[eoi+2:], []byte{0xFF, 0xDA}) >= 0 || bytes.Index(data[:eoi], []byte{0xFF, 0xDA}) < 0
+	return bytes.Contains(data[eoi+2:], []byte{0xFF, 0xDA}) || !bytes.Contains(data[:eoi], []byte{0xFF, 0xDA})
 }
 
 // MaxImagePixels bounds MatFromImage whatever the caller's limit: OpenCV
