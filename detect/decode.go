@@ -205,10 +205,17 @@ func jpegHeader(data []byte) (Header, error) {
 // entropy-coded data, where 0xFF is stuffed; an EXIF thumbnail comes before
 // the main image's scans.) libjpeg would fill a truncated image with gray
 // and only warn.
+//
+// The end marker is searched from the end and the scans around it, so that
+// a whole multi-megabyte file is not read backwards for the last scan: a
+// scan after the last end marker (the two markers cannot overlap) or none
+// at all before it is the same test.
 func truncatedJPEG(data []byte) bool {
-	sos := bytes.LastIndex(data, []byte{0xFF, 0xDA})
 	eoi := bytes.LastIndex(data, []byte{0xFF, 0xD9})
-	return sos < 0 || eoi < sos
+	if eoi < 0 {
+		return true
+	}
+	return bytes.Contains(data[eoi+2:], []byte{0xFF, 0xDA}) || !bytes.Contains(data[:eoi], []byte{0xFF, 0xDA})
 }
 
 // MaxImagePixels bounds MatFromImage whatever the caller's limit: OpenCV

@@ -2,52 +2,55 @@
 // dnn_face_recognition_ex.cpp and go-face do them.
 #include "face.h"
 #include "image.hpp"
+#include "hog_avx2.h"
 #include <dlib/image_processing/frontal_face_detector.h>
 #include <dlib/image_processing/shape_predictor.h>
 #include <dlib/image_transforms.h>
 #include <dlib/serialize.h>
 #include <dlib/rand.h>
+#include <sstream>
+#include "hog.hpp"
 
 using namespace dlib;
 
 struct fw_hog {
 	frontal_face_detector det;
+	fw_hog_avx2* avx2 = nullptr; // the AVX2 copy, on CPUs that have it
+	~fw_hog() {
+		if (avx2) fw_hog_avx2_free(avx2);
+	}
 };
 
 struct fw_shape {
 	shape_predictor sp;
 };
 
-extern "C" int fw_hog_new(fw_hog** out, char** err) {
+extern "C" int fw_hog_new(int allow_avx2, fw_hog** out, char** err) {
 	FW_TRY
-	*out = new fw_hog{get_frontal_face_detector()};
+	fw_hog* h = new fw_hog{get_frontal_face_detector()};
+	if (allow_avx2 && fw_hog_avx2_supported()) {
+		std::ostringstream model;
+		serialize(h->det, model);
+		std::string m = model.str();
+		if (fw_hog_avx2_new(m.data(), m.size(), &h->avx2, err) != 0) {
+			delete h;
+			return -1;
+		}
+	}
+	*out = h;
 	return 0;
 	FW_CATCH(err)
 }
+
+extern "C" int fw_hog_avx2_in_use(fw_hog* h) { return h->avx2 != nullptr; }
 
 extern "C" int fw_hog_detect(fw_hog* h, fw_image img, int upsample, double adjust,
                              fw_rect** rects, int* n, char** err) {
 	*rects = nullptr;
 	*n = 0;
+	if (h->avx2) return fw_hog_avx2_detect(h->avx2, img, upsample, adjust, rects, n, err);
 	FW_TRY
-	matrix<rgb_pixel> m;
-	fw::to_rgb(img, m);
-	pyramid_down<2> pyr;
-	for (int i = 0; i < upsample; i++)
-		pyramid_up(m, pyr);
-	std::vector<rect_detection> dets;
-	h->det(m, dets, adjust);
-	if (dets.empty()) return 0;
-	fw_rect* out = (fw_rect*)std::malloc(dets.size() * sizeof(fw_rect));
-	if (!out) throw std::bad_alloc();
-	for (size_t i = 0; i < dets.size(); i++) {
-		rectangle r = dets[i].rect;
-		for (int j = 0; j < upsample; j++)
-			r = pyr.rect_down(r);
-		out[i] = fw_rect{r.left(), r.top(), r.right(), r.bottom(), dets[i].detection_confidence};
-	}
-	*rects = out;
-	*n = (int)dets.size();
+	fw::hog_detect(h->det, img, upsample, adjust, rects, n);
 	return 0;
 	FW_CATCH(err)
 }
@@ -73,23 +76,37 @@ extern "C" int fw_shape_new(const char* path, fw_shape** out, char** err) {
 	FW_CATCH(err)
 }
 
-extern "C" int fw_shape_align(fw_shape* s, fw_image img, const fw_rect* rects, int n,
-                              int size, double padding, long* points, uint8_t* chips,
-                              char** err) {
-	FW_TRY
-	matrix<rgb_pixel> m;
-	fw::to_rgb(img, m);
+// align finds the landmarks and cuts the chip of each rect in img, a dlib
+// image of RGB kind (an rgb matrix or a bgr_view).
+template <typename image_type>
+static void align(fw_shape* s, const image_type& img, const fw_rect* rects, int n,
+                  int size, double padding, long* points, uint8_t* chips) {
+	matrix<rgb_pixel> chip;
 	for (int i = 0; i < n; i++) {
 		rectangle r(rects[i].left, rects[i].top, rects[i].right, rects[i].bottom);
-		full_object_detection shape = s->sp(m, r);
+		full_object_detection shape = s->sp(img, r);
 		for (int j = 0; j < 5; j++) {
 			points[(i * 5 + j) * 2] = shape.part(j).x();
 			points[(i * 5 + j) * 2 + 1] = shape.part(j).y();
 		}
-		matrix<rgb_pixel> chip;
-		extract_image_chip(m, get_face_chip_details(shape, size, padding), chip);
+		extract_image_chip(img, get_face_chip_details(shape, size, padding), chip);
 		std::memcpy(chips + (size_t)i * size * size * 3, &chip(0, 0), (size_t)size * size * 3);
 	}
+}
+
+extern "C" int fw_shape_align(fw_shape* s, fw_image img, const fw_rect* rects, int n,
+                              int size, double padding, long* points, uint8_t* chips,
+                              char** err) {
+	FW_TRY
+	if (img.channels == 3) {
+		// Landmarks and chips read a few pixels around each face: the BGR
+		// frame is read in place instead of copied whole into RGB.
+		align(s, fw::bgr_view(img), rects, n, size, padding, points, chips);
+		return 0;
+	}
+	matrix<rgb_pixel> m;
+	fw::to_rgb(img, m);
+	align(s, m, rects, n, size, padding, points, chips);
 	return 0;
 	FW_CATCH(err)
 }

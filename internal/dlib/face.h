@@ -10,7 +10,10 @@ typedef struct fw_shape fw_shape;
 
 // Every call returns 0 on success; on failure it returns -1 and sets *err to
 // a malloc'd message the caller frees.
-int fw_hog_new(fw_hog** out, char** err);
+// fw_hog_new builds dlib's frontal face detector; with allow_avx2, on a
+// CPU with AVX2, detection runs the AVX2 copy (hog_avx2.cc).
+int fw_hog_new(int allow_avx2, fw_hog** out, char** err);
+int fw_hog_avx2_in_use(fw_hog* h);
 int fw_hog_detect(fw_hog* h, fw_image img, int upsample, double adjust,
                   fw_rect** rects, int* n, char** err);
 void fw_hog_free(fw_hog* h);

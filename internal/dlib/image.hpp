@@ -8,6 +8,8 @@
 #include <string>
 #include <dlib/matrix.h>
 #include <dlib/pixel.h>
+#include <dlib/image_processing/generic_image.h>
+#include <stdexcept>
 
 namespace fw {
 
@@ -47,7 +49,33 @@ inline void to_rgb(const fw_image& img, dlib::matrix<dlib::rgb_pixel>& out) {
 	}
 }
 
+// bgr_view lets dlib read a 3-channel fw_image in place, as bgr_pixel,
+// without the copy into an RGB matrix (dlib's generic image interface:
+// image_traits, num_rows, num_columns, image_data, width_step). dlib's
+// code reads a pixel's channels by name (red, green, blue) wherever the
+// pixel type is an RGB kind, bgr_pixel included, so the detector, the
+// shape predictor and the chip extractor compute exactly what they compute
+// on the RGB copy; TestViewMatchesCopy checks it.
+struct bgr_view {
+	const uint8_t* pix;
+	long rows, cols, stride;
+	explicit bgr_view(const fw_image& img) : pix(img.pix), rows(img.rows), cols(img.cols), stride(img.stride) {
+		if (img.channels != 3 || img.rows <= 0 || img.cols <= 0 || img.pix == nullptr || img.stride < img.cols * 3)
+			throw std::invalid_argument("bgr_view wants a non-empty 3-channel image");
+	}
+};
+inline long num_rows(const bgr_view& v) { return v.rows; }
+inline long num_columns(const bgr_view& v) { return v.cols; }
+inline const void* image_data(const bgr_view& v) { return v.pix; }
+inline long width_step(const bgr_view& v) { return v.stride; }
+
 } // namespace fw
+
+namespace dlib {
+template <> struct image_traits<fw::bgr_view> {
+	typedef bgr_pixel pixel_type;
+};
+} // namespace dlib
 
 #define FW_TRY try {
 #define FW_CATCH(err)                                                   \

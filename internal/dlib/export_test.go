@@ -1,0 +1,4 @@
+package dlib
+
+// NewPortableHOG is NewHOG without the AVX2 copy, for comparing the two.
+func NewPortableHOG() (*HOG, error) { return newHOG(false) }

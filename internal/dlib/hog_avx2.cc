@@ -1,0 +1,161 @@
+// HOG face detection compiled a second time, for CPUs with AVX2. The
+// default build targets x86-64-v2 (SSE4.2) so that it runs on any edge box;
+// dlib's HOG filters then run 4 floats at a time. On a CPU with AVX2,
+// fw_hog_detect calls this copy instead, whose dlib code uses 8-wide AVX
+// (dlib's simd8f and simd8i in their AVX forms). Without FMA, and with
+// dlib's arithmetic done lane by lane in the same order, the results are
+// bit-identical to the portable code's (TestHOGAVX2MatchesPortable).
+//
+// Keeping the two copies apart: every standard header dlib uses is
+// included first, under the build's own target, so the standard library
+// code both units instantiate (std::vector<float>, ...) is the same
+// portable code whichever copy the linker keeps. Only then does the AVX2
+// target start, and dlib's and facewatch's namespaces are renamed, so that
+// none of the AVX2 code shares a symbol name with the portable code.
+#include "types.h"
+#include "hog_avx2.h"
+
+#if (defined(__x86_64__) || defined(__i386__)) && defined(__GNUC__)
+
+#include <algorithm>
+#include <array>
+#include <atomic>
+#include <cassert>
+#include <cctype>
+#include <cerrno>
+#include <chrono>
+#include <climits>
+#include <clocale>
+#include <cmath>
+#include <complex>
+#include <condition_variable>
+#include <cstddef>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <ctime>
+#include <cwchar>
+#include <cwctype>
+#include <deque>
+#include <exception>
+#include <forward_list>
+#include <fstream>
+#include <functional>
+#include <future>
+#include <initializer_list>
+#include <iomanip>
+#include <ios>
+#include <iosfwd>
+#include <iostream>
+#include <istream>
+#include <iterator>
+#include <limits>
+#include <list>
+#include <locale>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <new>
+#include <numeric>
+#include <ostream>
+#include <queue>
+#include <ratio>
+#include <set>
+#include <sstream>
+#include <stack>
+#include <stdexcept>
+#include <streambuf>
+#include <string>
+#include <system_error>
+#include <thread>
+#include <tuple>
+#include <type_traits>
+#include <typeinfo>
+#include <unordered_map>
+#include <unordered_set>
+#include <utility>
+#include <vector>
+#include <cpuid.h>
+#include <pthread.h>
+#include <math.h>
+#include <string.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#define dlib fw_dlib_avx2
+#define fw fw_avx2
+// The one object of dlib's headers that is constructed at program start
+// (OBJECT_PART_NOT_PRESENT, a point) comes from this header: it is read
+// before the AVX2 target starts, so that start-up code, which runs on any
+// CPU, never calls AVX2 code. (dlib's SIMD types are not included by it:
+// they are defined below, in their AVX form.)
+#include <dlib/image_processing/full_object_detection.h>
+#pragma GCC push_options
+#pragma GCC target("avx2")
+// In C++, GCC's target pragma does not define __AVX__ and __AVX2__, from
+// which dlib's simd_check.h picks its SIMD types: say it directly.
+#define DLIB_HAVE_AVX
+#define DLIB_HAVE_AVX2
+#include <dlib/image_processing/frontal_face_detector.h>
+#include <dlib/serialize.h>
+#include "image.hpp"
+#include "hog.hpp"
+
+// dlib's headers refer to these (its check that every unit of a program
+// was built with the same configuration); in the renamed namespace they
+// are this unit's own.
+namespace dlib {
+int USER_ERROR__inconsistent_build_configuration__see_dlib_faq_1_;
+int DLIB_VERSION_MISMATCH_CHECK__EXPECTED_VERSION_19_24_0;
+}
+
+struct fw_hog_avx2 {
+	dlib::frontal_face_detector det;
+};
+
+extern "C" int fw_hog_avx2_new(const char* model, size_t len, fw_hog_avx2** out, char** err) {
+	FW_TRY
+	std::istringstream in(std::string(model, len));
+	fw_hog_avx2* h = new fw_hog_avx2;
+	try {
+		dlib::deserialize(h->det, in);
+	} catch (...) {
+		delete h;
+		throw;
+	}
+	*out = h;
+	return 0;
+	FW_CATCH(err)
+}
+
+extern "C" int fw_hog_avx2_detect(fw_hog_avx2* h, fw_image img, int upsample, double adjust,
+                                  fw_rect** rects, int* n, char** err) {
+	FW_TRY
+	fw::hog_detect(h->det, img, upsample, adjust, rects, n);
+	return 0;
+	FW_CATCH(err)
+}
+
+extern "C" void fw_hog_avx2_free(fw_hog_avx2* h) { delete h; }
+
+#undef fw
+#undef dlib
+#pragma GCC pop_options
+
+extern "C" int fw_hog_avx2_supported(void) {
+	__builtin_cpu_init();
+	return __builtin_cpu_supports("avx2");
+}
+
+#else
+
+extern "C" int fw_hog_avx2_supported(void) { return 0; }
+extern "C" int fw_hog_avx2_new(const char*, size_t, fw_hog_avx2**, char** err) {
+	*err = nullptr;
+	return -1;
+}
+extern "C" int fw_hog_avx2_detect(fw_hog_avx2*, fw_image, int, double, fw_rect**, int*, char**) { return -1; }
+extern "C" void fw_hog_avx2_free(fw_hog_avx2*) {}
+
+#endif

@@ -1,0 +1,24 @@
+#ifndef FW_HOG_AVX2_H
+#define FW_HOG_AVX2_H
+// The AVX2 copy of HOG detection (hog_avx2.cc), called by face.cc only.
+#include <stddef.h>
+#include "types.h"
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct fw_hog_avx2 fw_hog_avx2;
+
+// fw_hog_avx2_supported reports whether this CPU (and OS) runs AVX2 code
+// and this build has the AVX2 copy.
+int fw_hog_avx2_supported(void);
+// fw_hog_avx2_new loads a frontal_face_detector serialised by dlib.
+int fw_hog_avx2_new(const char* model, size_t len, fw_hog_avx2** out, char** err);
+int fw_hog_avx2_detect(fw_hog_avx2* h, fw_image img, int upsample, double adjust,
+                       fw_rect** rects, int* n, char** err);
+void fw_hog_avx2_free(fw_hog_avx2* h);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

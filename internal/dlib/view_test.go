@@ -1,0 +1,193 @@
+package dlib_test
+
+import (
+	"image"
+	"image/draw"
+	"image/jpeg"
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+
+	"github.com/facewatch/facewatch/internal/dlib"
+	"github.com/facewatch/facewatch/internal/testdata"
+	"github.com/facewatch/facewatch/models"
+)
+
+// TestViewMatchesCopy: a 3-channel (BGR) image is read by dlib in place;
+// other images are first copied into an RGB matrix. Both must give exactly
+// the same boxes, scores, landmarks and chip bytes, so that the descriptors
+// are those go-face and dlib's examples compute. The same pixels go in as
+// BGR (read in place) and as BGRA (copied), whole and as a region of a
+// larger frame (a stride wider than the row).
+func TestViewMatchesCopy(t *testing.T) {
+	spPath, err := testdata.ModelDir(t).Path(models.ShapePredictor5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sp, err := dlib.LoadShapePredictor(spPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sp.Close()
+	h, err := dlib.NewHOG()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+
+	for _, tc := range []struct {
+		name, photo string
+		region      image.Rectangle // of the photo; empty means whole
+		minFaces    int
+	}{
+		{"group photo", "pristin.jpg", image.Rectangle{}, 10},
+		{"portrait", "tzuyu.jpg", image.Rectangle{}, 1},
+		{"region of the group photo", "pristin.jpg", image.Rect(301, 17, 1503, 1001), 4},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rgba := loadRGBA(t, filepath.Join("go-face-testdata", "images", tc.photo))
+			r := tc.region
+			if r.Empty() {
+				r = rgba.Bounds()
+			}
+			// BGR of the whole photo, viewed through r (stride of the whole
+			// row when r is a region), and BGRA of r alone.
+			w := rgba.Bounds().Dx()
+			bgr := make([]byte, w*rgba.Bounds().Dy()*3)
+			for i := 0; i < len(bgr)/3; i++ {
+				bgr[i*3], bgr[i*3+1], bgr[i*3+2] = rgba.Pix[i*4+2], rgba.Pix[i*4+1], rgba.Pix[i*4]
+			}
+			view := dlib.Image{Pix: bgr[(r.Min.Y*w+r.Min.X)*3:], Rows: r.Dy(), Cols: r.Dx(), Stride: w * 3, Channels: 3}
+			bgra := make([]byte, r.Dx()*r.Dy()*4)
+			for y := 0; y < r.Dy(); y++ {
+				for x := 0; x < r.Dx(); x++ {
+					s := rgba.Pix[rgba.PixOffset(r.Min.X+x, r.Min.Y+y):]
+					d := bgra[(y*r.Dx()+x)*4:]
+					d[0], d[1], d[2], d[3] = s[2], s[1], s[0], 0
+				}
+			}
+			copied := dlib.Image{Pix: bgra, Rows: r.Dy(), Cols: r.Dx(), Stride: r.Dx() * 4, Channels: 4}
+
+			rv, err := h.Detect(view, 0, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			rc, err := h.Detect(copied, 0, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(rv) < tc.minFaces {
+				t.Fatalf("Detect(%s BGR) found %d faces, want at least %d", tc.name, len(rv), tc.minFaces)
+			}
+			if !slices.Equal(rv, rc) {
+				t.Fatalf("Detect(%s): BGR in place = %v, want the RGB copy's %v", tc.name, rv, rc)
+			}
+			pv, cv, err := sp.Align(view, rv, 150, 0.25)
+			if err != nil {
+				t.Fatal(err)
+			}
+			pc, cc, err := sp.Align(copied, rc, 150, 0.25)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(pv, pc) {
+				t.Errorf("Align(%s) landmarks: BGR in place = %v, want the RGB copy's %v", tc.name, pv, pc)
+			}
+			if !slices.Equal(cv, cc) {
+				n := 0
+				for i := range cv {
+					if cv[i] != cc[i] {
+						n++
+					}
+				}
+				t.Errorf("Align(%s) chips: %d of %d bytes differ between BGR in place and the RGB copy, want none", tc.name, n, len(cv))
+			}
+		})
+	}
+}
+
+func loadRGBA(t *testing.T, rel string) *image.RGBA {
+	t.Helper()
+	f, err := os.Open(testdata.Path(t, rel))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	img, err := jpeg.Decode(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rgba := image.NewRGBA(image.Rect(0, 0, img.Bounds().Dx(), img.Bounds().Dy()))
+	draw.Draw(rgba, rgba.Bounds(), img, img.Bounds().Min, draw.Src)
+	return rgba
+}
+
+// TestHOGAVX2MatchesPortable: on a CPU with AVX2, NewHOG runs a copy of
+// dlib's HOG code compiled for AVX2. It must find exactly the boxes, with
+// exactly the scores, of the portable code, on every path: BGR read in
+// place, BGRA and gray copied, and upsampled.
+func TestHOGAVX2MatchesPortable(t *testing.T) {
+	fast, err := dlib.NewHOG()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fast.Close()
+	if !fast.AVX2() {
+		t.Skip("this CPU (or build) has no AVX2 copy of the HOG code")
+	}
+	portable, err := dlib.NewPortableHOG()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer portable.Close()
+	if portable.AVX2() {
+		t.Fatal("NewPortableHOG().AVX2() = true, want false")
+	}
+	group := loadRGBA(t, filepath.Join("go-face-testdata", "images", "pristin.jpg"))
+	small := loadRGBA(t, filepath.Join("go-face-testdata", "images", "tzuyu.jpg"))
+	for _, tc := range []struct {
+		name     string
+		im       dlib.Image
+		upsample int
+		minFaces int
+	}{
+		{"BGR in place", toImage(group, 3), 0, 10},
+		{"BGRA", toImage(group, 4), 0, 10},
+		{"gray", toImage(group, 1), 0, 8},
+		{"BGR upsampled", toImage(small, 3), 1, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := fast.Detect(tc.im, tc.upsample, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want, err := portable.Detect(tc.im, tc.upsample, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(want) < tc.minFaces {
+				t.Fatalf("portable Detect(%s) found %d faces, want at least %d", tc.name, len(want), tc.minFaces)
+			}
+			if !slices.Equal(got, want) {
+				t.Errorf("AVX2 Detect(%s) = %v, want the portable code's %v", tc.name, got, want)
+			}
+		})
+	}
+}
+
+// toImage converts rgba to 1 (gray), 3 (BGR) or 4 (BGRA) channels.
+func toImage(rgba *image.RGBA, channels int) dlib.Image {
+	w, h := rgba.Bounds().Dx(), rgba.Bounds().Dy()
+	pix := make([]byte, w*h*channels)
+	for i := 0; i < w*h; i++ {
+		r, g, b := rgba.Pix[i*4], rgba.Pix[i*4+1], rgba.Pix[i*4+2]
+		switch channels {
+		case 1:
+			pix[i] = byte((299*int(r) + 587*int(g) + 114*int(b)) / 1000)
+		default:
+			pix[i*channels], pix[i*channels+1], pix[i*channels+2] = b, g, r
+		}
+	}
+	return dlib.Image{Pix: pix, Rows: h, Cols: w, Stride: w * channels, Channels: channels}
+}
