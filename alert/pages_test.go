@@ -98,6 +98,14 @@ var roleTable = []roleCase{
 	{"GET /api/v1/alerts/{id}", "/api/v1/alerts/2?case=TEST-1", "", "", "oi", 200, 404},
 	{"GET /api/v1/alerts/{id}/crop", "/api/v1/alerts/1/crop?case=TEST-1", "", "", "oi", 200, 200},
 	{"GET /api/v1/alerts/{id}/crop", "/api/v1/alerts/2/crop?case=TEST-1", "", "", "oi", 200, 404},
+	{"GET /api/v1/alerts/{id}/scene", "/api/v1/alerts/1/scene?case=TEST-1", "", "", "oi", 200, 200},
+	{"GET /api/v1/alerts/{id}/scene", "/api/v1/alerts/2/scene?case=TEST-1", "", "", "oi", 200, 404},
+	{"GET /api/v1/alerts/{id}/enrolled-face", "/api/v1/alerts/1/enrolled-face?case=TEST-1", "", "", "oi", 200, 200},
+	{"GET /api/v1/alerts/{id}/enrolled-face", "/api/v1/alerts/2/enrolled-face?case=TEST-1", "", "", "oi", 200, 404},
+	{"GET /api/v1/incidents", "/api/v1/incidents?case=TEST-1", "", "", "oi", 200, 200},
+	{"GET /api/v1/incidents/{id}", "/api/v1/incidents/1?case=TEST-1", "", "", "oi", 200, 200},
+	{"GET /api/v1/incidents/{id}", "/api/v1/incidents/2?case=TEST-1", "", "", "oi", 200, 404},
+	{"POST /api/v1/incidents/{id}/review", "/api/v1/incidents/1/review", `{"decision":"maybe"}`, "application/json", "o", 400, 400},
 	{"POST /api/v1/alerts/{id}/review", "/api/v1/alerts/1/review", `{"decision":"maybe"}`, "application/json", "o", 400, 400},
 	{"GET /api/v1/alerts/{id}/evidence", "/api/v1/alerts/1/evidence?case=TEST-1", "", "", "i", 200, 200},
 	{"GET /api/v1/alerts/{id}/evidence", "/api/v1/alerts/2/evidence?case=TEST-1", "", "", "i", 200, 404},
@@ -180,7 +188,10 @@ func TestRouteRoleTable(t *testing.T) {
 	for i := 1; i <= 2; i++ {
 		h, _ := makeHit(i, time.Now().Add(-time.Minute))
 		h.EnrolledPhoto = rolePhoto
-		if _, err := s.Store(context.Background(), h, realJPEG(t, i)); err != nil {
+		// Alerts 1 and 2 are persons 1 and 2: incidents 1 and 2.
+		im := wire.HitImages{Crop: realJPEG(t, i), Scene: realJPEG(t, i+2), EnrolledChip: realJPEG(t, i+4)}
+		h.CropLen, h.SceneLen, h.EnrolledChipLen = len(im.Crop), len(im.Scene), len(im.EnrolledChip)
+		if _, err := s.StoreImages(context.Background(), h, im); err != nil {
 			t.Fatal(err)
 		}
 	}
