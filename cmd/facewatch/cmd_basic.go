@@ -46,6 +46,7 @@ func cmdVersion(_ context.Context, e *env, args []string) error {
 		cpuState = err.Error()
 	}
 	fmt.Fprintf(e.stdout, "needs     %s CPU: %s (%s)\n", dlib.March(), simd, cpuState)
+	fmt.Fprintf(e.stdout, "cuda      %s\n", dlib.CUDA())
 	return nil
 }
 

@@ -15,13 +15,14 @@ import (
 	"time"
 
 	"github.com/facewatch/facewatch/internal/config"
+	"github.com/facewatch/facewatch/internal/dlib"
 	"github.com/facewatch/facewatch/models"
 )
 
 // check is one doctor finding.
 type check struct {
 	name   string
-	status string // ok, warn, FAIL
+	status string // ok, info, warn, FAIL
 	detail string
 }
 
@@ -59,6 +60,8 @@ func cmdDoctor(ctx context.Context, e *env, args []string) error {
 	}
 
 	checks = append(checks, checkDataDir(cfg.DataDir))
+	// Informational: a CPU-only dlib is the supported default, not a fault.
+	add("cuda", "info", "%s", dlib.CUDA())
 
 	dial := func(name, hostport string) {
 		d := net.Dialer{Timeout: *timeout}

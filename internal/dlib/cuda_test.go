@@ -1,49 +1,17 @@
 package dlib
 
 import (
-	"os"
-	"os/exec"
-	"path/filepath"
-	"regexp"
 	"strings"
 	"testing"
-)
 
-// headerSaysCUDA reads the config.h of the dlib that pkg-config names (the
-// one this package is compiled against) independently of the cgo code: the
-// header defines DLIB_USE_CUDA exactly when libdlib was built with CUDA.
-func headerSaysCUDA(t *testing.T) bool {
-	t.Helper()
-	out, err := exec.Command("pkg-config", "--cflags-only-I", "dlib-1").Output()
-	if err != nil {
-		t.Fatalf("pkg-config --cflags-only-I dlib-1: %v", err)
-	}
-	dirs := []string{}
-	for _, f := range strings.Fields(string(out)) {
-		dirs = append(dirs, strings.TrimPrefix(f, "-I"))
-	}
-	inc, err := exec.Command("pkg-config", "--variable=includedir", "dlib-1").Output()
-	if err != nil {
-		t.Fatalf("pkg-config --variable=includedir dlib-1: %v", err)
-	}
-	dirs = append(dirs, strings.TrimSpace(string(inc)))
-	def := regexp.MustCompile(`(?m)^\s*#\s*define\s+DLIB_USE_CUDA\b`)
-	for _, d := range dirs {
-		b, err := os.ReadFile(filepath.Join(d, "dlib", "config.h"))
-		if err != nil {
-			continue
-		}
-		return def.Match(b)
-	}
-	t.Fatalf("no dlib/config.h under %v", dirs)
-	return false
-}
+	"github.com/facewatch/facewatch/internal/testdata"
+)
 
 // TestCUDAMatchesHeader: the cgo detection agrees with dlib's own config
 // header; on Debian's libdlib-dev (built without CUDA) it must say "no" with
 // the reason, on one line — a detection that claims CUDA there fails.
 func TestCUDAMatchesHeader(t *testing.T) {
-	want := headerSaysCUDA(t)
+	want := testdata.DlibBuiltWithCUDA(t)
 	got := CUDA()
 	if got.Compiled != want {
 		t.Fatalf("CUDA().Compiled = %v, want %v (dlib's config.h)", got.Compiled, want)

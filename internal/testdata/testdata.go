@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"strings"
 	"sync"
@@ -208,4 +209,32 @@ func findNATSServer() (string, error) {
 func isExecutable(p string) bool {
 	st, err := os.Stat(p)
 	return err == nil && !st.IsDir() && st.Mode()&0o111 != 0
+}
+
+// DlibBuiltWithCUDA reads the config.h of the dlib that pkg-config names
+// (the one facewatch is compiled against), independently of facewatch's cgo
+// code: dlib's build defines DLIB_USE_CUDA there exactly when libdlib was
+// built with CUDA. Tests compare the cgo detection with it.
+func DlibBuiltWithCUDA(t testing.TB) bool {
+	t.Helper()
+	var dirs []string
+	for _, args := range [][]string{{"--cflags-only-I", "dlib-1"}, {"--variable=includedir", "dlib-1"}} {
+		out, err := exec.Command("pkg-config", args...).Output()
+		if err != nil {
+			t.Fatalf("pkg-config %s: %v", strings.Join(args, " "), err)
+		}
+		for _, f := range strings.Fields(string(out)) {
+			dirs = append(dirs, strings.TrimPrefix(f, "-I"))
+		}
+	}
+	def := regexp.MustCompile(`(?m)^\s*#\s*define\s+DLIB_USE_CUDA\b`)
+	for _, d := range dirs {
+		b, err := os.ReadFile(filepath.Join(d, "dlib", "config.h"))
+		if err != nil {
+			continue
+		}
+		return def.Match(b)
+	}
+	t.Fatalf("no dlib/config.h under %v", dirs)
+	return false
 }
