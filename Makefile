@@ -38,6 +38,16 @@ BUILD_ENV := CGO_CXXFLAGS="-O2 -g -march=$(MARCH)" GOAMD64=$(if $(filter x86-64-
 BUILD_TAGS := -tags facewatch_march
 endif
 
+# DLIB_PREFIX links a dlib built and installed by hand instead of Debian's
+# libdlib-dev: a CUDA build for GPU hosts (docs/recognition.md, "GPU
+# hosts"). Its pkg-config file is found first, so the cgo packages compile
+# against its config.h (DLIB_USE_CUDA) and link its libdlib, and the binary
+# keeps its library directory as rpath. Unset, nothing changes.
+DLIB_PREFIX ?=
+ifneq ($(DLIB_PREFIX),)
+BUILD_ENV += PKG_CONFIG_PATH="$(DLIB_PREFIX)/lib/pkgconfig$${PKG_CONFIG_PATH:+:$$PKG_CONFIG_PATH}" CGO_LDFLAGS="-g -O2 -Wl,-rpath,$(DLIB_PREFIX)/lib"
+endif
+
 # bin/facewatch links only the OpenCV modules facewatch calls (17 fewer
 # shared libraries at start, Qt and protobuf among them; 11-14 % less
 # start-up CPU: docs/recognition.md, "Start-up"). gocv's customenv tag
