@@ -7,6 +7,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/facewatch/facewatch/internal/config"
@@ -70,12 +71,14 @@ func EnsureCameraLeases(ctx context.Context, js jetstream.JetStream, replicas in
 	// Stage identities may use the bucket but not create or change it
 	// (roles.go): an existing bucket as declared is taken as it is.
 	want := CameraLeases(replicas)
-	if kv, err := js.KeyValue(ctx, want.Bucket); err == nil {
-		if st, err := kv.Status(ctx); err == nil && st.TTL() == want.TTL {
+	kv, err := retryRead(ctx, func(ctx context.Context) (jetstream.KeyValue, error) { return js.KeyValue(ctx, want.Bucket) })
+	if err == nil {
+		st, err := retryRead(ctx, kv.Status)
+		if err == nil && st.TTL() == want.TTL {
 			return kv, nil
 		}
 	}
-	kv, err := js.CreateOrUpdateKeyValue(ctx, want)
+	kv, err = js.CreateOrUpdateKeyValue(ctx, want)
 	if err != nil {
 		return nil, fmt.Errorf("creating key-value bucket %s: %w", CameraLeaseBucket, err)
 	}
@@ -299,7 +302,7 @@ type Ensured struct {
 func Ensure(ctx context.Context, js jetstream.JetStream, t Topology) (Ensured, error) {
 	var out Ensured
 	for _, cfg := range Streams(t) {
-		old, err := js.Stream(ctx, cfg.Name)
+		old, err := retryRead(ctx, func(ctx context.Context) (jetstream.Stream, error) { return js.Stream(ctx, cfg.Name) })
 		switch {
 		case errors.Is(err, jetstream.ErrStreamNotFound):
 		case err != nil:
@@ -412,4 +415,53 @@ func EnsureConsumer(ctx context.Context, js jetstream.JetStream, c Consumer) (je
 		return nil, fmt.Errorf("creating consumer %s on %s: %w", c.Durable, c.Stream, err)
 	}
 	return cons, nil
+}
+
+// Start-up reads of the JetStream API are tried again while the answer may
+// be on its way: a cluster that is still forming or electing a leader does
+// not answer (the request waits for its deadline), and a request can be
+// lost while a fresh cluster's routes settle. One such read used to end a
+// stage at start.
+const (
+	// readAttempt bounds one try.
+	readAttempt = 5 * time.Second
+	// readRetryFor bounds all tries: a cluster that has no leader for this
+	// long is down, and the caller says so.
+	readRetryFor = 2 * time.Minute
+)
+
+// retryRead calls read, with a deadline of readAttempt each time, until it
+// succeeds, fails for a reason a retry cannot change (a stream that does
+// not exist, a permission), ctx ends or readRetryFor has passed. Only for
+// reads: a write that timed out may have been done.
+func retryRead[T any](ctx context.Context, read func(context.Context) (T, error)) (T, error) {
+	deadline := time.Now().Add(readRetryFor)
+	wait := 250 * time.Millisecond
+	for {
+		actx, cancel := context.WithTimeout(ctx, readAttempt)
+		v, err := read(actx)
+		cancel()
+		if err == nil || !unanswered(err) || ctx.Err() != nil || time.Now().After(deadline) {
+			return v, err
+		}
+		select {
+		case <-ctx.Done():
+			return v, err
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 2*time.Second)
+	}
+}
+
+// unanswered reports whether err means the JetStream API gave no answer
+// (yet): a timeout, no responders, or "temporarily unavailable".
+func unanswered(err error) bool {
+	var apiErr *jetstream.APIError
+	switch {
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, nats.ErrTimeout), errors.Is(err, nats.ErrNoResponders):
+		return true
+	case errors.As(err, &apiErr):
+		return apiErr.Code == 503 && !errors.Is(err, jetstream.ErrJetStreamNotEnabled)
+	}
+	return false
 }
