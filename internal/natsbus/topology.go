@@ -410,7 +410,11 @@ func AlertConsumer(durable string, ackWait time.Duration, maxAckPending int) Con
 
 // EnsureConsumer creates the durable consumer c, or updates it to c.
 func EnsureConsumer(ctx context.Context, js jetstream.JetStream, c Consumer) (jetstream.Consumer, error) {
-	cons, err := js.CreateOrUpdateConsumer(ctx, c.Stream, c.ConsumerConfig)
+	// Creating or updating to one configuration is idempotent: tried again
+	// like a read.
+	cons, err := retryRead(ctx, func(ctx context.Context) (jetstream.Consumer, error) {
+		return js.CreateOrUpdateConsumer(ctx, c.Stream, c.ConsumerConfig)
+	})
 	if err != nil {
 		return nil, fmt.Errorf("creating consumer %s on %s: %w", c.Durable, c.Stream, err)
 	}
@@ -433,7 +437,8 @@ const (
 // retryRead calls read, with a deadline of readAttempt each time, until it
 // succeeds, fails for a reason a retry cannot change (a stream that does
 // not exist, a permission), ctx ends or readRetryFor has passed. Only for
-// reads: a write that timed out may have been done.
+// reads and calls that are idempotent: a write that timed out may have
+// been done.
 func retryRead[T any](ctx context.Context, read func(context.Context) (T, error)) (T, error) {
 	deadline := time.Now().Add(readRetryFor)
 	wait := 250 * time.Millisecond
