@@ -395,8 +395,10 @@ func (p *Pool) shed(ctx context.Context, op func() (context.Context, context.Can
 			}
 		}
 	}
-	over := max(len(items)-quota, claimed)
-	if over <= 0 {
+	// quota counts no item another worker pins: what this worker holds
+	// beyond it among the others is its excess.
+	over := len(items) - claimed - quota
+	if over <= 0 && claimed == 0 {
 		p.overSince = time.Time{}
 		p.mu.Unlock()
 		return
@@ -409,17 +411,19 @@ func (p *Pool) shed(ctx context.Context, op func() (context.Context, context.Can
 	sort.Strings(items)
 	// Release from the end of the ID order, idle items first.
 	slices.Reverse(items)
-	var idle, busy []string
+	var release, idle, busy []string
 	for _, it := range items {
+		isBusy := p.opt.Busy != nil && p.opt.Busy(it)
 		if pinned[it] {
-			// Another worker pins it: first to go, busy or not after
-			// MaxDefer like any other.
-			if p.opt.Busy == nil || !p.opt.Busy(it) || force {
-				idle = append([]string{it}, idle...)
-				continue
+			// Another worker pins it: it goes when idle, or busy after
+			// MaxDefer; until then it does not make this worker give up
+			// anything else.
+			if !isBusy || force {
+				release = append(release, it)
 			}
+			continue
 		}
-		if p.opt.Busy != nil && p.opt.Busy(it) {
+		if isBusy {
 			busy = append(busy, it)
 		} else {
 			idle = append(idle, it)
@@ -429,7 +433,8 @@ func (p *Pool) shed(ctx context.Context, op func() (context.Context, context.Can
 	if force {
 		pick = append(pick, busy...)
 	}
-	for _, it := range pick[:min(over, len(pick))] {
+	release = append(release, pick[:max(0, min(over, len(pick)))]...)
+	for _, it := range release {
 		if ctx.Err() != nil {
 			return
 		}
