@@ -394,40 +394,7 @@ func (s *Service) view(w http.ResponseWriter, r *http.Request, p principal) {
 }
 
 func (s *Service) crop(w http.ResponseWriter, r *http.Request, p principal) {
-	id, ok := pathID(w, r)
-	if !ok {
-		return
-	}
-	c, ok := viewCase(w, r, p)
-	if !ok {
-		return
-	}
-	var sum, status, camera, watchlist string
-	var storedNS int64
-	err := s.db.r.QueryRowContext(r.Context(), `SELECT crop_sha256, stored_ns, status, camera, watchlist FROM alerts WHERE id = ?`, id).
-		Scan(&sum, &storedNS, &status, &camera, &watchlist)
-	if errors.Is(err, sql.ErrNoRows) || (err == nil && (sum == "" || !s.scopeOf(p).allows(camera, watchlist))) {
-		writeError(w, http.StatusNotFound, fmt.Sprintf("alert %d has no crop", id))
-		return
-	}
-	if err != nil {
-		writeError(w, http.StatusInternalServerError, "loading the crop failed")
-		return
-	}
-	if !s.operatorMay(w, p, time.Unix(0, storedNS), Status(status)) {
-		return
-	}
-	f, err := s.readCrop(sum)
-	if err != nil {
-		writeError(w, http.StatusNotFound, fmt.Sprintf("crop of alert %d is gone", id))
-		return
-	}
-	defer f.Close()
-	if !s.auditOr500(w, r, p, "view_crop", "alert/"+strconv.FormatInt(id, 10), c, nil) {
-		return
-	}
-	w.Header().Set("Content-Type", "image/jpeg")
-	io.Copy(w, f)
+	s.alertImage(w, r, p, "crop_sha256", "crop", "view_crop")
 }
 
 var sha256Format = regexp.MustCompile(`^[0-9a-f]{64}$`)

@@ -18,7 +18,6 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/facewatch/facewatch/internal/wire"
@@ -446,18 +445,8 @@ func (s *Service) reviewIncidentH(w http.ResponseWriter, r *http.Request, p prin
 	if !ok {
 		return
 	}
-	if ct := r.Header.Get("Content-Type"); !strings.HasPrefix(ct, "application/json") {
-		writeError(w, http.StatusUnsupportedMediaType, "body must be application/json")
-		return
-	}
-	req, err := decodeIncidentReview(http.MaxBytesReader(w, r.Body, maxReviewBody))
-	if err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
-		return
-	}
-	c, err := caseRef(r)
-	if err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
+	req, c, ok := readReview(w, r, decodeIncidentReview)
+	if !ok {
 		return
 	}
 	inc, err := s.recordIncidentReview(r.Context(), p, id, req.Decision, req.Comment, c, req.Sightings)

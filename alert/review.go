@@ -38,18 +38,8 @@ func (s *Service) reviewH(w http.ResponseWriter, r *http.Request, p principal) {
 	if !ok {
 		return
 	}
-	if ct := r.Header.Get("Content-Type"); !strings.HasPrefix(ct, "application/json") {
-		writeError(w, http.StatusUnsupportedMediaType, "body must be application/json")
-		return
-	}
-	req, err := decodeReview(http.MaxBytesReader(w, r.Body, maxReviewBody))
-	if err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
-		return
-	}
-	c, err := caseRef(r)
-	if err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
+	req, c, ok := readReview(w, r, decodeReview)
+	if !ok {
 		return
 	}
 	a, err := s.recordReview(r.Context(), p, id, req.Decision, req.Comment, c)
@@ -69,6 +59,27 @@ func (s *Service) reviewH(w http.ResponseWriter, r *http.Request, p principal) {
 }
 
 var errBadReview = errors.New("invalid review")
+
+// readReview reads a review request of either kind (an alert's, an
+// incident's): a JSON body decoded by decode, and the case reference. On
+// failure it has answered (415 or 400) and ok is false.
+func readReview[T any](w http.ResponseWriter, r *http.Request, decode func(io.Reader) (T, error)) (req T, caseRefText string, ok bool) {
+	if ct := r.Header.Get("Content-Type"); !strings.HasPrefix(ct, "application/json") {
+		writeError(w, http.StatusUnsupportedMediaType, "body must be application/json")
+		return req, "", false
+	}
+	req, err := decode(http.MaxBytesReader(w, r.Body, maxReviewBody))
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return req, "", false
+	}
+	c, err := caseRef(r)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return req, "", false
+	}
+	return req, c, true
+}
 
 // maxReviewBody bounds a review request's body.
 const maxReviewBody = 8 << 10
