@@ -168,3 +168,27 @@ func TestRulesCatchBadGraphs(t *testing.T) {
 		})
 	}
 }
+
+// TestMatchTestsWithoutOpenCV: match's tests, not only its code, build
+// without OpenCV, dlib, enrolment or evaluation (go list -deps -test), so
+// the gallery, index and decision are tested on a host without them.
+func TestMatchTestsWithoutOpenCV(t *testing.T) {
+	cmd := exec.Command("go", "list", "-deps", "-test", "../../match")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("go list -deps -test match: %v\n%s", err, stderr.String())
+	}
+	deps := strings.Fields(string(out))
+	if !slices.Contains(deps, "database/sql") || !slices.Contains(deps, "testing") {
+		t.Fatalf("go list -deps -test match = %d packages without database/sql and testing: not read", len(deps))
+	}
+	for _, d := range deps {
+		for _, f := range matchForbidden {
+			if d == f || strings.HasPrefix(d, f+"/") {
+				t.Errorf("match's tests depend on %s", d)
+			}
+		}
+	}
+}
