@@ -322,6 +322,12 @@ type Alert struct {
 	// kept (the decision, who and when, stays with the alert); 0 keeps it
 	// as long as the alert.
 	CommentRetention time.Duration `yaml:"comment_retention"`
+	// AuditDetailRetention is how long the detail of an alert audit entry
+	// (a history query's filters, a token's person, a note) is kept; the
+	// entry itself (who, what, when, target, case reference) is kept for
+	// ever, its detail replaced by the detail's SHA-256. 0 keeps details
+	// for ever.
+	AuditDetailRetention time.Duration `yaml:"audit_detail_retention"`
 	// SweepInterval is how often expired alerts and crops are removed.
 	SweepInterval time.Duration `yaml:"sweep_interval"`
 	// ExportLimit bounds the rows of one CSV or JSON export.
@@ -437,19 +443,20 @@ func Defaults() Config {
 			EnrolMinFaceSize: 75, EnrolMinSharpness: 0.1, EnrolMinFrontalness: 0.5,
 			PurgeGrace: 30 * 24 * time.Hour, PurgeInterval: time.Hour},
 		Alert: Alert{
-			Listen:             "127.0.0.1:8640",
-			Retention:          90 * 24 * time.Hour,
-			UnmatchedRetention: 5 * time.Minute,
-			SameAppearance:     5 * time.Second,
-			IncidentWindow:     10 * time.Minute,
-			CommentRetention:   30 * 24 * time.Hour,
-			SweepInterval:      time.Minute,
-			ExportLimit:        10000,
-			Consumer:           "facewatch-alert",
-			MaxConnections:     256,
-			LiveMaxClients:     64,
-			LiveMaxPerToken:    4,
-			TLS:                HTTPTLS{HSTSMaxAge: 365 * 24 * time.Hour},
+			Listen:               "127.0.0.1:8640",
+			Retention:            90 * 24 * time.Hour,
+			UnmatchedRetention:   5 * time.Minute,
+			SameAppearance:       5 * time.Second,
+			IncidentWindow:       10 * time.Minute,
+			CommentRetention:     30 * 24 * time.Hour,
+			AuditDetailRetention: 365 * 24 * time.Hour,
+			SweepInterval:        time.Minute,
+			ExportLimit:          10000,
+			Consumer:             "facewatch-alert",
+			MaxConnections:       256,
+			LiveMaxClients:       64,
+			LiveMaxPerToken:      4,
+			TLS:                  HTTPTLS{HSTSMaxAge: 365 * 24 * time.Hour},
 			Sinks: Sinks{
 				Webhook: Webhook{Timeout: 10 * time.Second, BackoffMin: time.Second, BackoffMax: 5 * time.Minute},
 				MQTT:    MQTTSink{SubjectPrefix: "facewatch.alerts"},
@@ -890,6 +897,9 @@ func (a *Alert) Validate() error {
 	}
 	if a.CommentRetention < 0 {
 		return fmt.Errorf("comment_retention: %v must not be negative", a.CommentRetention)
+	}
+	if a.AuditDetailRetention < 0 {
+		return fmt.Errorf("audit_detail_retention: %v must not be negative", a.AuditDetailRetention)
 	}
 	if a.SweepInterval < time.Second {
 		return fmt.Errorf("sweep_interval: %v must be at least 1s", a.SweepInterval)
