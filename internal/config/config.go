@@ -293,6 +293,11 @@ type Match struct {
 	// PurgeInterval is how often the running matcher sweeps for entries
 	// past their grace period.
 	PurgeInterval time.Duration `yaml:"purge_interval"`
+	// AuditDetailRetention is how long the details of the gallery's audit
+	// entries (identity names, external references, notes) are kept; the
+	// running matcher's lifecycle sweep then replaces them by their
+	// SHA-256 (the entries stay for ever). 0 keeps them.
+	AuditDetailRetention time.Duration `yaml:"audit_detail_retention"`
 }
 
 // Alert configures the alert service and its API.
@@ -441,7 +446,7 @@ func Defaults() Config {
 		Embed: Embed{Workers: 1, BatchSize: 16, Jitter: 0, BLASThreads: 1},
 		Match: Match{DefaultThreshold: 0.5, Margin: 0.05, TopK: 3, VoteShare: 0.5,
 			EnrolMinFaceSize: 75, EnrolMinSharpness: 0.1, EnrolMinFrontalness: 0.5,
-			PurgeGrace: 30 * 24 * time.Hour, PurgeInterval: time.Hour},
+			PurgeGrace: 30 * 24 * time.Hour, PurgeInterval: time.Hour, AuditDetailRetention: 365 * 24 * time.Hour},
 		Alert: Alert{
 			Listen:               "127.0.0.1:8640",
 			Retention:            90 * 24 * time.Hour,
@@ -871,6 +876,9 @@ func (m *Match) Validate() error {
 	}
 	if m.PurgeGrace < 0 || m.PurgeGrace > MaxPurgeGrace {
 		return fmt.Errorf("purge_grace: %v is not between 0 and %v", m.PurgeGrace, MaxPurgeGrace)
+	}
+	if m.AuditDetailRetention < 0 {
+		return fmt.Errorf("audit_detail_retention: %v must not be negative", m.AuditDetailRetention)
 	}
 	if m.PurgeInterval < time.Minute || m.PurgeInterval > 24*time.Hour {
 		return fmt.Errorf("purge_interval: %v is not between 1m and 24h", m.PurgeInterval)
