@@ -1,7 +1,9 @@
 // Package audit is facewatch's tamper-evident audit log, shared by the
 // databases that keep one (the alert service's and the gallery's): an
 // append-only table whose entries are chained with HMAC-SHA256 under a key
-// kept outside the database, and signed checkpoints of the chain's head
+// kept outside the database (over each detail's digest, so that a detail
+// naming a person can expire and the entry still verify), and signed
+// checkpoints of the chain's head
 // (ed25519) written to a file beside the keys and, where NATS is
 // configured, to a JetStream stream. It knows SQL and files; it must not
 // know alerts, tokens or watchlists.
