@@ -314,7 +314,8 @@ func (s *Service) retention(w http.ResponseWriter, r *http.Request, _ principal)
 		"review_comments":  durationOrOff(s.cfg.CommentRetention),
 		"sweep_interval":   s.cfg.SweepInterval.String(),
 		"same_appearance":  durationOrOff(s.cfg.SameAppearance),
-		"audit_log":        "kept forever (never swept)",
+		"audit_log":        "entries kept forever (never swept)",
+		"audit_details":    durationOrOff(s.cfg.AuditDetailRetention),
 		"operator_history": OperatorWindow.String(),
 	})
 }

@@ -321,7 +321,7 @@
       } catch (e) { say("#verify-result", e.message, "error"); }
     });
     api("GET", "/api/v1/settings/retention").then((r) => {
-      const names = { alerts: "Alerts and their crops", unmatched_faces: "Faces that matched nothing", review_comments: "Review comments", sweep_interval: "Sweep every", same_appearance: "Same appearance within", audit_log: "Audit log", operator_history: "Operators see decided alerts for" };
+      const names = { alerts: "Alerts and their crops", unmatched_faces: "Faces that matched nothing", review_comments: "Review comments", sweep_interval: "Sweep every", same_appearance: "Same appearance within", audit_log: "Audit log", audit_details: "Audit details (filters, notes)", operator_history: "Operators see decided alerts for" };
       $("#retention").replaceChildren(...Object.keys(names).flatMap((k) => [el("dt", { text: names[k] }), el("dd", { "data-key": k, text: r[k] })]));
     }).catch((e) => pageError(e.message));
     return load();

@@ -349,3 +349,61 @@ func newTestServer(t *testing.T, s *Service) *httptest.Server {
 	t.Cleanup(srv.Close)
 	return srv
 }
+
+// TestAuditDetailRetention: an investigator's history query naming a
+// person is audited with its filters; after alert.audit_detail_retention
+// the sweep removes the filters from the entry, which keeps who queried,
+// when, what and under which case, and the audit log still verifies
+// (through the service's checkpoints, signed before the expiry). Before,
+// the audit detail kept the name for ever: the chain covered its text.
+func TestAuditDetailRetention(t *testing.T) {
+	dir := t.TempDir()
+	clk := &clock{t: time.Now().UTC()}
+	cfg := testConfig()
+	cfg.Retention = 90 * 24 * time.Hour
+	cfg.AuditDetailRetention = 30 * 24 * time.Hour
+	s := openServiceCfg(t, dir, cfg, Options{Now: clk.now})
+	srv := newTestServer(t, s)
+	inv := mustPersonToken(t, s, RoleInvestigator, "Ines Investigator", "ines", 90*24*time.Hour)
+	query := func(name string) {
+		t.Helper()
+		if resp, body := do(t, srv, "GET", "/api/v1/alerts?identity="+name+"&case=2026%2F0147", inv, nil); resp.StatusCode != 200 {
+			t.Fatalf("history query for %s = %d %s", name, resp.StatusCode, body)
+		}
+	}
+	holding := func(name string) int {
+		var n int
+		if err := s.db.r.QueryRow(`SELECT COUNT(*) FROM audit WHERE detail LIKE ?`, "%"+name+"%").Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	query("Zed-Old")
+	clk.add(20 * 24 * time.Hour)
+	query("Yan-New")
+	if holding("Zed-Old") != 1 || holding("Yan-New") != 1 {
+		t.Fatalf("audit entries naming the queried people = %d, %d; want 1 each (the filters are audited)", holding("Zed-Old"), holding("Yan-New"))
+	}
+	clk.add(15 * 24 * time.Hour) // the first query is 35 days old, the second 15
+	if _, err := s.Sweep(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if got := holding("Zed-Old"); got != 0 {
+		t.Errorf("audit entries naming Zed-Old after %v = %d, want 0 (detail expired)", cfg.AuditDetailRetention, got)
+	}
+	if got := holding("Yan-New"); got != 1 {
+		t.Errorf("audit entries naming Yan-New = %d, want 1 (not yet expired)", got)
+	}
+	var queries int
+	if err := s.db.r.QueryRow(`SELECT COUNT(*) FROM audit WHERE action = 'query' AND actor_name = 'Ines Investigator' AND case_ref = '2026/0147'`).Scan(&queries); err != nil || queries != 2 {
+		t.Errorf("query audit entries by Ines under case 2026/0147 = %d, %v; want 2 (that the queries happened stays)", queries, err)
+	}
+	if _, err := s.CheckpointAudit(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	rep, err := VerifyAudit(context.Background(), dir, "", nil)
+	if err != nil || rep.Expired == 0 {
+		t.Errorf("VerifyAudit after details expired = %+v, %v; want ok with expired details counted", rep, err)
+	}
+}

@@ -536,8 +536,10 @@ func writeTemp(dir string, b []byte) (string, error) {
 // Sweep removes alerts stored longer ago than the retention period, their
 // reviews, and the crop files no remaining alert refers to, leaving a
 // tombstone (the SHA-256 of the hit ID) so that the hit is never stored
-// again; it blanks review comments older than alert.comment_retention. It
-// returns the number of alerts removed. The audit log is never swept.
+// again; it blanks review comments older than alert.comment_retention
+// and expires the details of audit entries older than
+// alert.audit_detail_retention. It returns the number of alerts removed.
+// The audit log's entries are never swept: that an action happened stays.
 func (s *Service) Sweep(ctx context.Context) (int, error) {
 	cutoff := s.now().Add(-s.cfg.Retention).UnixNano()
 	s.cropMu.Lock()
@@ -608,6 +610,16 @@ func (s *Service) Sweep(ctx context.Context) (int, error) {
 	}
 	if err := s.sweepOrphanFiles(ctx, cutoff); err != nil {
 		ferr = errors.Join(ferr, err)
+	}
+	// Audit details may name a person (a history query's filters): they
+	// expire on their own schedule; the entries stay and still verify.
+	if s.cfg.AuditDetailRetention > 0 {
+		expired, err := s.alog.ExpireDetails(ctx, s.db.w, s.now().Add(-s.cfg.AuditDetailRetention))
+		if err != nil {
+			ferr = errors.Join(ferr, err)
+		} else if expired > 0 {
+			s.log.Info("audit details expired", "entries", expired)
+		}
 	}
 	s.m.swept.Add(float64(n))
 	if n > 0 {

@@ -154,3 +154,67 @@ func TestKeyedGalleryRefusesUnauditedChanges(t *testing.T) {
 		t.Errorf("Watchlist without audit keys = %v, want readable", err)
 	}
 }
+
+// TestAuditDetailsExpire: the running matcher's lifecycle sweep replaces
+// the details of gallery audit entries older than its
+// AuditDetailRetention (an identity's name and external reference, the
+// --by note) by their digest; newer ones keep theirs, the entries keep
+// who, what, when, target and case, and the log still verifies.
+func TestAuditDetailsExpire(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	keys, err := audit.LoadKeys(filepath.Join(t.TempDir(), "audit"), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	clk := &clock{t: t0}
+	g, err := OpenGallery(ctx, dir, GalleryOptions{Audit: keys, Actor: curator, Note: "for inspector Lund", Now: clk.now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	mustList(t, g, "missing")
+	if _, _, err := g.EnsureIdentity(ctx, "missing", IdentitySpec{Name: "Zed Old", ExternalRef: "CASE-OLD"}); err != nil {
+		t.Fatal(err)
+	}
+	clk.set(t0.Add(300 * 24 * time.Hour))
+	if _, _, err := g.EnsureIdentity(ctx, "missing", IdentitySpec{Name: "Yan New", ExternalRef: "CASE-NEW"}); err != nil {
+		t.Fatal(err)
+	}
+	clk.set(t0.Add(400 * 24 * time.Hour))
+	holding := func(s string) int {
+		var n int
+		if err := g.db.QueryRow(`SELECT COUNT(*) FROM audit WHERE detail LIKE ?`, "%"+s+"%").Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	if holding("Zed Old") != 1 || holding("Yan New") != 1 {
+		t.Fatalf("audit details naming the identities = %d, %d; want 1 each (the test proves nothing otherwise)", holding("Zed Old"), holding("Yan New"))
+	}
+	lctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() {
+		done <- g.RunLifecycle(lctx, LifecycleOptions{Grace: time.Hour, Interval: time.Hour, AuditDetailRetention: 365 * 24 * time.Hour})
+	}()
+	eventually(t, 20*time.Second, "the old identity's audit detail expired", func() bool { return holding("Zed Old") == 0 })
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("RunLifecycle = %v", err)
+	}
+	if got := holding("Yan New"); got != 1 {
+		t.Errorf("audit details naming Yan New (100 days old) = %d, want 1 (kept)", got)
+	}
+	var n int
+	if err := g.db.QueryRow(`SELECT COUNT(*) FROM audit WHERE action = 'identity_create' AND actor = ? AND target LIKE 'identity/%'`, curator.ID).Scan(&n); err != nil || n != 2 {
+		t.Errorf("identity_create entries by %s = %d, %v; want 2 (the entries stay)", curator.ID, n, err)
+	}
+	if _, err := g.AuditCheckpoint(ctx); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := VerifyAudit(ctx, dir, keys, nil)
+	if err != nil || rep.Expired == 0 {
+		t.Errorf("VerifyAudit after expiry = %+v, %v; want ok with expired details counted", rep, err)
+	}
+}

@@ -409,6 +409,11 @@ type LifecycleOptions struct {
 	// Auditor receives each purge; nil leaves the records unaudited (a
 	// later AuditPurges with an auditor writes them).
 	Auditor PurgeAuditor
+	// AuditDetailRetention is how long the details of the gallery's audit
+	// entries (identity names, external references, notes) are kept
+	// before ExpireAuditDetails replaces them by their digest; 0 keeps
+	// them.
+	AuditDetailRetention time.Duration
 }
 
 // RunLifecycle purges expired entries (PurgeExpired) and audits the purge
@@ -434,6 +439,13 @@ func (g *Gallery) RunLifecycle(ctx context.Context, o LifecycleOptions) error {
 		if o.Auditor != nil {
 			if _, err := g.AuditPurges(ctx, o.Auditor); err != nil && ctx.Err() == nil {
 				g.log.Error("lifecycle sweep: auditing purges", "err", err)
+			}
+		}
+		if o.AuditDetailRetention > 0 && g.alog != nil {
+			if n, err := g.ExpireAuditDetails(ctx, g.now().Add(-o.AuditDetailRetention)); err != nil && ctx.Err() == nil {
+				g.log.Error("lifecycle sweep: expiring audit details", "err", err)
+			} else if n > 0 {
+				g.log.Info("gallery audit details expired", "entries", n)
 			}
 		}
 		select {

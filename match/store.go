@@ -239,6 +239,16 @@ func (g *Gallery) AuditCheckpoint(ctx context.Context) (audit.Checkpoint, error)
 	return c, err
 }
 
+// ExpireAuditDetails replaces the details of the gallery's audit entries
+// written before before (identity names, external references, notes) by
+// their digest; the entries stay and still verify (audit.Log.ExpireDetails).
+func (g *Gallery) ExpireAuditDetails(ctx context.Context, before time.Time) (int, error) {
+	if g.alog == nil {
+		return 0, fmt.Errorf("expiring gallery audit details: %w", ErrUnaudited)
+	}
+	return g.alog.ExpireDetails(ctx, g.db, before)
+}
+
 // Audit records an action on the gallery that changes nothing (a 1:N
 // search: `facewatch identify`) in its audit log, as the Gallery's actor.
 func (g *Gallery) Audit(ctx context.Context, action, target, caseRef string, detail map[string]any) error {

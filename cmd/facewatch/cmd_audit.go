@@ -71,8 +71,8 @@ func cmdAudit(ctx context.Context, e *env, args []string) error {
 			errs = append(errs, fmt.Errorf("audit log %s (%s): %d entries verified before the break: %w", l.name, l.path, rep.Entries, err))
 			continue
 		}
-		fmt.Fprintf(e.stdout, "audit log %s ok: %d entries, chain intact (keyed from entry %d); head %d %s; %d checkpoints, the last covering entry %d\n",
-			l.name, rep.Entries, rep.Era, rep.HeadSeq, rep.Head, rep.Checkpoints, rep.Checkpointed)
+		fmt.Fprintf(e.stdout, "audit log %s ok: %d entries, chain intact (keyed from entry %d); head %d %s; %d checkpoints, the last covering entry %d; %d details expired\n",
+			l.name, rep.Entries, rep.Era, rep.HeadSeq, rep.Head, rep.Checkpoints, rep.Checkpointed, rep.Expired)
 	}
 	return errors.Join(errs...)
 }

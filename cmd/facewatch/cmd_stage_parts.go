@@ -32,7 +32,7 @@ func trackConfig(cfg config.Config) track.Config {
 // lifecycle is how the running matcher purges expired gallery entries.
 func (s *stage) lifecycle() match.LifecycleOptions {
 	return match.LifecycleOptions{Grace: s.cfg.Match.PurgeGrace, Interval: s.cfg.Match.PurgeInterval,
-		Actor: "lifecycle sweep"}
+		Actor: "lifecycle sweep", AuditDetailRetention: s.cfg.Match.AuditDetailRetention}
 }
 
 // matchParts opens the gallery and its index for a match stage.

@@ -1,7 +1,9 @@
 // Package audit is facewatch's tamper-evident audit log, shared by the
 // databases that keep one (the alert service's and the gallery's): an
 // append-only table whose entries are chained with HMAC-SHA256 under a key
-// kept outside the database, and signed checkpoints of the chain's head
+// kept outside the database (over each detail's digest, so that a detail
+// naming a person can expire and the entry still verify), and signed
+// checkpoints of the chain's head
 // (ed25519) written to a file beside the keys and, where NATS is
 // configured, to a JetStream stream. It knows SQL and files; it must not
 // know alerts, tokens or watchlists.
@@ -17,6 +19,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 )
@@ -55,6 +58,14 @@ const GenesisHash = "00000000000000000000000000000000000000000000000000000000000
 // signs it, which protects the legacy entries from then on too.
 const ActionKeyed = "audit.keyed"
 
+// ActionDetailsHashed starts the hashed-detail era of a log keyed before
+// it: the hash of every later entry covers the SHA-256 of its detail, not
+// the detail itself, so that ExpireDetails can replace an old detail
+// (which may name a person) by that digest and the chain still verifies.
+// A log keyed since (its ActionKeyed detail says details_hashed) has the
+// hashed-detail era from its keyed-era entry on and no such entry.
+const ActionDetailsHashed = "audit.details_hashed"
+
 // Entry is one row of an audit log: who did what, when, to which target,
 // under which case reference.
 type Entry struct {
@@ -85,26 +96,74 @@ type Actor struct {
 // canonical is the byte string an entry's hash covers besides the
 // previous hash: every column but the hashes, in a fixed order, as JSON
 // (which escapes separators, so no two entries share an encoding).
-func (e *Entry) canonical() []byte {
-	b, _ := json.Marshal([]any{e.Seq, e.Time.UnixNano(), e.Actor, e.ActorName, e.Role, e.Action, e.Target, e.Case, e.Detail})
+// In the hashed-detail era the detail's place holds its digest
+// (DetailDigest) instead.
+func (e *Entry) canonical(hashedDetail bool) []byte {
+	d := e.Detail
+	if hashedDetail {
+		d = DetailDigest(e.Detail)
+	}
+	b, _ := json.Marshal([]any{e.Seq, e.Time.UnixNano(), e.Actor, e.ActorName, e.Role, e.Action, e.Target, e.Case, d})
 	return b
 }
 
+// expiredDetail is the detail of an entry whose detail expired: the
+// SHA-256 of what it was, which the entry's hash covers.
+type expiredDetail struct {
+	ExpiredSHA256 string `json:"expired_sha256"`
+}
+
+// DetailDigest is what a hashed-detail era entry's hash covers in place
+// of its detail: the hex SHA-256 of the detail, or, for a detail that
+// expired, the digest it keeps.
+func DetailDigest(detail string) string {
+	if sum, ok := expiredDigest(detail); ok {
+		return sum
+	}
+	s := sha256.Sum256([]byte(detail))
+	return hex.EncodeToString(s[:])
+}
+
+// expiredDigest returns the digest an expired detail keeps, and whether
+// detail is one.
+func expiredDigest(detail string) (string, bool) {
+	if !strings.HasPrefix(detail, `{"expired_sha256":`) {
+		return "", false
+	}
+	var d expiredDetail
+	dec := json.NewDecoder(strings.NewReader(detail))
+	dec.DisallowUnknownFields()
+	if dec.Decode(&d) != nil || len(d.ExpiredSHA256) != 64 {
+		return "", false
+	}
+	if _, err := hex.DecodeString(d.ExpiredSHA256); err != nil {
+		return "", false
+	}
+	return d.ExpiredSHA256, true
+}
+
+// IsExpiredDetail reports whether detail is an expired one (its text
+// gone, its digest kept).
+func IsExpiredDetail(detail string) bool {
+	_, ok := expiredDigest(detail)
+	return ok
+}
+
 // plainHash is the legacy chain: SHA-256(prev ‖ '\n' ‖ canonical), hex.
-func plainHash(prev string, e *Entry) string {
+func plainHash(prev string, e *Entry, hashedDetail bool) string {
 	h := sha256.New()
 	h.Write([]byte(prev))
 	h.Write([]byte{'\n'})
-	h.Write(e.canonical())
+	h.Write(e.canonical(hashedDetail))
 	return hex.EncodeToString(h.Sum(nil))
 }
 
 // keyedHash is HMAC-SHA256 under key over the same bytes.
-func keyedHash(key []byte, prev string, e *Entry) string {
+func keyedHash(key []byte, prev string, e *Entry, hashedDetail bool) string {
 	h := hmac.New(sha256.New, key)
 	h.Write([]byte(prev))
 	h.Write([]byte{'\n'})
-	h.Write(e.canonical())
+	h.Write(e.canonical(hashedDetail))
 	return hex.EncodeToString(h.Sum(nil))
 }
 
@@ -131,6 +190,10 @@ type Log struct {
 	mu sync.Mutex // guards the fields below
 	// era is the seq of the keyed-era entry, 0 before Start.
 	era int64
+	// hashed is the seq of the entry that starts the hashed-detail era
+	// (the keyed-era entry or an ActionDetailsHashed one): the entries
+	// after it hash their detail's digest. 0 before Start.
+	hashed int64
 	// last is the newest checkpoint this process wrote.
 	last Checkpoint
 }
@@ -159,47 +222,65 @@ func (l *Log) Keys() *Keys { return l.keys }
 // plain-SHA-256 entries came before; on one that has, it checks the key.
 // It then writes a checkpoint. Append works only after Start.
 func (l *Log) Start(ctx context.Context, w *sql.DB, at time.Time) error {
-	era, err := l.startTx(ctx, w, at)
+	era, hashed, err := l.startTx(ctx, w, at)
 	if err != nil {
 		return err
 	}
 	l.mu.Lock()
-	l.era = era
+	l.era, l.hashed = era, hashed
 	l.mu.Unlock()
 	// After the transaction: w may have a single connection.
 	_, _, err = l.Checkpoint(ctx, w, at)
 	return err
 }
 
-func (l *Log) startTx(ctx context.Context, w *sql.DB, at time.Time) (int64, error) {
+func (l *Log) startTx(ctx context.Context, w *sql.DB, at time.Time) (era, hashed int64, err error) {
 	tx, err := w.BeginTx(ctx, nil)
 	if err != nil {
-		return 0, fmt.Errorf("starting audit log %s: %w", l.name, err)
+		return 0, 0, fmt.Errorf("starting audit log %s: %w", l.name, err)
 	}
 	defer tx.Rollback()
-	era, keyID, err := findEra(ctx, tx)
+	era, kd, err := findEra(ctx, tx)
 	if err != nil {
-		return 0, fmt.Errorf("starting audit log %s: %w", l.name, err)
+		return 0, 0, fmt.Errorf("starting audit log %s: %w", l.name, err)
 	}
 	switch {
-	case era > 0 && keyID != l.keys.ID():
-		return 0, fmt.Errorf("starting audit log %s: %w %s, not %s (keys in %s)", l.name, ErrWrongKey, keyID, l.keys.ID(), l.keys.Dir())
+	case era > 0 && kd.KeyID != l.keys.ID():
+		return 0, 0, fmt.Errorf("starting audit log %s: %w %s, not %s (keys in %s)", l.name, ErrWrongKey, kd.KeyID, l.keys.ID(), l.keys.Dir())
+	case era > 0 && kd.DetailsHashed:
+		return era, era, nil
 	case era > 0:
-		return era, nil
+		// Keyed before details were hashed: start that era now, once.
+		hashed, err := findHashedEra(ctx, tx, era)
+		if err != nil || hashed > 0 {
+			return era, hashed, err
+		}
+		seq, head, err := headOf(ctx, tx)
+		if err != nil {
+			return 0, 0, fmt.Errorf("starting audit log %s: %w", l.name, err)
+		}
+		e := &Entry{Time: at, Actor: "facewatch", ActorName: "facewatch", Role: "system", Action: ActionDetailsHashed, Target: "audit/" + l.name}
+		if err := l.insert(ctx, tx, e, seq, head, false); err != nil {
+			return 0, 0, err
+		}
+		if err := tx.Commit(); err != nil {
+			return 0, 0, fmt.Errorf("starting audit log %s: %w", l.name, err)
+		}
+		return era, e.Seq, nil
 	}
 	seq, head, err := headOf(ctx, tx)
 	if err != nil {
-		return 0, fmt.Errorf("starting audit log %s: %w", l.name, err)
+		return 0, 0, fmt.Errorf("starting audit log %s: %w", l.name, err)
 	}
-	d, _ := json.Marshal(keyedDetail{KeyID: l.keys.ID(), LegacyEntries: seq, LegacyHead: head})
+	d, _ := json.Marshal(keyedDetail{KeyID: l.keys.ID(), LegacyEntries: seq, LegacyHead: head, DetailsHashed: true})
 	e := &Entry{Time: at, Actor: "facewatch", ActorName: "facewatch", Role: "system", Action: ActionKeyed, Target: "audit/" + l.name, Detail: string(d)}
-	if err := l.insert(ctx, tx, e, seq, head); err != nil {
-		return 0, err
+	if err := l.insert(ctx, tx, e, seq, head, false); err != nil {
+		return 0, 0, err
 	}
 	if err := tx.Commit(); err != nil {
-		return 0, fmt.Errorf("starting audit log %s: %w", l.name, err)
+		return 0, 0, fmt.Errorf("starting audit log %s: %w", l.name, err)
 	}
-	return e.Seq, nil
+	return e.Seq, e.Seq, nil
 }
 
 // keyedDetail is the detail of the ActionKeyed entry.
@@ -207,22 +288,40 @@ type keyedDetail struct {
 	KeyID         string `json:"key_id"`
 	LegacyEntries int64  `json:"legacy_entries"`
 	LegacyHead    string `json:"legacy_head"`
+	// DetailsHashed: the entries after this one hash their detail's
+	// digest (see ActionDetailsHashed).
+	DetailsHashed bool `json:"details_hashed,omitempty"`
 }
 
-// findEra returns the seq and key of the keyed-era entry (0 when none).
-func findEra(ctx context.Context, q Querier) (int64, string, error) {
+// findEra returns the seq and detail of the keyed-era entry (0 when
+// none).
+func findEra(ctx context.Context, q Querier) (int64, keyedDetail, error) {
 	var seq int64
 	var detail string
+	var d keyedDetail
 	err := q.QueryRowContext(ctx, `SELECT seq, detail FROM audit WHERE action = ? ORDER BY seq LIMIT 1`, ActionKeyed).Scan(&seq, &detail)
 	if errors.Is(err, sql.ErrNoRows) {
-		return 0, "", nil
+		return 0, d, nil
 	}
 	if err != nil {
-		return 0, "", fmt.Errorf("reading the keyed-era entry: %w", err)
+		return 0, d, fmt.Errorf("reading the keyed-era entry: %w", err)
 	}
-	var d keyedDetail
 	json.Unmarshal([]byte(detail), &d)
-	return seq, d.KeyID, nil
+	return seq, d, nil
+}
+
+// findHashedEra returns the seq of the first ActionDetailsHashed entry
+// after the keyed-era entry era (0 when none).
+func findHashedEra(ctx context.Context, q Querier, era int64) (int64, error) {
+	var seq int64
+	err := q.QueryRowContext(ctx, `SELECT seq FROM audit WHERE action = ? AND seq > ? ORDER BY seq LIMIT 1`, ActionDetailsHashed, era).Scan(&seq)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("reading the hashed-detail era entry: %w", err)
+	}
+	return seq, nil
 }
 
 // Querier is what reads need from a *sql.DB or *sql.Tx.
@@ -253,29 +352,32 @@ func Head(ctx context.Context, q Querier) (int64, string, error) { return headOf
 // sequence and hashes. The caller commits; the next checkpoint covers it.
 func (l *Log) Append(ctx context.Context, tx *sql.Tx, e *Entry) error {
 	l.mu.Lock()
-	era := l.era
+	era, hashed := l.era, l.hashed
 	l.mu.Unlock()
 	if era == 0 {
 		return fmt.Errorf("appending to audit log %s: %w", l.name, ErrNotStarted)
 	}
-	if e.Action == ActionKeyed {
-		return fmt.Errorf("appending to audit log %s: action %s is reserved", l.name, ActionKeyed)
+	if e.Action == ActionKeyed || e.Action == ActionDetailsHashed {
+		return fmt.Errorf("appending to audit log %s: action %s is reserved", l.name, e.Action)
+	}
+	if IsExpiredDetail(e.Detail) {
+		return fmt.Errorf("appending to audit log %s: a new entry's detail cannot be an expired one", l.name)
 	}
 	seq, prev, err := headOf(ctx, tx)
 	if err != nil {
 		return err
 	}
-	return l.insert(ctx, tx, e, seq, prev)
+	return l.insert(ctx, tx, e, seq, prev, hashed > 0)
 }
 
-func (l *Log) insert(ctx context.Context, tx *sql.Tx, e *Entry, seq int64, prev string) error {
+func (l *Log) insert(ctx context.Context, tx *sql.Tx, e *Entry, seq int64, prev string, hashedDetail bool) error {
 	e.Seq = seq + 1
 	e.Time = e.Time.UTC()
 	if e.Detail == "" {
 		e.Detail = "{}"
 	}
 	e.PrevHash = prev
-	e.Hash = keyedHash(l.keys.mac, prev, e)
+	e.Hash = keyedHash(l.keys.mac, prev, e, hashedDetail)
 	_, err := tx.ExecContext(ctx, `INSERT INTO audit (seq, time_ns, actor, actor_name, role, action, target, case_ref, detail, prev_hash, hash)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		e.Seq, e.Time.UnixNano(), e.Actor, e.ActorName, e.Role, e.Action, e.Target, e.Case, e.Detail, e.PrevHash, e.Hash)
@@ -311,4 +413,75 @@ func Entries(ctx context.Context, q Querier, from, to int64) ([]Entry, error) {
 		return nil, fmt.Errorf("reading audit log: %w", err)
 	}
 	return out, nil
+}
+
+// noUpdateTrigger is Schema's audit_no_update trigger, which ExpireDetails
+// lifts for its own update and puts back in the same transaction.
+const noUpdateTrigger = `CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit
+BEGIN SELECT RAISE(ABORT, 'audit log is append-only'); END;`
+
+// ExpireDetails replaces the detail of every entry written before before
+// by its digest (DetailDigest), in the database w: the entry keeps who
+// did what, when, to which target and under which case reference, and its
+// place in the chain (its hash covers the digest, so the log still
+// verifies), but no longer the detail's text, which may name a person (a
+// history query's filters, a token's person, an identity's name). Only
+// entries of the hashed-detail era can expire (those before it keep their
+// detail: their hash covers the text); the log's own era entries keep
+// theirs. It returns how many details expired.
+func (l *Log) ExpireDetails(ctx context.Context, w *sql.DB, before time.Time) (int, error) {
+	l.mu.Lock()
+	hashed := l.hashed
+	l.mu.Unlock()
+	if hashed == 0 {
+		return 0, fmt.Errorf("expiring audit details of %s: %w", l.name, ErrNotStarted)
+	}
+	tx, err := w.BeginTx(ctx, nil)
+	if err != nil {
+		return 0, fmt.Errorf("expiring audit details of %s: %w", l.name, err)
+	}
+	defer tx.Rollback()
+	rows, err := tx.QueryContext(ctx, `SELECT seq, detail FROM audit WHERE seq > ? AND time_ns < ? AND detail != '{}'
+		AND detail NOT LIKE '{"expired_sha256":%' AND action NOT IN (?, ?) ORDER BY seq`,
+		hashed, before.UnixNano(), ActionKeyed, ActionDetailsHashed)
+	if err != nil {
+		return 0, fmt.Errorf("expiring audit details of %s: %w", l.name, err)
+	}
+	type change struct {
+		seq    int64
+		detail string
+	}
+	var changes []change
+	for rows.Next() {
+		var c change
+		if err := rows.Scan(&c.seq, &c.detail); err != nil {
+			rows.Close()
+			return 0, fmt.Errorf("expiring audit details of %s: %w", l.name, err)
+		}
+		b, _ := json.Marshal(expiredDetail{ExpiredSHA256: DetailDigest(c.detail)})
+		c.detail = string(b)
+		changes = append(changes, c)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return 0, fmt.Errorf("expiring audit details of %s: %w", l.name, err)
+	}
+	if len(changes) == 0 {
+		return 0, nil
+	}
+	if _, err := tx.ExecContext(ctx, `DROP TRIGGER IF EXISTS audit_no_update`); err != nil {
+		return 0, fmt.Errorf("expiring audit details of %s: %w", l.name, err)
+	}
+	for _, c := range changes {
+		if _, err := tx.ExecContext(ctx, `UPDATE audit SET detail = ? WHERE seq = ?`, c.detail, c.seq); err != nil {
+			return 0, fmt.Errorf("expiring audit detail of %s entry %d: %w", l.name, c.seq, err)
+		}
+	}
+	if _, err := tx.ExecContext(ctx, noUpdateTrigger); err != nil {
+		return 0, fmt.Errorf("expiring audit details of %s: %w", l.name, err)
+	}
+	if err := tx.Commit(); err != nil {
+		return 0, fmt.Errorf("expiring audit details of %s: %w", l.name, err)
+	}
+	return len(changes), nil
 }

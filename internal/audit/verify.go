@@ -2,6 +2,7 @@ package audit
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"time"
 )
@@ -21,6 +22,9 @@ type Report struct {
 	Checkpointed int64  `json:"checkpointed"`
 	HeadSeq      int64  `json:"head_seq"`
 	Head         string `json:"head"`
+	// Expired is how many entries' details have expired (ExpireDetails):
+	// their text is gone, the digest their hash covers is kept.
+	Expired int `json:"expired_details"`
 }
 
 // Verify checks log name (its audit table, read through q) against keys
@@ -60,7 +64,7 @@ func Verify(ctx context.Context, q Querier, keys *Keys, name string, cps []Check
 	rep.Checkpoints = len(mine)
 	rep.Era = era
 	got := map[int64]string{}
-	var dbEra int64
+	var dbEra, hashed int64
 	prev := GenesisHash
 	err := eachEntry(ctx, q, func(e *Entry) error {
 		n := int64(rep.Entries) + 1
@@ -70,20 +74,42 @@ func Verify(ctx context.Context, q Querier, keys *Keys, name string, cps []Check
 				era = e.Seq // no checkpoint; refused below
 			}
 		}
+		// Entries after the one starting the hashed-detail era hash
+		// their detail's digest; that entry and those before, the text.
+		hd := hashed > 0 && e.Seq > hashed
+		if !hd && IsExpiredDetail(e.Detail) {
+			return fmt.Errorf("%w at entry %d: its detail is marked expired, but it was written before details could expire", ErrBroken, e.Seq)
+		}
 		switch {
 		case e.Seq != n:
 			return fmt.Errorf("%w at entry %d: missing (the log jumps from %d to %d: an entry was removed)", ErrBroken, n, n-1, e.Seq)
 		case e.PrevHash != prev:
 			return fmt.Errorf("%w at entry %d: prev_hash does not match the hash of entry %d", ErrBroken, e.Seq, e.Seq-1)
 		case era > 0 && e.Seq >= era:
-			if keyedHash(keys.mac, prev, e) != e.Hash {
-				if plainHash(prev, e) == e.Hash {
+			if keyedHash(keys.mac, prev, e, hd) != e.Hash {
+				if plainHash(prev, e, hd) == e.Hash {
 					return fmt.Errorf("%w at entry %d: chained with plain SHA-256, not the audit key: the chain was recomputed by someone without the key", ErrBroken, e.Seq)
 				}
 				return fmt.Errorf("%w at entry %d: content does not match its keyed hash (edited, or chained with another key)", ErrBroken, e.Seq)
 			}
-		case plainHash(prev, e) != e.Hash:
+		case plainHash(prev, e, false) != e.Hash:
 			return fmt.Errorf("%w at entry %d: content does not match its hash (edited)", ErrBroken, e.Seq)
+		}
+		// Only verified entries start the era: the keyed-era entry whose
+		// detail says so, or the first ActionDetailsHashed after it.
+		if hashed == 0 && dbEra > 0 && e.Seq >= dbEra && e.Seq >= era {
+			switch {
+			case e.Seq == dbEra:
+				var d keyedDetail
+				if json.Unmarshal([]byte(e.Detail), &d) == nil && d.DetailsHashed {
+					hashed = e.Seq
+				}
+			case e.Action == ActionDetailsHashed:
+				hashed = e.Seq
+			}
+		}
+		if hd && IsExpiredDetail(e.Detail) {
+			rep.Expired++
 		}
 		if _, ok := want[e.Seq]; ok {
 			got[e.Seq] = e.Hash

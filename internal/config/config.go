@@ -293,6 +293,11 @@ type Match struct {
 	// PurgeInterval is how often the running matcher sweeps for entries
 	// past their grace period.
 	PurgeInterval time.Duration `yaml:"purge_interval"`
+	// AuditDetailRetention is how long the details of the gallery's audit
+	// entries (identity names, external references, notes) are kept; the
+	// running matcher's lifecycle sweep then replaces them by their
+	// SHA-256 (the entries stay for ever). 0 keeps them.
+	AuditDetailRetention time.Duration `yaml:"audit_detail_retention"`
 }
 
 // Alert configures the alert service and its API.
@@ -322,6 +327,12 @@ type Alert struct {
 	// kept (the decision, who and when, stays with the alert); 0 keeps it
 	// as long as the alert.
 	CommentRetention time.Duration `yaml:"comment_retention"`
+	// AuditDetailRetention is how long the detail of an alert audit entry
+	// (a history query's filters, a token's person, a note) is kept; the
+	// entry itself (who, what, when, target, case reference) is kept for
+	// ever, its detail replaced by the detail's SHA-256. 0 keeps details
+	// for ever.
+	AuditDetailRetention time.Duration `yaml:"audit_detail_retention"`
 	// SweepInterval is how often expired alerts and crops are removed.
 	SweepInterval time.Duration `yaml:"sweep_interval"`
 	// ExportLimit bounds the rows of one CSV or JSON export.
@@ -435,21 +446,22 @@ func Defaults() Config {
 		Embed: Embed{Workers: 1, BatchSize: 16, Jitter: 0, BLASThreads: 1},
 		Match: Match{DefaultThreshold: 0.5, Margin: 0.05, TopK: 3, VoteShare: 0.5,
 			EnrolMinFaceSize: 75, EnrolMinSharpness: 0.1, EnrolMinFrontalness: 0.5,
-			PurgeGrace: 30 * 24 * time.Hour, PurgeInterval: time.Hour},
+			PurgeGrace: 30 * 24 * time.Hour, PurgeInterval: time.Hour, AuditDetailRetention: 365 * 24 * time.Hour},
 		Alert: Alert{
-			Listen:             "127.0.0.1:8640",
-			Retention:          90 * 24 * time.Hour,
-			UnmatchedRetention: 5 * time.Minute,
-			SameAppearance:     5 * time.Second,
-			IncidentWindow:     10 * time.Minute,
-			CommentRetention:   30 * 24 * time.Hour,
-			SweepInterval:      time.Minute,
-			ExportLimit:        10000,
-			Consumer:           "facewatch-alert",
-			MaxConnections:     256,
-			LiveMaxClients:     64,
-			LiveMaxPerToken:    4,
-			TLS:                HTTPTLS{HSTSMaxAge: 365 * 24 * time.Hour},
+			Listen:               "127.0.0.1:8640",
+			Retention:            90 * 24 * time.Hour,
+			UnmatchedRetention:   5 * time.Minute,
+			SameAppearance:       5 * time.Second,
+			IncidentWindow:       10 * time.Minute,
+			CommentRetention:     30 * 24 * time.Hour,
+			AuditDetailRetention: 365 * 24 * time.Hour,
+			SweepInterval:        time.Minute,
+			ExportLimit:          10000,
+			Consumer:             "facewatch-alert",
+			MaxConnections:       256,
+			LiveMaxClients:       64,
+			LiveMaxPerToken:      4,
+			TLS:                  HTTPTLS{HSTSMaxAge: 365 * 24 * time.Hour},
 			Sinks: Sinks{
 				Webhook: Webhook{Timeout: 10 * time.Second, BackoffMin: time.Second, BackoffMax: 5 * time.Minute},
 				MQTT:    MQTTSink{SubjectPrefix: "facewatch.alerts"},
@@ -865,6 +877,9 @@ func (m *Match) Validate() error {
 	if m.PurgeGrace < 0 || m.PurgeGrace > MaxPurgeGrace {
 		return fmt.Errorf("purge_grace: %v is not between 0 and %v", m.PurgeGrace, MaxPurgeGrace)
 	}
+	if m.AuditDetailRetention < 0 {
+		return fmt.Errorf("audit_detail_retention: %v must not be negative", m.AuditDetailRetention)
+	}
 	if m.PurgeInterval < time.Minute || m.PurgeInterval > 24*time.Hour {
 		return fmt.Errorf("purge_interval: %v is not between 1m and 24h", m.PurgeInterval)
 	}
@@ -890,6 +905,9 @@ func (a *Alert) Validate() error {
 	}
 	if a.CommentRetention < 0 {
 		return fmt.Errorf("comment_retention: %v must not be negative", a.CommentRetention)
+	}
+	if a.AuditDetailRetention < 0 {
+		return fmt.Errorf("audit_detail_retention: %v must not be negative", a.AuditDetailRetention)
 	}
 	if a.SweepInterval < time.Second {
 		return fmt.Errorf("sweep_interval: %v must be at least 1s", a.SweepInterval)

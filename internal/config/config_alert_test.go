@@ -19,6 +19,7 @@ func TestAlertSectionValidation(t *testing.T) {
 		{"unmatched too short", "alert:\n  unmatched_retention: 5s\n", "alert.unmatched_retention"},
 		{"unmatched too long", "alert:\n  unmatched_retention: 48h\n", "alert.unmatched_retention"},
 		{"negative comment retention", "alert:\n  comment_retention: -1h\n", "alert.comment_retention"},
+		{"negative audit detail retention", "alert:\n  audit_detail_retention: -1h\n", "alert.audit_detail_retention"},
 		{"sweep too often", "alert:\n  sweep_interval: 10ms\n", "alert.sweep_interval"},
 		{"export limit zero", "alert:\n  export_limit: 0\n", "alert.export_limit"},
 		{"export limit huge", "alert:\n  export_limit: 2000000\n", "alert.export_limit"},

@@ -25,6 +25,7 @@ func TestMatchValidate(t *testing.T) {
 		{"grace 0 (purge at expiry)", func(m *Match) { m.PurgeGrace = 0 }, ""},
 		{"negative grace", func(m *Match) { m.PurgeGrace = -time.Hour }, "purge_grace"},
 		{"grace over a year", func(m *Match) { m.PurgeGrace = MaxPurgeGrace + time.Hour }, "purge_grace"},
+		{"negative audit detail retention", func(m *Match) { m.AuditDetailRetention = -time.Hour }, "audit_detail_retention"},
 		{"sweep every second", func(m *Match) { m.PurgeInterval = time.Second }, "purge_interval"},
 		{"sweep every two days", func(m *Match) { m.PurgeInterval = 48 * time.Hour }, "purge_interval"},
 	}
