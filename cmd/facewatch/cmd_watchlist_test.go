@@ -72,9 +72,10 @@ func TestServiceCommandsRefuseImplicitDataDir(t *testing.T) {
 		})
 	}
 	// The dead-letter commands would start an embedded server of their
-	// own there and report none of the service's letters: --config is
+	// own there and report none of the service's letters, and nats setup
+	// needs the nats.url and credentials only a config gives: --config is
 	// required, as their help says.
-	for _, args := range [][]string{{"deadletter", "list"}, {"deadletter", "replay", "1"}} {
+	for _, args := range [][]string{{"deadletter", "list"}, {"deadletter", "replay", "1"}, {"nats", "setup"}} {
 		t.Run(strings.Join(args, " "), func(t *testing.T) {
 			code, out, errOut := runCLI(t, nil, args...)
 			if code != 2 || out != "" || !strings.Contains(errOut, "--config FILE is required") {
