@@ -49,6 +49,11 @@ func cmdDeadLetter(ctx context.Context, e *env, args []string) error {
 	} else if fs.NArg() != 0 {
 		return usageErrorf("deadletter list takes no arguments")
 	}
+	// Without a config the default data directory would start an empty
+	// embedded server there and report no dead letters of any service.
+	if *cfgPath == "" {
+		return usageErrorf("--config FILE is required")
+	}
 	cfg, err := e.loadConfig(*cfgPath)
 	if err != nil {
 		return err

@@ -146,28 +146,45 @@ func hostWithPort(u *url.URL, def string) string {
 	return net.JoinHostPort(u.Hostname(), def)
 }
 
-// checkDataDir reports whether the data directory can be created and
-// written, and warns when little disk space is left.
+// checkDataDir reports whether the data directory can be written (or, when
+// it does not exist yet, created: its nearest existing parent is writable),
+// and warns when little disk space is left. It creates nothing: a doctor
+// run without --config must not leave a ./facewatch-data behind.
 func checkDataDir(dir string) check {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return check{"data dir", "FAIL", fmt.Sprintf("cannot create %s: %v", dir, errors.Unwrap(err))}
+	abs := absPath(dir)
+	probe, note := abs, "writable"
+	for {
+		st, err := os.Stat(probe)
+		if err == nil && st.IsDir() {
+			break
+		}
+		if err == nil || !errors.Is(err, os.ErrNotExist) {
+			return check{"data dir", "FAIL", fmt.Sprintf("cannot create %s: %s is not a directory", abs, probe)}
+		}
+		parent := filepath.Dir(probe)
+		if parent == probe {
+			return check{"data dir", "FAIL", fmt.Sprintf("cannot create %s: no existing parent", abs)}
+		}
+		probe, note = parent, "does not exist yet; can be created (its parent "+parent+" is writable)"
 	}
-	f, err := os.CreateTemp(dir, ".doctor-*")
+	f, err := os.CreateTemp(probe, ".doctor-*")
 	if err != nil {
-		return check{"data dir", "FAIL", fmt.Sprintf("%s is not writable: %v", dir, errors.Unwrap(err))}
+		if probe != abs {
+			return check{"data dir", "FAIL", fmt.Sprintf("cannot create %s: %s is not writable: %v", abs, probe, errors.Unwrap(err))}
+		}
+		return check{"data dir", "FAIL", fmt.Sprintf("%s is not writable: %v", abs, errors.Unwrap(err))}
 	}
 	f.Close()
 	os.Remove(f.Name())
 	var st syscall.Statfs_t
-	if err := syscall.Statfs(dir, &st); err == nil {
+	if err := syscall.Statfs(probe, &st); err == nil {
 		free := int64(st.Bavail) * int64(st.Bsize)
 		if free < minFreeDisk {
-			return check{"data dir", "warn", fmt.Sprintf("%s has only %d MiB free", dir, free>>20)}
+			return check{"data dir", "warn", fmt.Sprintf("%s has only %d MiB free", abs, free>>20)}
 		}
-		abs, _ := filepath.Abs(dir)
-		return check{"data dir", "ok", fmt.Sprintf("%s writable, %d GiB free", abs, free>>30)}
+		return check{"data dir", "ok", fmt.Sprintf("%s %s, %d GiB free", abs, note, free>>30)}
 	}
-	return check{"data dir", "ok", dir + " writable"}
+	return check{"data dir", "ok", abs + " " + note}
 }
 
 // certWarn is how long before expiry doctor starts warning.

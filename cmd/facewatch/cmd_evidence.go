@@ -24,7 +24,7 @@ func cmdEvidence(ctx context.Context, e *env, args []string) error {
 	}
 	verb, args := args[0], args[1:]
 	fs := newFlagSet(e, "evidence "+verb, usage)
-	cfgPath := fs.String("config", "", "config `FILE` (export, pubkey)")
+	cfgPath := fs.String("config", "", "export, pubkey: config `FILE` of the service (its data_dir holds the alerts and the site key)")
 	id := fs.Int64("alert", 0, "export: the alert's `ID` (required)")
 	caseRef := fs.String("case", "", "export: case reference `REF` (required; audited)")
 	out := fs.String("out", "", "export: the bundle `FILE` (evidence-alert-ID.json when not given); pubkey: the PEM file (stdout when not given)")
@@ -42,7 +42,7 @@ func cmdEvidence(ctx context.Context, e *env, args []string) error {
 		if fs.NArg() != 0 || *id < 1 || *caseRef == "" {
 			return usageErrorf("evidence export wants --alert ID and --case REF, and no arguments")
 		}
-		cfg, err := e.loadConfig(*cfgPath)
+		cfg, err := e.serviceConfig(*cfgPath)
 		if err != nil {
 			return err
 		}
@@ -123,7 +123,7 @@ func cmdEvidence(ctx context.Context, e *env, args []string) error {
 		if fs.NArg() != 0 {
 			return usageErrorf("evidence pubkey takes no arguments")
 		}
-		cfg, err := e.loadConfig(*cfgPath)
+		cfg, err := e.serviceConfig(*cfgPath)
 		if err != nil {
 			return err
 		}

@@ -37,7 +37,7 @@ func cmdNATS(ctx context.Context, e *env, args []string) error {
 
 func natsInit(e *env, args []string) error {
 	fs := newFlagSet(e, "nats init", "nats init --dir DIR [--listen HOST:PORT] [--store DIR] [--tls-cert F --tls-key F [--tls-ca F]] [--nodes HOST,HOST,HOST [--make-ca] [--clients NAME,...] [--route-port N] [--conf-dir DIR]] [--config FILE]")
-	dir := fs.String("dir", "", "directory to write the nats-server config(s), creds/<role>.nk and (--make-ca) tls/ into")
+	dir := fs.String("dir", "", "`DIR` to write the nats-server config(s), creds/<role>.nk and (--make-ca) tls/ into (required)")
 	listen := fs.String("listen", "0.0.0.0:4222", "client address of the nats-server (not loopback: TLS required)")
 	store := fs.String("store", "", "JetStream store directory (default DIR/jetstream; with --nodes /var/lib/nats/jetstream)")
 	name := fs.String("name", "facewatch-nats", "server name (with --nodes each node is named after its host)")
@@ -126,9 +126,12 @@ func natsInit(e *env, args []string) error {
 
 func natsSetup(ctx context.Context, e *env, args []string) error {
 	fs := newFlagSet(e, "nats setup", "nats setup --config FILE")
-	cfgPath := fs.String("config", "", "config file (nats.url and a nats.creds_dir holding admin credentials)")
+	cfgPath := fs.String("config", "", "config `FILE` (required: its nats.url and a nats.creds_dir holding admin credentials)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
+	}
+	if *cfgPath == "" {
+		return usageErrorf("--config FILE is required")
 	}
 	cfg, err := e.loadConfig(*cfgPath)
 	if err != nil {

@@ -56,12 +56,30 @@ func TestServiceCommandsRefuseImplicitDataDir(t *testing.T) {
 		{"watchlist", "create", "--kind", "missing", "--owner", "ana", "--legal-basis", "x", "l"},
 		{"enroll", "--list", "l", "photos"},
 		{"identify", "--case", "CASE-1", "probe.jpg"},
+		{"gallery", "purges"},
+		{"evidence", "export", "--alert", "1", "--case", "CASE-1"},
+		{"evidence", "pubkey"},
 	} {
 		t.Run(strings.Join(args, " "), func(t *testing.T) {
 			code, out, errOut := runCLI(t, nil, args...)
 			want := "data directory " + filepath.Join(dir, "facewatch-data") + " does not exist: give --config FILE"
 			if code != 1 || out != "" || !strings.Contains(errOut, want) || strings.Count(strings.TrimSpace(errOut), "\n") != 0 {
 				t.Errorf("facewatch %v = exit %d, stdout %q, stderr %q; want exit 1 and one line with %q", args, code, out, errOut, want)
+			}
+			if _, err := os.Stat(filepath.Join(dir, "facewatch-data")); err == nil {
+				t.Fatalf("facewatch %v created the data directory", args)
+			}
+		})
+	}
+	// The dead-letter commands would start an embedded server of their
+	// own there and report none of the service's letters, and nats setup
+	// needs the nats.url and credentials only a config gives: --config is
+	// required, as their help says.
+	for _, args := range [][]string{{"deadletter", "list"}, {"deadletter", "replay", "1"}, {"nats", "setup"}} {
+		t.Run(strings.Join(args, " "), func(t *testing.T) {
+			code, out, errOut := runCLI(t, nil, args...)
+			if code != 2 || out != "" || !strings.Contains(errOut, "--config FILE is required") {
+				t.Errorf("facewatch %v = exit %d, stdout %q, stderr %q; want exit 2 saying --config is required", args, code, out, errOut)
 			}
 			if _, err := os.Stat(filepath.Join(dir, "facewatch-data")); err == nil {
 				t.Fatalf("facewatch %v created the data directory", args)

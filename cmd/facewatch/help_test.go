@@ -38,6 +38,16 @@ func helpInvocations() [][]string {
 		out = append(out, []string{"models", v, "-h"})
 	}
 	out = append(out, []string{"audit", "verify", "-h"}, []string{"camera", "probe", "-h"}, []string{"dev", "synth", "-h"}, []string{"dev", "demo", "-h"})
+	for cmd, verbs := range map[string][]string{
+		"evidence":   {"export", "verify", "pubkey"},
+		"deadletter": {"list", "replay"},
+		"gallery":    {"purge", "purges"},
+		"nats":       {"init", "setup"},
+	} {
+		for _, v := range verbs {
+			out = append(out, []string{cmd, v, "-h"})
+		}
+	}
 	return out
 }
 

@@ -139,6 +139,29 @@ func TestModelsFetchWithoutPip(t *testing.T) {
 	}
 }
 
+// TestDoctorCreatesNoDataDir: doctor without --config checks that the
+// default data directory could be created, and creates none; with a
+// directory that cannot be created it fails that check.
+func TestDoctorCreatesNoDataDir(t *testing.T) {
+	dir := t.TempDir()
+	t.Chdir(dir)
+	_, out, _ := runCLI(t, nil, "doctor", "--model-dir", string(testdata.ModelDir(t)))
+	want := "ok    data dir           " + filepath.Join(dir, "facewatch-data") + " does not exist yet; can be created"
+	if !strings.Contains(out, want) {
+		t.Errorf("doctor output lacks %q:\n%s", want, out)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "facewatch-data")); err == nil {
+		t.Errorf("doctor created %s", filepath.Join(dir, "facewatch-data"))
+	}
+	// A data_dir under a file cannot be created.
+	os.WriteFile(filepath.Join(dir, "plain"), nil, 0o644)
+	os.WriteFile(filepath.Join(dir, "c.yaml"), []byte("data_dir: plain/data\n"), 0o644)
+	_, out, _ = runCLI(t, nil, "doctor", "--config", filepath.Join(dir, "c.yaml"), "--model-dir", string(testdata.ModelDir(t)))
+	if want := "FAIL  data dir           cannot create " + filepath.Join(dir, "plain", "data"); !strings.Contains(out, want) {
+		t.Errorf("doctor with data_dir under a file: output lacks %q:\n%s", want, out)
+	}
+}
+
 func TestDoctor(t *testing.T) {
 	// A listener that is then closed gives a port nothing listens on.
 	l, err := net.Listen("tcp", "127.0.0.1:0")

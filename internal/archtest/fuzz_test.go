@@ -74,3 +74,34 @@ func TestEveryFuzzerRunsInMakeTest(t *testing.T) {
 		t.Errorf("found %d fuzzers, want the repository's (at least 10): is the walk broken?", len(found))
 	}
 }
+
+// TestOutsideInputParsersFuzzed: the parsers of what a stranger can send
+// (issue 11) keep a fuzzer that `make test` runs. TestEveryFuzzerRunsInMakeTest
+// checks that each listed target exists; this list checks that none of
+// these is dropped.
+func TestOutsideInputParsersFuzzed(t *testing.T) {
+	mk, err := os.ReadFile(filepath.Join("..", "..", "Makefile"))
+	if err != nil {
+		t.Fatalf("reading Makefile: %v", err)
+	}
+	listed := map[string]bool{}
+	for _, m := range regexp.MustCompile(`(?m)^\t([a-z0-9/_]+:Fuzz\w+)( \\)?$`).FindAllStringSubmatch(string(mk), -1) {
+		listed[m[1]] = true
+	}
+	for target, parser := range map[string]string{
+		"internal/config:FuzzRedact":         "credential redaction (Redact, RedactError, nats.url errors)",
+		"alert:FuzzBearer":                   "bearer token and console cookie",
+		"alert:FuzzCaseRef":                  "case references",
+		"alert:FuzzLastEventID":              "Last-Event-ID",
+		"alert:FuzzReviewBody":               "the review JSON",
+		"internal/pipeline:FuzzFrameMessage": "frames arriving over NATS, checked before decoding",
+		"internal/wire:FuzzDecodeFrame":      "the frame wire format",
+		"detect:FuzzDecode":                  "image bytes and their header",
+		"models:FuzzExtractTar":              "model archive extraction (tar)",
+		"models:FuzzExtractZip":              "model archive extraction (zip)",
+	} {
+		if !listed[target] {
+			t.Errorf("FUZZ_TARGETS lacks %s, the fuzzer of %s", target, parser)
+		}
+	}
+}

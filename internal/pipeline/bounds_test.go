@@ -19,6 +19,7 @@ import (
 	"github.com/facewatch/facewatch/internal/config"
 	"github.com/facewatch/facewatch/internal/natsbus"
 	"github.com/facewatch/facewatch/internal/testdata"
+	"github.com/facewatch/facewatch/internal/track"
 	"github.com/facewatch/facewatch/internal/wire"
 )
 
@@ -232,5 +233,36 @@ func waitForCond(t *testing.T, d time.Duration, what string, cond func() bool) {
 			t.Fatalf("timed out after %v waiting for %s", d, what)
 		}
 		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// TestDetectStageTakesMaxTracks: detect.max_tracks reaches the trackers,
+// with the track settings `facewatch detect` and `run` pass (built from
+// track.DefaultConfig, MaxOpen unset) or none at all; a MaxOpen given by
+// the caller stands.
+func TestDetectStageTakesMaxTracks(t *testing.T) {
+	bus := openBus(t)
+	cases := []struct {
+		name  string
+		track track.Config
+		want  int
+	}{
+		{"track settings from the command", track.DefaultConfig(), 5},
+		{"no track settings", track.Config{}, 5},
+		{"MaxOpen given", func() track.Config { c := track.DefaultConfig(); c.MaxOpen = 3; return c }(), 3},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := config.Defaults().Detect
+			cfg.Workers, cfg.MaxTracks = 1, 5
+			ds, err := NewDetectStage(DetectOptions{Bus: bus, Models: testdata.ModelDir(t), Detect: cfg, Embed: config.Defaults().Embed, Track: tc.track})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer ds.Close()
+			if got := ds.opt.Track.MaxOpen; got != tc.want {
+				t.Errorf("NewDetectStage(max_tracks 5, %s).Track.MaxOpen = %d, want %d", tc.name, got, tc.want)
+			}
+		})
 	}
 }
