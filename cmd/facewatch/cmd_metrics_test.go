@@ -2,20 +2,27 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/facewatch/facewatch/internal/config"
+	"github.com/facewatch/facewatch/internal/testcert"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// TestMetricsFlagLoopbackOnly: a stage's own --metrics server has no token
-// to check, so it is refused at start on any address but loopback (the
-// alert API's /metrics is the one for other hosts, with a token).
+// TestMetricsFlagLoopbackOnly: without --metrics-token-file a stage's own
+// --metrics server has no token to check, so it is refused at start on
+// any address but loopback (the alert API's /metrics is the one for other
+// hosts, with a token).
 func TestMetricsFlagLoopbackOnly(t *testing.T) {
 	cases := []struct {
 		addr string
@@ -34,7 +41,7 @@ func TestMetricsFlagLoopbackOnly(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.addr, func(t *testing.T) {
-			if err := checkMetricsAddr(tc.addr); (err == nil) != tc.ok {
+			if err := checkMetricsAddr(tc.addr, false); (err == nil) != tc.ok {
 				t.Errorf("checkMetricsAddr(%q) = %v, want ok=%v", tc.addr, err, tc.ok)
 			}
 		})
@@ -63,7 +70,7 @@ func TestServeMetricsOnLoopback(t *testing.T) {
 	reg.MustRegister(prometheus.NewCounter(prometheus.CounterOpts{Name: "facewatch_test_marker_total", Help: "marker"}))
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- serveMetrics(ctx, addr, reg, slog.New(slog.DiscardHandler)) }()
+	go func() { done <- (metricsServer{addr: addr}).serve(ctx, reg, slog.New(slog.DiscardHandler)) }()
 	defer func() {
 		cancel()
 		if err := <-done; err != nil {
@@ -86,5 +93,135 @@ func TestServeMetricsOnLoopback(t *testing.T) {
 	}
 	if !strings.Contains(string(body), "facewatch_test_marker_total 0") {
 		t.Errorf("GET /metrics = %q, want the registry's metrics", body)
+	}
+}
+
+// TestMetricsTokenFile: the token file is a credential: unreadable,
+// readable by others or too short, it stops the command with a reason.
+func TestMetricsTokenFile(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, body string, mode os.FileMode) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(body), mode); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(p, mode); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	good := write("good", "  0123456789abcdef-scraper\n", 0o600)
+	cases := []struct {
+		name, path, want string
+	}{
+		{"missing", filepath.Join(dir, "nope"), "no such file"},
+		{"others read it", write("open", "0123456789abcdef-scraper\n", 0o644), "chmod 600"},
+		{"short", write("short", "tiny\n", 0o600), "at least 16"},
+		{"blank", write("blank", " \n\n", 0o600), "has 0 characters"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			tok, err := readMetricsToken(tc.path)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("readMetricsToken(%s) = %q, %v; want an error saying %q", tc.name, tok, err, tc.want)
+			}
+		})
+	}
+	tok, err := readMetricsToken(good)
+	if err != nil || string(tok) != "0123456789abcdef-scraper" {
+		t.Fatalf("readMetricsToken(good) = %q, %v; want the trimmed token", tok, err)
+	}
+	if tok, err := readMetricsToken(""); tok != nil || err != nil {
+		t.Fatalf("readMetricsToken(\"\") = %q, %v; want no token and no error", tok, err)
+	}
+}
+
+// TestMetricsBeyondLoopback: with a token and alert.tls, --metrics may
+// listen on every interface; it then answers only HTTPS requests that
+// carry the token, and a plain-HTTP request gets no metrics.
+func TestMetricsBeyondLoopback(t *testing.T) {
+	if err := checkMetricsAddr("0.0.0.0:9100", true); err != nil {
+		t.Fatalf("checkMetricsAddr(0.0.0.0:9100, token) = %v, want ok", err)
+	}
+	dir := t.TempDir()
+	ca := testcert.NewCA(t, dir)
+	cert, key := ca.Issue(t, testcert.Leaf{Name: "metrics"})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
+	m := metricsServer{addr: fmt.Sprintf("0.0.0.0:%d", port), token: []byte("0123456789abcdef-scraper")}
+	if err := m.useTLS(config.HTTPTLS{CertFile: cert, KeyFile: key}, nil); err != nil {
+		t.Fatal(err)
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(prometheus.NewCounter(prometheus.CounterOpts{Name: "facewatch_test_marker_total", Help: "marker"}))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- m.serve(ctx, reg, slog.New(slog.DiscardHandler)) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("serve = %v, want nil after ctx ends", err)
+		}
+	}()
+	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: ca.Pool()}}}
+	url := fmt.Sprintf("https://127.0.0.1:%d/metrics", port)
+	get := func(auth string) (int, string) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			req, _ := http.NewRequest(http.MethodGet, url, nil)
+			if auth != "" {
+				req.Header.Set("Authorization", auth)
+			}
+			resp, err := client.Do(req)
+			if err == nil {
+				body, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				return resp.StatusCode, string(body)
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("GET %s: %v", url, err)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	for _, auth := range []string{"", "Bearer wrong-token-0123456789", "Basic MDEyMzQ1Njc4OWFiY2RlZi1zY3JhcGVy", "Bearer 0123456789abcdef-scrape", "bearer 0123456789abcdef-scraper"} {
+		if code, body := get(auth); code != http.StatusUnauthorized || strings.Contains(body, "facewatch_test_marker_total") {
+			t.Errorf("GET /metrics with Authorization %q = %d %q; want 401 and no metrics", auth, code, body)
+		}
+	}
+	if code, body := get("Bearer 0123456789abcdef-scraper"); code != http.StatusOK || !strings.Contains(body, "facewatch_test_marker_total 0") {
+		t.Errorf("GET /metrics with the token = %d %q; want 200 and the registry's metrics", code, body)
+	}
+	// Plain HTTP on the TLS port carries no metrics.
+	resp, err := (&http.Client{Timeout: 5 * time.Second}).Get(fmt.Sprintf("http://127.0.0.1:%d/metrics", port))
+	if err == nil {
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if strings.Contains(string(body), "facewatch_test_marker_total") {
+			t.Errorf("plain HTTP GET /metrics served the metrics: %q", body)
+		}
+	}
+}
+
+// TestMetricsBeyondLoopbackNeedsTLS: a token alone is not enough beyond
+// loopback; the command stops before connecting anywhere and says why.
+func TestMetricsBeyondLoopbackNeedsTLS(t *testing.T) {
+	dir := t.TempDir()
+	tok := filepath.Join(dir, "token")
+	if err := os.WriteFile(tok, []byte("0123456789abcdef-scraper\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := filepath.Join(dir, "facewatch.yaml")
+	if err := os.WriteFile(cfg, []byte("data_dir: "+filepath.Join(dir, "data")+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, _, errOut := runCLI(t, nil, "detect", "--metrics", "0.0.0.0:9100", "--metrics-token-file", tok, "--config", cfg)
+	if code != 2 || !strings.Contains(errOut, "HTTPS only") {
+		t.Errorf("facewatch detect --metrics 0.0.0.0:9100 with a token and no alert.tls = exit %d, stderr %q; want exit 2 saying HTTPS only", code, errOut)
 	}
 }

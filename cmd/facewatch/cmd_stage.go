@@ -10,16 +10,12 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
-	"net"
-	"net/http"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/facewatch/facewatch/internal/config"
-	"github.com/facewatch/facewatch/internal/httpserve"
 	"github.com/facewatch/facewatch/internal/natsbus"
 	"github.com/facewatch/facewatch/internal/pipeline"
 	"github.com/facewatch/facewatch/models"
@@ -29,6 +25,7 @@ import (
 type stageFlags struct {
 	config   string
 	metrics  string
+	token    string // --metrics-token-file
 	duration time.Duration
 }
 
@@ -36,7 +33,8 @@ type stageFlags struct {
 func registerStageFlags(fs *flag.FlagSet) *stageFlags {
 	f := &stageFlags{}
 	fs.StringVar(&f.config, "config", "", "config `FILE` (required: it names the data directory, cameras and NATS)")
-	fs.StringVar(&f.metrics, "metrics", "", "serve Prometheus /metrics without a token on this loopback address (127.0.0.1:port); other hosts scrape the alert API's /metrics with a token")
+	fs.StringVar(&f.metrics, "metrics", "", "serve Prometheus /metrics on this `ADDRESS` (host:port): loopback only, unless --metrics-token-file is given and alert.tls is set")
+	fs.StringVar(&f.token, "metrics-token-file", "", "`FILE` holding the bearer token /metrics requires (at least 16 characters; mode 0600); with it and alert.tls, --metrics may listen beyond loopback, over HTTPS")
 	fs.DurationVar(&f.duration, "for", 0, "stop by itself after this long (0: run until interrupted)")
 	return f
 }
@@ -44,21 +42,25 @@ func registerStageFlags(fs *flag.FlagSet) *stageFlags {
 // stage is what every pipeline command sets up: config, logger, metrics,
 // the NATS bus.
 type stage struct {
-	cfg         config.Config
-	log         *slog.Logger
-	reg         *prometheus.Registry
-	pm          *pipeline.Metrics
-	bus         *natsbus.Bus
-	extra       []*natsbus.Bus // per-stage connections from as
-	metricsAddr string
-	cancel      context.CancelFunc
+	cfg     config.Config
+	log     *slog.Logger
+	reg     *prometheus.Registry
+	pm      *pipeline.Metrics
+	bus     *natsbus.Bus
+	extra   []*natsbus.Bus // per-stage connections from as
+	metrics metricsServer
+	cancel  context.CancelFunc
 }
 
 // openStage loads the config, bounds ctx by --for and connects to NATS as
 // role; the caller defers s.close(). needURL refuses an empty nats.url (a
 // single stage needs a server someone else runs).
 func (e *env) openStage(ctx context.Context, name string, role natsbus.Role, f *stageFlags, needURL bool) (context.Context, *stage, error) {
-	if err := checkMetricsAddr(f.metrics); err != nil {
+	token, err := readMetricsToken(f.token)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := checkMetricsAddr(f.metrics, token != nil); err != nil {
 		return nil, nil, err
 	}
 	if f.config == "" {
@@ -68,10 +70,14 @@ func (e *env) openStage(ctx context.Context, name string, role natsbus.Role, f *
 	if err != nil {
 		return nil, nil, err
 	}
+	metrics := metricsServer{addr: f.metrics, token: token}
+	if err := metrics.useTLS(cfg.Alert.TLS, e.logger(cfg)); err != nil {
+		return nil, nil, err
+	}
 	if needURL && cfg.NATS.URL == "" {
 		return nil, nil, fmt.Errorf("%s: nats.url is empty; a single stage needs an external NATS server (or use `facewatch run`)", name)
 	}
-	s := &stage{cfg: cfg, log: e.logger(cfg), reg: prometheus.NewRegistry(), metricsAddr: f.metrics}
+	s := &stage{cfg: cfg, log: e.logger(cfg), reg: prometheus.NewRegistry(), metrics: metrics}
 	s.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if s.pm, err = pipeline.NewMetrics(s.reg); err != nil {
 		return nil, nil, err
@@ -128,7 +134,7 @@ func (s *stage) close() {
 
 // serveMetrics serves the stage's registry on --metrics until ctx ends.
 func (s *stage) serveMetrics(ctx context.Context) error {
-	return serveMetrics(ctx, s.metricsAddr, s.reg, s.log)
+	return s.metrics.serve(ctx, s.reg, s.log)
 }
 
 // modelDir is where the dlib models are for this config.
@@ -138,49 +144,6 @@ func (s *stage) modelDir(e *env) (models.Dir, error) {
 		return "", err
 	}
 	return models.Dir(d), nil
-}
-
-// serveMetrics serves /metrics on addr until ctx ends (nothing when addr is
-// empty). It serves without a token, so addr must be a loopback address
-// (checkMetricsAddr); the alert API's /metrics is the one for other hosts.
-func serveMetrics(ctx context.Context, addr string, reg *prometheus.Registry, log *slog.Logger) error {
-	if addr == "" {
-		return nil
-	}
-	if err := checkMetricsAddr(addr); err != nil {
-		return err
-	}
-	mux := http.NewServeMux()
-	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-	srv, err := httpserve.Listen(addr, mux, httpserve.Limits{MaxConns: 16})
-	if err != nil {
-		return fmt.Errorf("metrics: %w", err)
-	}
-	log.Info("metrics listening", "url", "http://"+srv.Addr().String()+"/metrics")
-	if err := srv.Serve(ctx, time.Second); err != nil {
-		return fmt.Errorf("serving metrics: %w", err)
-	}
-	return nil
-}
-
-// checkMetricsAddr refuses a --metrics address that is not loopback: the
-// stage's own metrics server has no token database to check a caller
-// against, so it must not be reachable from other hosts.
-func checkMetricsAddr(addr string) error {
-	if addr == "" {
-		return nil
-	}
-	host, _, err := net.SplitHostPort(addr)
-	if err != nil {
-		return usageErrorf("--metrics %q: want host:port: %v", addr, err)
-	}
-	if host == "localhost" {
-		return nil
-	}
-	if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() {
-		return nil
-	}
-	return usageErrorf("--metrics %q: serves without a token, so it listens on loopback only (127.0.0.1:PORT or [::1]:PORT); scrape the alert API's /metrics with an integrator token from other hosts", addr)
 }
 
 // withDuration bounds ctx by d when d > 0.
