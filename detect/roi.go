@@ -390,7 +390,13 @@ func (d *Detector) findPlan(ctx context.Context, frame gocv.Mat, plan *Plan) ([]
 			img = scaled
 			sx, sy = float64(w)/float64(rect.Dx()), float64(h)/float64(rect.Dy())
 		}
-		found, err := d.backend.Detect(ctx, img, Options{})
+		// Faces above plan.Faces.Max are dropped: the detector need not
+		// look for them (HOG scans fewer of its pyramid's levels).
+		opt := Options{}
+		if plan.Faces.Max > 0 {
+			opt.MaxFace = int(math.Ceil(float64(plan.Faces.Max) * max(sx, sy)))
+		}
+		found, err := d.backend.Detect(ctx, img, opt)
 		roi.Close()
 		if err != nil {
 			return nil, err
