@@ -163,7 +163,8 @@ func boxesOf(fs []face.Face) []faceBox {
 // path runs at the settings its recall needs (upsample 1 for the small
 // faces); region search at the product defaults (min_face 40: regions and
 // the full-frame pass every 3 s doubled) and, where the faces are large,
-// at a min_face fitted to the camera (80: nothing enlarged).
+// at a min_face fitted to the camera (80: nothing enlarged), and with a
+// max_face too ("min-max": HOG's pyramid cut at the levels max_face needs).
 //
 //	go test -run '^$' -bench CameraPath -benchtime 3x ./detect/
 func BenchmarkCameraPath(b *testing.B) {
@@ -175,8 +176,8 @@ func BenchmarkCameraPath(b *testing.B) {
 		upsample int
 		roi      *detect.ROIOptions
 	}
-	roi := func(minFace int, maxWidth int) *detect.ROIOptions {
-		return &detect.ROIOptions{Faces: detect.FaceRange{Min: minFace}, FullFrameEvery: defaults.FullFrameEvery, MaxWidth: maxWidth}
+	roi := func(minFace, maxFace, maxWidth int) *detect.ROIOptions {
+		return &detect.ROIOptions{Faces: detect.FaceRange{Min: minFace, Max: maxFace}, FullFrameEvery: defaults.FullFrameEvery, MaxWidth: maxWidth}
 	}
 	scenes := []struct {
 		name   string
@@ -191,7 +192,8 @@ func BenchmarkCameraPath(b *testing.B) {
 			}
 			sc.Script.Background = bg
 			return sc.Script
-		}, 1280, []mode{{"full_up0", 0, nil}, {"roi_min40", 0, roi(40, 1280)}, {"roi_min80", 0, roi(80, 1280)}}},
+		}, 1280, []mode{{"full_up0", 0, nil}, {"roi_min40", 0, roi(40, 0, 1280)}, {"roi_min80", 0, roi(80, 0, 1280)},
+			{"roi_80-260", 0, roi(80, 260, 1280)}, {"roi_120-260", 0, roi(120, 260, 1280)}}},
 		{"small360", func() synthcam.Script {
 			sc, err := synthcam.Johns(shared, 640, 360, 5)
 			if err != nil {
@@ -200,7 +202,7 @@ func BenchmarkCameraPath(b *testing.B) {
 			sc = sc.Resized(64, 72, 58, 80, 68, 76, 56, 70)
 			sc.Script.Background = bg
 			return sc.Script
-		}, 640, []mode{{"full_up1", 1, nil}, {"roi_min40", 0, roi(40, 640)}}},
+		}, 640, []mode{{"full_up1", 1, nil}, {"roi_min40", 0, roi(40, 0, 640)}, {"roi_40-100", 0, roi(40, 100, 640)}}},
 		{"still720", func() synthcam.Script {
 			sc, err := synthcam.Johns(shared, 1280, 720, 5)
 			if err != nil {
@@ -213,7 +215,8 @@ func BenchmarkCameraPath(b *testing.B) {
 			sc.Script.Appearances = []synthcam.Appearance{a}
 			sc.Script.Background = bg
 			return sc.Script
-		}, 1280, []mode{{"full_up0", 0, nil}, {"roi_min40", 0, roi(40, 1280)}, {"roi_min80", 0, roi(80, 1280)}}},
+		}, 1280, []mode{{"full_up0", 0, nil}, {"roi_min40", 0, roi(40, 0, 1280)}, {"roi_min80", 0, roi(80, 0, 1280)},
+			{"roi_80-160", 0, roi(80, 160, 1280)}}},
 	}
 	for _, sc := range scenes {
 		b.Run(sc.name, func(b *testing.B) {
