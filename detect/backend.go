@@ -31,6 +31,11 @@ type Options struct {
 	// Upsample is how many times the image is doubled before searching, to
 	// find smaller faces; a backend that cannot upsample ignores it.
 	Upsample int
+	// MaxFace is the largest face side wanted, in pixels of the searched
+	// image after upsampling (0: any): a backend may skip the work only
+	// larger faces need (HOG: its pyramid's coarser levels), and may still
+	// return larger faces.
+	MaxFace int
 }
 
 // Candidate is one face a Backend found.

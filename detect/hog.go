@@ -32,7 +32,7 @@ func (b *hogBackend) Detect(ctx context.Context, img gocv.Mat, opt Options) ([]C
 		return nil, err
 	}
 	defer cleanup()
-	rs, err := b.hog.Detect(im, opt.Upsample, 0)
+	rs, err := b.hog.DetectUpTo(im, opt.Upsample, 0, opt.MaxFace)
 	if err != nil {
 		return nil, err
 	}

@@ -46,8 +46,9 @@ type Region struct {
 	Why string
 }
 
-// cost is the pixels the detector searches for r.
-func (r Region) cost() float64 {
+// Cost is the pixels the detector is given for r: the region's area after
+// its resize (the detector's own pyramid levels not counted).
+func (r Region) Cost() float64 {
 	return float64(r.Rect.Dx()*r.Rect.Dy()) * r.Scale * r.Scale
 }
 
@@ -65,7 +66,7 @@ type Plan struct {
 func (p Plan) Cost() float64 {
 	var c float64
 	for _, r := range p.Regions {
-		c += r.cost()
+		c += r.Cost()
 	}
 	return c
 }
@@ -81,6 +82,25 @@ type ROIOptions struct {
 	// than 2×MaxWidth (so a 4K camera's full pass finds faces from about
 	// Window×width/(2×MaxWidth) pixels up); 0 sets no cap.
 	MaxWidth int
+	// Phase places this camera's full passes within FullFrameEvery: one
+	// falls due each time a frame's capture time passes Phase +
+	// k×FullFrameEvery (k counted from the Unix epoch), so that cameras
+	// given different phases (see Phase) search their whole frames at
+	// different moments instead of all at once.
+	Phase time.Duration
+}
+
+// Phase is the full-pass phase of the k-th camera (from 0) of a detect
+// stage: k times the golden ratio, modulo 1, of every. Successive cameras
+// land in the largest gap the earlier ones left, so n cameras' full passes
+// are at least about every/(2.6n) apart (8 cameras at the default 3 s:
+// 0.27 s, more than a frame apart at 5 fps) whatever n is.
+func Phase(k int, every time.Duration) time.Duration {
+	if every <= 0 || k <= 0 {
+		return 0
+	}
+	_, f := math.Modf(float64(k) * (math.Sqrt(5) - 1) / 2)
+	return time.Duration(f * float64(every))
 }
 
 // Motion differencing: each frame is shrunk to motionWidth pixels wide,
@@ -136,17 +156,40 @@ func (p *Planner) Plan(frame gocv.Mat, at time.Time, tracks []TrackBox) (Plan, e
 	if err != nil {
 		return Plan{}, err
 	}
-	full := p.lastFull.IsZero() || moved == nil || at.Sub(p.lastFull) >= p.opt.FullFrameEvery || at.Before(p.lastFull)
+	full := p.lastFull.IsZero() || moved == nil || p.fullDue(at)
 	var plan Plan
 	if !full {
 		plan = planRegions(size, moved, tracks, p.opt.Faces)
-		full = plan.Cost() >= fullShare*fullPass(size, p.opt).cost()
+		full = plan.Cost() >= fullShare*fullPass(size, p.opt).Cost()
 	}
 	if full {
 		p.lastFull = at
 		plan = Plan{Regions: []Region{fullPass(size, p.opt)}, Full: true, Faces: p.opt.Faces}
 	}
 	return plan, nil
+}
+
+// fullDue reports whether a full pass falls due at `at`: a boundary of
+// the camera's full-pass slots (Phase + k×FullFrameEvery) lies after the
+// last full pass and at or before at. A clock that went back makes one due;
+// so does every frame when FullFrameEvery is 0.
+func (p *Planner) fullDue(at time.Time) bool {
+	if at.Before(p.lastFull) {
+		return true
+	}
+	every := p.opt.FullFrameEvery
+	if every <= 0 {
+		return true
+	}
+	slot := func(t time.Time) int64 {
+		d := t.UnixNano() - int64(p.opt.Phase)
+		s := d / int64(every)
+		if d < 0 && d%int64(every) != 0 {
+			s--
+		}
+		return s
+	}
+	return slot(at) > slot(p.lastFull)
 }
 
 // fullPass is the whole-frame region at the camera's scale, capped by
@@ -290,7 +333,7 @@ func mergeRegions(rs []Region, frame image.Rectangle) []Region {
 				}
 				// A region inside another at no larger scale costs nothing
 				// more joined; neither do two overlapping much.
-				if u.cost() <= 1.1*(a.cost()+b.cost()) {
+				if u.Cost() <= 1.1*(a.Cost()+b.Cost()) {
 					rs[i] = u
 					rs = slices.Delete(rs, j, j+1)
 					merged = true
@@ -347,7 +390,13 @@ func (d *Detector) findPlan(ctx context.Context, frame gocv.Mat, plan *Plan) ([]
 			img = scaled
 			sx, sy = float64(w)/float64(rect.Dx()), float64(h)/float64(rect.Dy())
 		}
-		found, err := d.backend.Detect(ctx, img, Options{})
+		// Faces above plan.Faces.Max are dropped: the detector need not
+		// look for them (HOG scans fewer of its pyramid's levels).
+		opt := Options{}
+		if plan.Faces.Max > 0 {
+			opt.MaxFace = int(math.Ceil(float64(plan.Faces.Max) * max(sx, sy)))
+		}
+		found, err := d.backend.Detect(ctx, img, opt)
 		roi.Close()
 		if err != nil {
 			return nil, err

@@ -163,7 +163,8 @@ func boxesOf(fs []face.Face) []faceBox {
 // path runs at the settings its recall needs (upsample 1 for the small
 // faces); region search at the product defaults (min_face 40: regions and
 // the full-frame pass every 3 s doubled) and, where the faces are large,
-// at a min_face fitted to the camera (80: nothing enlarged).
+// at a min_face fitted to the camera (80: nothing enlarged), and with a
+// max_face too ("min-max": HOG's pyramid cut at the levels max_face needs).
 //
 //	go test -run '^$' -bench CameraPath -benchtime 3x ./detect/
 func BenchmarkCameraPath(b *testing.B) {
@@ -175,8 +176,8 @@ func BenchmarkCameraPath(b *testing.B) {
 		upsample int
 		roi      *detect.ROIOptions
 	}
-	roi := func(minFace int, maxWidth int) *detect.ROIOptions {
-		return &detect.ROIOptions{Faces: detect.FaceRange{Min: minFace}, FullFrameEvery: defaults.FullFrameEvery, MaxWidth: maxWidth}
+	roi := func(minFace, maxFace, maxWidth int) *detect.ROIOptions {
+		return &detect.ROIOptions{Faces: detect.FaceRange{Min: minFace, Max: maxFace}, FullFrameEvery: defaults.FullFrameEvery, MaxWidth: maxWidth}
 	}
 	scenes := []struct {
 		name   string
@@ -191,7 +192,8 @@ func BenchmarkCameraPath(b *testing.B) {
 			}
 			sc.Script.Background = bg
 			return sc.Script
-		}, 1280, []mode{{"full_up0", 0, nil}, {"roi_min40", 0, roi(40, 1280)}, {"roi_min80", 0, roi(80, 1280)}}},
+		}, 1280, []mode{{"full_up0", 0, nil}, {"roi_min40", 0, roi(40, 0, 1280)}, {"roi_min80", 0, roi(80, 0, 1280)},
+			{"roi_80-260", 0, roi(80, 260, 1280)}, {"roi_120-260", 0, roi(120, 260, 1280)}}},
 		{"small360", func() synthcam.Script {
 			sc, err := synthcam.Johns(shared, 640, 360, 5)
 			if err != nil {
@@ -200,7 +202,7 @@ func BenchmarkCameraPath(b *testing.B) {
 			sc = sc.Resized(64, 72, 58, 80, 68, 76, 56, 70)
 			sc.Script.Background = bg
 			return sc.Script
-		}, 640, []mode{{"full_up1", 1, nil}, {"roi_min40", 0, roi(40, 640)}}},
+		}, 640, []mode{{"full_up1", 1, nil}, {"roi_min40", 0, roi(40, 0, 640)}, {"roi_40-100", 0, roi(40, 100, 640)}}},
 		{"still720", func() synthcam.Script {
 			sc, err := synthcam.Johns(shared, 1280, 720, 5)
 			if err != nil {
@@ -213,7 +215,8 @@ func BenchmarkCameraPath(b *testing.B) {
 			sc.Script.Appearances = []synthcam.Appearance{a}
 			sc.Script.Background = bg
 			return sc.Script
-		}, 1280, []mode{{"full_up0", 0, nil}, {"roi_min40", 0, roi(40, 1280)}, {"roi_min80", 0, roi(80, 1280)}}},
+		}, 1280, []mode{{"full_up0", 0, nil}, {"roi_min40", 0, roi(40, 0, 1280)}, {"roi_min80", 0, roi(80, 0, 1280)},
+			{"roi_80-160", 0, roi(80, 160, 1280)}}},
 	}
 	for _, sc := range scenes {
 		b.Run(sc.name, func(b *testing.B) {
@@ -273,4 +276,87 @@ func fmtRatios(v []float64) string {
 		out += fmt.Sprintf("%.1f", r)
 	}
 	return out
+}
+
+// BenchmarkFullPassSpread: four cameras on one detector, each showing the
+// walking clip at the defaults (min_face 40, a full pass doubled every
+// 3 s), all started at the same moment, frame slot by frame slot as one
+// worker would take them: the CPU of each slot (all four cameras' frames)
+// with every camera's full passes at phase 0, as before, against phased
+// as the detect stage phases them (detect.Phase). Reports the slots'
+// median and largest CPU and how many slots hold more than one full pass;
+// the whole clip's CPU is about the same either way.
+//
+//	go test -run '^$' -bench FullPassSpread -benchtime 1x ./detect/
+func BenchmarkFullPassSpread(b *testing.B) {
+	const cameras = 4
+	shared := testdata.SharedDir()
+	defaults := config.Defaults().Detect
+	sc, err := synthcam.Johns(shared, 1280, 720, 5)
+	if err != nil {
+		b.Fatal(err)
+	}
+	sc.Script.Background = testdata.OpenCV(b, "vtest.avi")
+	clip := renderBenchClip(b, sc.Script)
+	d := newDetector(b, func(c *detectCfg) { *c = defaults })
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	run := func(phased bool) (slots []float64, crowded int) {
+		planners := make([]*detect.Planner, cameras)
+		trackers := make([]*track.Tracker[struct{}], cameras)
+		for k := range planners {
+			opt := detect.ROIOptions{Faces: detect.FaceRange{Min: defaults.MinFaceSize}, FullFrameEvery: defaults.FullFrameEvery, MaxWidth: defaults.MaxWidth}
+			if phased {
+				opt.Phase = detect.Phase(k, opt.FullFrameEvery)
+			}
+			planners[k] = detect.NewPlanner(opt)
+			defer planners[k].Close()
+			trackers[k] = track.New[struct{}](track.DefaultConfig(), 1)
+		}
+		for i, m := range clip.frames {
+			at := t0.Add(clip.truth.FrameTime(i))
+			c0 := cpuTime(b)
+			fulls := 0
+			for k := range cameras {
+				plan, err := planners[k].Plan(m, at, trackBoxes(trackers[k], at))
+				if err != nil {
+					b.Fatal(err)
+				}
+				if plan.Full {
+					fulls++
+				}
+				fs, err := d.DetectPlan(context.Background(), m, plan)
+				if err != nil {
+					b.Fatal(err)
+				}
+				dets := make([]track.Detection[struct{}], len(fs))
+				for j, f := range fs {
+					dets[j] = track.Detection[struct{}]{Box: f.Box, Quality: f.Quality.Score}
+				}
+				trackers[k].Update(uint64(i), at, dets)
+			}
+			if i > 0 && fulls > 1 {
+				crowded++
+			}
+			slots = append(slots, float64((cpuTime(b)-c0).Microseconds())/1000)
+		}
+		return slots, crowded
+	}
+	for b.Loop() {
+		for _, phased := range []bool{false, true} {
+			slots, crowded := run(phased)
+			name := "aligned"
+			if phased {
+				name = "phased"
+			}
+			var total float64
+			for _, s := range slots[1:] {
+				total += s
+			}
+			b.ReportMetric(median(slots[1:]), name+"-slot-p50-ms")
+			b.ReportMetric(slices.Max(slots[1:]), name+"-slot-max-ms")
+			b.ReportMetric(float64(crowded), name+"-slots-2+full")
+			b.Logf("%s: %d cameras, slot CPU p50 %.0f ms, max %.0f ms (first frame, a full pass for all, left out); %d slots with two or more full passes; clip total %.1f CPU-s",
+				name, cameras, median(slots[1:]), slices.Max(slots[1:]), crowded, total/1000)
+		}
+	}
 }

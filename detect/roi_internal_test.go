@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"gocv.io/x/gocv"
+
+	"github.com/facewatch/facewatch/internal/testdata"
 )
 
 // TestFit: a region grows to the detector's window (plus a margin) at its
@@ -272,4 +274,93 @@ func TestPlannerMotion(t *testing.T) {
 			t.Errorf("Plan(640x360 after 1280x720) = %+v, %v; want a full pass of the new size", plan, err)
 		}
 	})
+}
+
+// TestFullPassesStaggered runs eight cameras' planners, phased as the
+// detect stage phases them (Phase(k)), over a real still scene at 5 fps
+// for 30 s, all started at the same moment: after the first frame (a full
+// pass for every camera, as it must be) no two cameras search their whole
+// frame in the same frame slot, and each camera still searches it once
+// every full_frame_every (give or take a frame). Planners that ignored the
+// phase would all fall due in the same slot.
+func TestFullPassesStaggered(t *testing.T) {
+	const (
+		cameras = 8
+		fps     = 5
+		every   = 3 * time.Second
+		seconds = 30
+	)
+	m, err := DecodeFile(testdata.DlibFace(t, "2007_007763.jpg"), 1<<24)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	// Started at an odd moment, not on a slot boundary of phase 0.
+	t0 := time.Date(2026, 1, 1, 0, 0, 1, 37e6, time.UTC)
+	interval := time.Second / fps
+	slots := map[int][]int{} // frame slot -> cameras doing a full pass there
+	for k := range cameras {
+		p := NewPlanner(ROIOptions{Faces: FaceRange{Min: 40}, FullFrameEvery: every, MaxWidth: 1280, Phase: Phase(k, every)})
+		var fulls []int
+		for i := range seconds * fps {
+			plan, err := p.Plan(m, t0.Add(time.Duration(i)*interval), nil)
+			if err != nil {
+				p.Close()
+				t.Fatal(err)
+			}
+			if plan.Full {
+				fulls = append(fulls, i)
+				if i > 0 {
+					slots[i] = append(slots[i], k)
+				}
+			} else if len(plan.Regions) != 0 {
+				t.Errorf("camera %d frame %d: still scene planned %+v, want nothing", k, i, plan.Regions)
+			}
+		}
+		p.Close()
+		if len(fulls) < seconds*int(time.Second)/int(every) {
+			t.Errorf("camera %d: full passes at frames %v, want one every %v", k, fulls, every)
+		}
+		for j := 2; j < len(fulls); j++ {
+			gap := time.Duration(fulls[j]-fulls[j-1]) * interval
+			if gap < every-interval || gap > every+interval {
+				t.Errorf("camera %d: full passes at frames %v: gap %v, want %v give or take a frame", k, fulls, gap, every)
+			}
+		}
+	}
+	for i, ks := range slots {
+		if len(ks) > 1 {
+			t.Errorf("frame slot %d: cameras %v all search the whole frame", i, ks)
+		}
+	}
+	if len(slots) < cameras*(seconds*int(time.Second)/int(every)-1) {
+		t.Errorf("%d slots with a full pass, want about %d", len(slots), cameras*seconds*int(time.Second)/int(every))
+	}
+}
+
+// TestPhase: phases lie in [0, every), the first camera's is 0, and the
+// first n of them are at least every/(2.6n) apart on the circle.
+func TestPhase(t *testing.T) {
+	const every = 3 * time.Second
+	for n := 1; n <= 16; n++ {
+		for i := range n {
+			pi := Phase(i, every)
+			if pi < 0 || pi >= every {
+				t.Fatalf("Phase(%d) = %v, want within [0, %v)", i, pi, every)
+			}
+			for j := range i {
+				d := pi - Phase(j, every)
+				if d < 0 {
+					d = -d
+				}
+				d = min(d, every-d)
+				if float64(d) < float64(every)/(2.6*float64(n)) {
+					t.Errorf("n=%d: Phase(%d)=%v and Phase(%d)=%v are %v apart, want at least %v", n, i, pi, j, Phase(j, every), d, every/time.Duration(2.6*float64(n)))
+				}
+			}
+		}
+	}
+	if Phase(0, every) != 0 || Phase(5, 0) != 0 {
+		t.Errorf("Phase(0) = %v, Phase(5, 0) = %v; want 0", Phase(0, every), Phase(5, 0))
+	}
 }

@@ -172,8 +172,9 @@ type Camera struct {
 	// MinFace and MaxFace are the face sizes this camera shows, box side
 	// in pixels of its frames: detection searches at the scale MinFace
 	// needs (regions whose faces are under the detector's 80-pixel window
-	// are enlarged) and drops faces outside the range. MinFace 0 is
-	// detect.min_face_size; MaxFace 0 sets no upper bound.
+	// are enlarged) and drops faces outside the range; MaxFace also cuts
+	// the HOG detector's pyramid at the levels faces up to it need.
+	// MinFace 0 is detect.min_face_size; MaxFace 0 sets no upper bound.
 	MinFace int `yaml:"min_face"`
 	MaxFace int `yaml:"max_face"`
 }

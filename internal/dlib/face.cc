@@ -8,6 +8,7 @@
 #include <dlib/image_transforms.h>
 #include <dlib/serialize.h>
 #include <dlib/rand.h>
+#include <map>
 #include <sstream>
 #include "hog.hpp"
 
@@ -15,6 +16,7 @@ using namespace dlib;
 
 struct fw_hog {
 	frontal_face_detector det;
+	std::map<int, frontal_face_detector> capped; // det with fewer pyramid levels, by count
 	fw_hog_avx2* avx2 = nullptr; // the AVX2 copy, on CPUs that have it
 	~fw_hog() {
 		if (avx2) fw_hog_avx2_free(avx2);
@@ -44,13 +46,13 @@ extern "C" int fw_hog_new(int allow_avx2, fw_hog** out, char** err) {
 
 extern "C" int fw_hog_avx2_in_use(fw_hog* h) { return h->avx2 != nullptr; }
 
-extern "C" int fw_hog_detect(fw_hog* h, fw_image img, int upsample, double adjust,
+extern "C" int fw_hog_detect(fw_hog* h, fw_image img, int upsample, double adjust, int max_levels,
                              fw_rect** rects, int* n, char** err) {
 	*rects = nullptr;
 	*n = 0;
-	if (h->avx2) return fw_hog_avx2_detect(h->avx2, img, upsample, adjust, rects, n, err);
+	if (h->avx2) return fw_hog_avx2_detect(h->avx2, img, upsample, adjust, max_levels, rects, n, err);
 	FW_TRY
-	fw::hog_detect(h->det, img, upsample, adjust, rects, n);
+	fw::hog_detect(h->det, h->capped, img, upsample, adjust, max_levels, rects, n);
 	return 0;
 	FW_CATCH(err)
 }

@@ -87,6 +87,35 @@ func (h *HOG) AVX2() bool { return h.p != nil && C.fw_hog_avx2_in_use(h.p) != 0 
 // Detect finds faces after upsample doublings of the image; boxes are in the
 // input image's pixels. adjust is added to dlib's threshold (0 as go-face).
 func (h *HOG) Detect(im Image, upsample int, adjust float64) ([]Rect, error) {
+	return h.DetectUpTo(im, upsample, adjust, 0)
+}
+
+// HOGWindow is the side, in searched pixels, of the faces dlib's HOG
+// detector finds at its first pyramid level; each further level finds
+// faces 6/5 as large (dlib's pyramid_down<6>).
+const HOGWindow = 80
+
+// HOGLevels is how many levels of the HOG detector's pyramid reach faces
+// of up to maxFace searched pixels: the level whose faces are at least
+// that large, and one more for the slack of its boxes (a level finds faces
+// a little larger than its own size). 0 for maxFace 0: all levels.
+func HOGLevels(maxFace int) int {
+	if maxFace <= 0 {
+		return 0
+	}
+	k := 0
+	for side := float64(HOGWindow); side < float64(maxFace); side *= 1.2 {
+		k++
+	}
+	return k + 2
+}
+
+// DetectUpTo is Detect for faces of at most maxFace pixels of the image
+// after its upsampling (0: any size): the levels of dlib's pyramid that
+// only larger faces need, each 5/6 of the one before, are not built or
+// scanned (HOGLevels). A larger face may still be found, from the levels
+// scanned, but need not be.
+func (h *HOG) DetectUpTo(im Image, upsample int, adjust float64, maxFace int) ([]Rect, error) {
 	if h.p == nil {
 		return nil, errors.New("HOG detector is closed")
 	}
@@ -97,7 +126,7 @@ func (h *HOG) Detect(im Image, upsample int, adjust float64) ([]Rect, error) {
 	var rs *C.fw_rect
 	var n C.int
 	var e *C.char
-	if C.fw_hog_detect(h.p, ci, C.int(upsample), C.double(adjust), &rs, &n, &e) != 0 {
+	if C.fw_hog_detect(h.p, ci, C.int(upsample), C.double(adjust), C.int(HOGLevels(maxFace)), &rs, &n, &e) != 0 {
 		return nil, cerr(e)
 	}
 	if n == 0 {

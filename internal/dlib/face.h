@@ -14,7 +14,9 @@ typedef struct fw_shape fw_shape;
 // CPU with AVX2, detection runs the AVX2 copy (hog_avx2.cc).
 int fw_hog_new(int allow_avx2, fw_hog** out, char** err);
 int fw_hog_avx2_in_use(fw_hog* h);
-int fw_hog_detect(fw_hog* h, fw_image img, int upsample, double adjust,
+// fw_hog_detect scans at most max_levels levels of the detector's image
+// pyramid (0: all of them).
+int fw_hog_detect(fw_hog* h, fw_image img, int upsample, double adjust, int max_levels,
                   fw_rect** rects, int* n, char** err);
 void fw_hog_free(fw_hog* h);
 

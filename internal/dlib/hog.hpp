@@ -6,11 +6,32 @@
 
 namespace fw {
 
-// hog_detect runs det on img after upsample doublings and returns the
-// boxes in img's pixels in a malloc'd array the caller frees.
+// capped returns det with its scanner's pyramid cut to max_levels levels
+// (max_levels <= 0: det itself), built once per level count into cache: the
+// same weights and box-overlap test, only the levels scanned differ.
 template <typename detector_type>
-void hog_detect(detector_type& det, const fw_image& img, int upsample, double adjust,
-                fw_rect** rects, int* n) {
+detector_type& capped(detector_type& det, std::map<int, detector_type>& cache, int max_levels) {
+	if (max_levels <= 0 || (unsigned long)max_levels >= det.get_scanner().get_max_pyramid_levels())
+		return det;
+	auto it = cache.find(max_levels);
+	if (it != cache.end()) return it->second;
+	typename detector_type::image_scanner_type scanner;
+	scanner.copy_configuration(det.get_scanner());
+	scanner.set_max_pyramid_levels(max_levels);
+	std::vector<typename detector_type::feature_vector_type> w;
+	for (unsigned long i = 0; i < det.num_detectors(); i++)
+		w.push_back(det.get_w(i));
+	return cache.emplace(std::piecewise_construct, std::forward_as_tuple(max_levels),
+	                     std::forward_as_tuple(scanner, det.get_overlap_tester(), w)).first->second;
+}
+
+// hog_detect runs det on img after upsample doublings, scanning at most
+// max_levels levels of its pyramid (0: all), and returns the boxes in
+// img's pixels in a malloc'd array the caller frees.
+template <typename detector_type>
+void hog_detect(detector_type& full, std::map<int, detector_type>& cache, const fw_image& img, int upsample,
+                double adjust, int max_levels, fw_rect** rects, int* n) {
+	detector_type& det = capped(full, cache, max_levels);
 	std::vector<dlib::rect_detection> dets;
 	dlib::pyramid_down<2> pyr;
 	if (img.channels == 3 && upsample == 0) {

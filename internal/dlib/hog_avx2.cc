@@ -112,6 +112,7 @@ int DLIB_VERSION_MISMATCH_CHECK__EXPECTED_VERSION_19_24_0;
 
 struct fw_hog_avx2 {
 	dlib::frontal_face_detector det;
+	std::map<int, dlib::frontal_face_detector> capped;
 };
 
 extern "C" int fw_hog_avx2_new(const char* model, size_t len, fw_hog_avx2** out, char** err) {
@@ -129,10 +130,10 @@ extern "C" int fw_hog_avx2_new(const char* model, size_t len, fw_hog_avx2** out,
 	FW_CATCH(err)
 }
 
-extern "C" int fw_hog_avx2_detect(fw_hog_avx2* h, fw_image img, int upsample, double adjust,
+extern "C" int fw_hog_avx2_detect(fw_hog_avx2* h, fw_image img, int upsample, double adjust, int max_levels,
                                   fw_rect** rects, int* n, char** err) {
 	FW_TRY
-	fw::hog_detect(h->det, img, upsample, adjust, rects, n);
+	fw::hog_detect(h->det, h->capped, img, upsample, adjust, max_levels, rects, n);
 	return 0;
 	FW_CATCH(err)
 }
@@ -155,7 +156,7 @@ extern "C" int fw_hog_avx2_new(const char*, size_t, fw_hog_avx2**, char** err) {
 	*err = nullptr;
 	return -1;
 }
-extern "C" int fw_hog_avx2_detect(fw_hog_avx2*, fw_image, int, double, fw_rect**, int*, char**) { return -1; }
+extern "C" int fw_hog_avx2_detect(fw_hog_avx2*, fw_image, int, double, int, fw_rect**, int*, char**) { return -1; }
 extern "C" void fw_hog_avx2_free(fw_hog_avx2*) {}
 
 #endif

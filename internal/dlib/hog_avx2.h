@@ -14,7 +14,7 @@ typedef struct fw_hog_avx2 fw_hog_avx2;
 int fw_hog_avx2_supported(void);
 // fw_hog_avx2_new loads a frontal_face_detector serialised by dlib.
 int fw_hog_avx2_new(const char* model, size_t len, fw_hog_avx2** out, char** err);
-int fw_hog_avx2_detect(fw_hog_avx2* h, fw_image img, int upsample, double adjust,
+int fw_hog_avx2_detect(fw_hog_avx2* h, fw_image img, int upsample, double adjust, int max_levels,
                        fw_rect** rects, int* n, char** err);
 void fw_hog_avx2_free(fw_hog_avx2* h);
 

@@ -188,6 +188,9 @@ type camWorker struct {
 	// roi plans where each frame is searched (nil: every frame whole);
 	// runCamera's goroutine only.
 	roi *detect.Planner
+	// slot is the camera's full-pass phase index (detect.Phase): the
+	// smallest no other live camera of the stage has.
+	slot int
 	// cancel stops the camera's goroutine, which closes done after
 	// publishing its open tracks' final reports.
 	cancel context.CancelFunc
@@ -225,9 +228,10 @@ func (s *DetectStage) Run(ctx context.Context) error {
 				return nil, "camera_limit"
 			}
 			cctx, ccancel := context.WithCancel(runCtx)
+			slot := freeSlot(workers)
 			w = &camWorker{id: id, queue: make(chan queued, s.opt.QueueSize),
 				tracker: track.New[*faceData](s.opt.Track, track.IDBase(s.now())), cancel: ccancel, done: make(chan struct{}),
-				roi: s.planner(id)}
+				roi: s.planner(id, slot), slot: slot}
 			w.lastArrival.Store(s.now().UnixNano())
 			w.expire = func() bool {
 				mu.Lock()
@@ -707,9 +711,25 @@ func (s *DetectStage) process(ctx context.Context, w *camWorker, q queued) []tra
 	return reports
 }
 
+// freeSlot is the smallest full-pass phase index no worker of workers has.
+func freeSlot(workers map[string]*camWorker) int {
+	used := make(map[int]bool, len(workers))
+	for _, w := range workers {
+		used[w.slot] = true
+	}
+	k := 0
+	for used[k] {
+		k++
+	}
+	return k
+}
+
 // planner is a camera's region planner, or nil when
 // detect.full_frame_every is 0 (every frame searched whole).
-func (s *DetectStage) planner(camera string) *detect.Planner {
+// k is how many cameras the stage started before this one: its full
+// passes are phased by detect.Phase(k), so that the stage's cameras search
+// their whole frames at different moments, not all in one frame slot.
+func (s *DetectStage) planner(camera string, k int) *detect.Planner {
 	every := s.opt.Detect.FullFrameEvery
 	if every <= 0 {
 		return nil
@@ -718,7 +738,8 @@ func (s *DetectStage) planner(camera string) *detect.Planner {
 	if !ok {
 		faces = detect.FaceRange{Min: s.opt.Detect.MinFaceSize}
 	}
-	return detect.NewPlanner(detect.ROIOptions{Faces: faces, FullFrameEvery: every, MaxWidth: s.opt.Detect.MaxWidth})
+	return detect.NewPlanner(detect.ROIOptions{Faces: faces, FullFrameEvery: every, MaxWidth: s.opt.Detect.MaxWidth,
+		Phase: detect.Phase(k, every)})
 }
 
 // detectFrame finds the faces of one frame: where w's planner says (what
@@ -726,6 +747,7 @@ func (s *DetectStage) planner(camera string) *detect.Planner {
 // whole frame when region search is off.
 func (s *DetectStage) detectFrame(ctx context.Context, d *detect.Detector, w *camWorker, f Frame) ([]face.Face, error) {
 	if w.roi == nil {
+		s.m.Pixels.WithLabelValues("full").Add(wholeFramePixels(f.Mat.Cols(), f.Mat.Rows(), s.opt.Detect))
 		return d.Detect(ctx, f.Mat)
 	}
 	last, next := w.tracker.Expected(f.Time)
@@ -737,7 +759,24 @@ func (s *DetectStage) detectFrame(ctx context.Context, d *detect.Detector, w *ca
 	if err != nil {
 		return nil, err
 	}
+	for _, r := range plan.Regions {
+		s.m.Pixels.WithLabelValues(r.Why).Add(r.Cost())
+	}
 	return d.DetectPlan(ctx, f.Mat, plan)
+}
+
+// wholeFramePixels is what Detector.Detect searches of a w×h frame at
+// cfg's settings: the frame, narrowed to max_width, doubled upsample times.
+func wholeFramePixels(w, h int, cfg config.Detect) float64 {
+	px := float64(w) * float64(h)
+	if cfg.MaxWidth > 0 && w > cfg.MaxWidth {
+		f := float64(cfg.MaxWidth) / float64(w)
+		px *= f * f
+	}
+	for range cfg.Upsample {
+		px *= 4
+	}
+	return px
 }
 
 func clamp01(x float64) float64 {

@@ -75,6 +75,10 @@ type Metrics struct {
 	// Cameras is the number of cameras the detect stage holds state for
 	// (at most detect.max_cameras).
 	Cameras prometheus.Gauge
+	// Pixels counts the pixels the detector was given, each region at its
+	// resize (pyramid levels not counted), by kind: full (a whole-frame
+	// pass, and every frame when region search is off), motion, track.
+	Pixels *prometheus.CounterVec
 }
 
 // NewMetrics creates the metrics and registers them on reg (nil: not
@@ -130,9 +134,13 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Name: "facewatch_detect_cameras",
 			Help: "Cameras the detect stage holds a tracker for (at most detect.max_cameras; idle ones are let go after detect.camera_idle).",
 		}),
+		Pixels: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "facewatch_detect_pixels_searched_total",
+			Help: "Pixels the face detector was given, each region counted after its resize (detector pyramid levels not counted), by kind (full: whole-frame passes, and every frame when region search is off; motion: regions around what moved; track: regions around live tracks).",
+		}, []string{"kind"}),
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.Latency, m.Queue, m.Dropped, m.Frames, m.Shed, m.QueueWait, m.EmbedBatch, m.EmbedCameras, m.Tracks, m.FrameToHit, m.Cameras} {
+		for _, c := range []prometheus.Collector{m.Latency, m.Queue, m.Dropped, m.Frames, m.Shed, m.QueueWait, m.EmbedBatch, m.EmbedCameras, m.Tracks, m.FrameToHit, m.Cameras, m.Pixels} {
 			if err := reg.Register(c); err != nil {
 				return nil, fmt.Errorf("registering pipeline metrics: %w", err)
 			}

@@ -167,4 +167,43 @@ func TestStillSceneThenFace(t *testing.T) {
 		t.Errorf("face first found %v after it was fully visible, want within a full-frame pass interval %v", late, every)
 	}
 	t.Logf("still scene %v: face found %v after it began to fade in (%v after fully visible), %d reports", still, first.Sub(visible), first.Sub(whole), len(reports))
+
+	// facewatch_detect_pixels_searched_total: the still scene's full
+	// passes, each the whole 640x360 frame doubled (min_face 40), one on
+	// the first frame and one per full_frame_every after it; nothing moved,
+	// so the regions are the track's, a small part of it.
+	pass := float64(s.Width * s.Height * 4)
+	full := testutil.ToFloat64(metrics.Pixels.WithLabelValues("full"))
+	passes := full / pass
+	want := float64(s.Duration / every)
+	if passes != float64(int(passes)) || passes < want || passes > want+2 {
+		t.Errorf("full-pass pixels %.0f = %.2f passes of %.0f, want a whole number of them, %.0f to %.0f", full, passes, pass, want, want+2)
+	}
+	motion := testutil.ToFloat64(metrics.Pixels.WithLabelValues("motion"))
+	tracked := testutil.ToFloat64(metrics.Pixels.WithLabelValues("track"))
+	if tracked <= 0 || motion+tracked >= full {
+		t.Errorf("pixels searched: full %.0f, motion %.0f, track %.0f; want track regions searched, and regions less than the full passes", full, motion, tracked)
+	}
+	t.Logf("pixels searched: full %.0f (%.0f passes), motion %.0f, track %.0f", full, passes, motion, tracked)
+}
+
+// TestFreeSlot: a camera gets the smallest full-pass phase index no live
+// camera of the stage has, so that cameras that come and go keep the
+// phases of the stage's live ones spread (detect.Phase).
+func TestFreeSlot(t *testing.T) {
+	workers := map[string]*camWorker{}
+	for i, want := range []int{0, 1, 2} {
+		if got := freeSlot(workers); got != want {
+			t.Fatalf("camera %d: slot %d, want %d", i, got, want)
+		}
+		workers[string(rune('a'+i))] = &camWorker{slot: want}
+	}
+	delete(workers, "b") // slot 1 is free again
+	if got := freeSlot(workers); got != 1 {
+		t.Errorf("after slot 1's camera left: slot %d, want 1", got)
+	}
+	workers["d"] = &camWorker{slot: 1}
+	if got := freeSlot(workers); got != 3 {
+		t.Errorf("slots 0-2 in use: slot %d, want 3", got)
+	}
 }
