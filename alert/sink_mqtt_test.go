@@ -124,8 +124,8 @@ func (s *subscriber) ids() []int64 {
 // default handler, before any Subscribe.
 func (s *subscriber) connect(addr, user, pass, clientID string, persistent bool) {
 	s.t.Helper()
-	opts := mqtt.NewClientOptions().AddBroker("tcp://"+addr).SetClientID(clientID).SetUsername(user).SetPassword(pass).
-		SetCleanSession(!persistent).SetConnectTimeout(5*time.Second).SetAutoReconnect(false).SetDefaultPublishHandler(s.handle)
+	opts := mqtt.NewClientOptions().AddBroker("tcp://" + addr).SetClientID(clientID).SetUsername(user).SetPassword(pass).
+		SetCleanSession(!persistent).SetConnectTimeout(5 * time.Second).SetAutoReconnect(false).SetDefaultPublishHandler(s.handle)
 	c := mqtt.NewClient(opts)
 	if tok := c.Connect(); !tok.WaitTimeout(15*time.Second) || tok.Error() != nil {
 		s.t.Fatalf("MQTT connect to %s as %s: %v", addr, clientID, tok.Error())
