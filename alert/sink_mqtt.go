@@ -67,7 +67,7 @@ func openMQTTSink(env sinkEnv) (Sink, sinkRetry, error) {
 		}
 		m.tls = tc
 	}
-	env.log.Info("mqtt alert sink", "broker", config.Redact(m.broker.URL), "user", m.broker.Username, "topic", MQTTTopic(c.SubjectPrefix, "<watchlist>"))
+	env.log.Info("mqtt alert sink", "broker", config.Redact(m.broker.URL), "user", m.broker.Username, "topic", strings.ReplaceAll(c.SubjectPrefix, ".", "/")+"/<watchlist>")
 	return m, sinkRetry{min: c.BackoffMin, max: c.BackoffMax}, nil
 }
 
