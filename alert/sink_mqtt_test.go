@@ -340,6 +340,75 @@ func TestMQTTBrokerDownLosesNothing(t *testing.T) {
 	}
 }
 
+// TestMQTTSinkTimesOutOnASilentBroker: a broker that accepts the TCP
+// connection and never answers (hung; a plain listener stands in for it,
+// since a real broker cannot be made to hang on demand) costs each attempt
+// at most alert.sinks.mqtt.timeout: the attempts fail, are counted and
+// retried, and the alert is delivered once a real broker answers on that
+// address.
+func TestMQTTSinkTimesOutOnASilentBroker(t *testing.T) {
+	dir := t.TempDir()
+	ns := startNATS(t, filepath.Join(dir, "js"))
+	_, js := connectJS(t, ns.ClientURL())
+	if err := natsbus.EnsureStreams(context.Background(), js, natsbus.Topology{}); err != nil {
+		t.Fatal(err)
+	}
+	silent, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := silent.Addr().String()
+	var held sync.WaitGroup
+	var mu sync.Mutex
+	var conns []net.Conn
+	held.Go(func() {
+		for {
+			c, err := silent.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c) // held open, never answered
+			mu.Unlock()
+		}
+	})
+	brokerDir := filepath.Join(dir, "broker")
+	creds := natsbus.DefaultCredsDir(filepath.Join(brokerDir, "nats"))
+	if err := os.MkdirAll(creds, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	pwFile := filepath.Join(creds, "mqtt-publisher.password")
+	if err := os.WriteFile(pwFile, []byte("publisher-password-for-the-test\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := mqttSinkConfig("tcp://" + addr)
+	cfg.Sinks.MQTT.Username = natsbus.MQTTPublisherUser
+	cfg.Sinks.MQTT.PasswordFile = pwFile
+	cfg.Sinks.MQTT.Timeout = 300 * time.Millisecond
+	s := openMQTTService(t, filepath.Join(dir, "data"), cfg, natsbus.MQTTBroker{})
+	runService(t, s, js)
+	h, crop := makeHit(0, time.Now().Add(-time.Minute))
+	publishHit(t, js, h, crop)
+	waitFor(t, 20*time.Second, "timed-out attempts", func() bool {
+		return testutil.ToFloat64(s.m.sinkFailures.WithLabelValues("mqtt")) >= 3
+	})
+	if d := testutil.ToFloat64(s.m.sinkDelivered.WithLabelValues("mqtt")); d != 0 {
+		t.Errorf("delivered to a broker that never answered = %v, want 0", d)
+	}
+
+	silent.Close()
+	mu.Lock()
+	for _, c := range conns {
+		c.Close()
+	}
+	mu.Unlock()
+	held.Wait()
+	openMQTTBus(t, brokerDir, addr)
+	waitFor(t, 20*time.Second, "the delivery once a broker answers", func() bool {
+		return testutil.ToFloat64(s.m.sinkDelivered.WithLabelValues("mqtt")) == 1
+	})
+}
+
 // TestMQTTSinkRefusesAMissingPasswordFile: a password_file that cannot be
 // read stops the start with the file named.
 func TestMQTTSinkRefusesAMissingPasswordFile(t *testing.T) {
