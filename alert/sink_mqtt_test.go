@@ -18,6 +18,7 @@ import (
 
 	"github.com/facewatch/facewatch/internal/config"
 	"github.com/facewatch/facewatch/internal/natsbus"
+	"github.com/facewatch/facewatch/internal/testcert"
 )
 
 // freePort returns a loopback address nothing listens on.
@@ -407,6 +408,74 @@ func TestMQTTSinkTimesOutOnASilentBroker(t *testing.T) {
 	waitFor(t, 20*time.Second, "the delivery once a broker answers", func() bool {
 		return testutil.ToFloat64(s.m.sinkDelivered.WithLabelValues("mqtt")) == 1
 	})
+}
+
+// TestMQTTSinkOverTLS: an ssl:// broker that requires client
+// certificates (the embedded server's listener with nats.tls and a CA:
+// mutual TLS), reached with tls.ca_file, cert_file and key_file.
+func TestMQTTSinkOverTLS(t *testing.T) {
+	dir := t.TempDir()
+	ns := startNATS(t, filepath.Join(dir, "js"))
+	_, js := connectJS(t, ns.ClientURL())
+	if err := natsbus.EnsureStreams(context.Background(), js, natsbus.Topology{}); err != nil {
+		t.Fatal(err)
+	}
+	ca := testcert.NewCA(t, dir)
+	srvCert, srvKey := ca.Issue(t, testcert.Leaf{Name: "broker"})
+	cliCert, cliKey := ca.Issue(t, testcert.Leaf{Name: "facewatch", Client: true})
+	natsDir := filepath.Join(dir, "broker", "nats")
+	creds := natsbus.DefaultCredsDir(natsDir)
+	if err := os.MkdirAll(creds, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	pwFile := filepath.Join(creds, "mqtt-publisher.password")
+	if err := os.WriteFile(pwFile, []byte("publisher-password-for-the-test\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	addr := freePort(t)
+	bus, err := natsbus.Open(context.Background(), config.NATS{MQTT: config.NATSMQTT{Listen: addr},
+		TLS: config.TLSFiles{CAFile: ca.File, CertFile: srvCert, KeyFile: srvKey}}, natsDir,
+		natsbus.Options{PermissionOptions: natsbus.PermissionOptions{AlertSubjectPrefix: testPrefix}})
+	if err != nil {
+		t.Fatalf("natsbus.Open with TLS and nats.mqtt.listen %s = %v", addr, err)
+	}
+	t.Cleanup(bus.Close)
+	subPass, err := natsbus.MQTTPassword(creds)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tc, err := mqttTLS(config.TLSFiles{CAFile: ca.File, CertFile: cliCert, KeyFile: cliKey})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan mqtt.Message, 4)
+	sub := mqtt.NewClient(mqtt.NewClientOptions().AddBroker("ssl://" + addr).SetClientID("tls-subscriber").SetTLSConfig(tc).
+		SetUsername(natsbus.MQTTUser).SetPassword(subPass).SetAutoReconnect(false).SetConnectTimeout(10 * time.Second))
+	if tok := sub.Connect(); !tok.WaitTimeout(15*time.Second) || tok.Error() != nil {
+		t.Fatalf("MQTT connect over TLS to %s: %v", addr, tok.Error())
+	}
+	defer sub.Disconnect(100)
+	if tok := sub.Subscribe("facewatch/alerts/#", 1, func(_ mqtt.Client, m mqtt.Message) { got <- m }); !tok.WaitTimeout(15*time.Second) || tok.Error() != nil {
+		t.Fatalf("MQTT subscribe: %v", tok.Error())
+	}
+
+	cfg := mqttSinkConfig("ssl://" + addr)
+	cfg.Sinks.MQTT.Username = natsbus.MQTTPublisherUser
+	cfg.Sinks.MQTT.PasswordFile = pwFile
+	cfg.Sinks.MQTT.TLS = config.TLSFiles{CAFile: ca.File, CertFile: cliCert, KeyFile: cliKey}
+	s := openMQTTService(t, filepath.Join(dir, "data"), cfg, natsbus.MQTTBroker{})
+	runService(t, s, js)
+	h, crop := makeHit(0, time.Now().Add(-time.Minute))
+	publishHit(t, js, h, crop)
+	select {
+	case m := <-got:
+		var e Event
+		if err := json.Unmarshal(m.Payload(), &e); err != nil || e.HitID != h.ID || m.Qos() != 1 {
+			t.Errorf("MQTT over TLS got %q at QoS %d (%v), want alert of hit %s at QoS 1", m.Payload(), m.Qos(), err, h.ID)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatalf("no alert over TLS within 20s (sink failures %v)", testutil.ToFloat64(s.m.sinkFailures.WithLabelValues("mqtt")))
+	}
 }
 
 // TestMQTTSinkRefusesAMissingPasswordFile: a password_file that cannot be
