@@ -40,7 +40,7 @@ func (s *Service) Run(ctx context.Context, js jetstream.JetStream) error {
 	// and are waited for by the deferred wg.Wait.
 	wg.Go(func() { s.sweepLoop(ctx) })
 	wg.Go(func() { s.depthLoop(ctx, cons) })
-	wg.Go(func() { s.runSinks(ctx, js.Conn()) })
+	wg.Go(func() { s.runSinks(ctx) })
 	wg.Go(func() { s.watchlistLoop(ctx, time.Minute) })
 	wg.Go(func() { s.cameraStatusLoop(ctx, js.Conn()) })
 	s.js.Store(&js)

@@ -25,7 +25,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/facewatch/facewatch/internal/audit"
@@ -73,6 +72,10 @@ type Options struct {
 	// moves (default 5s): entries newer than the last checkpoint are the
 	// only ones that could be cut off unseen.
 	CheckpointEvery time.Duration
+	// EmbeddedMQTT is the embedded NATS server's MQTT listener
+	// (natsbus.EmbeddedMQTTBroker): the MQTT sink's broker when
+	// alert.sinks.mqtt.url is empty.
+	EmbeddedMQTT natsbus.MQTTBroker
 }
 
 // Service is the alert service. Its methods are safe for concurrent use.
@@ -95,8 +98,6 @@ type Service struct {
 	// other sinks from the history (see sink.go).
 	inline  []Sink
 	runners []*sinkRunner
-	// nc is the NATS connection Run was given, for sinks that publish.
-	nc atomic.Pointer[nats.Conn]
 	// js is the JetStream Run was given, for audit checkpoints.
 	js     atomic.Pointer[jetstream.JetStream]
 	routes []route
@@ -192,7 +193,7 @@ func Open(ctx context.Context, dataDir string, cfg config.Alert, opts Options) (
 			s.labels.setKnown(names)
 		}
 	}
-	s.inline, s.runners, err = openSinks(sinkEnv{cfg: cfg.Sinks, log: log, feed: s.feed, m: m, console: opts.Console, nc: &s.nc})
+	s.inline, s.runners, err = openSinks(sinkEnv{cfg: cfg.Sinks, log: log, feed: s.feed, m: m, console: opts.Console, embeddedMQTT: opts.EmbeddedMQTT})
 	if err != nil {
 		d.Close()
 		return nil, err

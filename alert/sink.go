@@ -10,12 +10,10 @@ import (
 	"math/rand/v2"
 	"strconv"
 	"sync"
-	"sync/atomic"
 	"time"
 
-	"github.com/nats-io/nats.go"
-
 	"github.com/facewatch/facewatch/internal/config"
+	"github.com/facewatch/facewatch/internal/natsbus"
 )
 
 // Sink is a destination for alerts once they are committed to the
@@ -53,8 +51,9 @@ type sinkEnv struct {
 	feed    *feed
 	m       *metrics
 	console io.Writer
-	// nc is the NATS connection Run was given (nil before Run).
-	nc *atomic.Pointer[nats.Conn]
+	// embeddedMQTT is the embedded NATS server's MQTT listener, where the
+	// MQTT sink publishes when alert.sinks.mqtt.url is empty.
+	embeddedMQTT natsbus.MQTTBroker
 }
 
 // sinkRetry bounds the backoff between attempts; zero fields take
@@ -139,14 +138,18 @@ func (s *Service) notifySinks(created []Alert) {
 	}
 }
 
-// runSinks runs every non-inline sink until ctx ends. nc is the NATS
-// connection sinks that publish to NATS use.
-func (s *Service) runSinks(ctx context.Context, nc *nats.Conn) {
-	s.nc.Store(nc)
+// runSinks runs every non-inline sink until ctx ends. A sink that holds a
+// connection (MQTT) is closed when its loop ends; a later Run reconnects.
+func (s *Service) runSinks(ctx context.Context) {
 	var wg sync.WaitGroup
 	for _, r := range s.runners {
 		// Each stops when ctx ends; waited for below.
-		wg.Go(func() { s.runSink(ctx, r) })
+		wg.Go(func() {
+			s.runSink(ctx, r)
+			if c, ok := r.sink.(interface{ Close() }); ok {
+				c.Close()
+			}
+		})
 	}
 	wg.Wait()
 }

@@ -86,7 +86,7 @@ func TestSinkCountsAlertsExpiredBeforeDelivery(t *testing.T) {
 	defer s.Close()
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
-	wg.Go(func() { s.runSinks(ctx, nil) })
+	wg.Go(func() { s.runSinks(ctx) })
 	defer func() { cancel(); wg.Wait() }()
 
 	base := time.Now().Add(-time.Minute)
@@ -143,7 +143,7 @@ func TestSinkFollowsAcrossSweep(t *testing.T) {
 	defer s.Close()
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
-	wg.Go(func() { s.runSinks(ctx, nil) })
+	wg.Go(func() { s.runSinks(ctx) })
 	defer func() { cancel(); wg.Wait() }()
 
 	base := time.Now().Add(-time.Minute)

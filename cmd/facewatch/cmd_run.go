@@ -93,7 +93,7 @@ func runAll(ctx context.Context, e *env, f *stageFlags, ready func(cameras int, 
 	cur := curatorAPI(e, s, g)
 	defer cur.Close()
 	svc, err := alert.Open(ctx, s.cfg.DataDir, s.cfg.Alert, alert.Options{Logger: s.log, Registry: s.reg, PhotoDir: alertPhotoDir(s.cfg), AckWait: s.cfg.NATS.AckWait, AuditDir: auditDir(s.cfg),
-		Console: e.stdout, Watchlists: watchlistNames(g), Gallery: cur})
+		Console: e.stdout, Watchlists: watchlistNames(g), Gallery: cur, EmbeddedMQTT: natsbus.EmbeddedMQTTBroker(s.cfg.NATS, s.cfg.DataDir)})
 	if err != nil {
 		return err
 	}

@@ -223,3 +223,45 @@ func TestParseFlagsInterspersed(t *testing.T) {
 		}
 	}
 }
+
+// TestDoctorMQTTSink: with the MQTT sink on, doctor says whether its
+// broker answers and its password file can be read, and never prints the
+// password.
+func TestDoctorMQTTSink(t *testing.T) {
+	live, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer live.Close()
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "mqtt.password"), []byte("hunter2\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name, sink string
+		code       int
+		want       []string
+	}{
+		{"reachable", fmt.Sprintf("url: tcp://%s\n      username: fw\n      password_file: mqtt.password", live.Addr()), 0,
+			[]string{"ok    alert mqtt broker  " + live.Addr().String() + " reachable"}},
+		{"password file missing", fmt.Sprintf("url: tcp://%s\n      username: fw\n      password_file: nothere", live.Addr()), 1,
+			[]string{"FAIL  alert mqtt sink    cannot read alert.sinks.mqtt.password_file"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			cfgPath := filepath.Join(dir, "c.yaml")
+			os.WriteFile(cfgPath, []byte(fmt.Sprintf("data_dir: data\nalert:\n  listen: 127.0.0.1:0\n  sinks:\n    mqtt:\n      enabled: true\n      %s\n", c.sink)), 0o644)
+			code, out, errOut := runCLI(t, nil, "doctor", "--config", cfgPath, "--model-dir", string(testdata.ModelDir(t)))
+			if code != c.code {
+				t.Errorf("doctor = %d, %q; want exit %d\n%s", code, errOut, c.code, out)
+			}
+			for _, w := range c.want {
+				if !strings.Contains(out, w) {
+					t.Errorf("doctor output lacks %q:\n%s", w, out)
+				}
+			}
+			if strings.Contains(out+errOut, "hunter2") {
+				t.Errorf("doctor printed the MQTT password:\n%s", out)
+			}
+		})
+	}
+}

@@ -407,13 +407,39 @@ type Webhook struct {
 	BackoffMax time.Duration `yaml:"backoff_max"`
 }
 
-// MQTTSink publishes each stored alert as JSON on a NATS subject that the
-// NATS server's MQTT listener (nats.mqtt.listen) maps to an MQTT topic.
+// MQTTSink publishes each stored alert as JSON to an MQTT broker, as an
+// MQTT client at QoS 1: an alert counts as delivered only once the broker
+// acknowledged it (PUBACK), so a broker that is down loses nothing.
 type MQTTSink struct {
 	Enabled bool `yaml:"enabled"`
-	// SubjectPrefix is the NATS subject an alert of watchlist W goes to as
-	// <prefix>.W; MQTT clients see the topic with '.' replaced by '/'.
+	// SubjectPrefix names the topic: an alert of watchlist W goes to
+	// <prefix with '.' replaced by '/'>/W (facewatch.alerts is
+	// facewatch/alerts/W); on the embedded server that is the NATS subject
+	// <prefix>.W.
 	SubjectPrefix string `yaml:"subject_prefix"`
+	// URL is the broker: tcp://host:1883 or ssl://host:8883. Empty means the
+	// embedded NATS server's MQTT listener (nats.mqtt.listen, which must
+	// then be set with a fixed port and without nats.tls), logged in as
+	// the publisher user it generates (natsbus.MQTTPublisherUser).
+	URL string `yaml:"url"`
+	// Username and PasswordFile log in to the broker at URL; the password
+	// itself never appears in the config.
+	Username     string `yaml:"username"`
+	PasswordFile string `yaml:"password_file"`
+	// ClientID is the MQTT client identifier; it must be unique on the
+	// broker (a second client with the same id disconnects the first).
+	ClientID string `yaml:"client_id"`
+	// TLS, for an ssl:// URL: CAFile verifies the broker (empty: the
+	// system roots); CertFile and KeyFile are a client certificate for a
+	// broker that asks for one.
+	TLS TLSFiles `yaml:"tls"`
+	// Timeout bounds one attempt: connecting, and the broker's PUBACK.
+	Timeout time.Duration `yaml:"timeout"`
+	// BackoffMin and BackoffMax bound the backoff between attempts; a
+	// broker that is down is retried forever, its alerts waiting in the
+	// history.
+	BackoffMin time.Duration `yaml:"backoff_min"`
+	BackoffMax time.Duration `yaml:"backoff_max"`
 }
 
 // Defaults returns a Config with every default filled in. It is the one
@@ -465,7 +491,8 @@ func Defaults() Config {
 			TLS:                  HTTPTLS{HSTSMaxAge: 365 * 24 * time.Hour},
 			Sinks: Sinks{
 				Webhook: Webhook{Timeout: 10 * time.Second, BackoffMin: time.Second, BackoffMax: 5 * time.Minute},
-				MQTT:    MQTTSink{SubjectPrefix: "facewatch.alerts"},
+				MQTT: MQTTSink{SubjectPrefix: "facewatch.alerts", ClientID: "facewatch-alerts", Timeout: 10 * time.Second,
+					BackoffMin: 100 * time.Millisecond, BackoffMax: 10 * time.Second},
 			},
 		},
 	}
@@ -632,6 +659,18 @@ func (c *Config) Validate() error {
 	}
 	if err := c.NATS.TLS.validate(); err != nil {
 		return fmt.Errorf("nats.tls.%w", err)
+	}
+	if m := c.Alert.Sinks.MQTT; m.Enabled && m.URL == "" {
+		// The embedded listener: the sink must be able to find it.
+		_, p, _ := net.SplitHostPort(c.NATS.MQTT.Listen)
+		switch {
+		case c.NATS.MQTT.Listen == "":
+			return errors.New("alert.sinks.mqtt.url: empty, which means the embedded server's MQTT listener, but nats.mqtt.listen is not set; set url to your broker (tcp://host:1883) or nats.mqtt.listen")
+		case p == "0":
+			return fmt.Errorf("alert.sinks.mqtt.url: empty, which means the embedded server's MQTT listener, but nats.mqtt.listen %q has no fixed port", c.NATS.MQTT.Listen)
+		case c.NATS.TLS.CertFile != "":
+			return errors.New("alert.sinks.mqtt.url: empty, which means the embedded server's MQTT listener, but it speaks TLS (nats.tls); set url to ssl://host:port with username, password_file and tls for it")
+		}
 	}
 	if c.NATS.URL == "" {
 		if err := c.NATS.CheckListen(); err != nil {
@@ -1053,6 +1092,49 @@ func (m *MQTTSink) Validate() error {
 	if !subjectPrefix.MatchString(m.SubjectPrefix) || len(m.SubjectPrefix) > 128 {
 		return fmt.Errorf("subject_prefix: %q must be dot-separated tokens of letters, digits, '-' or '_'", m.SubjectPrefix)
 	}
+	if m.URL != "" {
+		u, err := url.Parse(m.URL)
+		if err != nil || u.Host == "" || u.Hostname() == "" {
+			return fmt.Errorf("url: %q is not a broker URL like tcp://host:1883 or ssl://host:8883", Redact(m.URL))
+		}
+		if u.Scheme != "tcp" && u.Scheme != "ssl" {
+			return fmt.Errorf("url: %q: scheme %q not supported (want tcp or ssl)", Redact(m.URL), u.Scheme)
+		}
+		if u.User != nil {
+			return fmt.Errorf("url: %q carries credentials; set username and password_file instead", Redact(m.URL))
+		}
+		if (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" {
+			return fmt.Errorf("url: %q has a path or query; want only scheme://host:port", Redact(m.URL))
+		}
+		if p := u.Port(); p != "" {
+			if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
+				return fmt.Errorf("url: port %q is not a number between 1 and 65535", p)
+			}
+		}
+		if u.Scheme == "tcp" && m.TLS.Enabled() {
+			return errors.New("tls: set for a tcp:// url; use ssl:// to connect with TLS")
+		}
+	} else if m.Username != "" || m.PasswordFile != "" || m.TLS.Enabled() {
+		return errors.New("url: empty (the embedded server's MQTT listener, with its own publisher login), but username, password_file or tls is set; set url to the broker they are for")
+	}
+	if m.PasswordFile != "" && m.Username == "" {
+		return errors.New("username: empty, but password_file is set")
+	}
+	if err := m.TLS.validate(); err != nil {
+		return fmt.Errorf("tls.%w", err)
+	}
+	if m.ClientID == "" || len(m.ClientID) > 128 || strings.ContainsAny(m.ClientID, "/+# \t\r\n") {
+		return fmt.Errorf("client_id: %q must be 1 to 128 characters without '/', '+', '#' or spaces", m.ClientID)
+	}
+	if m.Timeout <= 0 || m.Timeout > 5*time.Minute {
+		return fmt.Errorf("timeout: %v is not in (0, 5m]", m.Timeout)
+	}
+	if m.BackoffMin <= 0 {
+		return fmt.Errorf("backoff_min: %v must be positive", m.BackoffMin)
+	}
+	if m.BackoffMax < m.BackoffMin {
+		return fmt.Errorf("backoff_max: %v is less than backoff_min %v", m.BackoffMax, m.BackoffMin)
+	}
 	return nil
 }
 
@@ -1070,6 +1152,10 @@ func (c *Config) Resolve(base string) {
 	c.ModelDir = abs(c.ModelDir)
 	c.Audit.Dir = abs(c.Audit.Dir)
 	c.Alert.Sinks.Webhook.SecretFile = abs(c.Alert.Sinks.Webhook.SecretFile)
+	c.Alert.Sinks.MQTT.PasswordFile = abs(c.Alert.Sinks.MQTT.PasswordFile)
+	c.Alert.Sinks.MQTT.TLS.CAFile = abs(c.Alert.Sinks.MQTT.TLS.CAFile)
+	c.Alert.Sinks.MQTT.TLS.CertFile = abs(c.Alert.Sinks.MQTT.TLS.CertFile)
+	c.Alert.Sinks.MQTT.TLS.KeyFile = abs(c.Alert.Sinks.MQTT.TLS.KeyFile)
 	c.Alert.EvidenceKeyFile = abs(c.Alert.EvidenceKeyFile)
 	c.NATS.CredsFile = abs(c.NATS.CredsFile)
 	c.NATS.CredsDir = abs(c.NATS.CredsDir)

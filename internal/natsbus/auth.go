@@ -447,15 +447,34 @@ func list(s []string) string {
 // (mqtt.password, 0600) on first start.
 const MQTTUser = "facewatch-mqtt"
 
+// MQTTPublisherUser is the user name the alert service's MQTT sink logs in
+// to the embedded server with (alert.sinks.mqtt.url empty): it may publish
+// under alert.sinks.mqtt.subject_prefix only. Its password is generated
+// into the credentials directory (mqtt-publisher.password, 0600) on first
+// start.
+const MQTTPublisherUser = "facewatch-alert-mqtt"
+
+// mqttPasswordFile and mqttPublisherPasswordFile name the generated
+// passwords in the credentials directory.
+const (
+	mqttPasswordFile          = "mqtt.password"
+	mqttPublisherPasswordFile = "mqtt-publisher.password"
+)
+
 // mqttPassword loads or creates dir/mqtt.password.
 func mqttPassword(dir string) (string, error) {
-	path := filepath.Join(dir, "mqtt.password")
+	return loadOrCreatePassword(dir, mqttPasswordFile)
+}
+
+// loadOrCreatePassword loads or creates the password in dir/name.
+func loadOrCreatePassword(dir, name string) (string, error) {
+	path := filepath.Join(dir, name)
 	data, err := os.ReadFile(path)
 	if err == nil {
 		return strings.TrimSpace(string(data)), nil
 	}
 	if !errors.Is(err, fs.ErrNotExist) {
-		return "", fmt.Errorf("reading mqtt password: %w", err)
+		return "", fmt.Errorf("reading %s: %w", name, err)
 	}
 	raw := make([]byte, 24)
 	if _, err := rand.Read(raw); err != nil {
@@ -474,11 +493,42 @@ func mqttPassword(dir string) (string, error) {
 // MQTTPassword reads the MQTT password the embedded server generated in
 // credsDir.
 func MQTTPassword(credsDir string) (string, error) {
-	data, err := os.ReadFile(filepath.Join(credsDir, "mqtt.password"))
+	data, err := os.ReadFile(filepath.Join(credsDir, mqttPasswordFile))
 	if err != nil {
 		return "", fmt.Errorf("reading mqtt password: %w", err)
 	}
 	return strings.TrimSpace(string(data)), nil
+}
+
+// MQTTBroker is where an MQTT client connects and as whom.
+type MQTTBroker struct {
+	// URL is tcp://host:port.
+	URL string
+	// Username logs in; the password is read from PasswordFile at each
+	// connection (the server may create it after the client starts).
+	Username     string
+	PasswordFile string
+}
+
+// EmbeddedMQTTBroker is the embedded server's MQTT listener for cfg (its
+// data directory dataDir) as the publisher user: where the alert
+// service's MQTT sink publishes when alert.sinks.mqtt.url is empty. It is
+// the zero MQTTBroker when cfg has no MQTT listener, or one on a port
+// chosen at start (port 0), which a client cannot know.
+func EmbeddedMQTTBroker(cfg config.NATS, dataDir string) MQTTBroker {
+	h, p, err := net.SplitHostPort(cfg.MQTT.Listen)
+	if cfg.URL != "" || err != nil || p == "0" {
+		return MQTTBroker{}
+	}
+	if ip := net.ParseIP(h); h == "" || (ip != nil && ip.IsUnspecified()) {
+		h = "127.0.0.1" // every interface includes loopback
+	}
+	dir := cfg.CredsDir
+	if dir == "" {
+		dir = DefaultCredsDir(dataDir)
+	}
+	return MQTTBroker{URL: "tcp://" + net.JoinHostPort(h, p), Username: MQTTPublisherUser,
+		PasswordFile: filepath.Join(dir, mqttPublisherPasswordFile)}
 }
 
 // ClusterSpec describes a JetStream cluster of facewatch's for

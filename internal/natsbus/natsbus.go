@@ -376,6 +376,13 @@ func startServer(ctx context.Context, dataDir string, cfg config.NATS, po Permis
 		}
 		sopts.MQTT = server.MQTTOpts{Host: h, Port: n, TLSConfig: tc}
 		sopts.Users = []*server.User{mqttUser(pw, po)}
+		if po.AlertSubjectPrefix != "" {
+			ppw, err := loadOrCreatePassword(cfg.CredsDir, mqttPublisherPasswordFile)
+			if err != nil {
+				return nil, nil, err
+			}
+			sopts.Users = append(sopts.Users, mqttPublisher(ppw, po))
+		}
 	}
 	srv, err := server.NewServer(sopts)
 	if err != nil {
@@ -413,6 +420,17 @@ func mqttUser(password string, po PermissionOptions) *server.User {
 	return &server.User{Username: MQTTUser, Password: password, Permissions: &server.Permissions{
 		Publish:   &server.SubjectPermission{Deny: []string{">"}},
 		Subscribe: &server.SubjectPermission{Allow: sub},
+	}}
+}
+
+// mqttPublisher is the password user the alert service's MQTT sink logs
+// in as: it may publish under the alert prefix only, and subscribe to
+// nothing. A QoS 1 publish it may not make is still acknowledged by the
+// server (and dropped), so this row and the sink's topics must agree.
+func mqttPublisher(password string, po PermissionOptions) *server.User {
+	return &server.User{Username: MQTTPublisherUser, Password: password, Permissions: &server.Permissions{
+		Publish:   &server.SubjectPermission{Allow: []string{po.AlertSubjectPrefix, po.AlertSubjectPrefix + ".>"}},
+		Subscribe: &server.SubjectPermission{Deny: []string{">"}},
 	}}
 }
 

@@ -79,8 +79,10 @@ type Permission struct {
 
 // PermissionOptions are the config values the table depends on.
 type PermissionOptions struct {
-	// AlertSubjectPrefix is alert.sinks.mqtt.subject_prefix: the alert
-	// role publishes alerts as JSON under it.
+	// AlertSubjectPrefix is alert.sinks.mqtt.subject_prefix: on the
+	// embedded server's MQTT listener the alert service's publisher user
+	// (MQTTPublisherUser) may publish under it and MQTT subscribers
+	// (MQTTUser) may read it. No NATS role publishes there.
 	AlertSubjectPrefix string
 }
 
@@ -164,10 +166,6 @@ func Permissions(o PermissionOptions) []Permission {
 	// or found person's descriptor must leave the stream too.
 	galleryDeny := append([]string{jsDenyDel, jsDenyPrg}, denyMsgDelete(wire.GalleryStream)...)
 	galleryDel := []string{jsMDel + wire.GalleryStream, jsAPI + ".STREAM.MSG.GET." + wire.GalleryStream}
-	alerts := []string{}
-	if o.AlertSubjectPrefix != "" {
-		alerts = append(alerts, o.AlertSubjectPrefix+".>")
-	}
 	return []Permission{
 		{
 			Role:    RoleCamera,
@@ -196,8 +194,8 @@ func Permissions(o PermissionOptions) []Permission {
 		},
 		{
 			Role:    RoleAlert,
-			Purpose: "`facewatch alert`: hits and camera health in; alerts out to the MQTT sink subject",
-			Publish: slices.Concat([]string{wire.DeadLetterSubject("alert"), wire.AuditWildcard}, alerts,
+			Purpose: "`facewatch alert`: hits and camera health in (its MQTT sink publishes as an MQTT client, not as this role)",
+			Publish: slices.Concat([]string{wire.DeadLetterSubject("alert"), wire.AuditWildcard},
 				allStreams, consume(wire.HitsStream)),
 			Subscribe:   []string{inbox(RoleAlert), wire.StatusWildcard},
 			DenyPublish: deny,
