@@ -16,7 +16,6 @@ import (
 
 	"github.com/facewatch/facewatch/internal/config"
 	"github.com/facewatch/facewatch/internal/dlib"
-	"github.com/facewatch/facewatch/internal/natsbus"
 	"github.com/facewatch/facewatch/models"
 )
 
@@ -141,44 +140,6 @@ func cmdDoctor(ctx context.Context, e *env, args []string) error {
 		return fmt.Errorf("%d of %d checks failed", failed, len(checks))
 	}
 	return nil
-}
-
-// checkMQTTSink reports where the MQTT alert sink publishes and whether
-// its password file can be read; dial adds the broker's reachability.
-func checkMQTTSink(cfg config.Config, dial func(name, hostport string)) []check {
-	m := cfg.Alert.Sinks.MQTT
-	if !m.Enabled {
-		return nil
-	}
-	const name = "alert mqtt sink"
-	if m.URL == "" {
-		return []check{{name, "info", fmt.Sprintf("publishes to the embedded MQTT listener %s as %s (QoS 1)", cfg.NATS.MQTT.Listen, natsbus.MQTTPublisherUser)}}
-	}
-	var out []check
-	if m.PasswordFile != "" {
-		b, err := os.ReadFile(m.PasswordFile)
-		switch {
-		case err != nil:
-			out = append(out, check{name, "FAIL", fmt.Sprintf("cannot read alert.sinks.mqtt.password_file: %v", err)})
-		case strings.TrimSpace(string(b)) == "":
-			out = append(out, check{name, "FAIL", fmt.Sprintf("alert.sinks.mqtt.password_file %s is empty", m.PasswordFile)})
-		}
-	}
-	if u, err := url.Parse(m.URL); err == nil {
-		def := "1883"
-		if u.Scheme == "ssl" {
-			def = "8883"
-		}
-		dial("alert mqtt broker", hostWithPort(u, def))
-	}
-	return out
-}
-
-func hostWithPort(u *url.URL, def string) string {
-	if u.Port() != "" {
-		return u.Host[strings.LastIndex(u.Host, "@")+1:]
-	}
-	return net.JoinHostPort(u.Hostname(), def)
 }
 
 // checkDataDir reports whether the data directory can be written (or, when
