@@ -3,6 +3,7 @@ package dlib
 /*
 #include <stdlib.h>
 #include "face.h"
+#include "hog_avx2.h"
 */
 import "C"
 
@@ -83,6 +84,11 @@ func newHOG(allowAVX2 bool) (*HOG, error) {
 
 // AVX2 reports whether detection runs the AVX2 copy of dlib's HOG code.
 func (h *HOG) AVX2() bool { return h.p != nil && C.fw_hog_avx2_in_use(h.p) != 0 }
+
+// AVX512 reports whether the AVX2 copy, on this CPU, filters the HOG
+// features with AVX-512, 16 floats at a time (hog_avx512.hpp), with
+// results bit-identical to dlib's 8-wide code.
+func (h *HOG) AVX512() bool { return h.AVX2() && C.fw_hog_avx512_filter_supported() != 0 }
 
 // Detect finds faces after upsample doublings of the image; boxes are in the
 // input image's pixels. adjust is added to dlib's threshold (0 as go-face).

@@ -97,6 +97,10 @@
 // which dlib's simd_check.h picks its SIMD types: say it directly.
 #define DLIB_HAVE_AVX
 #define DLIB_HAVE_AVX2
+#include <dlib/array2d.h>
+#include <dlib/matrix.h>
+#include <dlib/image_transforms/spatial_filtering.h>
+#include "hog_avx512.hpp"
 #include <dlib/image_processing/frontal_face_detector.h>
 #include <dlib/serialize.h>
 #include "image.hpp"
@@ -148,9 +152,15 @@ extern "C" int fw_hog_avx2_supported(void) {
 	return __builtin_cpu_supports("avx2");
 }
 
+extern "C" int fw_hog_avx512_filter_supported(void) {
+	__builtin_cpu_init();
+	return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("avx512f");
+}
+
 #else
 
 extern "C" int fw_hog_avx2_supported(void) { return 0; }
+extern "C" int fw_hog_avx512_filter_supported(void) { return 0; }
 extern "C" int fw_hog_avx2_new(const char*, size_t, fw_hog_avx2**, char** err) {
 	*err = nullptr;
 	return -1;

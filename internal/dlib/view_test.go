@@ -9,6 +9,8 @@ import (
 	"slices"
 	"testing"
 
+	"golang.org/x/sys/cpu"
+
 	"github.com/facewatch/facewatch/internal/dlib"
 	"github.com/facewatch/facewatch/internal/testdata"
 	"github.com/facewatch/facewatch/models"
@@ -124,7 +126,8 @@ func loadRGBA(t *testing.T, rel string) *image.RGBA {
 }
 
 // TestHOGAVX2MatchesPortable: on a CPU with AVX2, NewHOG runs a copy of
-// dlib's HOG code compiled for AVX2. It must find exactly the boxes, with
+// dlib's HOG code compiled for AVX2 (whose feature filtering, on a CPU with
+// AVX-512, runs 16 floats at a time). It must find exactly the boxes, with
 // exactly the scores, of the portable code, on every path: BGR read in
 // place, BGRA and gray copied, and upsampled.
 func TestHOGAVX2MatchesPortable(t *testing.T) {
@@ -136,6 +139,12 @@ func TestHOGAVX2MatchesPortable(t *testing.T) {
 	if !fast.AVX2() {
 		t.Skip("this CPU (or build) has no AVX2 copy of the HOG code")
 	}
+	// On a CPU with AVX-512 the copy's filtering runs 16 floats at a time:
+	// the comparisons below then check that path too.
+	if got, want := fast.AVX512(), cpu.X86.HasAVX512F; got != want {
+		t.Errorf("NewHOG().AVX512() = %v on a CPU whose AVX-512F is %v", got, want)
+	}
+	t.Logf("AVX-512 filtering: %v", fast.AVX512())
 	portable, err := dlib.NewPortableHOG()
 	if err != nil {
 		t.Fatal(err)
