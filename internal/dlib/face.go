@@ -121,6 +121,32 @@ func rectsFromC(src []C.fw_rect) []Rect {
 	return out
 }
 
+// filterPlane runs dlib's separable float filter, as HOG detection runs it,
+// on an nr x nc plane (row-major) into out (which it adds to when addTo):
+// the AVX2 copy's (AVX-512 where the CPU has it) when avx2, else the
+// portable build's. For tests.
+func filterPlane(avx2 bool, in []float32, nr, nc int, rowF, colF []float32, out []float32, addTo bool) error {
+	if len(in) != nr*nc || len(out) != nr*nc || nr < 1 || nc < 1 || len(rowF) < 1 || len(colF) < 1 {
+		return fmt.Errorf("filter plane: %d and %d floats for %dx%d, filters of %d and %d", len(in), len(out), nc, nr, len(rowF), len(colF))
+	}
+	add := C.int(0)
+	if addTo {
+		add = 1
+	}
+	pin, prow, pcol, pout := (*C.float)(&in[0]), (*C.float)(&rowF[0]), (*C.float)(&colF[0]), (*C.float)(&out[0])
+	var e *C.char
+	var rc C.int
+	if avx2 {
+		rc = C.fw_hog_avx2_filter(pin, C.long(nr), C.long(nc), prow, C.long(len(rowF)), pcol, C.long(len(colF)), pout, add, &e)
+	} else {
+		rc = C.fw_hog_filter(pin, C.long(nr), C.long(nc), prow, C.long(len(rowF)), pcol, C.long(len(colF)), pout, add, &e)
+	}
+	if rc != 0 {
+		return cerr(e)
+	}
+	return nil
+}
+
 // Close frees the detector; it is safe to call twice.
 func (h *HOG) Close() {
 	if h.p != nil {

@@ -105,6 +105,7 @@
 #include <dlib/serialize.h>
 #include "image.hpp"
 #include "hog.hpp"
+#include "filter.hpp"
 
 // dlib's headers refer to these (its check that every unit of a program
 // was built with the same configuration); in the renamed namespace they
@@ -143,6 +144,14 @@ extern "C" int fw_hog_avx2_detect(fw_hog_avx2* h, fw_image img, int upsample, do
 
 extern "C" void fw_hog_avx2_free(fw_hog_avx2* h) { delete h; }
 
+extern "C" int fw_hog_avx2_filter(const float* in, long nr, long nc, const float* rf, long nrf, const float* cf,
+                                  long ncf, float* out, int add_to, char** err) {
+	FW_TRY
+	fw::filter_plane(in, nr, nc, rf, nrf, cf, ncf, out, add_to);
+	return 0;
+	FW_CATCH(err)
+}
+
 #undef fw
 #undef dlib
 #pragma GCC pop_options
@@ -167,5 +176,10 @@ extern "C" int fw_hog_avx2_new(const char*, size_t, fw_hog_avx2**, char** err) {
 }
 extern "C" int fw_hog_avx2_detect(fw_hog_avx2*, fw_image, int, double, fw_rect**, int*, char**) { return -1; }
 extern "C" void fw_hog_avx2_free(fw_hog_avx2*) {}
+extern "C" int fw_hog_avx2_filter(const float*, long, long, const float*, long, const float*, long, float*, int,
+                                  char** err) {
+	*err = nullptr;
+	return -1;
+}
 
 #endif

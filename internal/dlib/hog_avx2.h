@@ -20,6 +20,10 @@ int fw_hog_avx2_new(const char* model, size_t len, fw_hog_avx2** out, char** err
 int fw_hog_avx2_detect(fw_hog_avx2* h, fw_image img, int upsample, double adjust,
                        fw_rect** rects, int* n, char** err);
 void fw_hog_avx2_free(fw_hog_avx2* h);
+// fw_hog_avx2_filter runs the copy's separable filter (fw::filter_plane) on
+// an nr x nc plane, for tests.
+int fw_hog_avx2_filter(const float* in, long nr, long nc, const float* rf, long nrf, const float* cf, long ncf,
+                       float* out, int add_to, char** err);
 
 #ifdef __cplusplus
 }

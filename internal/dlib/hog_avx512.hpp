@@ -5,9 +5,11 @@
 // spatial_filtering.h) with one change: on a CPU with AVX-512 the columns
 // dlib's loops take 8 at a time are taken 16 at a time, with the same
 // operations in the same order on every lane, so that each output float is
-// bit for bit what dlib's 8-wide loop gives (TestHOGAVX2MatchesPortable).
-// The loops that remain (8 at a time, then one by one) are dlib's, for the
-// columns they took before. The AVX-512 loops keep each product and sum
+// bit for bit what dlib's 8-wide loop gives (TestHOGAVX2MatchesPortable);
+// the last few columns of a row, which dlib takes one at a time (one sum in
+// filter order each), are taken together under a mask, again with each
+// lane's operations in dlib's order. The 8-wide loop that remains is
+// dlib's, for the columns it took before. The AVX-512 loops keep each product and sum
 // apart (an empty asm between them), so that GCC, which may contract a
 // multiply and an add into an FMA on AVX-512, cannot.
 #ifndef FW_HOG_AVX512_HPP
@@ -85,6 +87,35 @@ __attribute__((target("avx512f,avx2"))) inline long col16(const float* top, long
 	return c;
 }
 
+// row_tail filters columns c to last_col-1 (fewer than 16) of row in into
+// out as dlib's one-column-at-a-time loop does (one sum per column, taken
+// in filter order), all columns at once under a mask.
+__attribute__((target("avx512f,avx2"))) inline void row_tail(const float* in, float* out, long c, long first_col,
+                                                             long last_col, const float* f, long nf) {
+	const __mmask16 k = (__mmask16)((1u << (last_col - c)) - 1);
+	__m512 t = _mm512_setzero_ps();
+	for (long n = 0; n < nf; ++n) {
+		__m512 p = _mm512_mul_ps(_mm512_maskz_loadu_ps(k, in + c - first_col + n), _mm512_set1_ps(f[n]));
+		FW_KEEP(p);
+		t = _mm512_add_ps(t, p);
+	}
+	_mm512_mask_storeu_ps(out + c, k, t);
+}
+
+// col_tail is row_tail for the column filter (see col16).
+__attribute__((target("avx512f,avx2"))) inline void col_tail(const float* top, long stride, float* out, long c,
+                                                             long last_col, const float* f, long nf, bool add_to) {
+	const __mmask16 k = (__mmask16)((1u << (last_col - c)) - 1);
+	__m512 t = _mm512_setzero_ps();
+	for (long m = 0; m < nf; ++m) {
+		__m512 p = _mm512_mul_ps(_mm512_maskz_loadu_ps(k, top + m * stride + c), _mm512_set1_ps(f[m]));
+		FW_KEEP(p);
+		t = _mm512_add_ps(t, p);
+	}
+	if (add_to) t = _mm512_add_ps(_mm512_maskz_loadu_ps(k, out + c), t);
+	_mm512_mask_storeu_ps(out + c, k, t);
+}
+
 #undef FW_KEEP
 
 } // namespace fw
@@ -139,6 +170,10 @@ inline rectangle float_spatially_filter_image_separable<array2d<float>, array2d<
 			temp += temp2 + temp3;
 			temp.store(&scratch[r][c]);
 		}
+		if (wide && c < last_col) {
+			fw::row_tail(&in_img[r][0], &scratch[r][0], c, first_col, last_col, &row_filter(0), row_filter.size());
+			c = last_col;
+		}
 		for (; c < last_col; ++c) {
 			float p;
 			float temp = 0;
@@ -179,6 +214,11 @@ inline rectangle float_spatially_filter_image_separable<array2d<float>, array2d<
 				temp += p;
 				temp.store(&out_img[r][c]);
 			}
+		}
+		if (wide && c < last_col) {
+			fw::col_tail(&scratch[r - first_row][0], stride, &out_img[r][0], c, last_col, &col_filter(0),
+			             col_filter.size(), add_to);
+			c = last_col;
 		}
 		for (; c < last_col; ++c) {
 			float temp = 0;
