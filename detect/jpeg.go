@@ -2,6 +2,7 @@ package detect
 
 import (
 	"encoding/binary"
+	"fmt"
 
 	"gocv.io/x/gocv"
 
@@ -17,8 +18,13 @@ func decodeJPEGBGR(data []byte, h Header) (gocv.Mat, bool) {
 	if o, sure := exifOrientation(data); !sure || o > 1 {
 		return gocv.Mat{}, false
 	}
-	m := gocv.NewMatWithSize(h.Height, h.Width, gocv.MatTypeCV8UC3)
+	// NewMatWithSizes leaves the pixels as they are (NewMatWithSize would
+	// zero them all first, only for the decoder to overwrite them).
+	m := gocv.NewMatWithSizes([]int{h.Height, h.Width}, gocv.MatTypeCV8UC3)
 	pix, err := m.DataPtrUint8()
+	if err == nil && (m.Rows() != h.Height || m.Cols() != h.Width || m.Channels() != 3 || !m.IsContinuous()) {
+		err = fmt.Errorf("new Mat is %dx%dx%d, want %dx%dx3", m.Cols(), m.Rows(), m.Channels(), h.Width, h.Height)
+	}
 	if err == nil {
 		err = jpegbgr.Decode(data, h.Width, h.Height, pix)
 	}
