@@ -2,6 +2,7 @@
 #include "jpegbgr.h"
 #include <setjmp.h>
 #include <stdio.h>
+#include <string.h>
 #include <jpeglib.h>
 
 struct fw_jpeg_err {
@@ -24,14 +25,17 @@ int fw_jpeg_decode_bgr(const uint8_t* data, size_t len, uint8_t* out, int width,
 	struct fw_jpeg_err jerr;
 	// volatile: read after a longjmp.
 	volatile int rc = FW_JPEG_ERROR;
+	// Zeroed and the jump set before jpeg_create_decompress, so that an
+	// error there too lands here (destroying a zeroed struct is a no-op).
+	memset(&cinfo, 0, sizeof cinfo);
 	cinfo.err = jpeg_std_error(&jerr.pub);
 	jerr.pub.error_exit = fw_jpeg_error_exit;
 	jerr.pub.output_message = fw_jpeg_output_message;
-	jpeg_create_decompress(&cinfo);
 	if (setjmp(jerr.jump)) {
 		jpeg_destroy_decompress(&cinfo);
 		return rc;
 	}
+	jpeg_create_decompress(&cinfo);
 	jpeg_mem_src(&cinfo, data, (unsigned long)len);
 	if (jpeg_read_header(&cinfo, TRUE) != JPEG_HEADER_OK) {
 		jpeg_destroy_decompress(&cinfo);
