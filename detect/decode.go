@@ -81,6 +81,11 @@ func Decode(data []byte, maxPixels int64) (gocv.Mat, error) {
 	if format == "png" && !bytes.Contains(data[max(0, len(data)-64):], []byte("IEND")) {
 		return gocv.Mat{}, fmt.Errorf("decoding image: %w: PNG is truncated (no IEND chunk)", ErrCorrupt)
 	}
+	if format == "jpeg" {
+		if m, ok := decodeJPEGBGR(data, hdr); ok {
+			return m, nil
+		}
+	}
 	m, err := gocv.IMDecode(data, gocv.IMReadColor)
 	if err != nil {
 		return gocv.Mat{}, fmt.Errorf("decoding %s image: %w: %v", format, ErrCorrupt, err)

@@ -11,6 +11,7 @@
 #include <map>
 #include <sstream>
 #include "hog.hpp"
+#include "filter.hpp"
 
 using namespace dlib;
 
@@ -58,6 +59,14 @@ extern "C" int fw_hog_detect(fw_hog* h, fw_image img, int upsample, double adjus
 }
 
 extern "C" void fw_hog_free(fw_hog* h) { delete h; }
+
+extern "C" int fw_hog_filter(const float* in, long nr, long nc, const float* rf, long nrf, const float* cf, long ncf,
+                             float* out, int add_to, char** err) {
+	FW_TRY
+	fw::filter_plane(in, nr, nc, rf, nrf, cf, ncf, out, add_to);
+	return 0;
+	FW_CATCH(err)
+}
 
 extern "C" int fw_shape_new(const char* path, fw_shape** out, char** err) {
 	FW_TRY

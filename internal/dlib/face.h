@@ -19,6 +19,9 @@ int fw_hog_avx2_in_use(fw_hog* h);
 int fw_hog_detect(fw_hog* h, fw_image img, int upsample, double adjust, int max_levels,
                   fw_rect** rects, int* n, char** err);
 void fw_hog_free(fw_hog* h);
+// fw_hog_filter is fw_hog_avx2_filter in the portable build, for tests.
+int fw_hog_filter(const float* in, long nr, long nc, const float* rf, long nrf, const float* cf, long ncf,
+                  float* out, int add_to, char** err);
 
 int fw_shape_new(const char* path, fw_shape** out, char** err);
 // fw_shape_align finds 5 landmarks for each of the n rects and cuts the

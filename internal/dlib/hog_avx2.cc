@@ -97,10 +97,15 @@
 // which dlib's simd_check.h picks its SIMD types: say it directly.
 #define DLIB_HAVE_AVX
 #define DLIB_HAVE_AVX2
+#include <dlib/array2d.h>
+#include <dlib/matrix.h>
+#include <dlib/image_transforms/spatial_filtering.h>
+#include "hog_avx512.hpp"
 #include <dlib/image_processing/frontal_face_detector.h>
 #include <dlib/serialize.h>
 #include "image.hpp"
 #include "hog.hpp"
+#include "filter.hpp"
 
 // dlib's headers refer to these (its check that every unit of a program
 // was built with the same configuration); in the renamed namespace they
@@ -140,6 +145,14 @@ extern "C" int fw_hog_avx2_detect(fw_hog_avx2* h, fw_image img, int upsample, do
 
 extern "C" void fw_hog_avx2_free(fw_hog_avx2* h) { delete h; }
 
+extern "C" int fw_hog_avx2_filter(const float* in, long nr, long nc, const float* rf, long nrf, const float* cf,
+                                  long ncf, float* out, int add_to, char** err) {
+	FW_TRY
+	fw::filter_plane(in, nr, nc, rf, nrf, cf, ncf, out, add_to);
+	return 0;
+	FW_CATCH(err)
+}
+
 #undef fw
 #undef dlib
 #pragma GCC pop_options
@@ -149,14 +162,25 @@ extern "C" int fw_hog_avx2_supported(void) {
 	return __builtin_cpu_supports("avx2");
 }
 
+extern "C" int fw_hog_avx512_filter_supported(void) {
+	__builtin_cpu_init();
+	return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("avx512f");
+}
+
 #else
 
 extern "C" int fw_hog_avx2_supported(void) { return 0; }
+extern "C" int fw_hog_avx512_filter_supported(void) { return 0; }
 extern "C" int fw_hog_avx2_new(const char*, size_t, fw_hog_avx2**, char** err) {
 	*err = nullptr;
 	return -1;
 }
 extern "C" int fw_hog_avx2_detect(fw_hog_avx2*, fw_image, int, double, int, fw_rect**, int*, char**) { return -1; }
 extern "C" void fw_hog_avx2_free(fw_hog_avx2*) {}
+extern "C" int fw_hog_avx2_filter(const float*, long, long, const float*, long, const float*, long, float*, int,
+                                  char** err) {
+	*err = nullptr;
+	return -1;
+}
 
 #endif

@@ -4,10 +4,14 @@ import (
 	"image"
 	"image/draw"
 	"image/jpeg"
+	"math"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"slices"
 	"testing"
+
+	"golang.org/x/sys/cpu"
 
 	"github.com/facewatch/facewatch/internal/dlib"
 	"github.com/facewatch/facewatch/internal/testdata"
@@ -124,7 +128,8 @@ func loadRGBA(t *testing.T, rel string) *image.RGBA {
 }
 
 // TestHOGAVX2MatchesPortable: on a CPU with AVX2, NewHOG runs a copy of
-// dlib's HOG code compiled for AVX2. It must find exactly the boxes, with
+// dlib's HOG code compiled for AVX2 (whose feature filtering, on a CPU with
+// AVX-512, runs 16 floats at a time). It must find exactly the boxes, with
 // exactly the scores, of the portable code, on every path: BGR read in
 // place, BGRA and gray copied, and upsampled.
 func TestHOGAVX2MatchesPortable(t *testing.T) {
@@ -136,6 +141,12 @@ func TestHOGAVX2MatchesPortable(t *testing.T) {
 	if !fast.AVX2() {
 		t.Skip("this CPU (or build) has no AVX2 copy of the HOG code")
 	}
+	// On a CPU with AVX-512 the copy's filtering runs 16 floats at a time:
+	// the comparisons below then check that path too.
+	if got, want := fast.AVX512(), cpu.X86.HasAVX512F; got != want {
+		t.Errorf("NewHOG().AVX512() = %v on a CPU whose AVX-512F is %v", got, want)
+	}
+	t.Logf("AVX-512 filtering: %v", fast.AVX512())
 	portable, err := dlib.NewPortableHOG()
 	if err != nil {
 		t.Fatal(err)
@@ -190,4 +201,60 @@ func toImage(rgba *image.RGBA, channels int) dlib.Image {
 		}
 	}
 	return dlib.Image{Pix: pix, Rows: h, Cols: w, Stride: w * channels, Channels: channels}
+}
+
+// TestHOGFilterMatchesPortable: the AVX2 copy's separable filter (16
+// floats at a time, and the last columns of a row under a mask, on a CPU
+// with AVX-512) gives, float for float, the portable build's results on
+// planes of every width from 1 to 80 columns, so that every split of a row
+// between the wide loops, dlib's 8-wide loop and the last columns occurs,
+// with filters of 1 to 12 taps, overwriting and adding.
+func TestHOGFilterMatchesPortable(t *testing.T) {
+	h, err := dlib.NewHOG()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	if !h.AVX2() {
+		t.Skip("this CPU (or build) has no AVX2 copy of the HOG code")
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	floats := func(n int) []float32 {
+		v := make([]float32, n)
+		for i := range v {
+			v[i] = rng.Float32()*2 - 1
+		}
+		return v
+	}
+	checked := 0
+	for nc := 1; nc <= 80; nc++ {
+		for _, taps := range [][2]int{{10, 10}, {1, 1}, {2, 3}, {4, 5}, {7, 12}} {
+			for _, addTo := range []bool{false, true} {
+				nr := 3 + nc%7 + taps[1]
+				in, rowF, colF := floats(nr*nc), floats(taps[0]), floats(taps[1])
+				start := floats(nr * nc)
+				want, got := slices.Clone(start), slices.Clone(start)
+				if err := dlib.FilterPlane(false, in, nr, nc, rowF, colF, want, addTo); err != nil {
+					t.Fatal(err)
+				}
+				if err := dlib.FilterPlane(true, in, nr, nc, rowF, colF, got, addTo); err != nil {
+					t.Fatal(err)
+				}
+				for i := range want {
+					if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
+						t.Fatalf("%dx%d plane, %v taps, add %v: float %d (row %d, column %d) = %v, want the portable %v",
+							nc, nr, taps, addTo, i, i/nc, i%nc, got[i], want[i])
+					}
+				}
+				if !slices.Equal(start, want) {
+					checked++
+				}
+			}
+		}
+	}
+	// Planes narrower than the filter are left alone (or zeroed at the
+	// border); most must have been filtered.
+	if checked < 700 {
+		t.Errorf("%d of 800 filterings changed the output plane, want at least 700", checked)
+	}
 }
