@@ -50,7 +50,11 @@ func envInt(name string, def int) int {
 // FACEWATCH_BENCH_CAMERAS picks the cases (default 1,4,8,8@640x360: a
 // count of 1280x720 cameras, or COUNT@WxH); FACEWATCH_BENCH_EARLY_QUALITY
 // sets detect.early_quality (0: the early report waits for 3 sightings, as
-// before early decisions); FACEWATCH_BENCH_BIN runs another facewatch
+// before early decisions); FACEWATCH_BENCH_SAME_APPEARANCE sets
+// alert.same_appearance (0: every track's hit is an alert, even one that
+// begins seconds after the same person's last alert on that camera: the
+// scenario's loop brings one person back 3.2 s after leaving, which the
+// default 5 s merges into one appearance); FACEWATCH_BENCH_BIN runs another facewatch
 // binary (a build of an older commit, to compare) instead of this tree's.
 //
 //	go test -run XXX -bench FrameToAlert -benchtime 1x ./internal/e2e
@@ -224,7 +228,7 @@ func runBench(b *testing.B, exe string, clip *rtsptest.Clip, truth synthcam.Trut
 		}
 	}()
 	var cfg strings.Builder
-	level := cmp.Or(os.Getenv("FACEWATCH_BENCH_LOG"), "warn") // debug shows every track report
+	level := cmp.Or(os.Getenv("FACEWATCH_BENCH_LOG"), "warn") // debug shows every track report, hit and unmatched track
 	fmt.Fprintf(&cfg, "data_dir: %s\nlog_level: %s\nnats:\n  ack_wait: 5s\ncameras:\n", data, level)
 	for i := 0; i < n; i++ {
 		fmt.Fprintf(&cfg, "  - id: cam%d\n    url: %s\n    max_fps: 5\n", i, srv.URL(fmt.Sprintf("cam%d", i)))
@@ -234,6 +238,9 @@ func runBench(b *testing.B, exe string, clip *rtsptest.Clip, truth synthcam.Trut
 		fmt.Fprintf(&cfg, "  early_quality: %s\n", v)
 	}
 	cfg.WriteString("alert:\n  listen: 127.0.0.1:0\n")
+	if v := os.Getenv("FACEWATCH_BENCH_SAME_APPEARANCE"); v != "" {
+		fmt.Fprintf(&cfg, "  same_appearance: %s\n", v)
+	}
 	path := filepath.Join(b.TempDir(), "bench.yaml")
 	if err := os.WriteFile(path, []byte(cfg.String()), 0o644); err != nil {
 		b.Fatal(err)
@@ -256,13 +263,16 @@ func runBench(b *testing.B, exe string, clip *rtsptest.Clip, truth synthcam.Trut
 	<-p.done
 	b.StopTimer()
 	if level == "debug" {
-		p.mu.Lock()
-		for _, l := range p.out {
-			if strings.Contains(l, "track report published") {
+		// slog writes to stderr, which startBin keeps in p.log.
+		logText, err := os.ReadFile(p.log)
+		if err != nil {
+			b.Fatal(err)
+		}
+		for _, l := range strings.Split(string(logText), "\n") {
+			if strings.Contains(l, "track report published") || strings.Contains(l, "track not matched") || strings.Contains(l, "msg=hit ") {
 				b.Log(l)
 			}
 		}
-		p.mu.Unlock()
 	}
 	mu.Lock()
 	defer mu.Unlock()

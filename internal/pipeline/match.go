@@ -211,6 +211,11 @@ func (s *MatchStage) decide(ctx context.Context, t wire.Track) (h wire.Hit, im w
 		return wire.Hit{}, im, false, err
 	}
 	if !d.Matched {
+		// Why a track gave no alert, for whoever tunes thresholds: the
+		// nearest distance and the rule that said no (names only listed
+		// identities, never anything of the person seen).
+		s.log.Debug("track not matched", "camera", t.Meta.Camera, "track", t.Meta.Track, "report", t.Meta.Report, "final", t.Meta.Final,
+			"faces", len(probes), "nearest", d.Distance, "reason", d.Reason)
 		return wire.Hit{}, im, false, nil
 	}
 	identity := strconv.FormatInt(d.IdentityID, 10)
