@@ -13,8 +13,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/nats-io/nats-server/v2/server"
 )
 
 // TestAlertServerLimits: `facewatch alert` serves its API through the
@@ -26,21 +24,8 @@ import (
 // the body read timeout is in internal/httpserve.)
 func TestAlertServerLimits(t *testing.T) {
 	dir := t.TempDir()
-	ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: filepath.Join(dir, "js"), NoLog: true, NoSigs: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	go ns.Start() // stopped by Shutdown below
-	defer func() { ns.Shutdown(); ns.WaitForShutdown() }()
-	if !ns.ReadyForConnections(10 * time.Second) {
-		t.Fatal("nats-server not ready")
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
+	ns := startJetStream(t, filepath.Join(dir, "js"))
+	addr := freeAddr(t)
 	cfgPath := filepath.Join(dir, "facewatch.yaml")
 	cfg := fmt.Sprintf("data_dir: data\nnats:\n  url: %s\nalert:\n  listen: %s\n  max_connections: 8\n  live_max_clients: 2\n  live_max_per_token: 1\n", ns.ClientURL(), addr)
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {

@@ -16,7 +16,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -169,15 +168,7 @@ func TestGalleryPurgeCommand(t *testing.T) {
 // entry naming who, which identity and why.
 func TestWatchlistFoundCommand(t *testing.T) {
 	ctx := context.Background()
-	ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(), NoLog: true, NoSigs: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ns.Start()
-	defer ns.Shutdown()
-	if !ns.ReadyForConnections(10 * time.Second) {
-		t.Fatal("nats-server not ready")
-	}
+	ns := startJetStream(t, t.TempDir())
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "facewatch.yaml")
 	if err := os.WriteFile(cfg, []byte("data_dir: data\nnats:\n  url: "+ns.ClientURL()+"\n"), 0o600); err != nil {

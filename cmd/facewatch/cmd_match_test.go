@@ -12,9 +12,7 @@ import (
 	"sort"
 	"strings"
 	"testing"
-	"time"
 
-	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -57,15 +55,7 @@ func copyPhotos(t *testing.T, dst string, src string, n int) []string {
 // TestMatchCommands drives watchlist, enroll, identify and eval end to end
 // on real photos, with gallery events published to a real nats-server.
 func TestMatchCommands(t *testing.T) {
-	ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(), NoLog: true, NoSigs: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ns.Start()
-	defer ns.Shutdown()
-	if !ns.ReadyForConnections(10 * time.Second) {
-		t.Fatal("nats-server not ready")
-	}
+	ns := startJetStream(t, t.TempDir())
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "facewatch.yaml")
 	if err := os.WriteFile(cfg, []byte("data_dir: data\nnats:\n  url: "+ns.ClientURL()+"\n"), 0o644); err != nil {

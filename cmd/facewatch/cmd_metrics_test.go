@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"crypto/tls"
-	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -60,12 +59,7 @@ func TestMetricsFlagLoopbackOnly(t *testing.T) {
 
 // TestServeMetricsOnLoopback: on loopback the metrics are served.
 func TestServeMetricsOnLoopback(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
+	addr := freeAddr(t)
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(prometheus.NewCounter(prometheus.CounterOpts{Name: "facewatch_test_marker_total", Help: "marker"}))
 	ctx, cancel := context.WithCancel(context.Background())
@@ -146,13 +140,11 @@ func TestMetricsBeyondLoopback(t *testing.T) {
 	dir := t.TempDir()
 	ca := testcert.NewCA(t, dir)
 	cert, key := ca.Issue(t, testcert.Leaf{Name: "metrics"})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	_, port, err := net.SplitHostPort(freeAddr(t))
 	if err != nil {
 		t.Fatal(err)
 	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
-	m := metricsServer{addr: fmt.Sprintf("0.0.0.0:%d", port), token: []byte("0123456789abcdef-scraper")}
+	m := metricsServer{addr: "0.0.0.0:" + port, token: []byte("0123456789abcdef-scraper")}
 	if err := m.useTLS(config.HTTPTLS{CertFile: cert, KeyFile: key}, nil); err != nil {
 		t.Fatal(err)
 	}
@@ -168,7 +160,7 @@ func TestMetricsBeyondLoopback(t *testing.T) {
 		}
 	}()
 	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: ca.Pool()}}}
-	url := fmt.Sprintf("https://127.0.0.1:%d/metrics", port)
+	url := "https://127.0.0.1:" + port + "/metrics"
 	get := func(auth string) (int, string) {
 		t.Helper()
 		deadline := time.Now().Add(10 * time.Second)
@@ -198,7 +190,7 @@ func TestMetricsBeyondLoopback(t *testing.T) {
 		t.Errorf("GET /metrics with the token = %d %q; want 200 and the registry's metrics", code, body)
 	}
 	// Plain HTTP on the TLS port carries no metrics.
-	resp, err := (&http.Client{Timeout: 5 * time.Second}).Get(fmt.Sprintf("http://127.0.0.1:%d/metrics", port))
+	resp, err := (&http.Client{Timeout: 5 * time.Second}).Get("http://127.0.0.1:" + port + "/metrics")
 	if err == nil {
 		body, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()

@@ -25,6 +25,7 @@ import (
 	"github.com/facewatch/facewatch/internal/testdata"
 )
 
+// freeAddr is a loopback address whose port is free now.
 func freeAddr(t *testing.T) string {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -33,6 +34,22 @@ func freeAddr(t *testing.T) string {
 	}
 	defer l.Close()
 	return l.Addr().String()
+}
+
+// startJetStream starts an embedded JetStream server on a loopback port,
+// storing under storeDir, and shuts it down when the test ends.
+func startJetStream(t *testing.T, storeDir string) *server.Server {
+	t.Helper()
+	ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: storeDir, NoLog: true, NoSigs: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go ns.Start() // stopped by the cleanup
+	t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
+	if !ns.ReadyForConnections(10 * time.Second) {
+		t.Fatal("nats-server not ready")
+	}
+	return ns
 }
 
 // TestNATSInit: `nats init` writes a server config nats-server loads and

@@ -10,9 +10,6 @@ import (
 	"sort"
 	"strings"
 	"testing"
-	"time"
-
-	"github.com/nats-io/nats-server/v2/server"
 
 	"github.com/facewatch/facewatch/internal/eval"
 	"github.com/facewatch/facewatch/internal/testdata"
@@ -151,15 +148,7 @@ func TestFacesFallback(t *testing.T) {
 // passes: a group photo searched as is, a small crop (upsampled) and a
 // photo only the MMOD fallback finds a face in.
 func TestStillCommandsAgree(t *testing.T) {
-	ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(), NoLog: true, NoSigs: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ns.Start()
-	defer ns.Shutdown()
-	if !ns.ReadyForConnections(10 * time.Second) {
-		t.Fatal("nats-server not ready")
-	}
+	ns := startJetStream(t, t.TempDir())
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "facewatch.yaml")
 	if err := os.WriteFile(cfg, []byte("data_dir: data\nnats:\n  url: "+ns.ClientURL()+"\n"), 0o644); err != nil {

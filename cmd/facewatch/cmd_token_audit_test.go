@@ -17,7 +17,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
@@ -127,21 +126,8 @@ func TestTokenCreateAndAuditVerify(t *testing.T) {
 // stops the command cleanly.
 func TestAlertStage(t *testing.T) {
 	dir := t.TempDir()
-	ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: filepath.Join(dir, "js"), NoLog: true, NoSigs: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	go ns.Start() // stopped by Shutdown below
-	defer func() { ns.Shutdown(); ns.WaitForShutdown() }()
-	if !ns.ReadyForConnections(10 * time.Second) {
-		t.Fatal("nats-server not ready")
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
+	ns := startJetStream(t, filepath.Join(dir, "js"))
+	addr := freeAddr(t)
 	cfgPath := filepath.Join(dir, "facewatch.yaml")
 	cfg := fmt.Sprintf("data_dir: data\nnats:\n  url: %s\nalert:\n  listen: %s\n", ns.ClientURL(), addr)
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
@@ -257,15 +243,7 @@ loris:
 // deletes, still does.
 func TestAuditVerifyReadsTheStream(t *testing.T) {
 	dir := t.TempDir()
-	ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: filepath.Join(dir, "js"), NoLog: true, NoSigs: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	go ns.Start() // stopped by Shutdown below
-	defer func() { ns.Shutdown(); ns.WaitForShutdown() }()
-	if !ns.ReadyForConnections(10 * time.Second) {
-		t.Fatal("nats-server not ready")
-	}
+	ns := startJetStream(t, filepath.Join(dir, "js"))
 	withNATS := filepath.Join(dir, "nats.yaml")
 	fileOnly := filepath.Join(dir, "file.yaml")
 	os.WriteFile(withNATS, []byte("data_dir: data\nnats:\n  url: "+ns.ClientURL()+"\n"), 0o600)
