@@ -326,11 +326,18 @@ func (s *Service) console(w http.ResponseWriter, r *http.Request, p principal) {
 	w.Write(bytes.Replace(consoleHTML, []byte("{{csrf}}"), []byte(csrfToken(tok)), 1))
 }
 
+// pathID is the alert id of the request's path; a bad one is answered 400.
 func pathID(w http.ResponseWriter, r *http.Request) (int64, bool) {
+	return positivePathID(w, r, "alert")
+}
+
+// positivePathID parses the path's {id} as a positive integer, answering
+// 400 naming what the id is of when it is not one.
+func positivePathID(w http.ResponseWriter, r *http.Request, of string) (int64, bool) {
 	v := r.PathValue("id")
 	id, err := strconv.ParseInt(v, 10, 64)
 	if err != nil || id < 1 || len(v) > 19 {
-		writeError(w, http.StatusBadRequest, "alert id must be a positive integer")
+		writeError(w, http.StatusBadRequest, of+" id must be a positive integer")
 		return 0, false
 	}
 	return id, true

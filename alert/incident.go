@@ -362,13 +362,7 @@ func decodeIncidentReview(body io.Reader) (incidentReview, error) {
 }
 
 func pathIncident(w http.ResponseWriter, r *http.Request) (int64, bool) {
-	v := r.PathValue("id")
-	id, err := strconv.ParseInt(v, 10, 64)
-	if err != nil || id < 1 || len(v) > 19 {
-		writeError(w, http.StatusBadRequest, "incident id must be a positive integer")
-		return 0, false
-	}
-	return id, true
+	return positivePathID(w, r, "incident")
 }
 
 // incidents lists incidents: status=open (default; those awaiting review)
