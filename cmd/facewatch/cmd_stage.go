@@ -70,14 +70,15 @@ func (e *env) openStage(ctx context.Context, name string, role natsbus.Role, f *
 	if err != nil {
 		return nil, nil, err
 	}
+	log := e.logger(cfg)
 	metrics := metricsServer{addr: f.metrics, token: token}
-	if err := metrics.useTLS(cfg.Alert.TLS, e.logger(cfg)); err != nil {
+	if err := metrics.useTLS(cfg.Alert.TLS, log); err != nil {
 		return nil, nil, err
 	}
 	if needURL && cfg.NATS.URL == "" {
 		return nil, nil, fmt.Errorf("%s: nats.url is empty; a single stage needs an external NATS server (or use `facewatch run`)", name)
 	}
-	s := &stage{cfg: cfg, log: e.logger(cfg), reg: prometheus.NewRegistry(), metrics: metrics}
+	s := &stage{cfg: cfg, log: log, reg: prometheus.NewRegistry(), metrics: metrics}
 	s.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if s.pm, err = pipeline.NewMetrics(s.reg); err != nil {
 		return nil, nil, err
