@@ -4,12 +4,9 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"fmt"
 	"io"
 	"net"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -23,14 +20,7 @@ import (
 // ones are still served. (The slow-loris header case is in TestAlertStage;
 // the body read timeout is in internal/httpserve.)
 func TestAlertServerLimits(t *testing.T) {
-	dir := t.TempDir()
-	ns := startJetStream(t, filepath.Join(dir, "js"))
-	addr := freeAddr(t)
-	cfgPath := filepath.Join(dir, "facewatch.yaml")
-	cfg := fmt.Sprintf("data_dir: data\nnats:\n  url: %s\nalert:\n  listen: %s\n  max_connections: 8\n  live_max_clients: 2\n  live_max_per_token: 1\n", ns.ClientURL(), addr)
-	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	_, cfgPath, addr := alertStageConfig(t, "  max_connections: 8\n  live_max_clients: 2\n  live_max_per_token: 1\n")
 	code, tok, errOut := runAlertCLI(t, "token", "create", "--role", "operator", "--scope", "all", "--person", "Ana", "--config", cfgPath)
 	if code != 0 {
 		t.Fatalf("token create = exit %d, %s", code, errOut)

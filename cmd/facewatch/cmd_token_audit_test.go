@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
@@ -125,14 +126,7 @@ func TestTokenCreateAndAuditVerify(t *testing.T) {
 // published to the stream shows up in the API, and cancelling the context
 // stops the command cleanly.
 func TestAlertStage(t *testing.T) {
-	dir := t.TempDir()
-	ns := startJetStream(t, filepath.Join(dir, "js"))
-	addr := freeAddr(t)
-	cfgPath := filepath.Join(dir, "facewatch.yaml")
-	cfg := fmt.Sprintf("data_dir: data\nnats:\n  url: %s\nalert:\n  listen: %s\n", ns.ClientURL(), addr)
-	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	ns, cfgPath, addr := alertStageConfig(t, "")
 	_, tok, _ := runAlertCLI(t, "token", "create", "--role", "operator", "--scope", "all", "--person", "Ana", "--config", cfgPath)
 	tok = strings.TrimSpace(tok)
 
@@ -289,4 +283,20 @@ func TestAuditVerifyReadsTheStream(t *testing.T) {
 	if code != 1 || !strings.Contains(stderr, "truncated") {
 		t.Errorf("audit verify with the JetStream copy = exit %d %q, want exit 1 saying truncated", code, stderr)
 	}
+}
+
+// alertStageConfig starts a JetStream server and writes the config of a
+// `facewatch alert` against it, listening on a free loopback address;
+// alertExtra is more YAML under alert: (indented two spaces).
+func alertStageConfig(t *testing.T, alertExtra string) (ns *server.Server, cfgPath, addr string) {
+	t.Helper()
+	dir := t.TempDir()
+	ns = startJetStream(t, filepath.Join(dir, "js"))
+	addr = freeAddr(t)
+	cfgPath = filepath.Join(dir, "facewatch.yaml")
+	cfg := fmt.Sprintf("data_dir: data\nnats:\n  url: %s\nalert:\n  listen: %s\n%s", ns.ClientURL(), addr, alertExtra)
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return ns, cfgPath, addr
 }

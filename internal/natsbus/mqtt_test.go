@@ -2,6 +2,7 @@ package natsbus
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"os"
 	"strings"
@@ -17,12 +18,7 @@ import (
 // loopback receives what NATS publishes, '.' mapped to '/'.
 func TestMQTTListener(t *testing.T) {
 	ctx := ctxT(t)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
+	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	dir := t.TempDir()
 	b, err := Open(ctx, config.NATS{MQTT: config.NATSMQTT{Listen: addr}}, dir, Options{PermissionOptions: PermissionOptions{AlertSubjectPrefix: "facewatch.test"}})
 	if err != nil {
@@ -98,12 +94,7 @@ func mqttConnect(t *testing.T, addr, id, user, pass string) mqtt.Client {
 // message published before a real one would arrive first.
 func TestMQTTPermissions(t *testing.T) {
 	ctx := ctxT(t)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
+	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	dir := t.TempDir()
 	cfg := config.NATS{MQTT: config.NATSMQTT{Listen: addr}}
 	b, err := Open(ctx, cfg, dir, Options{PermissionOptions: PermissionOptions{AlertSubjectPrefix: "facewatch.alerts"}})
