@@ -22,34 +22,39 @@ namespace fw {
 // keep stops GCC from fusing v's computation into the next operation.
 #define FW_KEEP(v) __asm__("" : "+v"(v))
 
+// dot16 is 16 lanes of dlib's filter sum: sum over n < nf of
+// base[n*step + lane] * f[n], done as dlib does it (three running sums
+// over taps n, n+1, n+2, joined as t + (t2 + t3)), each product kept
+// apart from its sum.
+__attribute__((target("avx512f,avx2"))) inline __m512 dot16(const float* base, long step, const float* f, long nf) {
+	__m512 t = _mm512_setzero_ps(), t2 = _mm512_setzero_ps(), t3 = _mm512_setzero_ps();
+	long n = 0;
+	for (; n < nf - 2; n += 3) {
+		__m512 p = _mm512_mul_ps(_mm512_loadu_ps(base + n * step), _mm512_set1_ps(f[n]));
+		__m512 p2 = _mm512_mul_ps(_mm512_loadu_ps(base + (n + 1) * step), _mm512_set1_ps(f[n + 1]));
+		__m512 p3 = _mm512_mul_ps(_mm512_loadu_ps(base + (n + 2) * step), _mm512_set1_ps(f[n + 2]));
+		FW_KEEP(p);
+		FW_KEEP(p2);
+		FW_KEEP(p3);
+		t = _mm512_add_ps(t, p);
+		t2 = _mm512_add_ps(t2, p2);
+		t3 = _mm512_add_ps(t3, p3);
+	}
+	for (; n < nf; ++n) {
+		__m512 p = _mm512_mul_ps(_mm512_loadu_ps(base + n * step), _mm512_set1_ps(f[n]));
+		FW_KEEP(p);
+		t = _mm512_add_ps(t, p);
+	}
+	__m512 s = _mm512_add_ps(t2, t3);
+	FW_KEEP(s);
+	return _mm512_add_ps(t, s);
+}
+
 // row16 filters row in (of the plane) into out, 16 columns at a time from
 // c while c < last_col-15, and returns the first column it did not do.
 __attribute__((target("avx512f,avx2"))) inline long row16(const float* in, float* out, long c, long first_col,
                                                           long last_col, const float* f, long nf) {
-	for (; c < last_col - 15; c += 16) {
-		__m512 t = _mm512_setzero_ps(), t2 = _mm512_setzero_ps(), t3 = _mm512_setzero_ps();
-		long n = 0;
-		for (; n < nf - 2; n += 3) {
-			__m512 p = _mm512_mul_ps(_mm512_loadu_ps(in + c - first_col + n), _mm512_set1_ps(f[n]));
-			__m512 p2 = _mm512_mul_ps(_mm512_loadu_ps(in + c - first_col + n + 1), _mm512_set1_ps(f[n + 1]));
-			__m512 p3 = _mm512_mul_ps(_mm512_loadu_ps(in + c - first_col + n + 2), _mm512_set1_ps(f[n + 2]));
-			FW_KEEP(p);
-			FW_KEEP(p2);
-			FW_KEEP(p3);
-			t = _mm512_add_ps(t, p);
-			t2 = _mm512_add_ps(t2, p2);
-			t3 = _mm512_add_ps(t3, p3);
-		}
-		for (; n < nf; ++n) {
-			__m512 p = _mm512_mul_ps(_mm512_loadu_ps(in + c - first_col + n), _mm512_set1_ps(f[n]));
-			FW_KEEP(p);
-			t = _mm512_add_ps(t, p);
-		}
-		__m512 s = _mm512_add_ps(t2, t3);
-		FW_KEEP(s);
-		t = _mm512_add_ps(t, s);
-		_mm512_storeu_ps(out + c, t);
-	}
+	for (; c < last_col - 15; c += 16) _mm512_storeu_ps(out + c, dot16(in + c - first_col, 1, f, nf));
 	return c;
 }
 
@@ -60,27 +65,7 @@ __attribute__((target("avx512f,avx2"))) inline long row16(const float* in, float
 __attribute__((target("avx512f,avx2"))) inline long col16(const float* top, long stride, float* out, long c,
                                                           long last_col, const float* f, long nf, bool add_to) {
 	for (; c < last_col - 15; c += 16) {
-		__m512 t = _mm512_setzero_ps(), t2 = _mm512_setzero_ps(), t3 = _mm512_setzero_ps();
-		long m = 0;
-		for (; m < nf - 2; m += 3) {
-			__m512 p = _mm512_mul_ps(_mm512_loadu_ps(top + m * stride + c), _mm512_set1_ps(f[m]));
-			__m512 p2 = _mm512_mul_ps(_mm512_loadu_ps(top + (m + 1) * stride + c), _mm512_set1_ps(f[m + 1]));
-			__m512 p3 = _mm512_mul_ps(_mm512_loadu_ps(top + (m + 2) * stride + c), _mm512_set1_ps(f[m + 2]));
-			FW_KEEP(p);
-			FW_KEEP(p2);
-			FW_KEEP(p3);
-			t = _mm512_add_ps(t, p);
-			t2 = _mm512_add_ps(t2, p2);
-			t3 = _mm512_add_ps(t3, p3);
-		}
-		for (; m < nf; ++m) {
-			__m512 p = _mm512_mul_ps(_mm512_loadu_ps(top + m * stride + c), _mm512_set1_ps(f[m]));
-			FW_KEEP(p);
-			t = _mm512_add_ps(t, p);
-		}
-		__m512 s = _mm512_add_ps(t2, t3);
-		FW_KEEP(s);
-		t = _mm512_add_ps(t, s);
+		__m512 t = dot16(top + c, stride, f, nf);
 		if (add_to) t = _mm512_add_ps(t, _mm512_loadu_ps(out + c));
 		_mm512_storeu_ps(out + c, t);
 	}
