@@ -368,41 +368,61 @@ func TestRunSurvivesNATSRestart(t *testing.T) {
 }
 
 // TestStoreSameAppearance: a hit for the same person on the same camera,
-// from another track moments after a stored alert (a track that broke and
-// resumed), is no second alert; later, elsewhere, or with the check off,
-// it is.
+// from another track, is no second alert when it is the same appearance.
+// When both hits carry an appearance of the same tracker, that decides
+// (a return moments after leaving through the frame's edge is a new
+// appearance; a track that broke inside the view is not, however long the
+// pieces); otherwise (an older publisher, a restarted tracker) a face
+// within alert.same_appearance of the alert's is. Elsewhere, later, or
+// with the time check off, it is an alert.
 func TestStoreSameAppearance(t *testing.T) {
 	base := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
-	first, crop := makeHit(1, base)
-	again := func(track uint64, after time.Duration, camera string) wire.Hit {
+	plain, crop := makeHit(1, base)
+	// tracked is plain from tracker 1, whose track 1 began its own
+	// appearance.
+	tracked := plain
+	tracked.Tracker, tracked.Appearance = 1, 1
+	again := func(first wire.Hit, track uint64, after time.Duration, camera string, tracker, appearance uint64) wire.Hit {
 		h := first
 		h.Track, h.Time, h.Camera = track, first.Time.Add(after), camera
+		h.Tracker, h.Appearance = tracker, appearance
 		h.ID = wire.HitID(h.Camera, h.Track, h.Identity)
 		return h
 	}
 	tests := []struct {
 		name   string
 		window time.Duration
+		first  wire.Hit
 		hit    wire.Hit
 		want   bool
 	}{
-		{"second piece 1 s later", 5 * time.Second, again(2, time.Second, first.Camera), false},
-		{"second piece 1 s earlier", 5 * time.Second, again(2, -time.Second, first.Camera), false},
-		{"next appearance 12 s later", 5 * time.Second, again(2, 12*time.Second, first.Camera), true},
-		{"another camera", 5 * time.Second, again(2, time.Second, "cam-9"), true},
-		{"check off", 0, again(2, time.Second, first.Camera), true},
+		{"second piece 1 s later", 5 * time.Second, plain, again(plain, 2, time.Second, plain.Camera, 0, 0), false},
+		{"second piece 1 s earlier", 5 * time.Second, plain, again(plain, 2, -time.Second, plain.Camera, 0, 0), false},
+		{"next appearance 12 s later", 5 * time.Second, plain, again(plain, 2, 12*time.Second, plain.Camera, 0, 0), true},
+		{"another camera", 5 * time.Second, plain, again(plain, 2, time.Second, "cam-9", 0, 0), true},
+		{"check off", 0, plain, again(plain, 2, time.Second, plain.Camera, 0, 0), true},
+		// The tracker's word.
+		{"same tracker, new appearance 1 s later", 5 * time.Second, tracked, again(tracked, 2, time.Second, plain.Camera, 1, 2), true},
+		{"same appearance 12 s later", 5 * time.Second, tracked, again(tracked, 2, 12*time.Second, plain.Camera, 1, 1), false},
+		{"same appearance, time check off", 0, tracked, again(tracked, 2, 12*time.Second, plain.Camera, 1, 1), false},
+		{"same appearance, another camera", 5 * time.Second, tracked, again(tracked, 2, time.Second, "cam-9", 1, 1), true},
+		// No word that covers both: the time rule.
+		{"restarted tracker 1 s later", 5 * time.Second, tracked, again(tracked, 2, time.Second, plain.Camera, 2, 2), false},
+		{"restarted tracker 12 s later", 5 * time.Second, tracked, again(tracked, 2, 12*time.Second, plain.Camera, 2, 2), true},
+		{"alert without appearance, hit with one", 5 * time.Second, plain, again(plain, 2, time.Second, plain.Camera, 1, 2), false},
+		{"alert with appearance, hit without", 5 * time.Second, tracked, again(tracked, 2, time.Second, plain.Camera, 0, 0), false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := testConfig()
 			cfg.SameAppearance = tc.window // the default is 5 s
 			s := openServiceCfg(t, t.TempDir(), cfg, Options{})
-			if created, err := s.Store(context.Background(), first, crop); err != nil || !created {
-				t.Fatalf("Store(%s) = %v, %v; want a new alert", first.ID, created, err)
+			if created, err := s.Store(context.Background(), tc.first, crop); err != nil || !created {
+				t.Fatalf("Store(%s) = %v, %v; want a new alert", tc.first.ID, created, err)
 			}
 			got, err := s.Store(context.Background(), tc.hit, crop)
 			if err != nil || got != tc.want {
-				t.Errorf("Store(%s at %s) = %v, %v; want %v", tc.hit.ID, tc.hit.Time.Format(time.TimeOnly), got, err, tc.want)
+				t.Errorf("Store(%s at %s, appearance %d/%d) = %v, %v; want %v", tc.hit.ID, tc.hit.Time.Format(time.TimeOnly), tc.hit.Tracker, tc.hit.Appearance, got, err, tc.want)
 			}
 			want := 1
 			if tc.want {
@@ -410,6 +430,12 @@ func TestStoreSameAppearance(t *testing.T) {
 			}
 			if n := countAlerts(t, s); n != want {
 				t.Errorf("alerts = %d, want %d", n, want)
+			}
+			// The alert keeps its appearance.
+			var tracker, appearance int64
+			if err := s.db.r.QueryRow(`SELECT tracker, appearance FROM alerts WHERE hit_id = ?`, tc.first.ID).Scan(&tracker, &appearance); err != nil ||
+				uint64(tracker) != tc.first.Tracker || uint64(appearance) != tc.first.Appearance {
+				t.Errorf("stored tracker, appearance = %d, %d (%v); want %d, %d", tracker, appearance, err, tc.first.Tracker, tc.first.Appearance)
 			}
 		})
 	}

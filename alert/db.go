@@ -183,6 +183,15 @@ CREATE INDEX alerts_chip     ON alerts (enrolled_chip_sha256);
 CREATE TRIGGER alerts_incident_gone AFTER DELETE ON alerts
 BEGIN DELETE FROM incidents WHERE id = OLD.incident_id AND NOT EXISTS (SELECT 1 FROM alerts WHERE incident_id = OLD.incident_id); END;
 `,
+	// 7: the appearance an alert's track is part of, and the tracker that
+	// said so (wire.Hit.Tracker and Appearance, stored as their int64
+	// bits; 0 for alerts stored before and hits that carry none): one
+	// alert per appearance (sameAppearanceLocked).
+	`
+ALTER TABLE alerts ADD COLUMN tracker INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE alerts ADD COLUMN appearance INTEGER NOT NULL DEFAULT 0;
+CREATE INDEX alerts_appearance ON alerts (camera, tracker, appearance);
+`,
 }
 
 // db is the pair of handles on one SQLite file: a single writer connection

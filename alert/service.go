@@ -280,9 +280,9 @@ func (s *Service) storeBatch(ctx context.Context, hits []pendingHit) ([]bool, er
 	// of what is left after a sweep.
 	stmt, err := tx.PrepareContext(ctx, `INSERT INTO alerts (id, hit_id, camera, track, time_ns, stored_ns, watchlist, watchlist_kind, priority,
 		second_reviewer, identity, identity_name, distance, threshold, second_distance, model_name, model_sha256, crop_sha256, enrolled_photo, extra,
-		scene_sha256, enrolled_chip_sha256, incident_id)
+		scene_sha256, enrolled_chip_sha256, incident_id, tracker, appearance)
 		VALUES (1 + MAX(COALESCE((SELECT MAX(id) FROM alerts), 0), (SELECT id FROM alert_id_floor WHERE one = 1)),
-		?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (hit_id) DO NOTHING`)
+		?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (hit_id) DO NOTHING`)
 	if err != nil {
 		return nil, fmt.Errorf("storing hits: %w", err)
 	}
@@ -305,8 +305,8 @@ func (s *Service) storeBatch(ctx context.Context, hits []pendingHit) ([]bool, er
 			forgotten[i] = true
 			continue
 		}
-		// Another track's alert for the same person on the same camera
-		// moments apart: one appearance whose track broke and resumed.
+		// Another track's alert for the same person on the same camera,
+		// of the same appearance (a track that broke and resumed).
 		if same, err := s.sameAppearanceLocked(ctx, tx, h); err != nil {
 			return nil, err
 		} else if same != "" {
@@ -330,7 +330,7 @@ func (s *Service) storeBatch(ctx context.Context, hits []pendingHit) ([]bool, er
 		extra, _ := json.Marshal(alertExtra{Box: h.Box, Faces: h.Faces})
 		res, err := stmt.ExecContext(ctx, h.ID, h.Camera, int64(h.Track), h.Time.UnixNano(), nowNS, h.Watchlist, h.WatchlistKind, h.Priority,
 			h.SecondReviewer, h.Identity, h.IdentityName, h.Distance, h.Threshold, h.SecondDistance, h.Model.Name, h.Model.SHA256,
-			cropHash[i], h.EnrolledPhoto, string(extra), sceneHash[i], chipHash[i], inc)
+			cropHash[i], h.EnrolledPhoto, string(extra), sceneHash[i], chipHash[i], inc, int64(h.Tracker), int64(h.Appearance))
 		if err != nil {
 			return nil, fmt.Errorf("storing hit %s: %w", h.ID, err)
 		}
@@ -371,17 +371,37 @@ func (s *Service) storeBatch(ctx context.Context, hits []pendingHit) ([]bool, er
 }
 
 // sameAppearanceLocked returns the hit ID of a stored alert that h
-// repeats: same camera and identity, another track, a face time within
-// alert.same_appearance. "" when none (or the check is off).
+// repeats: same camera and identity, another track, and the same
+// appearance. When both come from the same tracker and carry an
+// appearance, the tracker's word decides (a person who left through the
+// frame's edge and came back moments later is a new appearance; one whose
+// track broke inside the view is not, however long the pieces); otherwise
+// (a hit from an older build, or the camera's tracker restarted or moved to
+// another detect process) a face time within alert.same_appearance does,
+// when that is on. "" when none.
 func (s *Service) sameAppearanceLocked(ctx context.Context, tx *sql.Tx, h wire.Hit) (string, error) {
+	var id string
+	if h.Appearance != 0 {
+		err := tx.QueryRowContext(ctx, `SELECT hit_id FROM alerts WHERE camera = ? AND tracker = ? AND appearance = ? AND identity = ? AND track != ?
+			AND hit_id != ? LIMIT 1`, h.Camera, int64(h.Tracker), int64(h.Appearance), h.Identity, int64(h.Track), h.ID).Scan(&id)
+		if err == nil {
+			return id, nil
+		}
+		if !errors.Is(err, sql.ErrNoRows) {
+			return "", fmt.Errorf("looking for the appearance of hit %s: %w", h.ID, err)
+		}
+	}
 	w := s.cfg.SameAppearance
 	if w <= 0 {
 		return "", nil
 	}
 	t := h.Time.UnixNano()
-	var id string
+	// The time rule, against the alerts the tracker's word does not cover:
+	// all of them for a hit without an appearance, otherwise those of
+	// another tracker or without one.
 	err := tx.QueryRowContext(ctx, `SELECT hit_id FROM alerts WHERE camera = ? AND identity = ? AND track != ? AND time_ns BETWEEN ? AND ?
-		AND hit_id != ? LIMIT 1`, h.Camera, h.Identity, int64(h.Track), t-int64(w), t+int64(w), h.ID).Scan(&id)
+		AND hit_id != ? AND (? = 0 OR appearance = 0 OR tracker != ?) LIMIT 1`,
+		h.Camera, h.Identity, int64(h.Track), t-int64(w), t+int64(w), h.ID, int64(h.Appearance), int64(h.Tracker)).Scan(&id)
 	if errors.Is(err, sql.ErrNoRows) {
 		return "", nil
 	}

@@ -21,6 +21,7 @@ func trackConfig(cfg config.Config) track.Config {
 	tc := track.DefaultConfig()
 	tc.MaxGap = cfg.Detect.TrackGap
 	tc.GoodQuality, tc.GoodSide = cfg.Detect.EarlyQuality, cfg.Detect.EarlyFaceSize
+	tc.LinkGap = cfg.Detect.AppearanceGap
 	for _, c := range cfg.Cameras {
 		if c.MaxFPS > 0 {
 			tc.MaxGap = max(tc.MaxGap, time.Duration(5*float64(time.Second)/c.MaxFPS))

@@ -35,6 +35,9 @@ func TestTrackConfig(t *testing.T) {
 				t.Errorf("trackConfig(gap %v, quality %v, side %d, %v fps) = gap %v, quality %v, side %d; want %v, %v, %d",
 					tc.gap, tc.quality, tc.side, tc.fps, got.MaxGap, got.GoodQuality, got.GoodSide, tc.wantGap, tc.quality, tc.side)
 			}
+			if got.LinkGap != cfg.Detect.AppearanceGap || got.LinkGap != 5*time.Second {
+				t.Errorf("trackConfig: LinkGap %v, want detect.appearance_gap %v (default 5s)", got.LinkGap, cfg.Detect.AppearanceGap)
+			}
 			if got.EarlyFaces < 1 || got.MaxEarly < 1 {
 				t.Errorf("trackConfig: EarlyFaces %d, MaxEarly %d; want early reports on", got.EarlyFaces, got.MaxEarly)
 			}

@@ -235,6 +235,15 @@ type Detect struct {
 	// where the track's motion puts it, continues the track (a person
 	// briefly hidden keeps one track, so one alert).
 	TrackGap time.Duration `yaml:"track_gap"`
+	// AppearanceGap: a track lost inside the view (not through the
+	// frame's edge) and a new one that starts within this long after it,
+	// near where its motion puts it, are one appearance of one person (a
+	// person hidden for a few seconds); someone who left through the edge
+	// and comes back is a new appearance. The alert service gives one
+	// alert per appearance (alert.same_appearance). 0 turns this off:
+	// reports then carry no appearance, and the alert service falls back
+	// to its time rule.
+	AppearanceGap time.Duration `yaml:"appearance_gap"`
 	// EarlyQuality and EarlyFaceSize: a track is reported for a decision
 	// at its first face with at least this quality score (0..1) and box
 	// side in pixels, rather than after 3 sightings. EarlyQuality 0 waits
@@ -313,10 +322,17 @@ type Alert struct {
 	// detect stage holds a reported track's crop for a matcher to ask for.
 	// Nothing of such a face is ever written to disk.
 	UnmatchedRetention time.Duration `yaml:"unmatched_retention"`
-	// SameAppearance: a hit naming the same identity on the same camera as
-	// an alert already stored, on another track, with a face within this
-	// long of that alert's, is the same appearance (a track that broke
-	// and resumed) and gives no second alert. 0 turns it off.
+	// SameAppearance: one alert per appearance of a person on a camera.
+	// A hit naming the same identity on the same camera as an alert
+	// already stored, on another track, is the same appearance when both
+	// tracks come from the same tracker and it says so (the detect stage
+	// links a track that broke inside the view to the one it continues,
+	// detect.appearance_gap; a person who left through the frame's edge
+	// and came back is a new appearance, however soon). Otherwise (a hit
+	// from an older build, or the camera's tracker restarted or moved to
+	// another detect process in between) it falls back to time: the same
+	// appearance when its face is within this long of that alert's. 0
+	// turns the fallback off.
 	SameAppearance time.Duration `yaml:"same_appearance"`
 	// IncidentWindow groups sightings into incidents: an alert of an
 	// identity (same watchlist) whose face time is within this long of a
@@ -451,18 +467,19 @@ func Defaults() Config {
 		LogFormat: "text",
 		NATS:      NATS{Replicas: 1, AckWait: 30 * time.Second},
 		Detect: Detect{
-			Detector:    "hog",
-			Upsample:    0,
-			MaxWidth:    1280,
-			MinFaceSize: 40,
-			MaxPixels:   64 << 20,
-			Workers:     0, // one per core
-			MaxWait:     400 * time.Millisecond,
-			MaxFaces:    32,
-			MaxTracks:   64,
-			MaxCameras:  64,
-			CameraIdle:  5 * time.Minute,
-			TrackGap:    2 * time.Second,
+			Detector:      "hog",
+			Upsample:      0,
+			MaxWidth:      1280,
+			MinFaceSize:   40,
+			MaxPixels:     64 << 20,
+			Workers:       0, // one per core
+			MaxWait:       400 * time.Millisecond,
+			MaxFaces:      32,
+			MaxTracks:     64,
+			MaxCameras:    64,
+			CameraIdle:    5 * time.Minute,
+			TrackGap:      2 * time.Second,
+			AppearanceGap: 5 * time.Second,
 			// A 50-px face scores about 0.6 when sharp and frontal
 			// (detect.Assess): quality 0.5 passes those and not a blurred
 			// or turned one.
@@ -857,6 +874,9 @@ func (d *Detect) Validate() error {
 	}
 	if d.TrackGap < 100*time.Millisecond || d.TrackGap > time.Minute {
 		return fmt.Errorf("track_gap: %v is not between 100ms and 1m", d.TrackGap)
+	}
+	if d.AppearanceGap < 0 || d.AppearanceGap > time.Minute {
+		return fmt.Errorf("appearance_gap: %v is not between 0 and 1m", d.AppearanceGap)
 	}
 	if !(d.EarlyQuality >= 0 && d.EarlyQuality <= 1) {
 		return fmt.Errorf("early_quality: %v is not between 0 and 1", d.EarlyQuality)

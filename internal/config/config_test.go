@@ -135,6 +135,8 @@ func TestBadConfigs(t *testing.T) {
 		{"empty data dir", "data_dir: ''\n", "data_dir: must not be empty"},
 		{"not yaml", "cameras: [\n", "parsing yaml"},
 		{"alert retention", "alert:\n  retention: 0s\n", "alert.retention: 0s must be positive"},
+		{"negative appearance gap", "detect:\n  appearance_gap: -1s\n", "detect.appearance_gap: -1s is not between 0 and 1m"},
+		{"appearance gap over a minute", "detect:\n  appearance_gap: 2m\n", "detect.appearance_gap: 2m0s is not between 0 and 1m"},
 		{"negative same appearance", "alert:\n  same_appearance: -1s\n", "alert.same_appearance: -1s"},
 		{"negative incident window", "alert:\n  incident_window: -1s\n", "alert.incident_window: -1s is not between 0 and 24h"},
 		{"incident window over a day", "alert:\n  incident_window: 25h\n", "alert.incident_window: 25h0m0s is not between 0 and 24h"},

@@ -704,6 +704,9 @@ func (s *DetectStage) process(ctx context.Context, w *camWorker, q queued) []tra
 	}
 	w.lastFrame, w.lastSeq = f.Time, f.Seq
 	refused := w.tracker.Refused()
+	// Boxes are in the frame's pixels: the tracker tells a track that
+	// left through the edge from one lost inside the view.
+	w.tracker.SetView(image.Rect(0, 0, f.Mat.Cols(), f.Mat.Rows()))
 	reports := w.tracker.Update(f.Seq, f.Time, dets)
 	if n := w.tracker.Refused() - refused; n > 0 {
 		s.m.Dropped.WithLabelValues(StageDetect, "track_limit").Add(float64(n))
@@ -850,6 +853,9 @@ func (s *DetectStage) publish(ctx context.Context, w *camWorker, r track.Track[*
 	}
 	model := wire.Model{Name: m.Name, SHA256: m.SHA256}
 	t := wire.Track{Meta: wire.TrackMeta{Camera: w.id, Track: r.ID, Start: r.Start, End: r.End, Final: r.Final, Report: r.Report, Seen: r.Seen, Model: model}}
+	if r.Appearance != 0 {
+		t.Meta.Tracker, t.Meta.Appearance = w.tracker.Base(), r.Appearance
+	}
 	for _, f := range r.Best {
 		t.Meta.Faces = append(t.Meta.Faces, wire.TrackFace{Seq: f.Seq, Time: f.Time, Box: wire.BoxOf(f.Box), Quality: f.Quality})
 		t.Vectors = append(t.Vectors, *f.Payload.vec)

@@ -224,6 +224,8 @@ func (s *MatchStage) decide(ctx context.Context, t wire.Track) (h wire.Hit, im w
 		ID:             wire.HitID(t.Meta.Camera, t.Meta.Track, identity),
 		Camera:         t.Meta.Camera,
 		Track:          t.Meta.Track,
+		Tracker:        t.Meta.Tracker,
+		Appearance:     t.Meta.Appearance,
 		Time:           t.Meta.Faces[best].Time,
 		Watchlist:      watchlistToken(d.Watchlist, d.WatchlistID),
 		WatchlistKind:  string(d.Kind),

@@ -51,9 +51,14 @@ type Hit struct {
 	// ID is the idempotency key: HitID(camera, track, identity). It is the
 	// JetStream message ID, so a retried publish is not a duplicate, and
 	// the alert service stores one alert per ID.
-	ID            string    `json:"id"`
-	Camera        string    `json:"camera"`
-	Track         uint64    `json:"track"`
+	ID     string `json:"id"`
+	Camera string `json:"camera"`
+	Track  uint64 `json:"track"`
+	// Tracker and Appearance are the track's (TrackMeta): the alert service
+	// stores one alert per appearance of a person on a camera. Optional
+	// within version 2, omitted when 0 (an older matcher or detect stage).
+	Tracker       uint64    `json:"tracker,omitempty"`
+	Appearance    uint64    `json:"appearance,omitempty"`
 	Time          time.Time `json:"time"` // capture time of the best face
 	Watchlist     string    `json:"watchlist"`
 	WatchlistKind string    `json:"watchlist_kind"`
@@ -121,6 +126,9 @@ func (h *Hit) validate(payload int) error {
 	}
 	if h.Time.IsZero() {
 		return malformed("time is missing")
+	}
+	if err := checkAppearance(h.Track, h.Tracker, h.Appearance); err != nil {
+		return err
 	}
 	for name, v := range map[string]float64{"distance": h.Distance, "threshold": h.Threshold, "second_distance": h.SecondDistance} {
 		if math.IsNaN(v) || math.IsInf(v, 0) || v < 0 || v > 4 {

@@ -106,10 +106,22 @@ type TrackMeta struct {
 	// reported early at its first good face and again (up to
 	// MaxEarlyReports) when a clearly better face comes. 0 on a final
 	// report, and absent from reports of builds before it.
-	Report int         `json:"report,omitempty"`
-	Seen   int         `json:"seen"`
-	Model  Model       `json:"model"`
-	Faces  []TrackFace `json:"faces"`
+	Report int `json:"report,omitempty"`
+	// Tracker names the detect stage's tracker that made the track (its
+	// first track ID: a restarted detect process, or another one taking
+	// the camera over, has another), and Appearance is the ID of the first
+	// track of the appearance this track is part of: its own, or that of
+	// an earlier track of the same tracker lost inside the view that this
+	// one continues (a person hidden for a few seconds). So Tracker <=
+	// Appearance <= Track. Both optional within version 2, omitted when 0
+	// (not known: an older detect build, or linkage off): a receiver built
+	// before them refuses only reports that carry them (upgrade alert, then
+	// match, then detect, as for any change).
+	Tracker    uint64      `json:"tracker,omitempty"`
+	Appearance uint64      `json:"appearance,omitempty"`
+	Seen       int         `json:"seen"`
+	Model      Model       `json:"model"`
+	Faces      []TrackFace `json:"faces"`
 	// CropLen is the length of a JPEG crop of the best face after the
 	// descriptors in the payload: always 0 from version 2 on (crops stay
 	// in the detect stage's memory until a matcher asks for a hit's crop,
@@ -163,6 +175,9 @@ func (t *TrackMeta) validate(vectors, payload int) error {
 	if t.Seen < len(t.Faces) {
 		return malformed("track seen %d times but carries %d faces", t.Seen, len(t.Faces))
 	}
+	if err := checkAppearance(t.Track, t.Tracker, t.Appearance); err != nil {
+		return err
+	}
 	if t.Model.Name == "" || len(t.Model.SHA256) != 64 {
 		return malformed("model identity %q/%q is incomplete", t.Model.Name, t.Model.SHA256)
 	}
@@ -185,6 +200,19 @@ func (t *TrackMeta) validate(vectors, payload int) error {
 	}
 	if want := len(t.Faces)*DescriptorBytes + t.CropLen; payload != want {
 		return malformed("payload is %d bytes, want %d", payload, want)
+	}
+	return nil
+}
+
+// checkAppearance checks a track's tracker and appearance (TrackMeta): both
+// absent, or tracker <= appearance <= track, so that a message cannot name
+// the appearance of a later track, or of another tracker's.
+func checkAppearance(track, tracker, appearance uint64) error {
+	if (tracker == 0) != (appearance == 0) {
+		return malformed("tracker %d and appearance %d: want both or neither", tracker, appearance)
+	}
+	if appearance != 0 && (appearance < tracker || appearance > track) {
+		return malformed("appearance %d is not between tracker %d and track %d", appearance, tracker, track)
 	}
 	return nil
 }

@@ -1,6 +1,7 @@
 package wire
 
 import (
+	"bytes"
 	"errors"
 	"math"
 	"testing"
@@ -117,11 +118,51 @@ func TestTrackMalformed(t *testing.T) {
 		"final report 1": raw(func(t *Track) { t.Meta.Report = 1 }),
 		"report < 0":     raw(func(t *Track) { t.Meta.Final, t.Meta.Report = false, -1 }),
 		"report too big": raw(func(t *Track) { t.Meta.Final, t.Meta.Report = false, MaxEarlyReports }),
+		// An appearance is a track of the same tracker, no later than
+		// this one, and comes with its tracker.
+		"appearance without tracker": raw(func(t *Track) { t.Meta.Appearance = 42 }),
+		"tracker without appearance": raw(func(t *Track) { t.Meta.Tracker = 40 }),
+		"appearance after the track": raw(func(t *Track) { t.Meta.Tracker, t.Meta.Appearance = 40, 43 }),
+		"appearance before tracker":  raw(func(t *Track) { t.Meta.Tracker, t.Meta.Appearance = 40, 39 }),
+		"tracker after the track":    raw(func(t *Track) { t.Meta.Tracker, t.Meta.Appearance = 1<<63, 1<<63 }),
 	}
 	for name, data := range tests {
 		if _, err := DecodeTrack(data); !errors.Is(err, ErrMalformed) {
 			t.Errorf("DecodeTrack(%s) = %v, want ErrMalformed", name, err)
 		}
+	}
+}
+
+// TestTrackAppearance: a report's tracker and appearance travel, and a
+// report without them (an older detect build) leaves them out.
+func TestTrackAppearance(t *testing.T) {
+	for _, tc := range []struct {
+		name                string
+		tracker, appearance uint64
+	}{{"own", 40, 42}, {"continues an earlier track", 40, 40}, {"itself", 42, 42}, {"not known", 0, 0}} {
+		t.Run(tc.name, func(t *testing.T) {
+			in := validTrack()
+			in.Meta.Tracker, in.Meta.Appearance = tc.tracker, tc.appearance
+			data, err := EncodeTrack(in)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := bytes.Contains(data, []byte(`"appearance"`)); got != (tc.appearance != 0) {
+				t.Errorf("encoded report names an appearance: %v, want %v", got, tc.appearance != 0)
+			}
+			got, err := DecodeTrack(data)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.Meta.Tracker != tc.tracker || got.Meta.Appearance != tc.appearance {
+				t.Errorf("DecodeTrack tracker, appearance = %d, %d; want %d, %d", got.Meta.Tracker, got.Meta.Appearance, tc.tracker, tc.appearance)
+			}
+		})
+	}
+	bad := validTrack()
+	bad.Meta.Tracker, bad.Meta.Appearance = 40, 43
+	if _, err := EncodeTrack(bad); !errors.Is(err, ErrMalformed) {
+		t.Errorf("EncodeTrack(appearance 43 of track 42) = %v, want ErrMalformed", err)
 	}
 }
 

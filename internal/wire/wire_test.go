@@ -32,6 +32,13 @@ func TestHitRoundTrip(t *testing.T) {
 	if got.ID != h.ID || got.Distance != h.Distance || !got.Time.Equal(h.Time) || got.Version != Version {
 		t.Errorf("DecodeHit = %+v, want %+v", got, h)
 	}
+	h.Tracker, h.Appearance = 5, 6
+	if data, err = EncodeHit(h, crop); err != nil {
+		t.Fatalf("EncodeHit(appearance): %v", err)
+	}
+	if got, _, err = DecodeHit(data); err != nil || got.Tracker != 5 || got.Appearance != 6 {
+		t.Errorf("DecodeHit(appearance) = tracker %d, appearance %d, %v; want 5, 6", got.Tracker, got.Appearance, err)
+	}
 	if !bytes.Equal(gotCrop, crop) {
 		t.Errorf("crop = %x, want %x", gotCrop, crop)
 	}
@@ -67,6 +74,9 @@ func TestMalformed(t *testing.T) {
 		{"wrong id", mutate(func(h *Hit) { h.ID = "x" }), hitDec, "id"},
 		{"negative distance", mutate(func(h *Hit) { h.Distance = -1 }), hitDec, "distance"},
 		{"no model", mutate(func(h *Hit) { h.Model = Model{} }), hitDec, "model"},
+		{"appearance without tracker", mutate(func(h *Hit) { h.Appearance = 7 }), hitDec, "appearance"},
+		{"appearance of a later track", mutate(func(h *Hit) { h.Tracker, h.Appearance = 5, 8 }), hitDec, "appearance"},
+		{"appearance before its tracker", mutate(func(h *Hit) { h.Tracker, h.Appearance = 5, 4 }), hitDec, "appearance"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
