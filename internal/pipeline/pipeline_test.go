@@ -224,6 +224,8 @@ func TestMatchStage(t *testing.T) {
 	pub(wire.TracksSubject("cam1"), encode(trackOf(t, "cam1", 2, true, wrongModel, aQ)), "bad-3")
 
 	a := trackOf(t, "cam1", 10, false, aDescs, aQ)
+	// A's track continues the appearance of track 8 of tracker 5.
+	a.Meta.Tracker, a.Meta.Appearance = 5, 8
 	pub(wire.TracksSubject("cam1"), encode(a), a.MsgID())
 	stranger := trackOf(t, "cam1", 11, true, sDescs, sQ)
 	pub(wire.TracksSubject("cam1"), encode(stranger), stranger.MsgID())
@@ -285,6 +287,9 @@ func TestMatchStage(t *testing.T) {
 	for _, h := range hits {
 		if h.ID != want || h.IdentityName != "John Salley" || h.Watchlist != "missing" || h.Distance > h.Threshold {
 			t.Errorf("hit = %s %q on %s at %.3f (threshold %.3f), want %s for John Salley within the threshold", h.ID, h.IdentityName, h.Watchlist, h.Distance, h.Threshold, want)
+		}
+		if h.Tracker != 5 || h.Appearance != 8 {
+			t.Errorf("hit tracker, appearance = %d, %d; want the track's 5, 8", h.Tracker, h.Appearance)
 		}
 		if h.EnrolledPhoto != match.PhotoHash([]byte("photo-bytes")) {
 			t.Errorf("hit enrolled photo = %q, want the enrolment's photo hash", h.EnrolledPhoto)
@@ -476,6 +481,13 @@ func TestDetectStage(t *testing.T) {
 	early, final := reports[0], reports[1]
 	if early.Meta.Final || !final.Meta.Final || early.Meta.Track != final.Meta.Track {
 		t.Fatalf("reports = %+v / %+v, want an early then a final report of one track", early.Meta, final.Meta)
+	}
+	// Its own appearance, named by the tracker that made it (told the
+	// frame's size by the stage).
+	for _, r := range reports {
+		if r.Meta.Appearance != r.Meta.Track || r.Meta.Tracker == 0 || r.Meta.Tracker > r.Meta.Track {
+			t.Errorf("report %s tracker, appearance = %d, %d; want a tracker up to %d and appearance %d", r.MsgID(), r.Meta.Tracker, r.Meta.Appearance, r.Meta.Track, r.Meta.Track)
+		}
 	}
 	if early.Meta.Seen != tc.EarlyFaces || final.Meta.Seen != len(good) {
 		t.Errorf("seen early %d, final %d; want %d and %d", early.Meta.Seen, final.Meta.Seen, tc.EarlyFaces, len(good))

@@ -41,10 +41,20 @@ type Appearance struct {
 	// instead of showing it at once: a face that comes into view without
 	// any one frame changing much (no motion to notice).
 	FadeIn time.Duration `json:"fade_in,omitempty"`
+	// Hidden lists spans of stream time inside Start..End during which the
+	// face is not drawn though it keeps moving: a person behind a pillar,
+	// whose track breaks in the middle of the view.
+	Hidden []Span `json:"hidden,omitempty"`
 	// FirstFrame and LastFrame are filled in by Render: the frames (from 0)
 	// in which the face is visible.
 	FirstFrame int `json:"first_frame"`
 	LastFrame  int `json:"last_frame"`
+}
+
+// Span is an interval of stream time, From inclusive, To exclusive.
+type Span struct {
+	From time.Duration `json:"from"`
+	To   time.Duration `json:"to"`
 }
 
 // Script describes a clip.
@@ -105,6 +115,11 @@ func (s *Script) Validate() error {
 		}
 		if a.Size < 16 || a.Size > min(s.Width, s.Height) {
 			return fmt.Errorf("appearance %d (%s): size %d does not fit the frame", i, a.Identity, a.Size)
+		}
+		for _, h := range a.Hidden {
+			if h.To <= h.From || h.From < a.Start || h.To > a.End {
+				return fmt.Errorf("appearance %d (%s): hidden span %v..%v is not inside %v..%v", i, a.Identity, h.From, h.To, a.Start, a.End)
+			}
 		}
 		for _, p := range []image.Point{a.From, a.To} {
 			if p.X < 0 || p.Y < 0 || p.X+a.Size > s.Width || p.Y+a.Size > s.Height {
@@ -272,10 +287,16 @@ func Walk(identity, photo string, start, d time.Duration, width, y, size int, le
 }
 
 // At returns where the face of a is (its box) at stream time t, and
-// whether it is visible then.
+// whether it is visible then (not before Start, from End, nor while
+// Hidden).
 func (a Appearance) At(t time.Duration) (image.Rectangle, bool) {
 	if t < a.Start || t >= a.End {
 		return image.Rectangle{}, false
+	}
+	for _, h := range a.Hidden {
+		if t >= h.From && t < h.To {
+			return image.Rectangle{}, false
+		}
 	}
 	f := float64(t-a.Start) / float64(a.End-a.Start)
 	x := a.From.X + int(f*float64(a.To.X-a.From.X))

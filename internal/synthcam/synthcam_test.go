@@ -109,6 +109,16 @@ func TestScriptValidate(t *testing.T) {
 		{"ends after clip", func(s *Script) { f := face; f.End = 2 * time.Second; s.Appearances = []Appearance{f} }},
 		{"outside frame", func(s *Script) { f := face; f.To = image.Pt(300, 0); s.Appearances = []Appearance{f} }},
 		{"no photo", func(s *Script) { f := face; f.Photo = ""; s.Appearances = []Appearance{f} }},
+		{"hidden after the end", func(s *Script) {
+			f := face
+			f.Hidden = []Span{{From: 500 * time.Millisecond, To: 2 * time.Second}}
+			s.Appearances = []Appearance{f}
+		}},
+		{"empty hidden span", func(s *Script) {
+			f := face
+			f.Hidden = []Span{{From: 500 * time.Millisecond, To: 500 * time.Millisecond}}
+			s.Appearances = []Appearance{f}
+		}},
 	}
 	for _, tc := range tests {
 		s := ok
@@ -121,6 +131,66 @@ func TestScriptValidate(t *testing.T) {
 	s.Appearances = []Appearance{face}
 	if err := s.Validate(); err != nil {
 		t.Errorf("Validate(good script) = %v", err)
+	}
+}
+
+// TestRenderHidden: a face hidden for a span of its appearance is not
+// drawn then (the background shows) and is drawn before and after.
+func TestRenderHidden(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	photo := testdata.Path(t, "dlib_johns/John_Salley/000179_02159509.jpg")
+	a := Appearance{Identity: "John_Salley", Photo: photo, Start: time.Second, End: 4 * time.Second,
+		From: image.Pt(100, 60), To: image.Pt(100, 60), Size: 90, Hidden: []Span{{From: 2 * time.Second, To: 3 * time.Second}}}
+	s := Script{Width: 320, Height: 240, FPS: 5, Duration: 4 * time.Second, Background: testdata.OpenCV(t, "vtest.avi"), Appearances: []Appearance{a}}
+	out := filepath.Join(t.TempDir(), "hidden.mp4")
+	truth, err := Render(ctx, s, out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := truth.Appearances[0]; got.FirstFrame != 5 || got.LastFrame != 19 {
+		t.Errorf("hidden appearance frames = %d..%d, want 5..19", got.FirstFrame, got.LastFrame)
+	}
+	face := gocv.IMRead(photo, gocv.IMReadColor)
+	defer face.Close()
+	want := gocv.NewMat()
+	defer want.Close()
+	gocv.Resize(face, &want, image.Pt(90, 90), 0, 0, gocv.InterpolationCubic)
+	vc, err := gocv.VideoCaptureFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer vc.Close()
+	box := image.Rect(100, 60, 190, 150)
+	frame := gocv.NewMat()
+	defer frame.Close()
+	var first gocv.Mat
+	n := 0
+	for ; vc.Read(&frame); n++ {
+		if n == 0 {
+			first = frame.Clone()
+			defer first.Close()
+		}
+		r := frame.Region(box)
+		_, shown := a.At(truth.FrameTime(n))
+		if wantShown := n >= 5 && (n < 10 || n >= 15); shown != wantShown {
+			t.Errorf("At(frame %d) visible = %v, want %v", n, shown, wantShown)
+		}
+		if shown {
+			if d := meanAbsDiff(r, want); d > 12 {
+				t.Errorf("frame %d: face region differs from the photo by %.1f, want under 12", n, d)
+			}
+		} else if n > 0 {
+			r0 := first.Region(box)
+			if d := meanAbsDiff(r, r0); d > 6 {
+				t.Errorf("frame %d (hidden or absent): region differs from frame 0 by %.1f, want the background (under 6)", n, d)
+			}
+			r0.Close()
+		}
+		r.Close()
+	}
+	if n != 20 {
+		t.Errorf("decoded %d frames, want 20", n)
 	}
 }
 
