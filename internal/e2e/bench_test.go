@@ -51,10 +51,10 @@ func envInt(name string, def int) int {
 // count of 1280x720 cameras, or COUNT@WxH); FACEWATCH_BENCH_EARLY_QUALITY
 // sets detect.early_quality (0: the early report waits for 3 sightings, as
 // before early decisions); FACEWATCH_BENCH_SAME_APPEARANCE sets
-// alert.same_appearance (0: every track's hit is an alert, even one that
-// begins seconds after the same person's last alert on that camera: the
-// scenario's loop brings one person back 3.2 s after leaving, which the
-// default 5 s merges into one appearance); FACEWATCH_BENCH_BIN runs another facewatch
+// alert.same_appearance (the time rule, now only a fallback for hits
+// without the tracker's appearance: the scenario's loop brings one person
+// back through the edge he left by 3.2 s later, which that rule alone
+// merged into one appearance; 0 turns it off); FACEWATCH_BENCH_BIN runs another facewatch
 // binary (a build of an older commit, to compare) instead of this tree's.
 //
 //	go test -run XXX -bench FrameToAlert -benchtime 1x ./internal/e2e
