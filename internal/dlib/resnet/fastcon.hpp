@@ -190,8 +190,15 @@ private:
 	uint64_t fast_calls_ = 0;
 };
 
+#ifdef DLIB_USE_CUDA
+// A CUDA build of dlib runs con_ on the GPU (cuDNN); this layer would bring
+// the convolutions back to the CPU, so there the network keeps dlib's.
+template <long num_filters, long nr, long nc, int stride_y, int stride_x, typename SUBNET>
+using fast_con = dlib::con<num_filters, nr, nc, stride_y, stride_x, SUBNET>;
+#else
 template <long num_filters, long nr, long nc, int stride_y, int stride_x, typename SUBNET>
 using fast_con = dlib::add_layer<fast_con_<num_filters, nr, nc, stride_y, stride_x>, SUBNET>;
+#endif
 
 } // namespace fw
 

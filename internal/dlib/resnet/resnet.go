@@ -46,7 +46,7 @@ func cerr(e *C.char) error {
 
 // Load deserialises the network from path. Its convolutions run on
 // fastcon.hpp's layer, which gives dlib's floats bit for bit with a faster
-// column matrix.
+// column matrix (on a CUDA build of dlib they stay dlib's, on the GPU).
 func Load(path string) (*Net, error) {
 	return load(path, false)
 }
@@ -97,7 +97,8 @@ func (n *Net) Embed(chips []byte, batch, jitter int, out []float32) error {
 }
 
 // FastConvs reports how many convolution layers of the network run on
-// fastcon.hpp's layer (0 for LoadStock's) and how many forward passes they
+// fastcon.hpp's layer (29 for Load's, 0 for LoadStock's or on a CUDA build)
+// and how many forward passes they
 // have made between them.
 func (n *Net) FastConvs() (layers int, calls uint64) {
 	if n.p == nil {
