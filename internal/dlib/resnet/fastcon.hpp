@@ -11,7 +11,8 @@
 // output sample; then add the biases per channel. This layer builds the same
 // T with loops specialised at compile time for the filter size, stride and
 // padding (whole filter rows copied, the bounds checked once per row and
-// pixel, not per element), into a buffer kept across calls, and then makes
+// pixel, not per element), into a buffer kept across calls (one the network
+// shares among its layers, see set_scratch), and then makes
 // the same sgemm call with the same arguments and adds the biases in the same
 // order, so every output float is the same as dlib's.
 //
@@ -113,13 +114,21 @@ class fast_con_ : public dlib::con_<NUM_FILTERS, NR, NC, SY, SX> {
 
 public:
 	fast_con_() = default;
-	// The column buffer is scratch: copies start without one.
+	// The column buffer is scratch: copies start without one, and without
+	// the shared one (a copy may run on another thread).
 	fast_con_(const fast_con_& o) : base(o), fast_calls_(o.fast_calls_) {}
 	fast_con_& operator=(const fast_con_& o) {
 		base::operator=(o);
 		fast_calls_ = o.fast_calls_;
+		scratch_ = nullptr;
 		return *this;
 	}
+
+	// set_scratch makes the layer build its column matrix in *buf, which
+	// the caller keeps alive and gives only to layers that never run at the
+	// same time (the layers of one network), instead of a buffer of its own:
+	// the 29 layers' matrices add up to about 19 MB, the largest is 3 MB.
+	void set_scratch(std::vector<float>* buf) { scratch_ = buf; }
 
 	// fast_calls is how many forward passes took this layer's own path.
 	uint64_t fast_calls() const { return fast_calls_; }
@@ -143,19 +152,21 @@ public:
 		const long out_nc = 1 + (data.nc() + 2 * PX - NC) / SX;
 		const long npix = out_nr * out_nc;
 		output.set_size(data.num_samples(), nf, out_nr, out_nc);
-		cols_.resize((size_t)npix * kdim + copy_spare<NC>());
+		std::vector<float>& cols = scratch_ ? *scratch_ : own_;
+		const size_t need = (size_t)npix * kdim + copy_spare<NC>();
+		if (cols.size() < need) cols.resize(need);
 		const float* filters = params.host();
 		const float* in = data.host();
 		float* out = output.host();
 		for (long n = 0; n < data.num_samples(); ++n) {
-			build_cols<NR, NC, SY, SX, PY, PX>(cols_.data(), in + n * k * data.nr() * data.nc(),
+			build_cols<NR, NC, SY, SX, PY, PX>(cols.data(), in + n * k * data.nr() * data.nc(),
 			                                   k, data.nr(), data.nc(), out_nr, out_nc);
 			// dlib's binding for set_ptrm(out) = mat(filters)*trans(cols).
 			dlib::blas_bindings::cblas_gemm(dlib::blas_bindings::CblasRowMajor,
 			                                dlib::blas_bindings::CblasNoTrans,
 			                                dlib::blas_bindings::CblasTrans,
 			                                (int)nf, (int)npix, (int)kdim, 1.0f,
-			                                filters, (int)kdim, cols_.data(), (int)kdim,
+			                                filters, (int)kdim, cols.data(), (int)kdim,
 			                                0.0f, out + n * nf * npix, (int)npix);
 		}
 		if (bias) {
@@ -186,7 +197,8 @@ public:
 	}
 
 private:
-	std::vector<float> cols_;
+	std::vector<float>* scratch_ = nullptr;
+	std::vector<float> own_;
 	uint64_t fast_calls_ = 0;
 };
 

@@ -1,5 +1,7 @@
 // dlib_face_recognition_resnet_model_v1: the network definition of dlib's
-// dnn_face_recognition_ex.cpp, with batched inference.
+// dnn_face_recognition_ex.cpp, with batched inference, on fastcon.hpp's
+// convolution layer (the same floats as dlib's con_, faster), and the stock
+// definition on dlib's con_ to compare it with.
 #include "resnet.h"
 #include <cstdlib>
 #include <memory>
@@ -53,6 +55,8 @@ struct fw_resnet {
 	// Exactly one of the two is set.
 	std::unique_ptr<fast_net_type> fast;
 	std::unique_ptr<stock_net_type> stock;
+	// The column matrix buffer fast's convolution layers share.
+	std::vector<float> scratch;
 	dlib::rand rnd;
 };
 
@@ -72,6 +76,28 @@ static char* dup_err(const char* what) {
 
 static const int chip_size = 150;
 
+namespace {
+// Gives fast_con_ layers the network's shared buffer, and ignores other
+// layers.
+struct share_scratch {
+	std::vector<float>* buf;
+	template <long F, long NR, long NC, int SY, int SX>
+	void operator()(fw::fast_con_<F,NR,NC,SY,SX>& l) const { l.set_scratch(buf); }
+	template <typename T>
+	void operator()(T&) const {}
+};
+
+// Counts the forward passes of fast_con_ layers, and ignores other layers.
+struct count_fast {
+	uint64_t* calls;
+	int* layers;
+	template <long F, long NR, long NC, int SY, int SX>
+	void operator()(const fw::fast_con_<F,NR,NC,SY,SX>& l) const { *calls += l.fast_calls(); ++*layers; }
+	template <typename T>
+	void operator()(const T&) const {}
+};
+}
+
 extern "C" int fw_resnet_new(const char* path, int stock, fw_resnet** out, char** err) {
 	FW_TRY
 	std::unique_ptr<fw_resnet> r(new fw_resnet);
@@ -81,6 +107,7 @@ extern "C" int fw_resnet_new(const char* path, int stock, fw_resnet** out, char*
 	} else {
 		r->fast.reset(new fast_net_type);
 		deserialize(path) >> *r->fast;
+		visit_computational_layers(*r->fast, share_scratch{&r->scratch});
 	}
 	*out = r.release();
 	return 0;
@@ -128,18 +155,6 @@ extern "C" int fw_resnet_embed(fw_resnet* r, const uint8_t* chips, int n, int ba
 		embed(*r->stock, r->rnd, chips, n, batch, jitter, out);
 	return 0;
 	FW_CATCH(err)
-}
-
-namespace {
-// Counts the forward passes of fast_con_ layers, and ignores other layers.
-struct count_fast {
-	uint64_t* calls;
-	int* layers;
-	template <long F, long NR, long NC, int SY, int SX>
-	void operator()(const fw::fast_con_<F,NR,NC,SY,SX>& l) const { *calls += l.fast_calls(); ++*layers; }
-	template <typename T>
-	void operator()(const T&) const {}
-};
 }
 
 extern "C" uint64_t fw_resnet_fast_convs(fw_resnet* r, int* layers) {

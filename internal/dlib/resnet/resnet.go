@@ -1,7 +1,9 @@
 // Package resnet runs dlib's face recognition ResNet
 // (dlib_face_recognition_resnet_model_v1) over aligned 150x150 RGB chips,
-// batched. It lives in its own cgo package so that dlib's DNN templates,
-// which take minutes to compile, are rebuilt only when this file changes.
+// batched, with its own convolution layer (fastcon.hpp) that gives dlib's
+// floats bit for bit. It lives in its own cgo package so that dlib's DNN
+// templates, which take minutes to compile, are rebuilt only when this
+// package changes.
 // Each Net is owned by one goroutine at a time; it shares no state with other
 // Nets. C++ exceptions become Go errors. It knows nothing of detection,
 // cameras or watchlists.
@@ -98,8 +100,7 @@ func (n *Net) Embed(chips []byte, batch, jitter int, out []float32) error {
 
 // FastConvs reports how many convolution layers of the network run on
 // fastcon.hpp's layer (29 for Load's, 0 for LoadStock's or on a CUDA build)
-// and how many forward passes they
-// have made between them.
+// and how many forward passes they have made between them.
 func (n *Net) FastConvs() (layers int, calls uint64) {
 	if n.p == nil {
 		return 0, 0
