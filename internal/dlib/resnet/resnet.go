@@ -1,7 +1,9 @@
 // Package resnet runs dlib's face recognition ResNet
 // (dlib_face_recognition_resnet_model_v1) over aligned 150x150 RGB chips,
-// batched. It lives in its own cgo package so that dlib's DNN templates,
-// which take minutes to compile, are rebuilt only when this file changes.
+// batched, with its own convolution layer (fastcon.hpp) that gives dlib's
+// floats bit for bit. It lives in its own cgo package so that dlib's DNN
+// templates, which take minutes to compile, are rebuilt only when this
+// package changes.
 // Each Net is owned by one goroutine at a time; it shares no state with other
 // Nets. C++ exceptions become Go errors. It knows nothing of detection,
 // cameras or watchlists.
@@ -44,13 +46,30 @@ func cerr(e *C.char) error {
 	return errors.New(C.GoString(e))
 }
 
-// Load deserialises the network from path.
+// Load deserialises the network from path. Its convolutions run on
+// fastcon.hpp's layer, which gives dlib's floats bit for bit with a faster
+// column matrix (on a CUDA build of dlib they stay dlib's, on the GPU).
 func Load(path string) (*Net, error) {
+	return load(path, false)
+}
+
+// LoadStock deserialises the network from path built on dlib's own
+// convolution layer, as dlib's dnn_face_recognition_ex.cpp declares it; it
+// is there to check Load's network against, and is slower.
+func LoadStock(path string) (*Net, error) {
+	return load(path, true)
+}
+
+func load(path string, stock bool) (*Net, error) {
 	cs := C.CString(path)
 	defer C.free(unsafe.Pointer(cs))
 	var p *C.fw_resnet
 	var e *C.char
-	if C.fw_resnet_new(cs, &p, &e) != 0 {
+	st := C.int(0)
+	if stock {
+		st = 1
+	}
+	if C.fw_resnet_new(cs, st, &p, &e) != 0 {
 		return nil, fmt.Errorf("loading face recognition network %s: %w", path, cerr(e))
 	}
 	return &Net{p: p}, nil
@@ -77,6 +96,18 @@ func (n *Net) Embed(chips []byte, batch, jitter int, out []float32) error {
 		return cerr(e)
 	}
 	return nil
+}
+
+// FastConvs reports how many convolution layers of the network run on
+// fastcon.hpp's layer (29 for Load's, 0 for LoadStock's or on a CUDA build)
+// and how many forward passes they have made between them.
+func (n *Net) FastConvs() (layers int, calls uint64) {
+	if n.p == nil {
+		return 0, 0
+	}
+	var l C.int
+	c := C.fw_resnet_fast_convs(n.p, &l)
+	return int(l), uint64(c)
 }
 
 // Close frees the network; it is safe to call twice.
