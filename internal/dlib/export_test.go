@@ -5,3 +5,6 @@ func NewPortableHOG() (*HOG, error) { return newHOG(false) }
 
 // FilterPlane is filterPlane.
 var FilterPlane = filterPlane
+
+// HOGFeatures is hogFeatures.
+var HOGFeatures = hogFeatures

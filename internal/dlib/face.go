@@ -10,6 +10,7 @@ import "C"
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"unsafe"
 )
 
@@ -174,6 +175,33 @@ func filterPlane(avx2 bool, in []float32, nr, nc int, rowF, colF []float32, out 
 		return cerr(e)
 	}
 	return nil
+}
+
+// hogFeatures returns the 31 HOG feature planes (each nr x nc floats, one
+// after another) of im after levels steps down the detector's image
+// pyramid, with cells of cellSize pixels and the filter paddings pr and pc:
+// the AVX2 copy's extractor (AVX-512 where the CPU has it) when avx2, else
+// the portable build's dlib code. For tests.
+func hogFeatures(avx2 bool, im Image, levels, cellSize, pr, pc int) (planes []float32, nr, nc int, err error) {
+	ci, err := im.c()
+	if err != nil {
+		return nil, 0, 0, err
+	}
+	var out *C.float
+	var cnr, cnc C.long
+	var e *C.char
+	var rc C.int
+	if avx2 {
+		rc = C.fw_hog_avx2_features(ci, C.int(levels), C.int(cellSize), C.int(pr), C.int(pc), &out, &cnr, &cnc, &e)
+	} else {
+		rc = C.fw_hog_features(ci, C.int(levels), C.int(cellSize), C.int(pr), C.int(pc), &out, &cnr, &cnc, &e)
+	}
+	if rc != 0 {
+		return nil, 0, 0, cerr(e)
+	}
+	defer C.free(unsafe.Pointer(out))
+	nr, nc = int(cnr), int(cnc)
+	return slices.Clone(unsafe.Slice((*float32)(unsafe.Pointer(out)), 31*nr*nc)), nr, nc, nil
 }
 
 // Close frees the detector; it is safe to call twice.

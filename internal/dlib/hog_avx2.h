@@ -24,6 +24,10 @@ void fw_hog_avx2_free(fw_hog_avx2* h);
 // an nr x nc plane, for tests.
 int fw_hog_avx2_filter(const float* in, long nr, long nc, const float* rf, long nrf, const float* cf, long ncf,
                        float* out, int add_to, char** err);
+// fw_hog_avx2_features writes the copy's HOG feature planes of img after
+// levels pyramid steps (fw::features), for tests.
+int fw_hog_avx2_features(fw_image img, int levels, int cell_size, int pr, int pc, float** out, long* nr, long* nc,
+                         char** err);
 
 #ifdef __cplusplus
 }
