@@ -8,3 +8,6 @@ var FilterPlane = filterPlane
 
 // HOGFeatures is hogFeatures.
 var HOGFeatures = hogFeatures
+
+// HOGPyramid is hogPyramid.
+var HOGPyramid = hogPyramid

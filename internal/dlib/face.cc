@@ -76,6 +76,13 @@ extern "C" int fw_hog_features(fw_image img, int levels, int cell_size, int pr, 
 	FW_CATCH(err)
 }
 
+extern "C" int fw_hog_pyramid(fw_image img, int levels, uint8_t** out, long* nr, long* nc, char** err) {
+	FW_TRY
+	fw::pyramid(img, levels, out, nr, nc);
+	return 0;
+	FW_CATCH(err)
+}
+
 extern "C" int fw_shape_new(const char* path, fw_shape** out, char** err) {
 	FW_TRY
 	fw_shape* s = new fw_shape;

@@ -204,6 +204,32 @@ func hogFeatures(avx2 bool, im Image, levels, cellSize, pr, pc int) (planes []fl
 	return slices.Clone(unsafe.Slice((*float32)(unsafe.Pointer(out)), 31*nr*nc)), nr, nc, nil
 }
 
+// hogPyramid returns the pixels (red, green, blue; nr x nc) of im after
+// levels (at least 1) steps down the detector's image pyramid: the AVX2
+// copy's (AVX-512 where the CPU has it) when avx2, else the portable
+// build's. For tests.
+func hogPyramid(avx2 bool, im Image, levels int) (pix []byte, nr, nc int, err error) {
+	ci, err := im.c()
+	if err != nil {
+		return nil, 0, 0, err
+	}
+	var out *C.uint8_t
+	var cnr, cnc C.long
+	var e *C.char
+	var rc C.int
+	if avx2 {
+		rc = C.fw_hog_avx2_pyramid(ci, C.int(levels), &out, &cnr, &cnc, &e)
+	} else {
+		rc = C.fw_hog_pyramid(ci, C.int(levels), &out, &cnr, &cnc, &e)
+	}
+	if rc != 0 {
+		return nil, 0, 0, cerr(e)
+	}
+	defer C.free(unsafe.Pointer(out))
+	nr, nc = int(cnr), int(cnc)
+	return C.GoBytes(unsafe.Pointer(out), C.int(nr*nc*3)), nr, nc, nil
+}
+
 // Close frees the detector; it is safe to call twice.
 func (h *HOG) Close() {
 	if h.p != nil {

@@ -129,6 +129,60 @@ __attribute__((target("avx512f,avx2"))) inline void fhog_row16(const uint8_t* co
 	}
 }
 
+
+// resize_row16 is the 4-pixel loop of dlib's bilinear resize_image for RGB
+// kinds of pixel (dlib 19.24, interpolation.h) for one output row, 16
+// output pixels at a time: top and bottom are the two input rows (3 bytes
+// a pixel, the channel at byte offset off[0] red, off[1] green, off[2]
+// blue); for output column c < n, left3[c] is 3 times dlib's left input
+// column, lr[c] and ilr[c] dlib's lr_frac and 1-lr_frac; tb and itb are
+// dlib's tb_frac and 1-tb_frac as floats. Each channel's value is dlib's
+// tlf*tl + trf*tr + blf*bl + brf*br, summed left to right with each
+// product kept apart from its sum, truncated to an int and then to a
+// byte; out[c] gets the output pixel's 3 bytes (in memory order) in its
+// low bytes. The gathers read 4 bytes at the left pixel and 4 ending with
+// the right pixel, never outside the row (dlib's loop stops before a
+// right column past the last).
+__attribute__((target("avx512f,avx2"))) inline void resize_row16(const uint8_t* top, const uint8_t* bottom, long n,
+                                                                 const int32_t* left3, const float* lr,
+                                                                 const float* ilr, float tb, float itb,
+                                                                 const int off[3], uint32_t* out) {
+	const __m512 vtb = _mm512_set1_ps(tb), vitb = _mm512_set1_ps(itb);
+	const __m512i byte = _mm512_set1_epi32(0xff), two = _mm512_set1_epi32(2);
+	for (long c = 0; c < n; c += 16) {
+		const __mmask16 k = n - c >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - c)) - 1);
+		const __m512i il = _mm512_maskz_loadu_epi32(k, left3 + c);
+		const __m512i ir = _mm512_add_epi32(il, two);
+		const __m512i z = _mm512_setzero_si512();
+		const __m512i tlv = _mm512_mask_i32gather_epi32(z, k, il, top, 1);
+		const __m512i trv = _mm512_srli_epi32(_mm512_mask_i32gather_epi32(z, k, ir, top, 1), 8);
+		const __m512i blv = _mm512_mask_i32gather_epi32(z, k, il, bottom, 1);
+		const __m512i brv = _mm512_srli_epi32(_mm512_mask_i32gather_epi32(z, k, ir, bottom, 1), 8);
+		const __m512 f = _mm512_maskz_loadu_ps(k, lr + c), fi = _mm512_maskz_loadu_ps(k, ilr + c);
+		const __m512 tlf = _mm512_mul_ps(vitb, fi), trf = _mm512_mul_ps(vitb, f);
+		const __m512 blf = _mm512_mul_ps(vtb, fi), brf = _mm512_mul_ps(vtb, f);
+		__m512i px = _mm512_setzero_si512();
+		for (int ch = 0; ch < 3; ch++) {
+			const __m128i sh = _mm_cvtsi32_si128(8 * off[ch]);
+			auto chan = [&](__m512i v) { return _mm512_cvtepi32_ps(_mm512_and_si512(_mm512_srl_epi32(v, sh), byte)); };
+			__m512 p = _mm512_mul_ps(tlf, chan(tlv));
+			__m512 p2 = _mm512_mul_ps(trf, chan(trv));
+			__m512 p3 = _mm512_mul_ps(blf, chan(blv));
+			__m512 p4 = _mm512_mul_ps(brf, chan(brv));
+			FW_KEEP(p);
+			FW_KEEP(p2);
+			FW_KEEP(p3);
+			FW_KEEP(p4);
+			__m512 sum = _mm512_add_ps(p, p2);
+			sum = _mm512_add_ps(sum, p3);
+			sum = _mm512_add_ps(sum, p4);
+			const __m512i v = _mm512_and_si512(_mm512_cvttps_epi32(sum), byte);
+			px = _mm512_or_si512(px, _mm512_sll_epi32(v, sh));
+		}
+		_mm512_mask_storeu_epi32(out + c, k, px);
+	}
+}
+
 #undef FW_KEEP
 
 // fhog_buffers is what fhog_extract keeps from one call to the next.
@@ -341,6 +395,108 @@ void fhog_extract(const image_type& img_, dlib::array<dlib::array2d<T, mm1>, mm2
 	}
 }
 
+// resize_rgb is dlib's bilinear resize_image for images of RGB kind (the
+// pyramid's step down), with its 4-pixel loop done by resize_row16 on a
+// CPU with AVX-512 (dlib's code otherwise). The columns, their weights and
+// where dlib's 4-pixel loop stops are the same on every row: they are
+// worked out once, with dlib's float operations in dlib's order.
+template <typename image_type1, typename image_type2>
+void resize_rgb(const image_type1& in_img_, image_type2& out_img_) {
+	using namespace dlib;
+	if (!fw_hog_avx512_filter_supported()) {
+		resize_image(in_img_, out_img_, interpolate_bilinear());
+		return;
+	}
+	const_image_view<image_type1> in_img(in_img_);
+	image_view<image_type2> out_img(out_img_);
+	if (out_img.size() == 0 || in_img.size() == 0) return;
+
+	typedef typename image_traits<image_type1>::pixel_type T;
+	typedef typename image_traits<image_type2>::pixel_type U;
+	static_assert(sizeof(T) == 3 && sizeof(U) == 3, "3-byte pixels");
+	T probe;
+	const uint8_t* base = (const uint8_t*)&probe;
+	const int off[3] = {int((const uint8_t*)&probe.red - base), int((const uint8_t*)&probe.green - base),
+	                    int((const uint8_t*)&probe.blue - base)};
+	U oprobe;
+	const uint8_t* obase = (const uint8_t*)&oprobe;
+	if (off[0] != (const uint8_t*)&oprobe.red - obase || off[1] != (const uint8_t*)&oprobe.green - obase ||
+	    off[2] != (const uint8_t*)&oprobe.blue - obase) {
+		resize_image(in_img_, out_img_, interpolate_bilinear());
+		return;
+	}
+
+	const double x_scale = (in_img.nc() - 1) / (double)std::max<long>((out_img.nc() - 1), 1);
+	const double y_scale = (in_img.nr() - 1) / (double)std::max<long>((out_img.nr() - 1), 1);
+
+	// dlib's column loop, which is the same on every row.
+	const size_t cap = (size_t)out_img.nc() + 4;
+	std::vector<int32_t> left3(cap);
+	std::vector<float> lr(cap), ilr(cap);
+	std::vector<uint32_t> px(cap);
+	long n = 0;
+	{
+		const double x = -4 * x_scale;
+		const simd4f _x_scale = 4 * x_scale;
+		simd4f _x(x, x + x_scale, x + 2 * x_scale, x + 3 * x_scale);
+		for (;; n += 4) {
+			_x += _x_scale;
+			simd4i left = simd4i(_x);
+			simd4f lr_frac = _x - left;
+			simd4f _inv_lr_frac = 1 - lr_frac;
+			simd4i right = left + 1;
+			int32 fleft[4];
+			int32 fright[4];
+			left.store(fleft);
+			right.store(fright);
+			// (dlib's loop has no other end: its last columns' right
+			// pixels are past the input's last.)
+			if (fright[3] >= in_img.nc() || n + 4 > out_img.nc()) break;
+			for (int i = 0; i < 4; i++) left3[n + i] = 3 * fleft[i];
+			lr_frac.store(&lr[n]);
+			_inv_lr_frac.store(&ilr[n]);
+		}
+	}
+
+	double y = -y_scale;
+	for (long r = 0; r < out_img.nr(); ++r) {
+		y += y_scale;
+		const long top = static_cast<long>(std::floor(y));
+		const long bottom = std::min(top + 1, in_img.nr() - 1);
+		const double tb_frac = y - top;
+		const float _tb_frac = tb_frac;
+		const float _inv_tb_frac = 1 - tb_frac;
+		long c = 0;
+		if (n > 0) {
+			resize_row16((const uint8_t*)&in_img[top][0], (const uint8_t*)&in_img[bottom][0], n, left3.data(),
+			             lr.data(), ilr.data(), _tb_frac, _inv_tb_frac, off, px.data());
+			U* o = &out_img[r][0];
+			for (; c < n; c++) std::memcpy(&o[c], &px[c], 3);
+		}
+		// dlib's loop for the last columns.
+		double x = -x_scale + c * x_scale;
+		for (; c < out_img.nc(); ++c) {
+			x += x_scale;
+			const long left = static_cast<long>(std::floor(x));
+			const long right = std::min(left + 1, in_img.nc() - 1);
+			const double lr_frac = x - left;
+
+			const T tl = in_img[top][left];
+			const T tr = in_img[top][right];
+			const T bl = in_img[bottom][left];
+			const T br = in_img[bottom][right];
+
+			T temp;
+			assign_pixel(temp, 0);
+			vector_to_pixel(temp, (1 - tb_frac) * ((1 - lr_frac) * pixel_to_vector<double>(tl) +
+			                                       lr_frac * pixel_to_vector<double>(tr)) +
+			                          tb_frac * ((1 - lr_frac) * pixel_to_vector<double>(bl) +
+			                                     lr_frac * pixel_to_vector<double>(br)));
+			assign_pixel(out_img[r][c], temp);
+		}
+	}
+}
+
 // fhog_extractor is dlib's default_fhog_feature_extractor with
 // extract_fhog_features done by fhog_extract where it applies (AVX-512,
 // an image of RGB kind, cells of more than one pixel).
@@ -387,5 +543,28 @@ inline void serialize(const fhog_extractor&, std::ostream&) {}
 inline void deserialize(fhog_extractor&, std::istream&) {}
 
 } // namespace fw
+
+// The pyramid's steps down (pyramid_down<6>, which calls resize_image)
+// for the images HOG detection sees, done by fw::resize_rgb.
+namespace dlib {
+template <>
+inline void resize_image<fw::bgr_view, array2d<bgr_pixel>>(const fw::bgr_view& in, array2d<bgr_pixel>& out) {
+	fw::resize_rgb(in, out);
+}
+template <>
+inline void resize_image<array2d<bgr_pixel>, array2d<bgr_pixel>>(const array2d<bgr_pixel>& in,
+                                                                 array2d<bgr_pixel>& out) {
+	fw::resize_rgb(in, out);
+}
+template <>
+inline void resize_image<matrix<rgb_pixel>, array2d<rgb_pixel>>(const matrix<rgb_pixel>& in, array2d<rgb_pixel>& out) {
+	fw::resize_rgb(in, out);
+}
+template <>
+inline void resize_image<array2d<rgb_pixel>, array2d<rgb_pixel>>(const array2d<rgb_pixel>& in,
+                                                                 array2d<rgb_pixel>& out) {
+	fw::resize_rgb(in, out);
+}
+} // namespace dlib
 
 #endif

@@ -166,6 +166,13 @@ extern "C" int fw_hog_avx2_features(fw_image img, int levels, int cell_size, int
 	FW_CATCH(err)
 }
 
+extern "C" int fw_hog_avx2_pyramid(fw_image img, int levels, uint8_t** out, long* nr, long* nc, char** err) {
+	FW_TRY
+	fw::pyramid(img, levels, out, nr, nc);
+	return 0;
+	FW_CATCH(err)
+}
+
 #undef fw
 #undef dlib
 #pragma GCC pop_options
@@ -191,6 +198,10 @@ extern "C" int fw_hog_avx2_new(const char*, size_t, fw_hog_avx2**, char** err) {
 extern "C" int fw_hog_avx2_detect(fw_hog_avx2*, fw_image, int, double, int, fw_rect**, int*, char**) { return -1; }
 extern "C" void fw_hog_avx2_free(fw_hog_avx2*) {}
 extern "C" int fw_hog_avx2_features(fw_image, int, int, int, int, float**, long*, long*, char** err) {
+	*err = nullptr;
+	return -1;
+}
+extern "C" int fw_hog_avx2_pyramid(fw_image, int, uint8_t**, long*, long*, char** err) {
 	*err = nullptr;
 	return -1;
 }

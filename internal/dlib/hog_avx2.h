@@ -28,6 +28,9 @@ int fw_hog_avx2_filter(const float* in, long nr, long nc, const float* rf, long 
 // levels pyramid steps (fw::features), for tests.
 int fw_hog_avx2_features(fw_image img, int levels, int cell_size, int pr, int pc, float** out, long* nr, long* nc,
                          char** err);
+// fw_hog_avx2_pyramid writes the copy's pixels (red, green, blue) of img
+// after levels steps down the detection pyramid (fw::pyramid), for tests.
+int fw_hog_avx2_pyramid(fw_image img, int levels, uint8_t** out, long* nr, long* nc, char** err);
 
 #ifdef __cplusplus
 }

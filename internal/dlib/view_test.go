@@ -340,3 +340,57 @@ func TestHOGFeaturesMatchPortable(t *testing.T) {
 		t.Errorf("%d of %d noise images had a nonzero feature, want at least %d", nonzero, checked, checked/2)
 	}
 }
+
+// TestHOGPyramidMatchesPortable: the AVX2 copy's steps down the detection
+// pyramid (dlib's bilinear resize, 16 output pixels at a time on a CPU
+// with AVX-512) give, byte for byte, the portable build's pixels: a group
+// photo read in place (BGR) and copied (BGRA), several levels down, and
+// noise images of every width from 1 to 90 pixels, so that every split of
+// a row between the 16-pixel loop and dlib's one-pixel loop occurs.
+func TestHOGPyramidMatchesPortable(t *testing.T) {
+	h, err := dlib.NewHOG()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	if !h.AVX2() {
+		t.Skip("this CPU (or build) has no AVX2 copy of the HOG code")
+	}
+	compare := func(t *testing.T, name string, im dlib.Image, levels int) {
+		t.Helper()
+		want, wnr, wnc, err := dlib.HOGPyramid(false, im, levels)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, gnr, gnc, err := dlib.HOGPyramid(true, im, levels)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if gnr != wnr || gnc != wnc {
+			t.Fatalf("%s, %d levels: AVX2 pyramid is %dx%d, want the portable %dx%d", name, levels, gnc, gnr, wnc, wnr)
+		}
+		for i := range want {
+			if got[i] != want[i] {
+				t.Fatalf("%s, %d levels: row %d column %d channel %d = %d, want the portable %d", name, levels, i/3/wnc, i/3%wnc, i%3, got[i], want[i])
+			}
+		}
+	}
+	group := loadRGBA(t, filepath.Join("go-face-testdata", "images", "pristin.jpg"))
+	for _, levels := range []int{1, 2, 3, 6} {
+		compare(t, "BGR in place", toImage(group, 3), levels)
+	}
+	compare(t, "BGRA", toImage(group, 4), 1)
+	compare(t, "BGRA", toImage(group, 4), 2)
+
+	rng := rand.New(rand.NewPCG(5, 6))
+	for w := 1; w <= 90; w++ {
+		for _, channels := range []int{3, 4} {
+			rows := 1 + (w*5)%23
+			im := dlib.Image{Pix: make([]byte, rows*w*channels), Rows: rows, Cols: w, Stride: w * channels, Channels: channels}
+			for i := range im.Pix {
+				im.Pix[i] = byte(rng.IntN(256))
+			}
+			compare(t, "noise", im, 1+w%3)
+		}
+	}
+}
