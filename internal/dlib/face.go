@@ -87,8 +87,9 @@ func newHOG(allowAVX2 bool) (*HOG, error) {
 func (h *HOG) AVX2() bool { return h.p != nil && C.fw_hog_avx2_in_use(h.p) != 0 }
 
 // AVX512 reports whether the AVX2 copy, on this CPU, filters the HOG
-// features with AVX-512, 16 floats at a time (hog_avx512.hpp), with
-// results bit-identical to dlib's 8-wide code.
+// features with AVX-512, 16 floats at a time (hog_avx512.hpp), and
+// extracts them and steps down the image pyramid 16 pixels at a time
+// (fhog_avx512.hpp), with results bit-identical to dlib's code.
 func (h *HOG) AVX512() bool { return h.AVX2() && C.fw_hog_avx512_filter_supported() != 0 }
 
 // Detect finds faces after upsample doublings of the image; boxes are in the

@@ -4,7 +4,11 @@
 // fw_hog_detect calls this copy instead, whose dlib code uses 8-wide AVX
 // (dlib's simd8f and simd8i in their AVX forms). Without FMA, and with
 // dlib's arithmetic done lane by lane in the same order, the results are
-// bit-identical to the portable code's (TestHOGAVX2MatchesPortable).
+// bit-identical to the portable code's (TestHOGAVX2MatchesPortable). On a
+// CPU with AVX-512 the copy's three costliest parts run 16 lanes at a
+// time, each with dlib's operations in dlib's order: the feature filtering
+// (hog_avx512.hpp), the feature extraction and the pyramid's steps down
+// (fhog_avx512.hpp).
 //
 // Keeping the two copies apart: every standard header dlib uses is
 // included first, under the build's own target, so the standard library

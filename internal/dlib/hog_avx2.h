@@ -13,7 +13,9 @@ typedef struct fw_hog_avx2 fw_hog_avx2;
 // and this build has the AVX2 copy.
 int fw_hog_avx2_supported(void);
 // fw_hog_avx512_filter_supported reports whether the AVX2 copy filters its
-// HOG features 16 floats at a time with AVX-512 (hog_avx512.hpp).
+// HOG features 16 floats at a time with AVX-512 (hog_avx512.hpp), and
+// extracts them and steps down its image pyramid 16 pixels at a time
+// (fhog_avx512.hpp).
 int fw_hog_avx512_filter_supported(void);
 // fw_hog_avx2_new loads a frontal_face_detector serialised by dlib.
 int fw_hog_avx2_new(const char* model, size_t len, fw_hog_avx2** out, char** err);
