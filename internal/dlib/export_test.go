@@ -5,3 +5,9 @@ func NewPortableHOG() (*HOG, error) { return newHOG(false) }
 
 // FilterPlane is filterPlane.
 var FilterPlane = filterPlane
+
+// HOGFeatures is hogFeatures.
+var HOGFeatures = hogFeatures
+
+// HOGPyramid is hogPyramid.
+var HOGPyramid = hogPyramid

@@ -68,6 +68,21 @@ extern "C" int fw_hog_filter(const float* in, long nr, long nc, const float* rf,
 	FW_CATCH(err)
 }
 
+extern "C" int fw_hog_features(fw_image img, int levels, int cell_size, int pr, int pc, float** out, long* nr,
+                               long* nc, char** err) {
+	FW_TRY
+	fw::features(default_fhog_feature_extractor(), img, levels, cell_size, pr, pc, out, nr, nc);
+	return 0;
+	FW_CATCH(err)
+}
+
+extern "C" int fw_hog_pyramid(fw_image img, int levels, uint8_t** out, long* nr, long* nc, char** err) {
+	FW_TRY
+	fw::pyramid(img, levels, out, nr, nc);
+	return 0;
+	FW_CATCH(err)
+}
+
 extern "C" int fw_shape_new(const char* path, fw_shape** out, char** err) {
 	FW_TRY
 	fw_shape* s = new fw_shape;

@@ -10,6 +10,7 @@ import "C"
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"unsafe"
 )
 
@@ -86,8 +87,9 @@ func newHOG(allowAVX2 bool) (*HOG, error) {
 func (h *HOG) AVX2() bool { return h.p != nil && C.fw_hog_avx2_in_use(h.p) != 0 }
 
 // AVX512 reports whether the AVX2 copy, on this CPU, filters the HOG
-// features with AVX-512, 16 floats at a time (hog_avx512.hpp), with
-// results bit-identical to dlib's 8-wide code.
+// features with AVX-512, 16 floats at a time (hog_avx512.hpp), and
+// extracts them and steps down the image pyramid 16 pixels at a time
+// (fhog_avx512.hpp), with results bit-identical to dlib's code.
 func (h *HOG) AVX512() bool { return h.AVX2() && C.fw_hog_avx512_filter_supported() != 0 }
 
 // Detect finds faces after upsample doublings of the image; boxes are in the
@@ -174,6 +176,59 @@ func filterPlane(avx2 bool, in []float32, nr, nc int, rowF, colF []float32, out 
 		return cerr(e)
 	}
 	return nil
+}
+
+// hogFeatures returns the 31 HOG feature planes (each nr x nc floats, one
+// after another) of im after levels steps down the detector's image
+// pyramid, with cells of cellSize pixels and the filter paddings pr and pc:
+// the AVX2 copy's extractor (AVX-512 where the CPU has it) when avx2, else
+// the portable build's dlib code. For tests.
+func hogFeatures(avx2 bool, im Image, levels, cellSize, pr, pc int) (planes []float32, nr, nc int, err error) {
+	ci, err := im.c()
+	if err != nil {
+		return nil, 0, 0, err
+	}
+	var out *C.float
+	var cnr, cnc C.long
+	var e *C.char
+	var rc C.int
+	if avx2 {
+		rc = C.fw_hog_avx2_features(ci, C.int(levels), C.int(cellSize), C.int(pr), C.int(pc), &out, &cnr, &cnc, &e)
+	} else {
+		rc = C.fw_hog_features(ci, C.int(levels), C.int(cellSize), C.int(pr), C.int(pc), &out, &cnr, &cnc, &e)
+	}
+	if rc != 0 {
+		return nil, 0, 0, cerr(e)
+	}
+	defer C.free(unsafe.Pointer(out))
+	nr, nc = int(cnr), int(cnc)
+	return slices.Clone(unsafe.Slice((*float32)(unsafe.Pointer(out)), 31*nr*nc)), nr, nc, nil
+}
+
+// hogPyramid returns the pixels (red, green, blue; nr x nc) of im after
+// levels (at least 1) steps down the detector's image pyramid: the AVX2
+// copy's (AVX-512 where the CPU has it) when avx2, else the portable
+// build's. For tests.
+func hogPyramid(avx2 bool, im Image, levels int) (pix []byte, nr, nc int, err error) {
+	ci, err := im.c()
+	if err != nil {
+		return nil, 0, 0, err
+	}
+	var out *C.uint8_t
+	var cnr, cnc C.long
+	var e *C.char
+	var rc C.int
+	if avx2 {
+		rc = C.fw_hog_avx2_pyramid(ci, C.int(levels), &out, &cnr, &cnc, &e)
+	} else {
+		rc = C.fw_hog_pyramid(ci, C.int(levels), &out, &cnr, &cnc, &e)
+	}
+	if rc != 0 {
+		return nil, 0, 0, cerr(e)
+	}
+	defer C.free(unsafe.Pointer(out))
+	nr, nc = int(cnr), int(cnc)
+	return C.GoBytes(unsafe.Pointer(out), C.int(nr*nc*3)), nr, nc, nil
 }
 
 // Close frees the detector; it is safe to call twice.

@@ -22,6 +22,12 @@ void fw_hog_free(fw_hog* h);
 // fw_hog_filter is fw_hog_avx2_filter in the portable build, for tests.
 int fw_hog_filter(const float* in, long nr, long nc, const float* rf, long nrf, const float* cf, long ncf,
                   float* out, int add_to, char** err);
+// fw_hog_features is fw_hog_avx2_features in the portable build, for
+// tests.
+int fw_hog_features(fw_image img, int levels, int cell_size, int pr, int pc, float** out, long* nr, long* nc,
+                    char** err);
+// fw_hog_pyramid is fw_hog_avx2_pyramid in the portable build, for tests.
+int fw_hog_pyramid(fw_image img, int levels, uint8_t** out, long* nr, long* nc, char** err);
 
 int fw_shape_new(const char* path, fw_shape** out, char** err);
 // fw_shape_align finds 5 landmarks for each of the n rects and cuts the

@@ -57,6 +57,90 @@ void hog_detect(detector_type& full, std::map<int, detector_type>& cache, const 
 	*n = (int)dets.size();
 }
 
+// features_of writes into a malloc'd *out the 31 HOG planes (each nr x
+// nc floats, one after another) that the extractor fe computes for img
+// after levels steps down dlib's detection pyramid (pyramid_down<6>), as
+// the detector computes them for that level; for tests.
+template <typename image_type, typename extractor>
+void features_at(const extractor& fe, const image_type& img, int levels, int cell_size, int pr, int pc,
+                 float** out, long* nr, long* nc) {
+	typedef typename dlib::image_traits<image_type>::pixel_type pixel_type;
+	dlib::array<dlib::array2d<float>> hog;
+	if (levels == 0) {
+		fe(img, hog, cell_size, pr, pc);
+	} else {
+		dlib::pyramid_down<6> pyr;
+		dlib::array2d<pixel_type> a, b;
+		pyr(img, a);
+		for (int i = 1; i < levels; i++) {
+			pyr(a, b);
+			dlib::swap(a, b);
+		}
+		fe(a, hog, cell_size, pr, pc);
+	}
+	*nr = hog.size() == 31 ? hog[0].nr() : 0;
+	*nc = hog.size() == 31 ? hog[0].nc() : 0;
+	size_t plane = (size_t)(*nr) * (*nc);
+	*out = (float*)std::malloc(31 * plane * sizeof(float) + 1);
+	if (!*out) throw std::bad_alloc();
+	for (size_t i = 0; i < 31 && plane > 0; i++)
+		for (long r = 0; r < *nr; r++)
+			std::memcpy(*out + i * plane + (size_t)r * (*nc), &hog[i][r][0], (size_t)(*nc) * sizeof(float));
+}
+
+// pyramid_at writes into a malloc'd *out the pixels (red, green, blue) of
+// img after levels (at least 1) steps down dlib's detection pyramid
+// (pyramid_down<6>); for tests.
+template <typename image_type>
+void pyramid_at(const image_type& img, int levels, uint8_t** out, long* nr, long* nc) {
+	typedef typename dlib::image_traits<image_type>::pixel_type pixel_type;
+	dlib::pyramid_down<6> pyr;
+	dlib::array2d<pixel_type> a, b;
+	pyr(img, a);
+	for (int i = 1; i < levels; i++) {
+		pyr(a, b);
+		dlib::swap(a, b);
+	}
+	*nr = a.nr();
+	*nc = a.nc();
+	*out = (uint8_t*)std::malloc((size_t)a.nr() * a.nc() * 3 + 1);
+	if (!*out) throw std::bad_alloc();
+	uint8_t* o = *out;
+	for (long r = 0; r < a.nr(); r++)
+		for (long c = 0; c < a.nc(); c++, o += 3) {
+			o[0] = a[r][c].red;
+			o[1] = a[r][c].green;
+			o[2] = a[r][c].blue;
+		}
+}
+
+// pyramid runs pyramid_at on img read in place (3 channels) or copied into
+// RGB.
+inline void pyramid(const fw_image& img, int levels, uint8_t** out, long* nr, long* nc) {
+	if (levels < 1) throw std::invalid_argument("pyramid wants at least 1 level");
+	if (img.channels == 3) {
+		pyramid_at(bgr_view(img), levels, out, nr, nc);
+		return;
+	}
+	dlib::matrix<dlib::rgb_pixel> m;
+	to_rgb(img, m);
+	pyramid_at(m, levels, out, nr, nc);
+}
+
+// features runs features_at on img read in place (3 channels) or copied
+// into RGB.
+template <typename extractor>
+void features(const extractor& fe, const fw_image& img, int levels, int cell_size, int pr, int pc, float** out,
+              long* nr, long* nc) {
+	if (img.channels == 3) {
+		features_at(fe, bgr_view(img), levels, cell_size, pr, pc, out, nr, nc);
+		return;
+	}
+	dlib::matrix<dlib::rgb_pixel> m;
+	to_rgb(img, m);
+	features_at(fe, m, levels, cell_size, pr, pc, out, nr, nc);
+}
+
 } // namespace fw
 
 #endif

@@ -4,7 +4,11 @@
 // fw_hog_detect calls this copy instead, whose dlib code uses 8-wide AVX
 // (dlib's simd8f and simd8i in their AVX forms). Without FMA, and with
 // dlib's arithmetic done lane by lane in the same order, the results are
-// bit-identical to the portable code's (TestHOGAVX2MatchesPortable).
+// bit-identical to the portable code's (TestHOGAVX2MatchesPortable). On a
+// CPU with AVX-512 the copy's three costliest parts run 16 lanes at a
+// time, each with dlib's operations in dlib's order: the feature filtering
+// (hog_avx512.hpp), the feature extraction and the pyramid's steps down
+// (fhog_avx512.hpp).
 //
 // Keeping the two copies apart: every standard header dlib uses is
 // included first, under the build's own target, so the standard library
@@ -104,6 +108,7 @@
 #include <dlib/image_processing/frontal_face_detector.h>
 #include <dlib/serialize.h>
 #include "image.hpp"
+#include "fhog_avx512.hpp"
 #include "hog.hpp"
 #include "filter.hpp"
 
@@ -115,9 +120,13 @@ int USER_ERROR__inconsistent_build_configuration__see_dlib_faq_1_;
 int DLIB_VERSION_MISMATCH_CHECK__EXPECTED_VERSION_19_24_0;
 }
 
+// hog_detector is dlib's frontal_face_detector with fw::fhog_extractor for
+// its feature extractor: the same model, the same results.
+typedef dlib::object_detector<dlib::scan_fhog_pyramid<dlib::pyramid_down<6>, fw::fhog_extractor>> hog_detector;
+
 struct fw_hog_avx2 {
-	dlib::frontal_face_detector det;
-	std::map<int, dlib::frontal_face_detector> capped;
+	hog_detector det;
+	std::map<int, hog_detector> capped;
 };
 
 extern "C" int fw_hog_avx2_new(const char* model, size_t len, fw_hog_avx2** out, char** err) {
@@ -153,6 +162,21 @@ extern "C" int fw_hog_avx2_filter(const float* in, long nr, long nc, const float
 	FW_CATCH(err)
 }
 
+extern "C" int fw_hog_avx2_features(fw_image img, int levels, int cell_size, int pr, int pc, float** out,
+                                    long* nr, long* nc, char** err) {
+	FW_TRY
+	fw::features(fw::fhog_extractor(), img, levels, cell_size, pr, pc, out, nr, nc);
+	return 0;
+	FW_CATCH(err)
+}
+
+extern "C" int fw_hog_avx2_pyramid(fw_image img, int levels, uint8_t** out, long* nr, long* nc, char** err) {
+	FW_TRY
+	fw::pyramid(img, levels, out, nr, nc);
+	return 0;
+	FW_CATCH(err)
+}
+
 #undef fw
 #undef dlib
 #pragma GCC pop_options
@@ -177,6 +201,14 @@ extern "C" int fw_hog_avx2_new(const char*, size_t, fw_hog_avx2**, char** err) {
 }
 extern "C" int fw_hog_avx2_detect(fw_hog_avx2*, fw_image, int, double, int, fw_rect**, int*, char**) { return -1; }
 extern "C" void fw_hog_avx2_free(fw_hog_avx2*) {}
+extern "C" int fw_hog_avx2_features(fw_image, int, int, int, int, float**, long*, long*, char** err) {
+	*err = nullptr;
+	return -1;
+}
+extern "C" int fw_hog_avx2_pyramid(fw_image, int, uint8_t**, long*, long*, char** err) {
+	*err = nullptr;
+	return -1;
+}
 extern "C" int fw_hog_avx2_filter(const float*, long, long, const float*, long, const float*, long, float*, int,
                                   char** err) {
 	*err = nullptr;

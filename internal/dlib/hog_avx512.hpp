@@ -8,7 +8,8 @@
 // bit for bit what dlib's 8-wide loop gives (TestHOGAVX2MatchesPortable);
 // the last few columns of a row, which dlib takes one at a time (one sum in
 // filter order each), are taken together under a mask, again with each
-// lane's operations in dlib's order. The 8-wide loop that remains is
+// lane's operations in dlib's order, four rows at a time (each of those
+// sums is a chain of dependent additions: four chains overlap). The 8-wide loop that remains is
 // dlib's, for the columns it took before. The AVX-512 loops keep each product and sum
 // apart (an empty asm between them), so that GCC, which may contract a
 // multiply and an add into an FMA on AVX-512, cannot.
@@ -101,6 +102,63 @@ __attribute__((target("avx512f,avx2"))) inline void col_tail(const float* top, l
 	_mm512_mask_storeu_ps(out + c, k, t);
 }
 
+// row_tail4 is row_tail for four rows at once (in[i] into out[i]): the
+// same operations on every lane, with the four rows' sums interleaved, so
+// that each row's chain of dependent additions overlaps the others'.
+__attribute__((target("avx512f,avx2"))) inline void row_tail4(const float* const in[4], float* const out[4], long c,
+                                                              long first_col, long last_col, const float* f, long nf) {
+	const __mmask16 k = (__mmask16)((1u << (last_col - c)) - 1);
+	__m512 t0 = _mm512_setzero_ps(), t1 = _mm512_setzero_ps(), t2 = _mm512_setzero_ps(), t3 = _mm512_setzero_ps();
+	for (long n = 0; n < nf; ++n) {
+		const __m512 fn = _mm512_set1_ps(f[n]);
+		const long o = c - first_col + n;
+		__m512 p0 = _mm512_mul_ps(_mm512_maskz_loadu_ps(k, in[0] + o), fn);
+		__m512 p1 = _mm512_mul_ps(_mm512_maskz_loadu_ps(k, in[1] + o), fn);
+		__m512 p2 = _mm512_mul_ps(_mm512_maskz_loadu_ps(k, in[2] + o), fn);
+		__m512 p3 = _mm512_mul_ps(_mm512_maskz_loadu_ps(k, in[3] + o), fn);
+		FW_KEEP(p0);
+		FW_KEEP(p1);
+		FW_KEEP(p2);
+		FW_KEEP(p3);
+		t0 = _mm512_add_ps(t0, p0);
+		t1 = _mm512_add_ps(t1, p1);
+		t2 = _mm512_add_ps(t2, p2);
+		t3 = _mm512_add_ps(t3, p3);
+	}
+	_mm512_mask_storeu_ps(out[0] + c, k, t0);
+	_mm512_mask_storeu_ps(out[1] + c, k, t1);
+	_mm512_mask_storeu_ps(out[2] + c, k, t2);
+	_mm512_mask_storeu_ps(out[3] + c, k, t3);
+}
+
+// col_tail4 is col_tail for the four output rows out[i], whose filter
+// windows start at scratch rows top[i].
+__attribute__((target("avx512f,avx2"))) inline void col_tail4(const float* const top[4], long stride,
+                                                              float* const out[4], long c, long last_col,
+                                                              const float* f, long nf, bool add_to) {
+	const __mmask16 k = (__mmask16)((1u << (last_col - c)) - 1);
+	__m512 t[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
+	for (long m = 0; m < nf; ++m) {
+		const __m512 fm = _mm512_set1_ps(f[m]);
+		__m512 p0 = _mm512_mul_ps(_mm512_maskz_loadu_ps(k, top[0] + m * stride + c), fm);
+		__m512 p1 = _mm512_mul_ps(_mm512_maskz_loadu_ps(k, top[1] + m * stride + c), fm);
+		__m512 p2 = _mm512_mul_ps(_mm512_maskz_loadu_ps(k, top[2] + m * stride + c), fm);
+		__m512 p3 = _mm512_mul_ps(_mm512_maskz_loadu_ps(k, top[3] + m * stride + c), fm);
+		FW_KEEP(p0);
+		FW_KEEP(p1);
+		FW_KEEP(p2);
+		FW_KEEP(p3);
+		t[0] = _mm512_add_ps(t[0], p0);
+		t[1] = _mm512_add_ps(t[1], p1);
+		t[2] = _mm512_add_ps(t[2], p2);
+		t[3] = _mm512_add_ps(t[3], p3);
+	}
+	for (int i = 0; i < 4; i++) {
+		if (add_to) t[i] = _mm512_add_ps(_mm512_maskz_loadu_ps(k, out[i] + c), t[i]);
+		_mm512_mask_storeu_ps(out[i] + c, k, t[i]);
+	}
+}
+
 #undef FW_KEEP
 
 } // namespace fw
@@ -134,6 +192,9 @@ inline rectangle float_spatially_filter_image_separable<array2d<float>, array2d<
 	image_view<array2d<float>> scratch(scratch_);
 	scratch.set_size(in_img.nr(), in_img.nc());
 
+	// Where the AVX-512 code's masked last columns start (the same on every
+	// row); last_col when there are none.
+	long row_tail_c = last_col, col_tail_c = last_col;
 	for (long r = 0; r < in_img.nr(); ++r) {
 		long c = first_col;
 		if (wide) c = fw::row16(&in_img[r][0], &scratch[r][0], c, first_col, last_col, &row_filter(0), row_filter.size());
@@ -156,7 +217,8 @@ inline rectangle float_spatially_filter_image_separable<array2d<float>, array2d<
 			temp.store(&scratch[r][c]);
 		}
 		if (wide && c < last_col) {
-			fw::row_tail(&in_img[r][0], &scratch[r][0], c, first_col, last_col, &row_filter(0), row_filter.size());
+			// (done for all rows below)
+			row_tail_c = c;
 			c = last_col;
 		}
 		for (; c < last_col; ++c) {
@@ -168,6 +230,19 @@ inline rectangle float_spatially_filter_image_separable<array2d<float>, array2d<
 			}
 			scratch[r][c] = temp;
 		}
+	}
+
+	if (row_tail_c < last_col) {
+		// The rows' last columns, four rows at a time.
+		long r = 0;
+		for (; r + 4 <= in_img.nr(); r += 4) {
+			const float* in4[4] = {&in_img[r][0], &in_img[r + 1][0], &in_img[r + 2][0], &in_img[r + 3][0]};
+			float* out4[4] = {&scratch[r][0], &scratch[r + 1][0], &scratch[r + 2][0], &scratch[r + 3][0]};
+			fw::row_tail4(in4, out4, row_tail_c, first_col, last_col, &row_filter(0), row_filter.size());
+		}
+		for (; r < in_img.nr(); ++r)
+			fw::row_tail(&in_img[r][0], &scratch[r][0], row_tail_c, first_col, last_col, &row_filter(0),
+			             row_filter.size());
 	}
 
 	const long stride = scratch.nc();
@@ -201,8 +276,8 @@ inline rectangle float_spatially_filter_image_separable<array2d<float>, array2d<
 			}
 		}
 		if (wide && c < last_col) {
-			fw::col_tail(&scratch[r - first_row][0], stride, &out_img[r][0], c, last_col, &col_filter(0),
-			             col_filter.size(), add_to);
+			// (done for all rows below)
+			col_tail_c = c;
 			c = last_col;
 		}
 		for (; c < last_col; ++c) {
@@ -216,6 +291,19 @@ inline rectangle float_spatially_filter_image_separable<array2d<float>, array2d<
 				out_img[r][c] += temp;
 			}
 		}
+	}
+	if (col_tail_c < last_col) {
+		// The output rows' last columns, four rows at a time.
+		long r = first_row;
+		for (; r + 4 <= last_row; r += 4) {
+			const float* top4[4] = {&scratch[r - first_row][0], &scratch[r + 1 - first_row][0],
+			                        &scratch[r + 2 - first_row][0], &scratch[r + 3 - first_row][0]};
+			float* out4[4] = {&out_img[r][0], &out_img[r + 1][0], &out_img[r + 2][0], &out_img[r + 3][0]};
+			fw::col_tail4(top4, stride, out4, col_tail_c, last_col, &col_filter(0), col_filter.size(), add_to);
+		}
+		for (; r < last_row; ++r)
+			fw::col_tail(&scratch[r - first_row][0], stride, &out_img[r][0], col_tail_c, last_col, &col_filter(0),
+			             col_filter.size(), add_to);
 	}
 	return non_border;
 }

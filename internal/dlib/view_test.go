@@ -258,3 +258,139 @@ func TestHOGFilterMatchesPortable(t *testing.T) {
 		t.Errorf("%d of 800 filterings changed the output plane, want at least 700", checked)
 	}
 }
+
+// TestHOGFeaturesMatchPortable: the AVX2 copy's HOG feature extractor
+// (whose per-pixel part, on a CPU with AVX-512, runs 16 pixels at a time:
+// fhog_avx512.hpp) gives, float for float, the portable build's 31 feature
+// planes: on a group photo read in place (BGR) and copied (BGRA, gray), at
+// the first levels of the detector's pyramid (where the images are dlib's
+// own arrays), and on noise images of every width from 1 to 70 pixels, so
+// that every split of a row between the 16-pixel loop and dlib's
+// one-pixel loop occurs, with pixel values of 0 to 2 (so that gradients
+// tie between channels and between orientations) and of 0 to 255, with
+// several cell sizes and paddings.
+func TestHOGFeaturesMatchPortable(t *testing.T) {
+	h, err := dlib.NewHOG()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	if !h.AVX2() {
+		t.Skip("this CPU (or build) has no AVX2 copy of the HOG code")
+	}
+	t.Logf("AVX-512: %v", h.AVX512())
+	compare := func(t *testing.T, name string, im dlib.Image, levels, cell, pr, pc int) bool {
+		t.Helper()
+		want, wnr, wnc, err := dlib.HOGFeatures(false, im, levels, cell, pr, pc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, gnr, gnc, err := dlib.HOGFeatures(true, im, levels, cell, pr, pc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if gnr != wnr || gnc != wnc {
+			t.Fatalf("%s: AVX2 features are %dx%d, want the portable %dx%d", name, gnc, gnr, wnc, wnr)
+		}
+		for i := range want {
+			if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
+				plane := wnr * wnc
+				t.Fatalf("%s: plane %d row %d column %d = %v, want the portable %v", name, i/plane, i%plane/wnc, i%wnc, got[i], want[i])
+			}
+		}
+		return slices.ContainsFunc(want, func(f float32) bool { return f != 0 })
+	}
+
+	group := loadRGBA(t, filepath.Join("go-face-testdata", "images", "pristin.jpg"))
+	for _, tc := range []struct {
+		name     string
+		channels int
+		levels   []int
+	}{
+		{"BGR in place", 3, []int{0, 1, 2, 5}},
+		{"BGRA", 4, []int{0, 1}},
+		{"gray", 1, []int{0}},
+	} {
+		for _, levels := range tc.levels {
+			if !compare(t, tc.name, toImage(group, tc.channels), levels, 8, 10, 10) {
+				t.Errorf("%s, %d levels down: every feature is 0", tc.name, levels)
+			}
+		}
+	}
+
+	rng := rand.New(rand.NewPCG(3, 4))
+	nonzero, checked := 0, 0
+	for w := 1; w <= 70; w++ {
+		for _, tc := range []struct {
+			most, channels, cell, pr, pc int
+		}{{2, 3, 8, 1, 1}, {255, 3, 8, 10, 10}, {2, 4, 4, 3, 7}, {255, 3, 3, 2, 1}} {
+			rows := 5 + (w*7)%40
+			im := dlib.Image{Pix: make([]byte, rows*w*tc.channels), Rows: rows, Cols: w, Stride: w * tc.channels, Channels: tc.channels}
+			for i := range im.Pix {
+				im.Pix[i] = byte(rng.IntN(tc.most + 1))
+			}
+			checked++
+			if compare(t, "noise", im, 0, tc.cell, tc.pr, tc.pc) {
+				nonzero++
+			}
+		}
+	}
+	// Images of fewer than 3 cells a side have no features; most have.
+	if nonzero < checked/2 {
+		t.Errorf("%d of %d noise images had a nonzero feature, want at least %d", nonzero, checked, checked/2)
+	}
+}
+
+// TestHOGPyramidMatchesPortable: the AVX2 copy's steps down the detection
+// pyramid (dlib's bilinear resize, 16 output pixels at a time on a CPU
+// with AVX-512) give, byte for byte, the portable build's pixels: a group
+// photo read in place (BGR) and copied (BGRA), several levels down, and
+// noise images of every width from 1 to 90 pixels, so that every split of
+// a row between the 16-pixel loop and dlib's one-pixel loop occurs.
+func TestHOGPyramidMatchesPortable(t *testing.T) {
+	h, err := dlib.NewHOG()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	if !h.AVX2() {
+		t.Skip("this CPU (or build) has no AVX2 copy of the HOG code")
+	}
+	compare := func(t *testing.T, name string, im dlib.Image, levels int) {
+		t.Helper()
+		want, wnr, wnc, err := dlib.HOGPyramid(false, im, levels)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, gnr, gnc, err := dlib.HOGPyramid(true, im, levels)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if gnr != wnr || gnc != wnc {
+			t.Fatalf("%s, %d levels: AVX2 pyramid is %dx%d, want the portable %dx%d", name, levels, gnc, gnr, wnc, wnr)
+		}
+		for i := range want {
+			if got[i] != want[i] {
+				t.Fatalf("%s, %d levels: row %d column %d channel %d = %d, want the portable %d", name, levels, i/3/wnc, i/3%wnc, i%3, got[i], want[i])
+			}
+		}
+	}
+	group := loadRGBA(t, filepath.Join("go-face-testdata", "images", "pristin.jpg"))
+	for _, levels := range []int{1, 2, 3, 6} {
+		compare(t, "BGR in place", toImage(group, 3), levels)
+	}
+	compare(t, "BGRA", toImage(group, 4), 1)
+	compare(t, "BGRA", toImage(group, 4), 2)
+
+	rng := rand.New(rand.NewPCG(5, 6))
+	for w := 1; w <= 90; w++ {
+		for _, channels := range []int{3, 4} {
+			rows := 1 + (w*5)%23
+			im := dlib.Image{Pix: make([]byte, rows*w*channels), Rows: rows, Cols: w, Stride: w * channels, Channels: channels}
+			for i := range im.Pix {
+				im.Pix[i] = byte(rng.IntN(256))
+			}
+			compare(t, "noise", im, 1+w%3)
+		}
+	}
+}
