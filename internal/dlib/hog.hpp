@@ -57,7 +57,20 @@ void hog_detect(detector_type& full, std::map<int, detector_type>& cache, const 
 	*n = (int)dets.size();
 }
 
-// features_of writes into a malloc'd *out the 31 HOG planes (each nr x
+// pyramid_level sets out to img after levels (at least 1) steps down
+// dlib's detection pyramid (pyramid_down<6>), as the detector builds it.
+template <typename image_type, typename pixel_type>
+void pyramid_level(const image_type& img, int levels, dlib::array2d<pixel_type>& out) {
+	dlib::pyramid_down<6> pyr;
+	dlib::array2d<pixel_type> b;
+	pyr(img, out);
+	for (int i = 1; i < levels; i++) {
+		pyr(out, b);
+		dlib::swap(out, b);
+	}
+}
+
+// features_at writes into a malloc'd *out the 31 HOG planes (each nr x
 // nc floats, one after another) that the extractor fe computes for img
 // after levels steps down dlib's detection pyramid (pyramid_down<6>), as
 // the detector computes them for that level; for tests.
@@ -69,13 +82,8 @@ void features_at(const extractor& fe, const image_type& img, int levels, int cel
 	if (levels == 0) {
 		fe(img, hog, cell_size, pr, pc);
 	} else {
-		dlib::pyramid_down<6> pyr;
-		dlib::array2d<pixel_type> a, b;
-		pyr(img, a);
-		for (int i = 1; i < levels; i++) {
-			pyr(a, b);
-			dlib::swap(a, b);
-		}
+		dlib::array2d<pixel_type> a;
+		pyramid_level(img, levels, a);
 		fe(a, hog, cell_size, pr, pc);
 	}
 	*nr = hog.size() == 31 ? hog[0].nr() : 0;
@@ -94,13 +102,8 @@ void features_at(const extractor& fe, const image_type& img, int levels, int cel
 template <typename image_type>
 void pyramid_at(const image_type& img, int levels, uint8_t** out, long* nr, long* nc) {
 	typedef typename dlib::image_traits<image_type>::pixel_type pixel_type;
-	dlib::pyramid_down<6> pyr;
-	dlib::array2d<pixel_type> a, b;
-	pyr(img, a);
-	for (int i = 1; i < levels; i++) {
-		pyr(a, b);
-		dlib::swap(a, b);
-	}
+	dlib::array2d<pixel_type> a;
+	pyramid_level(img, levels, a);
 	*nr = a.nr();
 	*nc = a.nc();
 	*out = (uint8_t*)std::malloc((size_t)a.nr() * a.nc() * 3 + 1);

@@ -133,14 +133,7 @@ func loadRGBA(t *testing.T, rel string) *image.RGBA {
 // exactly the scores, of the portable code, on every path: BGR read in
 // place, BGRA and gray copied, and upsampled.
 func TestHOGAVX2MatchesPortable(t *testing.T) {
-	fast, err := dlib.NewHOG()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer fast.Close()
-	if !fast.AVX2() {
-		t.Skip("this CPU (or build) has no AVX2 copy of the HOG code")
-	}
+	fast := avx2HOG(t)
 	// On a CPU with AVX-512 the copy's filtering runs 16 floats at a time:
 	// the comparisons below then check that path too.
 	if got, want := fast.AVX512(), cpu.X86.HasAVX512F; got != want {
@@ -210,14 +203,7 @@ func toImage(rgba *image.RGBA, channels int) dlib.Image {
 // between the wide loops, dlib's 8-wide loop and the last columns occurs,
 // with filters of 1 to 12 taps, overwriting and adding.
 func TestHOGFilterMatchesPortable(t *testing.T) {
-	h, err := dlib.NewHOG()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer h.Close()
-	if !h.AVX2() {
-		t.Skip("this CPU (or build) has no AVX2 copy of the HOG code")
-	}
+	avx2HOG(t)
 	rng := rand.New(rand.NewPCG(1, 2))
 	floats := func(n int) []float32 {
 		v := make([]float32, n)
@@ -270,14 +256,7 @@ func TestHOGFilterMatchesPortable(t *testing.T) {
 // tie between channels and between orientations) and of 0 to 255, with
 // several cell sizes and paddings.
 func TestHOGFeaturesMatchPortable(t *testing.T) {
-	h, err := dlib.NewHOG()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer h.Close()
-	if !h.AVX2() {
-		t.Skip("this CPU (or build) has no AVX2 copy of the HOG code")
-	}
+	h := avx2HOG(t)
 	t.Logf("AVX-512: %v", h.AVX512())
 	compare := func(t *testing.T, name string, im dlib.Image, levels, cell, pr, pc int) bool {
 		t.Helper()
@@ -348,14 +327,7 @@ func TestHOGFeaturesMatchPortable(t *testing.T) {
 // noise images of every width from 1 to 90 pixels, so that every split of
 // a row between the 16-pixel loop and dlib's one-pixel loop occurs.
 func TestHOGPyramidMatchesPortable(t *testing.T) {
-	h, err := dlib.NewHOG()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer h.Close()
-	if !h.AVX2() {
-		t.Skip("this CPU (or build) has no AVX2 copy of the HOG code")
-	}
+	avx2HOG(t)
 	compare := func(t *testing.T, name string, im dlib.Image, levels int) {
 		t.Helper()
 		want, wnr, wnc, err := dlib.HOGPyramid(false, im, levels)
@@ -393,4 +365,19 @@ func TestHOGPyramidMatchesPortable(t *testing.T) {
 			compare(t, "noise", im, 1+w%3)
 		}
 	}
+}
+
+// avx2HOG returns a HOG detector running the AVX2 copy of dlib's code,
+// closed when t ends; it skips t on a CPU (or build) without that copy.
+func avx2HOG(t *testing.T) *dlib.HOG {
+	t.Helper()
+	h, err := dlib.NewHOG()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(h.Close)
+	if !h.AVX2() {
+		t.Skip("this CPU (or build) has no AVX2 copy of the HOG code")
+	}
+	return h
 }

@@ -1,19 +1,15 @@
 package e2e
 
 import (
-	"context"
 	"database/sql"
 	"os"
 	"path/filepath"
-	"regexp"
 	"sort"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/facewatch/facewatch/alert"
-	"github.com/facewatch/facewatch/internal/natsbus"
-	"github.com/facewatch/facewatch/internal/rtsptest"
 	"github.com/facewatch/facewatch/internal/synthcam"
 	"github.com/facewatch/facewatch/internal/testdata"
 )
@@ -45,28 +41,8 @@ func TestAppearances(t *testing.T) {
 	broken.Hidden = []synthcam.Span{{From: sec(14), To: sec(17.5)}}
 	script := synthcam.Script{Width: width, Height: height, FPS: fps, Duration: sec(23), Background: testdata.OpenCV(t, "vtest.avi"),
 		Appearances: []synthcam.Appearance{out, back, broken}}
-	file := filepath.Join(t.TempDir(), "appearances.h264")
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	tr, err := synthcam.Render(ctx, script, file)
-	if err != nil {
-		t.Fatal(err)
-	}
-	clp, err := rtsptest.LoadClip(file, fps)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cam := serveClipOf(t, clp)
-	data := t.TempDir()
-	enrol(t, data, map[string]string{sc.Enrolled: ps[0]})
-	cfg := writeConfig(t, "appearances", data, natsSite{}, cam.url)
-	run := start(t, "run", "run", "--config", cfg)
-	m := run.waitLine(t, regexp.MustCompile(`nats (nats://\S+)`), 60*time.Second)
-	nc := adminConn(t, m[1], natsbus.DefaultCredsDir(data))
-	defer nc.Close()
-	settle(t, cam, nc)
-	alerts := readAlerts(t, data)
-	run.stop(t)
+	got := playScript(t, "appearances", script, sc.Enrolled, ps[0])
+	tr, cam, data, alerts, run := got.truth, got.cam, got.data, got.alerts, got.run
 	// The second piece of the broken track was matched, and its hit taken
 	// for the appearance's alert: the check above is not passed by a piece
 	// that went unmatched.

@@ -32,28 +32,8 @@ func TestSmallFaces(t *testing.T) {
 	}
 	sc = sc.Resized(smallSizes...)
 	sc.Script.Background = testdata.OpenCV(t, "vtest.avi")
-	file := filepath.Join(t.TempDir(), "small.h264")
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	tr, err := synthcam.Render(ctx, sc.Script, file)
-	if err != nil {
-		t.Fatal(err)
-	}
-	clp, err := rtsptest.LoadClip(file, fps)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cam := serveClipOf(t, clp)
-	data := t.TempDir()
-	enrol(t, data, map[string]string{sc.Enrolled: sc.EnrolPhoto})
-	cfg := writeConfig(t, "small", data, natsSite{}, cam.url)
-	run := start(t, "run", "run", "--config", cfg)
-	m := run.waitLine(t, regexp.MustCompile(`nats (nats://\S+)`), 60*time.Second)
-	nc := adminConn(t, m[1], natsbus.DefaultCredsDir(data))
-	defer nc.Close()
-	settle(t, cam, nc)
-	alerts := readAlerts(t, data)
-	run.stop(t)
+	got := playScript(t, "small", sc.Script, sc.Enrolled, sc.EnrolPhoto)
+	tr, cam, alerts := got.truth, got.cam, got.alerts
 
 	var apps []synthcam.Appearance
 	for _, a := range tr.Appearances {
@@ -96,4 +76,45 @@ func TestSmallFaces(t *testing.T) {
 	if len(tracks) != len(alerts) {
 		t.Errorf("alerts are on %d tracks, want one track each (%d)", len(tracks), len(alerts))
 	}
+}
+
+// played is what playScript saw: the clip's truth, the camera that served
+// it, the data directory and alerts of the `facewatch run` that watched it,
+// and that process (stopped; its log stays readable).
+type played struct {
+	truth  synthcam.Truth
+	cam    *camServer
+	data   string
+	alerts []storedAlert
+	run    *proc
+}
+
+// playScript renders script, serves it as one RTSP camera, enrols
+// enrolled from photo, runs `facewatch run` (config name) at the defaults
+// until the camera's frames are all decided, and stops it.
+func playScript(t *testing.T, name string, script synthcam.Script, enrolled, photo string) played {
+	t.Helper()
+	file := filepath.Join(t.TempDir(), name+".h264")
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	tr, err := synthcam.Render(ctx, script, file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	clp, err := rtsptest.LoadClip(file, fps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cam := serveClipOf(t, clp)
+	data := t.TempDir()
+	enrol(t, data, map[string]string{enrolled: photo})
+	cfg := writeConfig(t, name, data, natsSite{}, cam.url)
+	run := start(t, "run", "run", "--config", cfg)
+	m := run.waitLine(t, regexp.MustCompile(`nats (nats://\S+)`), 60*time.Second)
+	nc := adminConn(t, m[1], natsbus.DefaultCredsDir(data))
+	defer nc.Close()
+	settle(t, cam, nc)
+	alerts := readAlerts(t, data)
+	run.stop(t)
+	return played{truth: tr, cam: cam, data: data, alerts: alerts, run: run}
 }
