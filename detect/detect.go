@@ -47,6 +47,12 @@ func (r registry) open(dir models.Dir, cfg config.Detect) (*Detector, error) {
 	if err := r.validate(cfg); err != nil {
 		return nil, fmt.Errorf("detect config: %w", err)
 	}
+	return openWith(dir, cfg, r[cfg.Detector])
+}
+
+// openWith loads the shape predictor and opens the backend with open; cfg
+// has been validated.
+func openWith(dir models.Dir, cfg config.Detect, open OpenFunc) (*Detector, error) {
 	spPath, err := dir.Path(models.ShapePredictor5)
 	if err != nil {
 		return nil, err
@@ -55,7 +61,7 @@ func (r registry) open(dir models.Dir, cfg config.Detect) (*Detector, error) {
 	if d.sp, err = dlib.LoadShapePredictor(spPath); err != nil {
 		return nil, err
 	}
-	if d.backend, err = r[cfg.Detector](dir, cfg); err != nil {
+	if d.backend, err = open(dir, cfg); err != nil {
 		d.Close()
 		return nil, fmt.Errorf("opening the %s detector: %w", cfg.Detector, err)
 	}
