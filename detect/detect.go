@@ -25,6 +25,8 @@ import (
 
 // Detector finds faces. Each worker owns one: it is not for concurrent use
 // (calls are serialised by a per-detector lock, never shared with others).
+// Detectors of one NewPool may share a batching MMOD network, which is
+// safe for their concurrent calls.
 type Detector struct {
 	cfg config.Detect
 
