@@ -21,8 +21,8 @@ import (
 // moment (up to BatchFrames, grouped by image size and upsampling) in one
 // forward pass per group, and each caller gets its own faces. Otherwise
 // each Detector is New's, with its own network. onForward, if not nil, is
-// called after each forward pass of the shared network with the number of
-// images it carried (the detect stage's facewatch_detect_batch_images).
+// called after each successful forward pass of the shared network with the
+// number of images it carried (the detect stage's facewatch_detect_batch_images).
 // Closing every Detector frees the shared network.
 func NewPool(dir models.Dir, cfg config.Detect, n int, onForward func(images int)) ([]*Detector, error) {
 	if n < 1 {
