@@ -25,6 +25,8 @@ import (
 
 // Detector finds faces. Each worker owns one: it is not for concurrent use
 // (calls are serialised by a per-detector lock, never shared with others).
+// Detectors of one NewPool may share a batching MMOD network, which is
+// safe for their concurrent calls.
 type Detector struct {
 	cfg config.Detect
 
@@ -47,6 +49,12 @@ func (r registry) open(dir models.Dir, cfg config.Detect) (*Detector, error) {
 	if err := r.validate(cfg); err != nil {
 		return nil, fmt.Errorf("detect config: %w", err)
 	}
+	return openWith(dir, cfg, r[cfg.Detector])
+}
+
+// openWith loads the shape predictor and opens the backend with open; cfg
+// has been validated.
+func openWith(dir models.Dir, cfg config.Detect, open OpenFunc) (*Detector, error) {
 	spPath, err := dir.Path(models.ShapePredictor5)
 	if err != nil {
 		return nil, err
@@ -55,7 +63,7 @@ func (r registry) open(dir models.Dir, cfg config.Detect) (*Detector, error) {
 	if d.sp, err = dlib.LoadShapePredictor(spPath); err != nil {
 		return nil, err
 	}
-	if d.backend, err = r[cfg.Detector](dir, cfg); err != nil {
+	if d.backend, err = open(dir, cfg); err != nil {
 		d.Close()
 		return nil, fmt.Errorf("opening the %s detector: %w", cfg.Detector, err)
 	}

@@ -256,6 +256,12 @@ type Detect struct {
 	// stands still is found too. 0 searches every frame whole, at
 	// upsample and max_width (the path before region search).
 	FullFrameEvery time.Duration `yaml:"full_frame_every"`
+	// BatchFrames, with the cnn detector, makes the detect workers share
+	// one MMOD network that runs up to this many searches waiting at once
+	// (of any camera, grouped by image size) in one forward pass: for GPU
+	// hosts. 1 (the default) gives each worker its own network, one image
+	// per pass; the hog detector ignores it.
+	BatchFrames int `yaml:"batch_frames"`
 }
 
 // Embed configures descriptor extraction.
@@ -486,6 +492,7 @@ func Defaults() Config {
 			EarlyQuality:   0.5,
 			EarlyFaceSize:  50,
 			FullFrameEvery: 3 * time.Second,
+			BatchFrames:    1,
 		},
 		Embed: Embed{Workers: 1, BatchSize: 16, Jitter: 0, BLASThreads: 1},
 		Match: Match{DefaultThreshold: 0.5, Margin: 0.05, TopK: 3, VoteShare: 0.5,
@@ -886,6 +893,9 @@ func (d *Detect) Validate() error {
 	}
 	if d.FullFrameEvery != 0 && (d.FullFrameEvery < 100*time.Millisecond || d.FullFrameEvery > 10*time.Minute) {
 		return fmt.Errorf("full_frame_every: %v is not 0 or between 100ms and 10m", d.FullFrameEvery)
+	}
+	if d.BatchFrames < 1 || d.BatchFrames > 32 {
+		return fmt.Errorf("batch_frames: %d is not between 1 and 32", d.BatchFrames)
 	}
 	return nil
 }

@@ -127,6 +127,8 @@ func TestBadConfigs(t *testing.T) {
 		{"fewer max cameras than cameras", cam("  - id: b\n    url: rtsp://h/t\ndetect:\n  max_cameras: 1\n"), "detect.max_cameras: 1 is fewer than the 2 cameras configured"},
 		{"negative detect workers", "detect:\n  workers: -1\n", "detect.workers: -1 is not between 0 (one per core) and 1024"},
 		{"max wait too short", "detect:\n  max_wait: 10ms\n", "detect.max_wait: 10ms"},
+		{"zero batch frames", "detect:\n  batch_frames: 0\n", "detect.batch_frames: 0 is not between 1 and 32"},
+		{"too many batch frames", "detect:\n  batch_frames: 33\n", "detect.batch_frames: 33 is not between 1 and 32"},
 		{"max wait too long", "detect:\n  max_wait: 2m\n", "detect.max_wait: 2m0s"},
 		{"zero workers", "embed:\n  workers: 0\n", "embed.workers: 0 must be at least 1"},
 		{"threshold zero", "match:\n  default_threshold: 0\n", "match.default_threshold: 0"},

@@ -116,12 +116,13 @@ func NewDetectStage(opt DetectOptions) (*DetectStage, error) {
 		s.opt.CropTTL = opt.CropTTL
 	}
 	s.crops = newCropCache(opt.CropTTL, defaultCropBytes, s.now)
-	for range opt.Detect.WorkerCount() {
-		d, err := detect.New(opt.Models, opt.Detect)
-		if err != nil {
-			s.Close()
-			return nil, fmt.Errorf("loading detector: %w", err)
-		}
+	// With detect.batch_frames > 1 (cnn) the detectors share one MMOD
+	// network that runs the searches waiting at once in one pass.
+	ds, err := detect.NewPool(opt.Models, opt.Detect, opt.Detect.WorkerCount(), func(n int) { s.m.DetectBatch.Observe(float64(n)) })
+	if err != nil {
+		return nil, fmt.Errorf("loading detectors: %w", err)
+	}
+	for _, d := range ds {
 		s.all = append(s.all, d)
 		s.detectors <- d
 	}

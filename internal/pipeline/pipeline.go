@@ -67,6 +67,9 @@ type Metrics struct {
 	// EmbedCameras the number of cameras they came from.
 	EmbedBatch   prometheus.Histogram
 	EmbedCameras prometheus.Histogram
+	// DetectBatch is the number of images in each forward pass of the
+	// detect stage's shared MMOD network (detect.batch_frames > 1 only).
+	DetectBatch prometheus.Histogram
 	// Tracks counts reports published, by kind (early, final).
 	Tracks *prometheus.CounterVec
 	// FrameToHit is the time from the capture of the last frame of a
@@ -116,6 +119,11 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Help:    "Chips embedded in one call of an embed worker (gathered from every camera's waiting reports).",
 			Buckets: []float64{1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 64},
 		}),
+		DetectBatch: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "facewatch_detect_batch_images",
+			Help:    "Images in one forward pass of the detect stage's shared MMOD network (detect.batch_frames > 1 with the cnn detector): the searches waiting at once, of one size.",
+			Buckets: []float64{1, 2, 3, 4, 6, 8, 12, 16, 24, 32},
+		}),
 		EmbedCameras: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "facewatch_embed_batch_cameras",
 			Help:    "Cameras whose chips one embedding call carried.",
@@ -140,7 +148,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		}, []string{"kind"}),
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.Latency, m.Queue, m.Dropped, m.Frames, m.Shed, m.QueueWait, m.EmbedBatch, m.EmbedCameras, m.Tracks, m.FrameToHit, m.Cameras, m.Pixels} {
+		for _, c := range []prometheus.Collector{m.Latency, m.Queue, m.Dropped, m.Frames, m.Shed, m.QueueWait, m.EmbedBatch, m.DetectBatch, m.EmbedCameras, m.Tracks, m.FrameToHit, m.Cameras, m.Pixels} {
 			if err := reg.Register(c); err != nil {
 				return nil, fmt.Errorf("registering pipeline metrics: %w", err)
 			}

@@ -62,4 +62,45 @@ extern "C" int fw_mmod_detect(fw_mmod* m, fw_image img, int upsample, double adj
 	FW_CATCH(err)
 }
 
+extern "C" int fw_mmod_detect_batch(fw_mmod* m, const fw_image* imgs, int count, int upsample,
+                                    double adjust, fw_rect** rects, int* counts, char** err) {
+	*rects = nullptr;
+	FW_TRY
+	for (int i = 0; i < count; i++) counts[i] = 0;
+	if (count <= 0) return 0;
+	std::vector<matrix<rgb_pixel>> ims(count);
+	pyramid_down<2> pyr;
+	for (int i = 0; i < count; i++) {
+		if (imgs[i].rows != imgs[0].rows || imgs[i].cols != imgs[0].cols)
+			throw std::invalid_argument("MMOD batch: images are not all the same size");
+		fw::to_rgb(imgs[i], ims[i]);
+		for (int j = 0; j < upsample; j++)
+			pyramid_up(ims[i], pyr);
+	}
+	// One forward pass over the whole batch: the input layer tiles every
+	// image's pyramid into one tensor sample each.
+	std::vector<std::vector<mmod_rect>> dets = m->net(ims, ims.size());
+	size_t total = 0;
+	for (auto& ds : dets)
+		for (auto& d : ds)
+			if (d.detection_confidence >= adjust) total++;
+	if (total == 0) return 0;
+	fw_rect* out = (fw_rect*)std::malloc(total * sizeof(fw_rect));
+	if (!out) throw std::bad_alloc();
+	size_t k = 0;
+	for (int i = 0; i < count; i++) {
+		for (auto& d : dets[i]) {
+			if (d.detection_confidence < adjust) continue;
+			rectangle r = d.rect;
+			for (int j = 0; j < upsample; j++)
+				r = pyr.rect_down(r);
+			out[k++] = fw_rect{r.left(), r.top(), r.right(), r.bottom(), d.detection_confidence};
+			counts[i]++;
+		}
+	}
+	*rects = out;
+	return 0;
+	FW_CATCH(err)
+}
+
 extern "C" void fw_mmod_free(fw_mmod* m) { delete m; }
