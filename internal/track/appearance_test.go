@@ -35,6 +35,12 @@ func path(n, x, y, dx, dy int) []image.Rectangle {
 	return bs
 }
 
+// jittered is bs with its last box moved dx to the right.
+func jittered(bs []image.Rectangle, dx int) []image.Rectangle {
+	bs[len(bs)-1] = bs[len(bs)-1].Add(image.Pt(dx, 0))
+	return bs
+}
+
 // then is a followed by `hidden` empty frames and b.
 func then(a []frame, hidden int, b []frame) []frame {
 	return append(append(append([]frame(nil), a...), make([]frame, hidden)...), b...)
@@ -55,6 +61,10 @@ func TestAppearances(t *testing.T) {
 		// than MaxGap, so a new track), found again where its motion
 		// puts it.
 		{"break in the middle links", then(framesOf(path(8, 100, 200, 30, 0)), 14, framesOf(path(6, 760, 200, 30, 0))), []int{0, 0}},
+		// The last sighting 40 px off (the detector's jitter): from the
+		// last two sightings alone the walker would be doing 350 px/s and
+		// be out of the view by now; over the last second it did 190.
+		{"jitter in the last sighting still links", then(framesOf(jittered(path(8, 100, 200, 30, 0), 40)), 14, framesOf(path(6, 760, 200, 30, 0))), []int{0, 0}},
 		{"stopped behind something links", then(framesOf(path(8, 100, 200, 30, 0)), 14, framesOf(path(6, 320, 200, 0, 0))), []int{0, 0}},
 		// Hidden 1.2 s (the first track is still open) and found 1.5
 		// box sides beyond where its motion puts it: too far to continue

@@ -142,6 +142,12 @@ type state[P any] struct {
 	// last two sightings, and step the time between them.
 	vx, vy float64
 	step   time.Duration
+	// recent holds the last sightings' centres and times, oldest first
+	// (at most recentKeep): the motion over them (drift) is what linkage
+	// predicts from, steadier than the last two sightings' over a gap of
+	// seconds, where a few pixels of the detector's jitter between two
+	// frames would become a wrong place far off.
+	recent []sighting
 	// view is the frame's bounds at the last sighting (empty: not
 	// known).
 	view image.Rectangle
@@ -151,6 +157,30 @@ type state[P any] struct {
 	// quality in the last one.
 	early  int
 	shownQ float64
+}
+
+// sighting is where a track's box centre was, and when.
+type sighting struct {
+	at   time.Time
+	x, y float64
+}
+
+// recentKeep is how many sightings drift looks back over (about a second
+// at 5 fps).
+const recentKeep = 6
+
+// drift is the box centre's velocity in pixels per second over the recent
+// sightings (the first of them to the last); 0 with fewer than two.
+func (s *state[P]) drift() (vx, vy float64) {
+	if len(s.recent) < 2 {
+		return 0, 0
+	}
+	a, b := s.recent[0], s.recent[len(s.recent)-1]
+	dt := b.at.Sub(a.at).Seconds()
+	if dt <= 0 {
+		return 0, 0
+	}
+	return (b.x - a.x) / dt, (b.y - a.y) / dt
 }
 
 // lost is what a track that ended is kept as while a new track may still
@@ -428,7 +458,8 @@ func (t *Tracker[P]) keepLost(s *state[P]) {
 }
 
 func (s *state[P]) lost() lost {
-	return lost{appearance: s.Appearance, end: s.End, box: s.last, vx: s.vx, vy: s.vy, step: s.step, seen: s.Seen, view: s.view}
+	vx, vy := s.drift()
+	return lost{appearance: s.Appearance, end: s.End, box: s.last, vx: vx, vy: vy, step: s.step, seen: s.Seen, view: s.view}
 }
 
 // predict is where l's motion puts its box at `at`.
@@ -549,6 +580,10 @@ func (t *Tracker[P]) add(s *state[P], seq uint64, at time.Time, d Detection[P]) 
 	s.End = at
 	s.Seen++
 	s.last = d.Box
+	if len(s.recent) == recentKeep {
+		s.recent = append(s.recent[:0], s.recent[1:]...)
+	}
+	s.recent = append(s.recent, sighting{at, float64(d.Box.Min.X+d.Box.Max.X) / 2, float64(d.Box.Min.Y+d.Box.Max.Y) / 2})
 	f := Face[P]{Seq: seq, Time: at, Box: d.Box, Quality: d.Quality, Payload: d.Payload}
 	// Insert after every face at least as good, so that ties keep the
 	// earlier face.
