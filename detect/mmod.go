@@ -41,14 +41,20 @@ func (b *mmodBackend) Detect(ctx context.Context, img gocv.Mat, opt Options) ([]
 	if err != nil {
 		return nil, err
 	}
-	out := make([]Candidate, len(rs))
-	for i, r := range rs {
-		out[i] = Candidate{Box: image.Rect(r.Left, r.Top, r.Right+1, r.Bottom+1), Confidence: r.Score}
-	}
-	return out, nil
+	return mmodCandidates(rs), nil
 }
 
 func (b *mmodBackend) Close() error {
 	b.net.Close()
 	return nil
+}
+
+// mmodCandidates turns MMOD's detections (dlib's inclusive rectangles)
+// into candidates.
+func mmodCandidates(rs []mmod.Rect) []Candidate {
+	out := make([]Candidate, len(rs))
+	for i, r := range rs {
+		out[i] = Candidate{Box: image.Rect(r.Left, r.Top, r.Right+1, r.Bottom+1), Confidence: r.Score}
+	}
+	return out
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"image"
 	"sync"
 
 	"gocv.io/x/gocv"
@@ -249,11 +248,7 @@ func (c *mmodClient) Detect(ctx context.Context, img gocv.Mat, opt Options) ([]C
 		}
 		return nil, fmt.Errorf("batched MMOD search: %w", err)
 	}
-	out := make([]Candidate, len(rs))
-	for i, r := range rs {
-		out[i] = Candidate{Box: image.Rect(r.Left, r.Top, r.Right+1, r.Bottom+1), Confidence: r.Score}
-	}
-	return out, nil
+	return mmodCandidates(rs), nil
 }
 
 func (c *mmodClient) Close() error {
